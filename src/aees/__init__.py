@@ -1,0 +1,51 @@
+"""AEES: Adaptive Episodic Exploration Scheduling for any PyTorch optimizer.
+
+``AEES`` wraps an optimizer with one bandit per axis (LR multiplier, gradient-noise std) that
+picks an arm per fixed-length episode and is rewarded by the episode's drop in EMA training loss.
+Decision-identical to pulseopt 0.3.0; no per-step host sync; exact ``state_dict`` resume;
+GradScaler- and DDP-aware. The library imports torch and the standard library only.
+"""
+
+from aees.controllers import (
+    TREND_CONTEXT_BUCKETS,
+    BucketedContextualController,
+    Controller,
+    DiscountedUCBController,
+    PrecomputedController,
+    RandomController,
+    ucb_scores,
+)
+from aees.episode import StructuredEpisodeManager
+from aees.noise import CounterNoise, PulseoptNoise
+from aees.reward import NormalizedLossImprovementReward, episode_reward
+from aees.scheduler import AEES
+from aees.types import (
+    CandidateConfig,
+    EpisodeSummary,
+    RewardDetails,
+    StructuredSelection,
+    candidate_name,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AEES",
+    "TREND_CONTEXT_BUCKETS",
+    "BucketedContextualController",
+    "CandidateConfig",
+    "Controller",
+    "CounterNoise",
+    "DiscountedUCBController",
+    "EpisodeSummary",
+    "NormalizedLossImprovementReward",
+    "PrecomputedController",
+    "PulseoptNoise",
+    "RandomController",
+    "RewardDetails",
+    "StructuredEpisodeManager",
+    "StructuredSelection",
+    "candidate_name",
+    "episode_reward",
+    "ucb_scores",
+]

@@ -1,0 +1,143 @@
+"""Small immutable records shared by the controllers, the episode manager and the facade."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ControlMode = Literal["adaptive", "random"]
+StructuredControlMode = Literal["independent", "conditional"]
+ContextMode = Literal["none", "trend"]
+NonFinitePolicy = Literal["raise", "skip"]
+NoiseSourceName = Literal["counter", "pulseopt"]
+
+CONTROL_MODES: tuple[str, ...] = ("adaptive", "random")
+STRUCTURED_CONTROL_MODES: tuple[str, ...] = ("independent", "conditional")
+CONTEXT_MODES: tuple[str, ...] = ("none", "trend")
+NONFINITE_POLICIES: tuple[str, ...] = ("raise", "skip")
+NOISE_SOURCES: tuple[str, ...] = ("counter", "pulseopt")
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    """One arm held for an episode: an LR multiplier and an absolute gradient-noise std."""
+
+    name: str
+    lr_multiplier: float = 1.0
+    noise_std: float = 0.0
+
+
+@dataclass(frozen=True)
+class StructuredSelection:
+    """The per-axis choice made when an episode opens."""
+
+    lr_index: int
+    noise_index: int
+    lr_value: float
+    noise_value: float
+    combined_name: str
+    context_bucket: str | None = None
+
+
+@dataclass(frozen=True)
+class RewardDetails:
+    """The decomposition of one episode's reward (see :mod:`aees.reward`)."""
+
+    reward_base: float
+    reward_instability: float
+    reward_penalty: float
+    reward_final_unclipped: float
+    reward_final_clipped: float
+    ema_loss_start: float
+    ema_loss_end: float
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """Everything known about an episode when it closes."""
+
+    episode_index: int
+    selection: StructuredSelection
+    start_step: int
+    end_step: int
+    steps: int
+    step_losses: tuple[float, ...]
+    loss_start: float | None
+    loss_end: float | None
+    ema_loss_start: float | None
+    ema_loss_end: float | None
+    mean_update_norm: float | None
+    reward: RewardDetails | None
+    scaler_skipped_steps: int = 0
+    nonfinite_steps: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers: every message names the argument and echoes the bad value.
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    strict_minimum: bool = False,
+    maximum: float | None = None,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN, got {value!r}.")
+    if minimum is not None:
+        if strict_minimum and not value > minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value!r}.")
+        if not strict_minimum and not value >= minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+    if maximum is not None and not value <= maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}.")
+    return value
+
+
+def check_candidates(name: str, values: Any, *, allow_zero: bool) -> list[float]:
+    """A non-empty list of finite numbers, all > 0 (or >= 0 with ``allow_zero``)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}.")
+    out = list(values)
+    if not out:
+        raise ValueError(f"{name} must contain at least one value, got {out!r}.")
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{name} must contain only numbers, got {v!r} in {out!r}.")
+        if not math.isfinite(v):
+            raise ValueError(f"{name} values must be finite, got {v!r} in {out!r}.")
+        if (v < 0) if allow_zero else (v <= 0):
+            what = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"{name} values must all be {what}, got {v!r} in {out!r}.")
+    return [float(v) for v in out]
+
+
+def candidate_token(value: float) -> str:
+    """pulseopt's name token: ``f"{v:.12g}"`` with ``-``→``m`` and ``.``→``p`` (0.5 → ``0p5``)."""
+    return f"{float(value):.12g}".replace("-", "m").replace(".", "p")
+
+
+def candidate_name(lr_multiplier: float, noise_std: float) -> str:
+    """The combined arm name, e.g. ``lr0p5_n0p005``."""
+    return f"lr{candidate_token(lr_multiplier)}_n{candidate_token(noise_std)}"
