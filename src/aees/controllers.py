@@ -265,6 +265,7 @@ class BucketedContextualController:
             "version": _STATE_VERSION,
             "kind": "bucketed",
             "n_arms": self.n_arms,
+            "random_seed": self.random_seed,  # seeds buckets not yet visited
             "global_prior": self.global_prior.state_dict(),
             "buckets": {name: c.state_dict() for name, c in self.buckets.items()},
             "active_bucket": self.active_bucket,
@@ -272,6 +273,7 @@ class BucketedContextualController:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check_kind(state, "bucketed", self.n_arms)
+        self.random_seed = state["random_seed"]
         self.global_prior.load_state_dict(state["global_prior"])
         self.buckets = {}
         for name, sub in state["buckets"].items():

@@ -1,0 +1,1 @@
+"""Experiment runners, result schema and run plans (imports heavy dependencies lazily)."""
