@@ -390,16 +390,22 @@ class AEES:
     def _read_pending(self) -> tuple[list[float], list[float], list[float]]:
         """The open episode's losses, skip flags and update norms as host floats.
 
-        One transfer per device involved; under ``torch.distributed`` the values are then
-        averaged across ranks with one ``all_reduce``.
+        One stack and transfer per (device, dtype) involved; under ``torch.distributed`` the
+        values are then averaged across ranks with one ``all_reduce``.
         """
-        on_device: dict[torch.device, list[Tensor]] = {}
-        for t in [x for x in self._losses if isinstance(x, Tensor)] + self._skipped + self._norms:
-            on_device.setdefault(t.device, []).append(t.reshape(()).to(torch.float64))
-        host = {d: iter(torch.stack(ts).tolist()) for d, ts in on_device.items()}
-        losses = [next(host[x.device]) if isinstance(x, Tensor) else x for x in self._losses]
-        skipped = [next(host[x.device]) for x in self._skipped]
-        norms = [next(host[x.device]) for x in self._norms]
+        tensors = [x for x in self._losses if isinstance(x, Tensor)] + self._skipped + self._norms
+        by_kind: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for i, t in enumerate(tensors):
+            by_kind.setdefault((t.device, t.dtype), []).append(i)
+        values = [0.0] * len(tensors)
+        for idx in by_kind.values():  # one stack + one transfer per (device, dtype); no casts
+            host = torch.stack([tensors[i].reshape(()) for i in idx]).tolist()
+            for i, v in zip(idx, host, strict=True):
+                values[i] = float(v)
+        it = iter(values)
+        losses = [next(it) if isinstance(x, Tensor) else x for x in self._losses]
+        skipped = [next(it) for _ in self._skipped]
+        norms = [next(it) for _ in self._norms]
         group = resolve_group(self._process_group)
         if group is not None:
             n_l, n_s = len(losses), len(skipped)
