@@ -1,0 +1,517 @@
+"""CIFAR-100 for the ResNet-18 runner: on-disk loading, a device-resident data pipeline, the model.
+
+Behaviour reproduced from ``thesis-experiments.md`` §2.1.2-§2.1.3:
+
+* data: the official ``cifar-100-python`` pickles, as ``torchvision.datasets.CIFAR100`` downloads;
+* train transform: ``RandomCrop(32, padding=4)`` (zero padding) -> ``RandomHorizontalFlip(p=0.5)``
+  -> ``ToTensor()`` -> ``Normalize(mean=(0.5071, 0.4867, 0.4408), std=(0.2675, 0.2565, 0.2761))``;
+* eval transform: ``ToTensor()`` -> the same ``Normalize``;
+* ``drop_last=False``: ceil(50,000 / 128) = 391 steps per epoch;
+* model: torchvision ``resnet18(weights=None, num_classes=100)`` with a 3x3/stride-1 stem and no
+  max-pool.
+
+What differs from the thesis, and why: instead of a ``DataLoader`` with two worker processes
+decoding PIL images, the whole dataset (50,000 x 3 x 32 x 32 uint8 = 154 MB) lives on the training
+device and each batch is cropped, flipped and normalised there by a handful of vectorised kernels.
+The transform is the same in distribution (a crop offset uniform on {0..8}^2 of the zero-padded
+image, a fair coin for the flip) and the normalisation is bit-identical; the random stream comes
+from an explicit :class:`torch.Generator` owned by the loader, so shuffling and augmentation are
+reproducible and resumable from :meth:`InMemoryLoader.state_dict` (defect 14: no unseeded worker
+RNGs). Note that CPU and CUDA generators produce different streams for the same seed.
+
+Only torch and the standard library are imported at module import; torchvision is imported inside
+:func:`cifar_resnet18`.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "CIFAR100_DIRNAME",
+    "CIFAR100_MEAN",
+    "CIFAR100_NUM_CLASSES",
+    "CIFAR100_NUM_COARSE_CLASSES",
+    "CIFAR100_STD",
+    "CifarLoaders",
+    "DeviceAugment",
+    "InMemoryLoader",
+    "Normalize",
+    "cifar100_fetch_command",
+    "cifar100_loaders",
+    "cifar_resnet18",
+    "holdout_split",
+    "load_cifar100",
+    "normalize",
+    "resolve_cifar100_dir",
+]
+
+CIFAR100_DIRNAME = "cifar-100-python"
+CIFAR100_MEAN: tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
+CIFAR100_STD: tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
+CIFAR100_NUM_CLASSES = 100
+CIFAR100_NUM_COARSE_CLASSES = 20
+_IMAGE_SHAPE = (3, 32, 32)
+_PIXELS = 3 * 32 * 32
+_FILES = ("train", "test", "meta")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading the on-disk layout
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_cifar100_dir(data_dir: str | Path) -> Path:
+    """The ``cifar-100-python`` directory for ``data_dir``.
+
+    ``data_dir`` may be the directory torchvision was given as ``root`` (holding
+    ``cifar-100-python/``) or the ``cifar-100-python`` directory itself.
+    """
+    path = Path(data_dir).expanduser()
+    if path.name == CIFAR100_DIRNAME or all((path / name).is_file() for name in _FILES):
+        return path
+    return path / CIFAR100_DIRNAME
+
+
+def cifar100_fetch_command(data_dir: str | Path) -> str:
+    """The shell command that downloads CIFAR-100 to where :func:`load_cifar100` looks for it."""
+    root = resolve_cifar100_dir(data_dir).parent
+    return (
+        'python -c "import torchvision; '
+        f'torchvision.datasets.CIFAR100({str(root)!r}, download=True)"'
+    )
+
+
+def _get(mapping: Mapping[Any, Any], key: str, path: Path) -> Any:
+    # The official pickles have bytes keys under encoding='bytes'; accept str keys as well so
+    # files re-pickled by other tools still load.
+    for candidate in (key.encode(), key):
+        if candidate in mapping:
+            return mapping[candidate]
+    found = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in mapping)
+    raise ValueError(
+        f"corrupt CIFAR-100 file {path}: missing key {key!r} (found {found}); "
+        f"delete {path.parent} and fetch it again"
+    )
+
+
+def _unpickle(path: Path, fetch: str) -> Mapping[Any, Any]:
+    try:
+        with path.open("rb") as handle:
+            obj = pickle.load(handle, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: cannot unpickle it ({type(exc).__name__}: {exc}); "
+            f"delete {path.parent} and fetch it again with: {fetch}"
+        ) from exc
+    if not isinstance(obj, Mapping):
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: expected a dict, got {type(obj).__name__}; "
+            f"delete {path.parent} and fetch it again with: {fetch}"
+        )
+    return obj
+
+
+def _labels(values: Any, n: int, num_classes: int, key: str, path: Path) -> Tensor:
+    try:
+        labels = torch.as_tensor(list(values), dtype=torch.int64)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ValueError(f"corrupt CIFAR-100 file {path}: {key!r} is not a list of ints") from exc
+    if labels.ndim != 1 or labels.numel() != n:
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: {key!r} has {labels.numel()} entries "
+            f"but 'data' has {n} images"
+        )
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: {key!r} has values outside [0, {num_classes})"
+        )
+    return labels
+
+
+def _load_split(path: Path, fetch: str) -> dict[str, Tensor]:
+    obj = _unpickle(path, fetch)
+    data = _get(obj, "data", path)
+    shape = tuple(getattr(data, "shape", ()))
+    dtype = str(getattr(data, "dtype", type(data).__name__))
+    if len(shape) != 2 or shape[1] != _PIXELS or not dtype.endswith("uint8"):
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: 'data' must be an N x {_PIXELS} uint8 array, "
+            f"got shape {shape} dtype {dtype}"
+        )
+    n = shape[0]
+    # Rows are channel-major (1024 R, then G, then B values, each row-major 32 x 32), so a
+    # reshape gives N x 3 x 32 x 32 directly; clone() detaches the tensor from the numpy buffer.
+    images = torch.as_tensor(data).reshape(n, *_IMAGE_SHAPE).clone()
+    fine = _labels(_get(obj, "fine_labels", path), n, CIFAR100_NUM_CLASSES, "fine_labels", path)
+    coarse = _labels(
+        _get(obj, "coarse_labels", path), n, CIFAR100_NUM_COARSE_CLASSES, "coarse_labels", path
+    )
+    return {"images": images, "labels": fine, "coarse_labels": coarse}
+
+
+def _names(values: Any, expected: int, key: str, path: Path) -> tuple[str, ...]:
+    names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values)
+    if len(names) != expected:
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: {key!r} has {len(names)} names, expected {expected}"
+        )
+    return names
+
+
+def load_cifar100(data_dir: str | Path) -> dict[str, Any]:
+    """Load CIFAR-100 from the official ``cifar-100-python`` pickles.
+
+    Returns a dict with ``train_images`` / ``test_images`` (uint8, N x 3 x 32 x 32, CPU),
+    ``train_labels`` / ``test_labels`` (fine labels, int64), ``train_coarse_labels`` /
+    ``test_coarse_labels`` (int64), ``class_names`` and ``coarse_class_names`` (tuples of str)
+    and ``root`` (the resolved ``cifar-100-python`` directory).
+
+    Raises :class:`FileNotFoundError` (naming the path and the download command) when the files
+    are missing and :class:`ValueError` when a file is truncated or malformed.
+    """
+    root = resolve_cifar100_dir(data_dir)
+    fetch = cifar100_fetch_command(data_dir)
+    missing = [name for name in _FILES if not (root / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-100 not found: expected {root}/{{train,test,meta}} "
+            f"(missing: {', '.join(missing)}); fetch it with: {fetch}"
+        )
+    train = _load_split(root / "train", fetch)
+    test = _load_split(root / "test", fetch)
+    meta_path = root / "meta"
+    meta = _unpickle(meta_path, fetch)
+    class_names = _names(
+        _get(meta, "fine_label_names", meta_path),
+        CIFAR100_NUM_CLASSES,
+        "fine_label_names",
+        meta_path,
+    )
+    coarse_names: tuple[str, ...] = ()
+    if b"coarse_label_names" in meta or "coarse_label_names" in meta:
+        coarse_names = _names(
+            _get(meta, "coarse_label_names", meta_path),
+            CIFAR100_NUM_COARSE_CLASSES,
+            "coarse_label_names",
+            meta_path,
+        )
+    return {
+        "train_images": train["images"],
+        "train_labels": train["labels"],
+        "train_coarse_labels": train["coarse_labels"],
+        "test_images": test["images"],
+        "test_labels": test["labels"],
+        "test_coarse_labels": test["coarse_labels"],
+        "class_names": class_names,
+        "coarse_class_names": coarse_names,
+        "root": root,
+    }
+
+
+def holdout_split(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Sorted (train, validation) index tensors: ``val_size`` of ``range(n)`` drawn with ``seed``.
+
+    The thesis selects its peak epoch on the official test set (defect 2); a runner that wants a
+    proper validation split (e.g. 45k/5k) takes it from here, independently of the training RNG.
+    """
+    if not 0 <= val_size < n:
+        raise ValueError(f"val_size must be in [0, {n}), got {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[val_size:].sort().values, perm[:val_size].sort().values
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation and augmentation, on the device
+# --------------------------------------------------------------------------------------------
+
+
+class Normalize:
+    """``ToTensor()`` then ``Normalize(mean, std)`` for a batch: ``(x / 255 - mean) / std``.
+
+    A uint8 batch is converted to float32 and divided by 255 exactly as ``ToTensor`` does; the
+    subtraction and division then match ``torchvision.transforms.Normalize`` bit for bit. The
+    mean/std tensors are cached per (device, dtype), so no host-to-device copy happens per batch.
+    """
+
+    def __init__(
+        self, mean: Sequence[float] = CIFAR100_MEAN, std: Sequence[float] = CIFAR100_STD
+    ) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError(f"mean and std must have the same non-zero length, got {mean}, {std}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be > 0, got {std}")
+        self._cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
+
+    def _constants(self, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        key = (device, dtype)
+        if key not in self._cache:
+            shape = (len(self.mean), 1, 1)
+            mean = torch.tensor(self.mean, dtype=dtype).view(shape).to(device)
+            std = torch.tensor(self.std, dtype=dtype).view(shape).to(device)
+            self._cache[key] = (mean, std)
+        return self._cache[key]
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.dtype == torch.uint8:
+            images = images.to(torch.float32).div(255)
+        elif not images.is_floating_point():
+            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+        mean, std = self._constants(images.device, images.dtype)
+        return images.sub(mean).div(std)
+
+
+_DEFAULT_NORMALIZE = Normalize()
+
+
+def normalize(images: Tensor) -> Tensor:
+    """Normalise a uint8 (0..255) or float (0..1) batch with the thesis CIFAR-100 mean/std."""
+    return _DEFAULT_NORMALIZE(images)
+
+
+class DeviceAugment:
+    """``RandomCrop(size, padding)`` (zero fill) + ``RandomHorizontalFlip(flip_p)`` for a batch.
+
+    Each sample gets its own crop offset ``(dy, dx)``, uniform on ``{0..2*padding}^2`` of the
+    zero-padded image, and its own flip coin -- the distribution of torchvision's per-image
+    transforms. The batch is padded once and the crops are gathered with one advanced-indexing
+    kernel (flipping is folded into the column index), so there is no per-sample Python loop.
+
+    Apply it to the raw uint8 pixels, before :class:`Normalize`: zero padding then means black
+    pixels, as in the thesis pipeline (padding happens on the PIL image before ``ToTensor``).
+
+    Random numbers come from ``generator`` only, drawn on the generator's device and in the
+    fixed order (dy, dx, flip), so the same generator state gives the same batch.
+    """
+
+    def __init__(self, size: int = 32, padding: int = 4, flip_p: float = 0.5) -> None:
+        if size <= 0:
+            raise ValueError(f"size must be > 0, got {size}")
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        if not 0.0 <= flip_p <= 1.0:
+            raise ValueError(f"flip_p must be in [0, 1], got {flip_p}")
+        self.size = size
+        self.padding = padding
+        self.flip_p = flip_p
+
+    def sample(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-sample ``(dy, dx, flip)`` on the generator's device."""
+        span_y = height + 2 * self.padding - self.size + 1
+        span_x = width + 2 * self.padding - self.size + 1
+        if span_y <= 0 or span_x <= 0:
+            raise ValueError(
+                f"crop size {self.size} exceeds the padded image "
+                f"({height + 2 * self.padding} x {width + 2 * self.padding})"
+            )
+        device = generator.device
+        dy = torch.randint(span_y, (batch_size,), generator=generator, device=device)
+        dx = torch.randint(span_x, (batch_size,), generator=generator, device=device)
+        flip = torch.rand(batch_size, generator=generator, device=device) < self.flip_p
+        return dy, dx, flip
+
+    def apply(self, images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor) -> Tensor:
+        """Crop each zero-padded image at ``(dy[i], dx[i])``, mirrored where ``flip[i]``."""
+        if images.ndim != 4:
+            raise ValueError(f"images must be B x C x H x W, got shape {tuple(images.shape)}")
+        b, c, h, w = images.shape
+        device = images.device
+        p, s = self.padding, self.size
+        padded = images.new_zeros((b, c, h + 2 * p, w + 2 * p))
+        padded[:, :, p : p + h, p : p + w] = images
+        dy, dx, flip = dy.to(device), dx.to(device), flip.to(device)
+        ar = torch.arange(s, device=device)
+        rows = dy[:, None] + ar  # B x s
+        # A horizontal flip of the crop reads the crop's columns in reverse order.
+        cols = dx[:, None] + torch.where(flip[:, None], (s - 1) - ar, ar)  # B x s
+        batch = torch.arange(b, device=device)[:, None, None, None]
+        chan = torch.arange(c, device=device)[None, :, None, None]
+        return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        dy, dx, flip = self.sample(images.shape[0], images.shape[-2], images.shape[-1], generator)
+        return self.apply(images, dy, dx, flip)
+
+
+# --------------------------------------------------------------------------------------------
+# Device-resident loader
+# --------------------------------------------------------------------------------------------
+
+
+class InMemoryLoader:
+    """Batches of a dataset held as one tensor on ``device``.
+
+    Each iteration is one epoch: a permutation from ``generator`` when ``shuffle`` (else the
+    stored order), then per batch an ``index_select``, the optional :class:`DeviceAugment` and
+    :class:`Normalize`. Yields ``(images, labels)`` -- or ``(images, labels, indices)`` with
+    ``return_indices``, where ``indices`` are positions in the tensors given here (the thesis's
+    ``(image, target, index)`` items used by the label-noise diagnostics).
+
+    ``drop_last`` defaults to False as in the thesis (391 steps per epoch at batch 128).
+    :meth:`state_dict` captures the generator, so a run resumed at an epoch boundary sees the
+    same batches as one never interrupted.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        *,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        shuffle: bool = False,
+        augment: DeviceAugment | None = None,
+        normalize: Normalize | None = _DEFAULT_NORMALIZE,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        return_indices: bool = False,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if images.ndim != 4:
+            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"labels must be 1-D with {images.shape[0]} entries, "
+                f"got shape {tuple(labels.shape)}"
+            )
+        if generator is not None and seed is not None:
+            raise ValueError("pass either generator or seed, not both")
+        self.device = torch.device(device) if device is not None else images.device
+        self.images = images.to(self.device).contiguous()
+        self.labels = labels.to(self.device, dtype=torch.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.normalize = normalize
+        self.drop_last = drop_last
+        self.return_indices = return_indices
+        if generator is None and (shuffle or augment is not None):
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(0 if seed is None else seed)
+        self.generator = generator
+        self.epochs_started = 0
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.images.shape[0])
+
+    def __len__(self) -> int:
+        n = self.num_examples
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _draw_device(self) -> torch.device:
+        assert self.generator is not None
+        return self.generator.device
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        self.epochs_started += 1
+        n = self.num_examples
+        if self.shuffle:
+            assert self.generator is not None
+            order = torch.randperm(n, generator=self.generator, device=self._draw_device())
+            order = order.to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for step in range(len(self)):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            images = self.images.index_select(0, idx)
+            if self.augment is not None:
+                assert self.generator is not None
+                images = self.augment(images, self.generator)
+            if self.normalize is not None:
+                images = self.normalize(images)
+            labels = self.labels.index_select(0, idx)
+            yield (images, labels, idx) if self.return_indices else (images, labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"epochs_started": self.epochs_started}
+        if self.generator is not None:
+            state["generator_state"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epochs_started = int(state["epochs_started"])
+        if self.generator is not None:
+            if "generator_state" not in state:
+                raise ValueError("state has no 'generator_state' for this loader's generator")
+            self.generator.set_state(state["generator_state"])
+
+
+class CifarLoaders(NamedTuple):
+    train: InMemoryLoader  # shuffled, augmented
+    test: InMemoryLoader  # the thesis's "validation" set (§2.1.3)
+    train_eval: (
+        InMemoryLoader  # training images un-augmented, with indices (label-noise diagnostics)
+    )
+
+
+def cifar100_loaders(
+    data: Mapping[str, Any],
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    seed: int,
+    train_labels: Tensor | None = None,
+    drop_last: bool = False,
+) -> CifarLoaders:
+    """The three loaders of the thesis CIFAR runner from :func:`load_cifar100`'s dict.
+
+    ``train_labels`` replaces the training targets (e.g. label-noised ones) in both training
+    loaders. The training images are stored on the device once and shared by both.
+    """
+    device = torch.device(device)
+    train_images = data["train_images"].to(device)
+    labels = data["train_labels"] if train_labels is None else train_labels
+    train = InMemoryLoader(
+        train_images,
+        labels,
+        batch_size=batch_size,
+        device=device,
+        shuffle=True,
+        augment=DeviceAugment(),
+        drop_last=drop_last,
+        seed=seed,
+    )
+    test = InMemoryLoader(
+        data["test_images"], data["test_labels"], batch_size=batch_size, device=device
+    )
+    train_eval = InMemoryLoader(
+        train_images, labels, batch_size=batch_size, device=device, return_indices=True
+    )
+    return CifarLoaders(train, test, train_eval)
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+
+def cifar_resnet18(num_classes: int = CIFAR100_NUM_CLASSES) -> nn.Module:
+    """torchvision ResNet-18, untrained, with the CIFAR stem (§2.1.2).
+
+    ``conv1`` is ``Conv2d(3, 64, 3, stride=1, padding=1, bias=False)`` and ``maxpool`` is
+    ``Identity``, so a 32 x 32 input reaches the last stage at 4 x 4.
+    """
+    try:
+        from torchvision.models import resnet18
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the CIFAR-100 task needs torchvision: pip install 'aees[vision]'"
+        ) from exc
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
