@@ -1,6 +1,11 @@
 """The ``aees`` console script.
 
-Subcommands grow with the project; today: ``aees demo`` (the library demonstration on digits).
+Subcommands:
+
+* ``aees train <task> [flags]`` -- one training run, one result JSON (``aees train digits -h``);
+* ``aees demo`` -- the library demonstration on digits.
+
+Every invalid flag ends with exit status 2 and one line naming it, before any data is loaded.
 """
 
 from __future__ import annotations
@@ -8,17 +13,77 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aees.experiments.config import (
+    OneLineArgumentParser,
+    RunConfig,
+    add_common_arguments,
+    validate_common_args,
+)
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aees", description=__doc__.splitlines()[0])
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``aees`` parser and, per task, its ``aees train <task>`` sub-parser."""
+    from aees.experiments.tasks import get_task, task_names
+
+    parser = OneLineArgumentParser(prog="aees", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="AdamW vs AEES on scikit-learn's digits (CPU, ~30 s)")
     demo.add_argument("--epochs", type=int, default=15, help="epochs per run (default 15)")
-    return parser
+
+    train = sub.add_parser("train", help="train one run of a task and write its result JSON")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    task_parsers: dict[str, argparse.ArgumentParser] = {}
+    for name in task_names():
+        task = get_task(name)
+        task_parser = tasks.add_parser(
+            name, help=f"{task.dataset_name} / {task.model_name}", description=task.__doc__
+        )
+        add_common_arguments(task_parser)
+        task.add_arguments(task_parser)
+        task_parser.set_defaults(**task.defaults)
+        task_parsers[name] = task_parser
+    return parser, task_parsers
+
+
+def parse_train_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
+    """Parse and validate ``train <task> [flags]``; exits with status 2 on a bad flag."""
+    from aees.experiments.tasks import get_task
+
+    parser, task_parsers = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "train":
+        parser.error("expected the train subcommand")
+    task = get_task(args.task)
+    task_parser = task_parsers[args.task]
+    validate_common_args(task_parser, args)
+    task.validate(task_parser, args)
+    config = RunConfig.from_args(args, task_name=args.task, task_option_names=task.option_names)
+    return config, args
+
+
+def _train(argv: list[str] | None) -> int:
+    from aees.experiments.engine import EngineError, run
+    from aees.experiments.tasks import get_task
+
+    config, args = parse_train_args(argv)
+    command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        run(config, get_task(args.task), argv=command)
+    except EngineError as err:
+        print(f"aees train {args.task}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"aees train {args.task}: interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["train"]:
+        return _train(raw)
+    parser, _ = build_parser()
+    args = parser.parse_args(raw)
     if args.command == "demo":
         if args.epochs < 1:
             print(f"aees demo: error: --epochs must be >= 1, got {args.epochs}", file=sys.stderr)

@@ -1,0 +1,378 @@
+"""The run configuration shared by every task: argparse flags, their validation, :class:`RunConfig`.
+
+Flag names, defaults and validation rules are the thesis runners' (``thesis-experiments.md``
+§2.1.1, §2.2.2), plus the flags this project adds (``--device``, ``--precision``,
+``--num-workers``, ``--data-dir``, ``--checkpoint-dir``, ``--resume``, ``--val-split``,
+``--quiet``, ``--ema-alpha``). Every invalid value or combination ends in
+:meth:`argparse.ArgumentParser.error`: exit status 2 and one line, ``aees train <task>: error:
+--flag ...``, before any data is loaded. An ``--output`` (or ``--checkpoint-dir``) that cannot be
+written is caught here too, so a run never trains for hours and then fails to save.
+
+Candidate lists follow pulseopt's parsing (§2.0): comma-separated, whitespace stripped, empty
+tokens dropped, non-empty, floats, LR > 0, noise >= 0, no duplicates, order kept; a missing flag
+means ``[1.0]`` (LR) and ``[0.0]`` (noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = [
+    "CONTROL_MODES",
+    "LR_SCHEDULERS",
+    "METHOD_NAMES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "OneLineArgumentParser",
+    "RunConfig",
+    "add_common_arguments",
+    "default_output_path",
+    "parse_candidates",
+    "validate_common_args",
+    "writable_location_problem",
+]
+
+CONTROL_MODES = ("baseline", "adaptive", "random")
+OPTIMIZERS = ("AdamW", "SGD")
+LR_SCHEDULERS = ("none", "cosine", "linear", "warmup_linear")
+STRUCTURED_CONTROL_MODES = ("independent", "conditional")
+CONTEXT_MODES = ("none", "trend")
+LABEL_NOISE_TYPES = ("none", "symmetric", "asymmetric")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: ``--control-mode`` -> the method name written to the result (thesis §2.1.1).
+METHOD_NAMES = {
+    "baseline": "Baseline",
+    "adaptive": "AdaptiveScheduler",
+    "random": "RandomScheduler",
+}
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text}\n")
+
+
+def parse_candidates(text: str | None, *, flag: str, allow_zero: bool) -> tuple[float, ...]:
+    """Parse a comma-separated candidate list (pulseopt rules, §2.0); ``ValueError`` names ``flag``.
+
+    ``None`` gives ``(0.0,)`` when ``allow_zero`` (noise) and ``(1.0,)`` otherwise (LR).
+    """
+    if text is None:
+        return (0.0,) if allow_zero else (1.0,)
+    tokens = [tok.strip() for tok in str(text).split(",")]
+    tokens = [tok for tok in tokens if tok]
+    if not tokens:
+        raise ValueError(f"{flag} must list at least one value, got {text!r}")
+    values: list[float] = []
+    for tok in tokens:
+        try:
+            value = float(tok)
+        except ValueError:
+            raise ValueError(f"{flag}: {tok!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{flag}: {tok!r} is not finite")
+        if allow_zero and value < 0:
+            raise ValueError(f"{flag} values must be >= 0, got {tok}")
+        if not allow_zero and value <= 0:
+            raise ValueError(f"{flag} values must be > 0, got {tok}")
+        if value in values:
+            raise ValueError(f"{flag} must not repeat a value, got {tok} twice")
+        values.append(value)
+    return tuple(values)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags shared by every task (names and defaults of the thesis CIFAR runner)."""
+    g = parser.add_argument_group("method")
+    g.add_argument("--control-mode", choices=CONTROL_MODES, default="baseline")
+    g.add_argument("--epochs", type=int, default=10, help="> 0 (default 10)")
+    g.add_argument("--batch-size", type=int, default=128, help="> 0 (default 128)")
+    g.add_argument("--lr", type=float, default=1e-3, help="base learning rate, > 0")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help=">= 0")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="AdamW")
+    g.add_argument("--momentum", type=float, default=0.9, help=">= 0 (SGD only)")
+    g.add_argument("--lr-scheduler", choices=LR_SCHEDULERS, default="none")
+    g.add_argument("--scheduler-t-max", type=int, default=None, help="> 0; default --epochs")
+    g.add_argument("--warmup-epochs", type=int, default=0, help=">= 0")
+
+    a = parser.add_argument_group("AEES")
+    a.add_argument("--lr-candidates", default=None, help="comma list of LR multipliers (> 0)")
+    a.add_argument("--noise-candidates", default=None, help="comma list of noise stds (>= 0)")
+    a.add_argument("--episode-length", type=int, default=200, help="optimizer steps, > 0")
+    a.add_argument(
+        "--structured-control-mode", choices=STRUCTURED_CONTROL_MODES, default="independent"
+    )
+    a.add_argument("--context-mode", choices=CONTEXT_MODES, default="none")
+    a.add_argument("--context-trend-window", type=int, default=3, help="> 0")
+    a.add_argument("--context-trend-epsilon", type=float, default=1e-3, help=">= 0")
+    a.add_argument("--reward-epsilon", type=float, default=1e-8, help="> 0")
+    a.add_argument("--reward-instability-lambda", type=float, default=0.0, help=">= 0")
+    a.add_argument("--reward-clip-min", type=float, default=-1.0)
+    a.add_argument("--reward-clip-max", type=float, default=1.0)
+    a.add_argument("--ema-alpha", type=float, default=0.1, help="in (0, 1]")
+
+    n = parser.add_argument_group("label noise")
+    n.add_argument("--label-noise-type", choices=LABEL_NOISE_TYPES, default="none")
+    n.add_argument("--label-noise-rate", type=float, default=0.0, help="in [0, 1]")
+
+    r = parser.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--run-tag", default=None)
+    r.add_argument("--output", default="", help="result JSON (default results/<name>.json)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i>")
+    r.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, >= 0")
+    r.add_argument("--data-dir", default=None, help="dataset directory (task default if unset)")
+    r.add_argument("--checkpoint-dir", default=None, help="save a checkpoint every epoch here")
+    r.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    r.add_argument(
+        "--val-split", type=int, default=None, help="held-out validation examples (task default)"
+    )
+    r.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+
+
+def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> str | None:
+    """Why ``path`` could not be created/written (a short phrase), or None if it can.
+
+    Walks up to the nearest existing ancestor; nothing is created.
+    """
+    target = Path(path).expanduser()
+    if target.exists():
+        if is_dir and not target.is_dir():
+            return "exists and is not a directory"
+        if not is_dir and target.is_dir():
+            return "is a directory"
+        check = target if is_dir else target.parent
+        if not os.access(check, os.W_OK | os.X_OK):
+            return f"directory {str(check)!r} is not writable"
+        if not is_dir and not os.access(target, os.W_OK):
+            return "exists and is not writable"
+        return None
+    parent = target if is_dir else target.parent
+    probe = parent.absolute()
+    while not probe.exists():
+        if probe.parent == probe:
+            return "has no existing parent directory"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"directory {str(probe)!r} is not writable"
+    return None
+
+
+def default_output_path(task: str, control_mode: str, optimizer: str, seed: int) -> str:
+    """``results/<task>_<control_mode>_<optimizer>_seed<seed>.json``, relative to the cwd."""
+    return os.path.join("results", f"{task}_{control_mode}_{optimizer.lower()}_seed{seed}.json")
+
+
+def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
+    """(flag, message) for an unusable ``--device`` / ``--precision``, else None."""
+    if device not in ("auto", "cpu", "cuda") and not (
+        device.startswith("cuda:") and device[5:].isdigit()
+    ):
+        return "--device", f"must be auto, cpu, cuda or cuda:<index>, got {device!r}"
+    if device in ("cpu", "auto") and precision != "fp16":
+        return None  # nothing to check (auto falls back to the CPU)
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if device.startswith("cuda"):
+        if not cuda:
+            return "--device", f"{device} requested but CUDA is not available"
+        if ":" in device and int(device[5:]) >= torch.cuda.device_count():
+            return "--device", f"{device} requested but only {torch.cuda.device_count()} GPU(s)"
+    if precision == "fp16" and (device == "cpu" or not cuda):
+        return "--precision", "fp16 needs a CUDA device (use bf16 or fp32 on the CPU)"
+    return None
+
+
+def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check every shared flag; the first problem ends the process via ``parser.error``.
+
+    Also normalises ``args.lr_candidates`` / ``args.noise_candidates`` to tuples of floats and
+    fills an empty ``args.output`` with :func:`default_output_path`.
+    """
+
+    def fail(flag: str, message: str) -> NoReturn:
+        parser.error(f"{flag} {message}")
+
+    def finite(flag: str, value: float) -> None:
+        if not math.isfinite(value):
+            fail(flag, f"must be finite, got {value}")
+
+    positive_ints = {
+        "--epochs": args.epochs,
+        "--batch-size": args.batch_size,
+        "--episode-length": args.episode_length,
+        "--context-trend-window": args.context_trend_window,
+    }
+    for flag, value in positive_ints.items():
+        if value <= 0:
+            fail(flag, f"must be > 0, got {value}")
+    if args.scheduler_t_max is not None and args.scheduler_t_max <= 0:
+        fail("--scheduler-t-max", f"must be > 0, got {args.scheduler_t_max}")
+    if args.warmup_epochs < 0:
+        fail("--warmup-epochs", f"must be >= 0, got {args.warmup_epochs}")
+    if args.num_workers < 0:
+        fail("--num-workers", f"must be >= 0, got {args.num_workers}")
+    if args.val_split is not None and args.val_split <= 0:
+        fail("--val-split", f"must be > 0, got {args.val_split}")
+
+    floats = {
+        "--lr": args.lr,
+        "--weight-decay": args.weight_decay,
+        "--momentum": args.momentum,
+        "--context-trend-epsilon": args.context_trend_epsilon,
+        "--reward-epsilon": args.reward_epsilon,
+        "--reward-instability-lambda": args.reward_instability_lambda,
+        "--reward-clip-min": args.reward_clip_min,
+        "--reward-clip-max": args.reward_clip_max,
+        "--ema-alpha": args.ema_alpha,
+        "--label-noise-rate": args.label_noise_rate,
+    }
+    for flag, value in floats.items():
+        finite(flag, value)
+    for flag in ("--lr", "--reward-epsilon"):
+        if floats[flag] <= 0:
+            fail(flag, f"must be > 0, got {floats[flag]}")
+    for flag in (
+        "--weight-decay",
+        "--momentum",
+        "--context-trend-epsilon",
+        "--reward-instability-lambda",
+    ):
+        if floats[flag] < 0:
+            fail(flag, f"must be >= 0, got {floats[flag]}")
+    if args.reward_clip_min > args.reward_clip_max:
+        fail(
+            "--reward-clip-min",
+            f"({args.reward_clip_min}) must be <= --reward-clip-max ({args.reward_clip_max})",
+        )
+    if not 0.0 < args.ema_alpha <= 1.0:
+        fail("--ema-alpha", f"must be in (0, 1], got {args.ema_alpha}")
+    if not 0.0 <= args.label_noise_rate <= 1.0:
+        fail("--label-noise-rate", f"must be in [0, 1], got {args.label_noise_rate}")
+    if args.label_noise_type == "none" and args.label_noise_rate != 0.0:
+        fail(
+            "--label-noise-rate",
+            f"must be 0.0 when --label-noise-type is none, got {args.label_noise_rate}",
+        )
+
+    try:
+        args.lr_candidates = parse_candidates(
+            args.lr_candidates, flag="--lr-candidates", allow_zero=False
+        )
+        args.noise_candidates = parse_candidates(
+            args.noise_candidates, flag="--noise-candidates", allow_zero=True
+        )
+    except ValueError as err:
+        parser.error(str(err))
+
+    if args.resume and not args.checkpoint_dir:
+        fail("--resume", "needs --checkpoint-dir (where the checkpoint to resume from is)")
+    problem = _device_problem(args.device, args.precision)
+    if problem is not None:
+        fail(*problem)
+
+    if not args.output:
+        args.output = default_output_path(args.task, args.control_mode, args.optimizer, args.seed)
+    why = writable_location_problem(args.output, is_dir=False)
+    if why is not None:
+        fail("--output", f"{args.output!r} cannot be written: {why}")
+    if args.checkpoint_dir:
+        why = writable_location_problem(args.checkpoint_dir, is_dir=True)
+        if why is not None:
+            fail("--checkpoint-dir", f"{args.checkpoint_dir!r} cannot be written: {why}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run, fully specified. Field names are the thesis ``ExperimentConfig`` ones (§3.2).
+
+    ``task_options`` holds the task-specific flags (e.g. ``{"max_length": 128}``).
+    """
+
+    task_name: str
+    control_mode: str = "baseline"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "AdamW"
+    momentum: float = 0.9
+    lr_scheduler: str = "none"
+    scheduler_t_max: int | None = None
+    warmup_epochs: int = 0
+    reward_epsilon: float = 1e-8
+    reward_instability_lambda: float = 0.0
+    reward_clip_min: float = -1.0
+    reward_clip_max: float = 1.0
+    episode_length: int = 200
+    lr_candidates: tuple[float, ...] = (1.0,)
+    noise_candidates: tuple[float, ...] = (0.0,)
+    structured_control_mode: str = "independent"
+    context_mode: str = "none"
+    context_trend_window: int = 3
+    context_trend_epsilon: float = 1e-3
+    label_noise_type: str = "none"
+    label_noise_rate: float = 0.0
+    seed: int = 0
+    output: str = ""
+    ema_alpha: float = 0.1
+    num_workers: int = 0
+    data_dir: str | None = None
+    run_tag: str | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    val_split: int | None = None
+    quiet: bool = False
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def method_name(self) -> str:
+        """``Baseline`` / ``AdaptiveScheduler`` / ``RandomScheduler``."""
+        return METHOD_NAMES[self.control_mode]
+
+    @property
+    def uses_aees(self) -> bool:
+        """True for the episode-managed modes (everything but the plain baseline)."""
+        return self.control_mode != "baseline"
+
+    @property
+    def output_path(self) -> str:
+        return self.output or default_output_path(
+            self.task_name, self.control_mode, self.optimizer, self.seed
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists, ``task_options`` a plain dict)."""
+        data = asdict(self)
+        data["lr_candidates"] = list(self.lr_candidates)
+        data["noise_candidates"] = list(self.noise_candidates)
+        data["task_options"] = dict(self.task_options)
+        return data
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, *, task_name: str, task_option_names: Sequence[str] = ()
+    ) -> RunConfig:
+        """Build from a validated namespace (see :func:`validate_common_args`)."""
+        names = {f for f in cls.__dataclass_fields__ if f not in ("task_name", "task_options")}
+        values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+        values["lr_candidates"] = tuple(float(v) for v in values["lr_candidates"])
+        values["noise_candidates"] = tuple(float(v) for v in values["noise_candidates"])
+        options = {name: getattr(args, name) for name in task_option_names}
+        return cls(task_name=task_name, task_options=options, **values)

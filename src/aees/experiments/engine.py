@@ -1,0 +1,693 @@
+"""The one training loop of every task: epochs, evaluation, timing, FLOPs, checkpoints, the result.
+
+A task (:mod:`aees.experiments.tasks`) supplies data, model and loss; :func:`run` does the rest:
+
+* **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW`` or ``SGD``):
+  no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
+  same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
+  span epoch boundaries, the global step is never reset (thesis §2.0).
+* **Per step** the loss and the correct-prediction count are accumulated on the device; nothing
+  is read back until the epoch ends (AEES itself reads losses once per episode).
+* **Per epoch** (§2.0): train, evaluate on the validation split, record ``train_losses``,
+  ``train_accuracies``, ``val_accuracies``, ``epoch_wall_clock_seconds`` (train + eval,
+  ``time.perf_counter``; on CUDA one ``torch.cuda.synchronize`` before the clock is read) and
+  ``epoch_tflops`` (measured FLOPs, :mod:`aees.experiments.flops`), print the status line, step
+  the epoch-level LR scheduler, then write the checkpoint (with ``--checkpoint-dir``).
+* **After training**: ``AEES.finalize()``; test accuracy at the final epoch and with the weights
+  of the best-validation epoch (kept in host memory, so no rerun is needed; §7.1 defect 3); with
+  label noise, the four label-noise accuracies (§2.1.7) at both points, and the corruption as a
+  compact manifest plus a gzip side file next to the result (§7.5 defect 17). These go to
+  ``RunResult.diagnostics``, not ``config``.
+* **Resume.** The checkpoint holds model, optimizer, scheduler, GradScaler and AEES state, the
+  controller logs, the torch / CUDA / Python RNG states, the data-order generator and the partial
+  result. It is written atomically at every epoch end, so a run killed at any moment and resumed
+  with ``--resume`` gives the same result as one never interrupted (timing fields aside).
+* ``wall_clock_seconds`` starts after data, model, optimizer and scheduler are built, and ends
+  after the diagnostics (as the thesis CIFAR runner); a resumed run adds the time of its
+  earlier segments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from aees import AEES
+from aees.experiments.config import RunConfig
+from aees.experiments.controller_logs import ControllerLogRecorder
+from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
+from aees.experiments.label_noise import label_noise_accuracies
+from aees.experiments.results import RunResult, collect_provenance, save_run_result
+from aees.experiments.schedules import build_epoch_scheduler, resolve_span
+from aees.experiments.tasks import Task, TaskSetup
+from aees.types import candidate_name
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "EngineError",
+    "checkpoint_path",
+    "resolve_device",
+    "run",
+    "set_seed",
+]
+
+CHECKPOINT_NAME = "last.pt"
+_CHECKPOINT_VERSION = 1
+# config keys that may differ between the run that wrote a checkpoint and the one resuming it
+_RESUME_FREE_KEYS = ("output", "checkpoint_dir", "resume", "quiet", "num_workers", "run_tag")
+
+
+class EngineError(Exception):
+    """A user-facing problem found at run time (e.g. a checkpoint from another configuration).
+
+    The CLI prints it as one line and exits with status 2.
+    """
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def set_seed(seed: int) -> None:
+    """Thesis ``set_seed`` (§2.0): Python and torch (all devices); cuDNN deterministic."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` if available else ``cpu``; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def checkpoint_path(checkpoint_dir: str | os.PathLike[str]) -> Path:
+    return Path(checkpoint_dir) / CHECKPOINT_NAME
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+def _call(model: nn.Module, inputs: Any) -> Any:
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
+    """A tqdm bar on stderr when tqdm is installed and progress is enabled; else the iterable."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------- run state
+
+
+@dataclass
+class _Progress:
+    """Everything of the partial result that a checkpoint carries."""
+
+    epochs_done: int = 0
+    global_step: int = 0
+    train_losses: list[float] = field(default_factory=list)
+    train_accuracies: list[float] = field(default_factory=list)
+    val_accuracies: list[float] = field(default_factory=list)
+    epoch_wall_clock_seconds: list[float] = field(default_factory=list)
+    best_val: float = 0.0
+    best_epoch: int | None = None  # 1-based
+    best_weights: dict[str, torch.Tensor] | None = None
+    elapsed_before: float = 0.0  # wall seconds of earlier (interrupted) segments
+    segments: int = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def _config_fingerprint(config: RunConfig) -> dict[str, Any]:
+    data = config.to_dict()
+    for key in _RESUME_FREE_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _check_resumable(saved: Mapping[str, Any], config: RunConfig, path: Path) -> None:
+    if saved.get("version") != _CHECKPOINT_VERSION:
+        raise EngineError(f"--resume: {path} is not an aees checkpoint of version 1")
+    mine = _config_fingerprint(config)
+    theirs = saved.get("config", {})
+    for key in sorted(set(mine) | set(theirs)):
+        if mine.get(key) != theirs.get(key):
+            raise EngineError(
+                f"--resume: {path} was written with {_flag(key)}={theirs.get(key)!r}, "
+                f"this run has {_flag(key)}={mine.get(key)!r}"
+            )
+
+
+def _rng_state(data_generator: torch.Generator) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "data_order": data_generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _load_rng_state(state: Mapping[str, Any], data_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    data_generator.set_state(state["data_order"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def _build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """One param group, weight decay on every parameter (thesis §2.1.4)."""
+    if config.optimizer == "SGD":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _build_aees(
+    config: RunConfig, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> AEES:
+    return AEES(
+        optimizer,
+        lr_candidates=config.lr_candidates,
+        noise_candidates=config.noise_candidates,
+        episode_length=config.episode_length,
+        control_mode=config.control_mode,
+        structured_control_mode=config.structured_control_mode,
+        context_mode=config.context_mode,
+        context_trend_window=config.context_trend_window,
+        context_trend_epsilon=config.context_trend_epsilon,
+        reward_instability_lambda=config.reward_instability_lambda,
+        reward_epsilon=config.reward_epsilon,
+        reward_clip_min=config.reward_clip_min,
+        reward_clip_max=config.reward_clip_max,
+        ema_alpha=config.ema_alpha,
+        seed=config.seed,
+        grad_scaler=scaler,
+    )
+
+
+def _axes_lines(config: RunConfig) -> tuple[str, str]:
+    """The thesis ``adaptive axes: ...`` / ``fixed axes: ...`` lines (§2.0)."""
+    adaptive, fixed = [], []
+    for name, values in (
+        ("lr_multiplier", config.lr_candidates),
+        ("noise_std", config.noise_candidates),
+    ):
+        if len(values) > 1:
+            adaptive.append(f"{name}={[float(v) for v in values]!r}")
+        else:
+            fixed.append(f"{name}={float(values[0])!r}")
+    return (
+        "adaptive axes: " + (", ".join(adaptive) or "<none>"),
+        "fixed axes: " + (", ".join(fixed) or "<none>"),
+    )
+
+
+def _result_config(
+    config: RunConfig, task: Task, setup: TaskSetup, device: torch.device, steps_per_epoch: int
+) -> dict[str, Any]:
+    """``asdict(config)`` plus the thesis derived fields (§3.2)."""
+    out = config.to_dict()
+    out["output"] = config.output_path
+    out.update(
+        {
+            "model_name": task.model_name,
+            "dataset_name": task.dataset_name,
+            "device": str(device),
+            "pin_memory": device.type == "cuda",
+            "mixed_precision": config.precision != "fp32",
+            "bf16": config.precision == "bf16",
+            "fp16": config.precision == "fp16",
+            "control_regime": config.method_name,
+            "experiment_label": f"{config.method_name}+{config.optimizer}",
+            "base_lr": config.lr,
+            "base_weight_decay": config.weight_decay,
+            "optimizer_family": config.optimizer,
+            "optimizer_momentum": config.momentum if config.optimizer == "SGD" else None,
+            "scheduler_t_max": resolve_span(config.epochs, config.scheduler_t_max),
+            "scheduler_active": config.lr_scheduler != "none",
+            "scheduler_step_unit": "epoch",
+            "steps_per_epoch": steps_per_epoch,
+            "label_noise_seed": config.seed,
+            "flop_method": MeasuredFlopModel.method,
+        }
+    )
+    if config.uses_aees:
+        names, definitions = [], []
+        for lr in config.lr_candidates:
+            for noise in config.noise_candidates:
+                name = candidate_name(lr, noise)
+                names.append(name)
+                definitions.append({"name": name, "lr_multiplier": lr, "noise_std": noise})
+        out["candidate_config_names"] = names
+        out["candidate_config_definitions"] = definitions
+    out.update(setup.info)
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _Runner:
+    def __init__(self, config: RunConfig, task: Task, argv: Sequence[str] | None) -> None:
+        self.config = config
+        self.task = task
+        self.argv = argv
+        self.device = resolve_device(config.device)
+        self.show = not config.quiet
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+
+    # -- output helpers
+    def log(self, line: str) -> None:
+        if self.show:
+            print(line, flush=True)
+
+    def autocast(self) -> Any:
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    # -- passes
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        model, opt, aees, scaler = self.model, self.optimizer, self.aees, self.scaler
+        loss_fn, logits_fn = self.setup.loss_fn, self.setup.logits_fn
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        batches = _progress(
+            self.train_loader,
+            len(self.train_loader),
+            f"epoch {epoch}/{self.config.epochs}",
+            self.show,
+        )
+        length = self.config.episode_length
+        for inputs, targets in batches:
+            inputs = _to_device(inputs, self.device)
+            targets = targets.to(self.device, non_blocking=True)
+            if aees is not None:
+                aees.step_start(self.progress.global_step)
+            opt.zero_grad(set_to_none=True)
+            with self.autocast():
+                outputs = _call(model, inputs)
+                loss = loss_fn(outputs, targets)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            if aees is not None:
+                aees.step_end(loss)
+                if aees.num_steps % length == 0:
+                    self.recorder.sync()
+            elif scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            self.flops.add_train_batch(self.flop_model.train_flops(inputs))
+            batch = targets.shape[0]
+            with torch.no_grad():
+                loss_sum += loss.detach().to(torch.float64) * batch
+                correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
+            seen += batch
+            self.progress.global_step += 1
+        return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    @torch.no_grad()
+    def predict(
+        self, loader: DataLoader, flops: FlopAccumulator | None
+    ) -> tuple[float, torch.Tensor]:
+        """Accuracy against the loader's targets and the predictions (CPU, loader order)."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        preds: list[torch.Tensor] = []
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        for inputs, targets in loader:
+            inputs = _to_device(inputs, self.device)
+            targets = targets.to(self.device, non_blocking=True)
+            with self.autocast():
+                outputs = _call(model, inputs)
+            pred = self.setup.logits_fn(outputs).argmax(dim=-1)
+            correct += (pred == targets).sum()
+            preds.append(pred)
+            seen += targets.shape[0]
+            if flops is not None:
+                flops.add_eval_batch(self.flop_model.eval_flops(inputs))
+        model.train(was_training)
+        all_preds = torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
+        return correct.item() / max(seen, 1), all_preds
+
+    # -- checkpoints
+    def save_checkpoint(self, wall_now: float) -> None:
+        if not self.config.checkpoint_dir:
+            return
+        state = {
+            "version": _CHECKPOINT_VERSION,
+            "config": _config_fingerprint(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "aees": self.aees.state_dict() if self.aees is not None else None,
+            "controller_logs": self.recorder.state_dict() if self.recorder is not None else None,
+            "flops": self.flops.state_dict(),
+            "progress": {**self.progress.state_dict(), "elapsed_before": wall_now},
+            "provenance": self.provenance,
+            "rng": _rng_state(self.data_generator),
+        }
+        _atomic_torch_save(state, checkpoint_path(self.config.checkpoint_dir))
+
+    def load_checkpoint(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.aees is not None:
+            self.aees.load_state_dict(state["aees"])
+            self.recorder.load_state_dict(state["controller_logs"])
+        self.flops = FlopAccumulator.from_state_dict(state["flops"])
+        self.progress.load_state_dict(state["progress"])
+        self.progress.segments += 1
+        self.provenance = {**state["provenance"], "resumed": True}
+        _load_rng_state(state["rng"], self.data_generator)
+
+    # -- the run
+    def run(self) -> tuple[RunResult, Path]:
+        config = self.config
+        ckpt: dict[str, Any] | None = None
+        if config.resume and config.checkpoint_dir:
+            path = checkpoint_path(config.checkpoint_dir)
+            if path.exists():
+                ckpt = torch.load(path, map_location="cpu", weights_only=False)
+                _check_resumable(ckpt, config, path)
+            else:
+                self.log(f"no checkpoint at {path}; starting from scratch")
+        self.provenance = collect_provenance(self.argv)
+
+        set_seed(config.seed)
+        self.setup = setup = self.task.build(config, self.device)
+        self.model = setup.model.to(self.device)
+        self.optimizer = _build_optimizer(config, self.model)
+        self.scheduler = build_epoch_scheduler(
+            self.optimizer,
+            config.lr_scheduler,
+            epochs=config.epochs,
+            scheduler_t_max=config.scheduler_t_max,
+            warmup_epochs=config.warmup_epochs,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+        self.aees = _build_aees(config, self.optimizer, self.scaler) if config.uses_aees else None
+        self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
+        self.data_generator = torch.Generator().manual_seed(config.seed)
+        pin = self.device.type == "cuda"
+        loader_kw: dict[str, Any] = {
+            "batch_size": config.batch_size,
+            "num_workers": config.num_workers,
+            "pin_memory": pin,
+            "collate_fn": setup.collate_fn,
+        }
+        self.train_loader = DataLoader(
+            setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
+        )
+        val_loader = DataLoader(setup.val_data, shuffle=False, **loader_kw)
+        self.flop_model = MeasuredFlopModel(self.model)
+        self.flops = FlopAccumulator()
+        self.progress = _Progress()
+        if ckpt is not None:
+            self.load_checkpoint(ckpt)
+            where = checkpoint_path(config.checkpoint_dir or "")
+            self.log(f"resumed from {where} after epoch {self.progress.epochs_done}")
+            del ckpt
+
+        label = f"{config.method_name}+{config.optimizer}"
+        if self.aees is not None and self.progress.epochs_done == 0:
+            for line in _axes_lines(config):
+                self.log(line)
+        start = time.perf_counter()
+        cuda = self.device.type == "cuda"
+        p = self.progress
+        for epoch in range(p.epochs_done, config.epochs):
+            episodes_before = self.recorder.count if self.recorder is not None else 0
+            t0 = time.perf_counter()
+            train_loss, train_acc = self.train_epoch(epoch + 1)
+            val_acc, _ = self.predict(val_loader, self.flops)
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            epoch_seconds = time.perf_counter() - t0
+            self.flops.finish_epoch()
+            p.train_losses.append(train_loss)
+            p.train_accuracies.append(train_acc)
+            p.val_accuracies.append(val_acc)
+            p.epoch_wall_clock_seconds.append(epoch_seconds)
+            if p.best_epoch is None or val_acc > p.best_val:
+                p.best_val, p.best_epoch = max(val_acc, p.best_val), epoch + 1
+                p.best_weights = _cpu_state(self.model)
+            self.log(
+                self.status_line(
+                    label, epoch + 1, train_loss, train_acc, val_acc, epoch_seconds, episodes_before
+                )
+            )
+            if self.scheduler is not None:
+                self.scheduler.step()
+            p.epochs_done = epoch + 1
+            self.save_checkpoint(p.elapsed_before + time.perf_counter() - start)
+
+        if self.aees is not None:
+            self.aees.finalize()
+            self.recorder.sync()
+        diagnostics = self.diagnostics()
+        wall = p.elapsed_before + time.perf_counter() - start
+        result = self.build_result(wall, diagnostics)
+        output = Path(config.output_path)
+        self.write_side_file(output, diagnostics)
+        save_run_result(result, output)
+        self.log(f"Saved result to {output}")
+        return result, output
+
+    def status_line(
+        self,
+        label: str,
+        epoch: int,
+        train_loss: float,
+        train_acc: float,
+        val_acc: float,
+        seconds: float,
+        episodes_before: int,
+    ) -> str:
+        parts = [
+            f"[{label}]",
+            f"epoch {epoch}/{self.config.epochs}",
+            f"train_loss={train_loss:.4f}",
+            f"train_acc={train_acc:.4f}",
+            f"val_acc={val_acc:.4f}",
+            f"time={seconds:.1f}s",
+            f"cum_tflops={self.flops.total_tflops:.3f}",
+        ]
+        if self.aees is not None:
+            logs = self.aees.get_logs()
+            names = logs["selected_combined_names"]
+            rewards = [r for r in logs["episode_rewards"][episodes_before:] if r is not None]
+            mean = f"{sum(rewards) / len(rewards):.4f}" if rewards else "n/a"
+            parts.append(
+                f"episodes={len(names)} last_mode={names[-1] if names else '-'} "
+                f"epoch_mean_reward={mean}"
+            )
+        return " | ".join(parts)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Test accuracy and label-noise accuracies at the final and best-validation epochs."""
+        setup, p = self.setup, self.progress
+        out: dict[str, Any] = {"best_val_epoch": p.best_epoch}
+        loader_kw = {"batch_size": self.config.batch_size, "collate_fn": setup.collate_fn}
+        test_loader = (
+            DataLoader(setup.test_data, shuffle=False, **loader_kw)
+            if setup.test_data is not None
+            else None
+        )
+        noisy = setup.corruption is not None and setup.corruption.enabled
+        train_eval_loader = (
+            DataLoader(setup.train_eval_data, shuffle=False, **loader_kw)
+            if noisy and setup.train_eval_data is not None
+            else None
+        )
+        diag_flops = FlopAccumulator()
+
+        def measure(point: str) -> dict[str, Any]:
+            block: dict[str, Any] = {}
+            if test_loader is not None:
+                block["test_accuracy"], _ = self.predict(test_loader, None)
+            if train_eval_loader is not None:
+                corruption = setup.corruption
+                assert corruption is not None and setup.clean_train_targets is not None
+                _, preds = self.predict(train_eval_loader, diag_flops)
+                clean = list(setup.clean_train_targets)
+                block.update(
+                    label_noise_accuracies(
+                        preds.tolist(),
+                        clean,
+                        corruption.apply(clean),
+                        corruption.corrupted_mask(),
+                    )
+                )
+            return block
+
+        final = measure("final")
+        final["final_val_accuracy"] = p.val_accuracies[-1] if p.val_accuracies else None
+        best: dict[str, Any] = {}
+        if p.best_weights is not None:
+            final_weights = _cpu_state(self.model)
+            self.model.load_state_dict(p.best_weights)
+            best = measure("best")
+            self.model.load_state_dict(final_weights)
+            best["best_val_accuracy"] = p.best_val
+            best["epoch"] = p.best_epoch
+        if test_loader is not None:
+            out["final_test_accuracy"] = final.get("test_accuracy")
+            out["test_accuracy_at_best_val"] = best.get("test_accuracy")
+        if noisy:
+            assert setup.corruption is not None
+            out["label_noise"] = setup.corruption.manifest()
+            if "label_noise_mapping" in setup.info:
+                out["label_noise"]["mapping"] = setup.info["label_noise_mapping"]
+            out["final_subset_accuracies"] = {
+                k: v for k, v in final.items() if k != "test_accuracy"
+            }
+            out["best_val_subset_accuracies"] = {
+                k: v for k, v in best.items() if k != "test_accuracy"
+            }
+            out["label_noise_diagnostic_eval_flops"] = diag_flops.eval_flops
+        return out
+
+    def write_side_file(self, output: Path, diagnostics: dict[str, Any]) -> None:
+        corruption = self.setup.corruption
+        if corruption is None or not corruption.enabled:
+            return
+        stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
+        side = output.with_name(f"{stem}.label_noise.json.gz")
+        corruption.write_side_file(side)
+        diagnostics["label_noise"]["corrupted_indices_file"] = side.name
+
+    def build_result(self, wall: float, diagnostics: dict[str, Any]) -> RunResult:
+        config, p, flops = self.config, self.progress, self.flops
+        total = flops.total_flops
+        tflops = total / 1e12
+        episode_logs = controller_logs = None
+        if self.aees is not None:
+            episode_logs = self.aees.get_logs()
+            episode_logs["selected_candidate_names"] = list(episode_logs["selected_combined_names"])
+            controller_logs = self.recorder.to_dict()
+        provenance = dict(self.provenance)
+        provenance["segments"] = p.segments
+        return RunResult(
+            method_name=config.method_name,
+            task_name=self.task.name,
+            seed=config.seed,
+            model_name=self.task.model_name,
+            dataset_name=self.task.dataset_name,
+            config=_result_config(
+                config, self.task, self.setup, self.device, len(self.train_loader)
+            ),
+            best_val_accuracy=p.best_val,
+            final_val_accuracy=p.val_accuracies[-1] if p.val_accuracies else 0.0,
+            final_train_loss=p.train_losses[-1] if p.train_losses else math.nan,
+            total_steps=p.global_step,
+            total_epochs=config.epochs,
+            wall_clock_seconds=wall,
+            estimated_flops=total,
+            accuracy_per_tflop=p.best_val / tflops if tflops > 0 else None,
+            train_losses=list(p.train_losses),
+            train_accuracies=list(p.train_accuracies),
+            val_accuracies=list(p.val_accuracies),
+            epoch_wall_clock_seconds=list(p.epoch_wall_clock_seconds),
+            epoch_tflops=list(flops.epoch_tflops),
+            episode_logs=episode_logs,
+            controller_logs=controller_logs,
+            run_tag=config.run_tag,
+            provenance=provenance,
+            diagnostics=diagnostics,
+        )
+
+
+def run(
+    config: RunConfig, task: Task, *, argv: Sequence[str] | None = None
+) -> tuple[RunResult, Path]:
+    """Train ``task`` as ``config`` says, write the result JSON, return it and its path.
+
+    Raises:
+        EngineError: a user-facing problem (one line), e.g. ``--resume`` with a checkpoint
+            written by a different configuration.
+    """
+    return _Runner(config, task, argv).run()
