@@ -365,14 +365,7 @@ class AEES:
 
     def _take_snapshot(self, params: list[Tensor]) -> None:
         snap = self._snapshot
-        if (
-            snap is None
-            or len(snap) != len(params)
-            or any(
-                s.shape != p.shape or s.dtype != p.dtype or s.device != p.device
-                for s, p in zip(snap, params, strict=True)
-            )
-        ):
+        if snap is None or len(snap) != len(params):  # allocated once (again if groups change)
             snap = self._snapshot = [torch.empty_like(p) for p in params]
         torch._foreach_copy_(snap, params)
 
