@@ -38,7 +38,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         task_parser = tasks.add_parser(
             name, help=f"{task.dataset_name} / {task.model_name}", description=task.__doc__
         )
-        add_common_arguments(task_parser)
+        add_common_arguments(task_parser, style=getattr(task, "flag_style", "cifar"))
         task.add_arguments(task_parser)
         task_parser.set_defaults(**task.defaults)
         task_parsers[name] = task_parser
@@ -62,14 +62,20 @@ def parse_train_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse
 
 
 def _train(argv: list[str] | None) -> int:
-    from aees.experiments.engine import EngineError, run
+    from aees.experiments.config import UserError
+    from aees.experiments.engine import run
     from aees.experiments.tasks import get_task
 
     config, args = parse_train_args(argv)
     command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    task = get_task(args.task)
     try:
-        run(config, get_task(args.task), argv=command)
-    except EngineError as err:
+        if getattr(args, "pretokenize_only", False):
+            # NLP tasks: build and save the tokenized dataset, then stop (thesis §2.2.2).
+            task.pretokenize(config)
+            return 0
+        run(config, task, argv=command)
+    except UserError as err:
         print(f"aees train {args.task}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,12 +25,15 @@ from typing import Any, NoReturn
 
 __all__ = [
     "CONTROL_MODES",
+    "FLAG_STYLES",
     "LR_SCHEDULERS",
     "METHOD_NAMES",
+    "NLP_METHODS",
     "OPTIMIZERS",
     "PRECISIONS",
     "OneLineArgumentParser",
     "RunConfig",
+    "UserError",
     "add_common_arguments",
     "default_output_path",
     "parse_candidates",
@@ -52,6 +55,24 @@ METHOD_NAMES = {
     "adaptive": "AdaptiveScheduler",
     "random": "RandomScheduler",
 }
+#: The NLP runners' ``--method`` (thesis §2.2.2) -> the control mode it means.
+NLP_METHODS = {
+    "AdamW": "baseline",
+    "AdaptiveScheduler": "adaptive",
+    "RandomScheduler": "random",
+}
+#: Flag styles: ``cifar`` (``--control-mode``/``--optimizer``/``--label-noise-type``; CIFAR and
+#: digits) and ``nlp`` (``--method``; AdamW only; label-noise flags are the task's own).
+FLAG_STYLES = ("cifar", "nlp")
+
+
+class UserError(Exception):
+    """A problem the user can fix (missing data, a mismatched checkpoint, ...): one line.
+
+    The CLI prints ``aees train <task>: error: <message>`` and exits with status 2; tasks raise
+    it for data or model files that are missing or malformed (naming the path and, offline, the
+    command that fetches them).
+    """
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -91,18 +112,35 @@ def parse_candidates(text: str | None, *, flag: str, allow_zero: bool) -> tuple[
     return tuple(values)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the flags shared by every task (names and defaults of the thesis CIFAR runner)."""
+def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar") -> None:
+    """Add the flags shared by every task.
+
+    ``style="cifar"``: the thesis CIFAR runner's names and defaults (``--control-mode``,
+    ``--optimizer``, ``--momentum``, ``--label-noise-type``, ``--label-noise-rate``).
+    ``style="nlp"``: the SST-2 / AG News runners' ``--method {AdamW,AdaptiveScheduler,
+    RandomScheduler}`` instead (AdamW only, no label-noise flags: a task adds its own), and
+    ``--scheduler-t-max`` counts optimizer steps.
+    """
+    if style not in FLAG_STYLES:
+        raise ValueError(f"style must be one of {FLAG_STYLES}, got {style!r}")
+    nlp = style == "nlp"
     g = parser.add_argument_group("method")
-    g.add_argument("--control-mode", choices=CONTROL_MODES, default="baseline")
+    if nlp:
+        g.add_argument("--method", choices=tuple(NLP_METHODS), default="AdamW")
+    else:
+        g.add_argument("--control-mode", choices=CONTROL_MODES, default="baseline")
     g.add_argument("--epochs", type=int, default=10, help="> 0 (default 10)")
     g.add_argument("--batch-size", type=int, default=128, help="> 0 (default 128)")
     g.add_argument("--lr", type=float, default=1e-3, help="base learning rate, > 0")
     g.add_argument("--weight-decay", type=float, default=1e-4, help=">= 0")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="AdamW")
-    g.add_argument("--momentum", type=float, default=0.9, help=">= 0 (SGD only)")
+    if not nlp:
+        g.add_argument("--optimizer", choices=OPTIMIZERS, default="AdamW")
+        g.add_argument("--momentum", type=float, default=0.9, help=">= 0 (SGD only)")
     g.add_argument("--lr-scheduler", choices=LR_SCHEDULERS, default="none")
-    g.add_argument("--scheduler-t-max", type=int, default=None, help="> 0; default --epochs")
+    unit = "optimizer steps" if nlp else "epochs"
+    g.add_argument(
+        "--scheduler-t-max", type=int, default=None, help=f"> 0, in {unit}; default: the run"
+    )
     g.add_argument("--warmup-epochs", type=int, default=0, help=">= 0")
 
     a = parser.add_argument_group("AEES")
@@ -120,10 +158,16 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--reward-clip-min", type=float, default=-1.0)
     a.add_argument("--reward-clip-max", type=float, default=1.0)
     a.add_argument("--ema-alpha", type=float, default=0.1, help="in (0, 1]")
+    a.add_argument(
+        "--track-update-norm",
+        action="store_true",
+        help="record ||delta theta||_2 per step (one extra buffer per parameter)",
+    )
 
-    n = parser.add_argument_group("label noise")
-    n.add_argument("--label-noise-type", choices=LABEL_NOISE_TYPES, default="none")
-    n.add_argument("--label-noise-rate", type=float, default=0.0, help="in [0, 1]")
+    if not nlp:
+        n = parser.add_argument_group("label noise")
+        n.add_argument("--label-noise-type", choices=LABEL_NOISE_TYPES, default="none")
+        n.add_argument("--label-noise-rate", type=float, default=0.0, help="in [0, 1]")
 
     r = parser.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
@@ -133,6 +177,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--precision", choices=PRECISIONS, default="fp32")
     r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, >= 0")
     r.add_argument("--data-dir", default=None, help="dataset directory (task default if unset)")
+    r.add_argument(
+        "--model-name", default=None, help="model id or local directory (task default if unset)"
+    )
     r.add_argument("--checkpoint-dir", default=None, help="save a checkpoint every epoch here")
     r.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     r.add_argument(
@@ -171,9 +218,30 @@ def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> 
     return None
 
 
-def default_output_path(task: str, control_mode: str, optimizer: str, seed: int) -> str:
-    """``results/<task>_<control_mode>_<optimizer>_seed<seed>.json``, relative to the cwd."""
+def default_output_path(
+    task: str, control_mode: str, optimizer: str, seed: int, method: str | None = None
+) -> str:
+    """The thesis default, relative to the cwd: ``results/<task>_<control_mode>_<optimizer>_
+    seed<seed>.json`` (CIFAR style) or ``results/<task>_<method>_seed<seed>.json`` (NLP style,
+    ``method`` lower-cased)."""
+    if method is not None:
+        return os.path.join("results", f"{task}_{method.lower()}_seed{seed}.json")
     return os.path.join("results", f"{task}_{control_mode}_{optimizer.lower()}_seed{seed}.json")
+
+
+def _normalise_style(args: argparse.Namespace) -> None:
+    """Give an NLP-style namespace the CIFAR-style fields the rest of the code reads."""
+    method = getattr(args, "method", None)
+    if method is not None:
+        args.control_mode = NLP_METHODS[method]
+        args.optimizer = "AdamW"
+        args.momentum = 0.9  # unused by AdamW; kept so every config has the same fields
+    else:
+        args.method = None
+    if not hasattr(args, "label_noise_rate"):
+        args.label_noise_rate = 0.0
+    if not hasattr(args, "label_noise_type"):
+        args.label_noise_type = "symmetric" if args.label_noise_rate > 0 else "none"
 
 
 def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
@@ -201,8 +269,10 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
     """Check every shared flag; the first problem ends the process via ``parser.error``.
 
     Also normalises ``args.lr_candidates`` / ``args.noise_candidates`` to tuples of floats and
-    fills an empty ``args.output`` with :func:`default_output_path`.
+    fills an empty ``args.output`` with :func:`default_output_path`. An NLP-style namespace
+    (``--method``) gets ``control_mode``, ``optimizer`` and the label-noise fields filled in.
     """
+    _normalise_style(args)
 
     def fail(flag: str, message: str) -> NoReturn:
         parser.error(f"{flag} {message}")
@@ -286,7 +356,9 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         fail(*problem)
 
     if not args.output:
-        args.output = default_output_path(args.task, args.control_mode, args.optimizer, args.seed)
+        args.output = default_output_path(
+            args.task, args.control_mode, args.optimizer, args.seed, args.method
+        )
     why = writable_location_problem(args.output, is_dir=False)
     if why is not None:
         fail("--output", f"{args.output!r} cannot be written: {why}")
@@ -332,6 +404,7 @@ class RunConfig:
     ema_alpha: float = 0.1
     num_workers: int = 0
     data_dir: str | None = None
+    model_name: str | None = None
     run_tag: str | None = None
     device: str = "auto"
     precision: str = "fp32"
@@ -339,12 +412,14 @@ class RunConfig:
     resume: bool = False
     val_split: int | None = None
     quiet: bool = False
+    track_update_norm: bool = False
+    method: str | None = None  # the NLP runners' --method; None for CIFAR-style tasks
     task_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def method_name(self) -> str:
-        """``Baseline`` / ``AdaptiveScheduler`` / ``RandomScheduler``."""
-        return METHOD_NAMES[self.control_mode]
+        """``Baseline`` / ``AdaptiveScheduler`` / ``RandomScheduler`` (NLP: ``--method``)."""
+        return self.method or METHOD_NAMES[self.control_mode]
 
     @property
     def uses_aees(self) -> bool:
@@ -354,7 +429,7 @@ class RunConfig:
     @property
     def output_path(self) -> str:
         return self.output or default_output_path(
-            self.task_name, self.control_mode, self.optimizer, self.seed
+            self.task_name, self.control_mode, self.optimizer, self.seed, self.method
         )
 
     def to_dict(self) -> dict[str, Any]:

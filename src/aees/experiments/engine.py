@@ -46,12 +46,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from aees import AEES
-from aees.experiments.config import RunConfig
+from aees.experiments.config import RunConfig, UserError
 from aees.experiments.controller_logs import ControllerLogRecorder
 from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
 from aees.experiments.label_noise import label_noise_accuracies
 from aees.experiments.results import RunResult, collect_provenance, save_run_result
-from aees.experiments.schedules import build_epoch_scheduler, resolve_span
+from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
 from aees.experiments.tasks import Task, TaskSetup
 from aees.types import candidate_name
 
@@ -70,7 +70,7 @@ _CHECKPOINT_VERSION = 1
 _RESUME_FREE_KEYS = ("output", "checkpoint_dir", "resume", "quiet", "num_workers", "run_tag")
 
 
-class EngineError(Exception):
+class EngineError(UserError):
     """A user-facing problem found at run time (e.g. a checkpoint from another configuration).
 
     The CLI prints it as one line and exits with status 2.
@@ -252,7 +252,17 @@ def _build_aees(
         ema_alpha=config.ema_alpha,
         seed=config.seed,
         grad_scaler=scaler,
+        track_update_norm=config.track_update_norm,
     )
+
+
+def _label(config: RunConfig) -> str:
+    """Status-line label: ``AdaptiveScheduler+AdamW`` (CIFAR style) or the NLP ``--method``."""
+    return config.method or f"{config.method_name}+{config.optimizer}"
+
+
+def _step_unit(task: Task) -> str:
+    return getattr(task, "scheduler_unit", "epoch")
 
 
 def _axes_lines(config: RunConfig) -> tuple[str, str]:
@@ -278,9 +288,11 @@ def _result_config(
     """``asdict(config)`` plus the thesis derived fields (§3.2)."""
     out = config.to_dict()
     out["output"] = config.output_path
+    step_unit = _step_unit(task) == "step"
+    total_steps = steps_per_epoch * config.epochs
     out.update(
         {
-            "model_name": task.model_name,
+            "model_name": config.model_name or task.model_name,
             "dataset_name": task.dataset_name,
             "device": str(device),
             "pin_memory": device.type == "cuda",
@@ -288,14 +300,18 @@ def _result_config(
             "bf16": config.precision == "bf16",
             "fp16": config.precision == "fp16",
             "control_regime": config.method_name,
-            "experiment_label": f"{config.method_name}+{config.optimizer}",
+            "experiment_label": _label(config),
             "base_lr": config.lr,
             "base_weight_decay": config.weight_decay,
             "optimizer_family": config.optimizer,
             "optimizer_momentum": config.momentum if config.optimizer == "SGD" else None,
-            "scheduler_t_max": resolve_span(config.epochs, config.scheduler_t_max),
+            "scheduler_t_max": (
+                config.scheduler_t_max
+                if step_unit
+                else resolve_span(config.epochs, config.scheduler_t_max)
+            ),
             "scheduler_active": config.lr_scheduler != "none",
-            "scheduler_step_unit": "epoch",
+            "scheduler_step_unit": "optimizer_step" if step_unit else "epoch",
             "steps_per_epoch": steps_per_epoch,
             "label_noise_seed": config.seed,
             "flop_method": MeasuredFlopModel.method,
@@ -310,6 +326,8 @@ def _result_config(
                 definitions.append({"name": name, "lr_multiplier": lr, "noise_std": noise})
         out["candidate_config_names"] = names
         out["candidate_config_definitions"] = definitions
+    if step_unit:
+        out["scheduler_span_steps"] = config.scheduler_t_max or total_steps
     out.update(setup.info)
     return out
 
@@ -325,6 +343,10 @@ class _Runner:
         self.device = resolve_device(config.device)
         self.show = not config.quiet
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+
+    @property
+    def _scheduler(self) -> Any:
+        return self.scheduler if self.scheduler is not None else self.step_scheduler
 
     # -- output helpers
     def log(self, line: str) -> None:
@@ -373,6 +395,8 @@ class _Runner:
                 scaler.update()
             else:
                 opt.step()
+            if self.step_scheduler is not None:
+                self.step_scheduler.step()
             self.flops.add_train_batch(self.flop_model.train_flops(inputs))
             batch = targets.shape[0]
             with torch.no_grad():
@@ -417,7 +441,7 @@ class _Runner:
             "config": _config_fingerprint(self.config),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "aees": self.aees.state_dict() if self.aees is not None else None,
             "controller_logs": self.recorder.state_dict() if self.recorder is not None else None,
@@ -425,14 +449,17 @@ class _Runner:
             "progress": {**self.progress.state_dict(), "elapsed_before": wall_now},
             "provenance": self.provenance,
             "rng": _rng_state(self.data_generator),
+            "train_loader": (
+                self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
+            ),
         }
         _atomic_torch_save(state, checkpoint_path(self.config.checkpoint_dir))
 
     def load_checkpoint(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        if self._scheduler is not None:
+            self._scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         if self.aees is not None:
@@ -443,6 +470,8 @@ class _Runner:
         self.progress.segments += 1
         self.provenance = {**state["provenance"], "resumed": True}
         _load_rng_state(state["rng"], self.data_generator)
+        if state.get("train_loader") is not None:
+            self.train_loader.load_state_dict(state["train_loader"])
 
     # -- the run
     def run(self) -> tuple[RunResult, Path]:
@@ -461,13 +490,6 @@ class _Runner:
         self.setup = setup = self.task.build(config, self.device)
         self.model = setup.model.to(self.device)
         self.optimizer = _build_optimizer(config, self.model)
-        self.scheduler = build_epoch_scheduler(
-            self.optimizer,
-            config.lr_scheduler,
-            epochs=config.epochs,
-            scheduler_t_max=config.scheduler_t_max,
-            warmup_epochs=config.warmup_epochs,
-        )
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.aees = _build_aees(config, self.optimizer, self.scaler) if config.uses_aees else None
         self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
@@ -479,10 +501,28 @@ class _Runner:
             "pin_memory": pin,
             "collate_fn": setup.collate_fn,
         }
-        self.train_loader = DataLoader(
+        self.train_loader = setup.train_loader or DataLoader(
             setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
         )
-        val_loader = DataLoader(setup.val_data, shuffle=False, **loader_kw)
+        val_loader = setup.val_loader or DataLoader(setup.val_data, shuffle=False, **loader_kw)
+        self.scheduler = self.step_scheduler = None
+        if _step_unit(self.task) == "step":
+            # NLP (§2.2.6): stepped after every optimizer step; span in optimizer steps.
+            total = len(self.train_loader) * config.epochs
+            self.step_scheduler = build_step_scheduler(
+                self.optimizer,
+                config.lr_scheduler,
+                total_steps=config.scheduler_t_max or total,
+                warmup_steps=int(config.warmup_epochs * total / config.epochs),
+            )
+        else:
+            self.scheduler = build_epoch_scheduler(
+                self.optimizer,
+                config.lr_scheduler,
+                epochs=config.epochs,
+                scheduler_t_max=config.scheduler_t_max,
+                warmup_epochs=config.warmup_epochs,
+            )
         self.flop_model = MeasuredFlopModel(self.model)
         self.flops = FlopAccumulator()
         self.progress = _Progress()
@@ -492,7 +532,7 @@ class _Runner:
             self.log(f"resumed from {where} after epoch {self.progress.epochs_done}")
             del ckpt
 
-        label = f"{config.method_name}+{config.optimizer}"
+        label = _label(config)
         if self.aees is not None and self.progress.epochs_done == 0:
             for line in _axes_lines(config):
                 self.log(line)
@@ -572,17 +612,19 @@ class _Runner:
         setup, p = self.setup, self.progress
         out: dict[str, Any] = {"best_val_epoch": p.best_epoch}
         loader_kw = {"batch_size": self.config.batch_size, "collate_fn": setup.collate_fn}
-        test_loader = (
+        test_loader = setup.test_loader or (
             DataLoader(setup.test_data, shuffle=False, **loader_kw)
             if setup.test_data is not None
             else None
         )
         noisy = setup.corruption is not None and setup.corruption.enabled
-        train_eval_loader = (
-            DataLoader(setup.train_eval_data, shuffle=False, **loader_kw)
-            if noisy and setup.train_eval_data is not None
-            else None
-        )
+        train_eval_loader = None
+        if noisy:
+            train_eval_loader = setup.train_eval_loader or (
+                DataLoader(setup.train_eval_data, shuffle=False, **loader_kw)
+                if setup.train_eval_data is not None
+                else None
+            )
         diag_flops = FlopAccumulator()
 
         def measure(point: str) -> dict[str, Any]:

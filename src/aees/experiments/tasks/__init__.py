@@ -6,9 +6,12 @@ FLOPs, checkpoints, progress and the result. A task is any object with this inte
 
     name: str                         # "digits", the CLI subcommand and result task_name
     dataset_name: str                 # written to RunResult.dataset_name
-    model_name: str                   # written to RunResult.model_name
+    model_name: str                   # written to RunResult.model_name (unless --model-name)
     defaults: dict[str, Any]          # overrides of the shared flag defaults (parser.set_defaults)
     option_names: tuple[str, ...]     # dests of its extra flags, copied to RunConfig.task_options
+    flag_style: str = "cifar"         # optional: "nlp" for --method instead of --control-mode
+    scheduler_unit: str = "epoch"     # optional: "step" steps the LR scheduler every step
+    def pretokenize(config) -> None   # optional: what --pretokenize-only does
     def add_arguments(parser) -> None         # its extra flags
     def validate(parser, args) -> None        # extra checks; report with parser.error(...)
     def build(config, device) -> TaskSetup    # data, model, loss; called after seeding
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,8 +54,8 @@ class TaskSetup:
     """
 
     model: nn.Module
-    train_data: Dataset
-    val_data: Dataset
+    train_data: Dataset | None
+    val_data: Dataset | None
     loss_fn: Callable[[Any, torch.Tensor], torch.Tensor]
     test_data: Dataset | None = None
     train_eval_data: Dataset | None = None
@@ -61,6 +64,13 @@ class TaskSetup:
     corruption: LabelCorruption | None = None
     clean_train_targets: Sequence[int] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # merged into the result config
+    # Ready-made loaders (e.g. device-resident batches with on-device augmentation) replace the
+    # engine's ``DataLoader`` over the matching dataset. Each yields ``(inputs, targets)`` and has
+    # ``len()``; a train loader with ``state_dict`` / ``load_state_dict`` is checkpointed.
+    train_loader: Iterable[Any] | None = None
+    val_loader: Iterable[Any] | None = None
+    test_loader: Iterable[Any] | None = None
+    train_eval_loader: Iterable[Any] | None = None
 
 
 class Task(Protocol):
