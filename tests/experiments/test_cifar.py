@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cifar_fixture import write_cifar100
 from torch import nn
 
 from aees.experiments.cifar import (
@@ -30,33 +31,10 @@ from aees.experiments.cifar import (
 N_TRAIN, N_TEST = 20, 10
 
 
-def _write_split(path: Path, n: int, rng: np.random.Generator, tag: str) -> dict:
-    entry = {
-        b"filenames": [f"{tag}_{i}.png".encode() for i in range(n)],
-        b"batch_label": f"{tag} batch".encode(),
-        b"fine_labels": [int(x) for x in rng.integers(0, 100, n)],
-        b"coarse_labels": [int(x) for x in rng.integers(0, 20, n)],
-        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-    }
-    with path.open("wb") as handle:
-        pickle.dump(entry, handle, protocol=2)
-    return entry
-
-
 @pytest.fixture()
 def cifar_dir(tmp_path: Path) -> tuple[Path, dict, dict]:
     """A tiny dataset in the exact ``cifar-100-python`` layout torchvision downloads."""
-    root = tmp_path / "data" / CIFAR100_DIRNAME
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    train = _write_split(root / "train", N_TRAIN, rng, "train")
-    test = _write_split(root / "test", N_TEST, rng, "test")
-    meta = {
-        b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-        b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
-    }
-    with (root / "meta").open("wb") as handle:
-        pickle.dump(meta, handle, protocol=2)
+    train, test = write_cifar100(tmp_path / "data", N_TRAIN, N_TEST)
     return tmp_path / "data", train, test
 
 

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import run_checks
 import torch
+from run_checks import check_episodes
 
 from aees.experiments import cli
 from aees.experiments.config import RunConfig, parse_candidates
@@ -52,39 +54,9 @@ def cli_subprocess(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def check_consistent(path: Path, epochs: int = 2):
-    result = load_run_result(path)
+    result = run_checks.check_consistent(path, epochs)
     assert result.task_name == "digits" and result.dataset_name == "sklearn-digits"
-    assert result.total_epochs == epochs
-    for series in (
-        result.train_losses,
-        result.train_accuracies,
-        result.val_accuracies,
-        result.epoch_wall_clock_seconds,
-        result.epoch_tflops,
-    ):
-        assert len(series) == epochs
-    assert result.best_val_accuracy >= result.final_val_accuracy
-    assert result.best_val_accuracy == max(result.val_accuracies)
-    assert result.final_val_accuracy == result.val_accuracies[-1]
-    assert result.final_train_loss == result.train_losses[-1]
-    assert result.total_steps == epochs * result.config["steps_per_epoch"]
-    assert result.estimated_flops > 0 and result.accuracy_per_tflop > 0
-    assert result.runtime_metrics["total_steps"] == result.total_steps
-    assert result.variant and result.provenance["command"]
-    assert 0.0 <= result.diagnostics["final_test_accuracy"] <= 1.0
-    assert result.diagnostics["test_accuracy_at_best_val"] is not None
     return result
-
-
-def check_episodes(result, episode_length: int) -> None:
-    logs = result.episode_logs
-    starts, ends = logs["episode_start_steps"], logs["episode_end_steps"]
-    assert starts[0] == 0 and ends[-1] == result.total_steps - 1
-    assert all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
-    assert all(e - s + 1 == episode_length for s, e in zip(starts[:-1], ends[:-1], strict=True))
-    assert len(logs["episode_rewards"]) == len(starts)
-    assert logs["selected_candidate_names"] == logs["selected_combined_names"]
-    assert result.controller_logs["_logged_episode_count"] == len(starts)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -327,3 +299,18 @@ def test_resume_with_other_config_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--lr" in err and "--resume" in err
     assert not (tmp_path / "other.json").exists()
+
+
+def test_progress_output_does_not_change_training(tmp_path, capsys):
+    """Status lines and the tqdm bar are display only: the same run with and without them."""
+    pytest.importorskip("tqdm")
+    flags = ["train", "digits", "--epochs", "2", *DUAL, "--control-mode", "adaptive"]
+    flags += ["--episode-length", "7"]
+    assert cli.main([*flags, "--quiet", "--output", str(tmp_path / "q.json")]) == 0
+    assert cli.main([*flags, "--output", str(tmp_path / "v.json")]) == 0
+    shown = capsys.readouterr()
+    assert "epoch 2/2" in shown.out and "train_loss=" in shown.out
+    quiet, verbose = (load_run_result(tmp_path / n) for n in ("q.json", "v.json"))
+    assert quiet.val_accuracies == verbose.val_accuracies
+    assert quiet.train_losses == verbose.train_losses
+    assert quiet.episode_logs == verbose.episode_logs

@@ -45,11 +45,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, task_parsers
 
 
-def parse_train_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
-    """Parse and validate ``train <task> [flags]``; exits with status 2 on a bad flag."""
+def parse_train_args(
+    argv: list[str] | None = None, *, prog: str | None = None
+) -> tuple[RunConfig, argparse.Namespace]:
+    """Parse and validate ``train <task> [flags]``; exits with status 2 on a bad flag.
+
+    ``prog`` renames the task's parser in help and errors (the seed's ``task_*.py`` scripts).
+    """
     from aees.experiments.tasks import get_task
 
     parser, task_parsers = build_parser()
+    if prog is not None:
+        for task_parser in task_parsers.values():
+            task_parser.prog = prog
     args = parser.parse_args(argv)
     if args.command != "train":
         parser.error("expected the train subcommand")
@@ -61,13 +69,17 @@ def parse_train_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse
     return config, args
 
 
-def _train(argv: list[str] | None) -> int:
+def _train(argv: list[str] | None, prog: str | None = None) -> int:
     from aees.experiments.config import UserError
     from aees.experiments.engine import run
     from aees.experiments.tasks import get_task
 
-    config, args = parse_train_args(argv)
-    command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    config, args = parse_train_args(argv, prog=prog)
+    if prog is not None:
+        command = list(sys.argv)
+    else:
+        command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    name = prog or f"aees train {args.task}"
     task = get_task(args.task)
     try:
         if getattr(args, "pretokenize_only", False):
@@ -76,12 +88,20 @@ def _train(argv: list[str] | None) -> int:
             return 0
         run(config, task, argv=command)
     except UserError as err:
-        print(f"aees train {args.task}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"aees train {args.task}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def task_script_main(task: str, argv: list[str] | None = None) -> int:
+    """What ``experiments/task_<task>.py`` runs: ``aees train <task>`` under the script's name."""
+    import os
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return _train(["train", task, *args], prog=os.path.basename(sys.argv[0]) or task)
 
 
 def main(argv: list[str] | None = None) -> int:

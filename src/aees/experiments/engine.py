@@ -141,10 +141,14 @@ def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> 
     if not enabled:
         return iterable
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+    # A bar must never change what is trained. ``tqdm.auto``'s asyncio class calls iter() on the
+    # loader an extra time, which draws from the DataLoader's generator and reshuffles every
+    # epoch; the plain class with a generator wrapper iterates the loader exactly once.
+    batches = (batch for batch in iterable)
+    return tqdm(batches, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------- run state

@@ -88,7 +88,10 @@ class Task(Protocol):
 
 
 TASKS: dict[str, str | Task] = {
+    "cifar100": "aees.experiments.tasks.cifar100:Cifar100Task",
     "digits": "aees.experiments.tasks.digits:DigitsTask",
+    "sst2": "aees.experiments.tasks.sst2:SST2Task",
+    "agnews": "aees.experiments.tasks.agnews:AGNewsTask",
 }
 
 

@@ -1,0 +1,120 @@
+"""CIFAR-100 / ResNet-18 with the CIFAR stem, the main thesis task (thesis-experiments §2.1).
+
+* Data: the official ``cifar-100-python`` pickles under ``--data-dir`` (default
+  ``data/cifar100``; missing files end in one line naming the download command). All images live
+  on the training device as one uint8 tensor; each training batch is cropped (4-pixel zero
+  padding) and flipped per sample on the device, then normalised with the thesis mean/std
+  (:mod:`aees.experiments.cifar`), so the input pipeline never waits on host workers.
+* Validation: the thesis evaluates every epoch on the official test set (§2.1.3) and that stays
+  the default. ``--val-split N`` holds N training images out (a fixed split, seed 0, independent
+  of ``--seed``) as the validation set; the test set is then evaluated at the final epoch and
+  with the best-validation weights.
+* Label noise: ``--label-noise-type symmetric|asymmetric --label-noise-rate r`` corrupts the
+  training labels by the thesis protocols (§2.1.6), seeded with ``--seed``
+  (:func:`aees.experiments.label_noise.cifar100_label_noise`).
+* Model: torchvision ``resnet18(num_classes=100)`` with a 3x3 stride-1 stem and no max-pool;
+  loss ``cross_entropy`` (mean, no smoothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from aees.experiments.config import RunConfig, UserError
+from aees.experiments.label_noise import cifar100_label_noise
+from aees.experiments.tasks import TaskSetup
+
+__all__ = ["DEFAULT_DATA_DIR", "SPLIT_SEED", "Cifar100Task"]
+
+DEFAULT_DATA_DIR = "data/cifar100"
+SPLIT_SEED = 0  # --val-split hold-out; fixed so every training seed sees the same split
+MODEL_NAMES = ("resnet18",)
+NUM_TRAIN = 50_000
+
+
+class Cifar100Task:
+    """``aees train cifar100``: CIFAR-100, ResNet-18 (CIFAR stem), thesis flags and protocols."""
+
+    name = "cifar100"
+    dataset_name = "CIFAR-100"
+    model_name = "resnet18"
+    defaults: ClassVar[dict[str, Any]] = {}  # the shared defaults are the thesis CIFAR ones
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        return None
+
+    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+        if args.model_name is not None and args.model_name not in MODEL_NAMES:
+            parser.error(f"--model-name must be one of {', '.join(MODEL_NAMES)} for cifar100")
+        if args.val_split is not None and args.val_split >= NUM_TRAIN:
+            parser.error(f"--val-split must be < {NUM_TRAIN}, got {args.val_split}")
+
+    def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
+        from aees.experiments.cifar import (
+            DeviceAugment,
+            InMemoryLoader,
+            cifar_resnet18,
+            holdout_split,
+            load_cifar100,
+        )
+
+        data_dir = config.data_dir or DEFAULT_DATA_DIR
+        try:
+            data = load_cifar100(data_dir)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(f"--data-dir: {err}") from None
+
+        images, labels = data["train_images"], data["train_labels"]
+        info: dict[str, Any] = {"data_dir": str(data["root"])}
+        val_images = val_labels = None
+        if config.val_split is not None:
+            if config.val_split >= len(labels):
+                raise UserError(
+                    f"--val-split {config.val_split} leaves no training images "
+                    f"({len(labels)} in {data['root']})"
+                )
+            train_idx, val_idx = holdout_split(len(labels), config.val_split, SPLIT_SEED)
+            val_images, val_labels = images[val_idx], labels[val_idx]
+            images, labels = images[train_idx], labels[train_idx]
+            info["split"] = {
+                "seed": SPLIT_SEED,
+                "train": len(train_idx),
+                "val": len(val_idx),
+                "test": len(data["test_labels"]),
+            }
+
+        clean = labels.tolist()
+        corruption = cifar100_label_noise(
+            clean, config.label_noise_type, config.label_noise_rate, config.seed
+        )
+        noisy = torch.tensor(corruption.apply(clean), dtype=torch.int64)
+
+        def loader(x: torch.Tensor, y: torch.Tensor, **kw: Any) -> InMemoryLoader:
+            return InMemoryLoader(x, y, batch_size=config.batch_size, device=device, **kw)
+
+        train_images = images.to(device)  # one device copy, shared by train and train-eval
+        train = loader(train_images, noisy, shuffle=True, augment=DeviceAugment(), seed=config.seed)
+        test = loader(data["test_images"], data["test_labels"])
+        if val_images is None:
+            val, test_loader = test, None  # thesis protocol: "validation" = the test set
+        else:
+            assert val_labels is not None
+            val, test_loader = loader(val_images, val_labels), test
+        return TaskSetup(
+            model=cifar_resnet18(),
+            train_data=None,
+            val_data=None,
+            loss_fn=nn.functional.cross_entropy,
+            train_loader=train,
+            val_loader=val,
+            test_loader=test_loader,
+            train_eval_loader=loader(train_images, noisy) if corruption.enabled else None,
+            corruption=corruption if corruption.enabled else None,
+            clean_train_targets=clean,
+            info=info,
+        )

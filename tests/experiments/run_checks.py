@@ -1,0 +1,48 @@
+"""Consistency checks shared by the end-to-end runner tests: what every result must satisfy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aees.experiments.results import RunResult, load_run_result
+
+
+def check_consistent(path: Path, epochs: int = 2, *, test_split: bool = True) -> RunResult:
+    """Load ``path`` and check the per-epoch series, summary fields and derived metrics agree."""
+    result = load_run_result(path)
+    assert result.total_epochs == epochs
+    for series in (
+        result.train_losses,
+        result.train_accuracies,
+        result.val_accuracies,
+        result.epoch_wall_clock_seconds,
+        result.epoch_tflops,
+    ):
+        assert len(series) == epochs
+    assert result.best_val_accuracy >= result.final_val_accuracy
+    assert result.best_val_accuracy == max(result.val_accuracies)
+    assert result.final_val_accuracy == result.val_accuracies[-1]
+    assert result.final_train_loss == result.train_losses[-1]
+    assert result.total_steps == epochs * result.config["steps_per_epoch"]
+    assert result.estimated_flops > 0 and result.accuracy_per_tflop > 0
+    assert result.runtime_metrics["total_steps"] == result.total_steps
+    assert result.variant and result.provenance["command"]
+    if test_split:
+        assert 0.0 <= result.diagnostics["final_test_accuracy"] <= 1.0
+        assert result.diagnostics["test_accuracy_at_best_val"] is not None
+    else:
+        assert "final_test_accuracy" not in result.diagnostics
+    return result
+
+
+def check_episodes(result: RunResult, episode_length: int) -> None:
+    """Episodes tile the run: contiguous, full length but the last, one reward each."""
+    logs = result.episode_logs
+    assert logs is not None and result.controller_logs is not None
+    starts, ends = logs["episode_start_steps"], logs["episode_end_steps"]
+    assert starts[0] == 0 and ends[-1] == result.total_steps - 1
+    assert all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
+    assert all(e - s + 1 == episode_length for s, e in zip(starts[:-1], ends[:-1], strict=True))
+    assert len(logs["episode_rewards"]) == len(starts)
+    assert logs["selected_candidate_names"] == logs["selected_combined_names"]
+    assert result.controller_logs["_logged_episode_count"] == len(starts)
