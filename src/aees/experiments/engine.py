@@ -68,6 +68,13 @@ CHECKPOINT_NAME = "last.pt"
 _CHECKPOINT_VERSION = 1
 # config keys that may differ between the run that wrote a checkpoint and the one resuming it
 _RESUME_FREE_KEYS = ("output", "checkpoint_dir", "resume", "quiet", "num_workers", "run_tag")
+# task options that say where things are fetched from, not what is trained
+_RESUME_FREE_OPTIONS = (
+    "cache_dir",
+    "local_files_only",
+    "pretokenize_only",
+    "tokenized_dataset_dir",
+)
 
 
 class EngineError(UserError):
@@ -182,6 +189,9 @@ def _config_fingerprint(config: RunConfig) -> dict[str, Any]:
     data = config.to_dict()
     for key in _RESUME_FREE_KEYS:
         data.pop(key, None)
+    data["task_options"] = {
+        k: v for k, v in data["task_options"].items() if k not in _RESUME_FREE_OPTIONS
+    }
     return data
 
 
@@ -701,7 +711,7 @@ class _Runner:
             method_name=config.method_name,
             task_name=self.task.name,
             seed=config.seed,
-            model_name=self.task.model_name,
+            model_name=config.model_name or self.task.model_name,
             dataset_name=self.task.dataset_name,
             config=_result_config(
                 config, self.task, self.setup, self.device, len(self.train_loader)

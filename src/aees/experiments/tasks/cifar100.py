@@ -54,21 +54,24 @@ class Cifar100Task:
         if args.val_split is not None and args.val_split >= NUM_TRAIN:
             parser.error(f"--val-split must be < {NUM_TRAIN}, got {args.val_split}")
 
+    def load_data(self, data_dir: str) -> dict[str, Any]:
+        """:func:`aees.experiments.cifar.load_cifar100`, its errors as one-line ``UserError``."""
+        from aees.experiments.cifar import load_cifar100
+
+        try:
+            return load_cifar100(data_dir)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(f"--data-dir: {err}") from None
+
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
         from aees.experiments.cifar import (
             DeviceAugment,
             InMemoryLoader,
             cifar_resnet18,
             holdout_split,
-            load_cifar100,
         )
 
-        data_dir = config.data_dir or DEFAULT_DATA_DIR
-        try:
-            data = load_cifar100(data_dir)
-        except (FileNotFoundError, ValueError) as err:
-            raise UserError(f"--data-dir: {err}") from None
-
+        data = self.load_data(config.data_dir or DEFAULT_DATA_DIR)
         images, labels = data["train_images"], data["train_labels"]
         info: dict[str, Any] = {"data_dir": str(data["root"])}
         val_images = val_labels = None

@@ -1,0 +1,728 @@
+"""The shared implementation of the NLP tasks (SST-2, AG News): DistilBERT on tokenized HF datasets.
+
+Thesis reference: ``thesis-experiments.md`` §2.2 (SST-2) and §2.3 (AG News). :mod:`.sst2` and
+:mod:`.agnews` only set the class attributes of :class:`TextClassificationTask`.
+
+**Data.** The raw dataset comes from ``--data-dir`` (a ``DatasetDict`` saved with
+``save_to_disk``, with the raw columns ``sentence``/``text`` and ``label``; read offline) or else
+from the Hub: ``load_dataset("nyu-mll/glue", "sst2")`` / ``load_dataset("fancyzhx/ag_news")`` (the
+canonical ids of the thesis's ``"glue"`` / ``"ag_news"``) with ``cache_dir=--cache-dir``. Texts are
+tokenized with ``truncation=True, max_length=--max-length`` and no padding; batches are padded to
+their longest sequence by ``DataCollatorWithPadding``. Only ``input_ids`` and ``attention_mask``
+are fed to the model (no ``labels``: the loss is cross-entropy on ``outputs.logits``).
+
+**Tokenized cache** (fixes §7.4 defect 15, which reused caches whatever the model or max length)::
+
+    <--tokenized-dataset-dir>/<tokenizer>-<key>_len<max_length>/
+        aees_tokenized.json      # metadata, written last; checked before every reuse
+        train/  validation/      # SST-2: the GLUE splits (the test split is unlabelled, unused)
+        train/  test/            # AG News: the official splits
+
+``<key>`` is a hash of the tokenizer's vocabulary and behaviour (not just its name) and of the
+raw-data source (Hub id or ``--data-dir``). The metadata (format, tokenizer name and fingerprint,
+max length, source, splits and their sizes) must match, otherwise the cache is rebuilt. A cache is
+written to a temporary directory and renamed into place, so an interrupted write is never reused.
+
+**Splits** (the held-out split is drawn at load time, so one cache serves every ``--val-split``;
+the train-split order is that of ``Dataset.train_test_split(seed=42)``, as in the thesis, so the
+AG News label noise hits the same examples as the thesis runner's):
+
+* SST-2, default: train = GLUE train (67,349), validation = GLUE validation (872), no test.
+  With ``--val-split N``: N training examples (``train_test_split(test_size=N, seed=42)``) are the
+  validation set and the GLUE validation split becomes ``test_data`` (evaluated at the final and
+  best-validation epochs).
+* AG News, default: validation = 10 % of the official train split
+  (``train_test_split(test_size=0.1, seed=42)``: 108,000 / 12,000); with ``--val-split N``, N
+  examples instead. The official test split (7,600) is always ``test_data``: the validation set is
+  a training holdout here, so the test accuracy at the best-validation epoch is a clean estimate
+  (the thesis tokenized it but never evaluated it).
+
+**Offline.** ``--local-files-only`` applies to the tokenizer, the model *and* the dataset (the Hub
+dataset is then read from ``--cache-dir`` only; §7.4 defect 15). The datasets library is not
+touched at all when the tokenized cache is valid. Whatever is missing is reported as one line
+naming the exact command that fetches it (:class:`~aees.experiments.config.UserError`).
+``--hf-token`` (default: ``$HF_TOKEN``) is passed as ``token=`` and never stored (§7.1 defect 6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import Dataset
+
+from aees.experiments.config import RunConfig, UserError, writable_location_problem
+from aees.experiments.label_noise import LabelCorruption
+from aees.experiments.tasks import TaskSetup
+
+__all__ = [
+    "CACHE_FORMAT",
+    "DEFAULT_MODEL_NAME",
+    "METADATA_NAME",
+    "NLP_DEFAULTS",
+    "SPLIT_SEED",
+    "PadCollate",
+    "TextClassificationTask",
+    "TokenizedCache",
+    "TokenizedTextDataset",
+    "logits_cross_entropy",
+    "logits_of",
+    "split_indices",
+    "tokenizer_fingerprint",
+]
+
+DEFAULT_MODEL_NAME = "distilbert-base-uncased"
+#: Seed of every train/validation split (thesis §2.3: ``train_test_split(seed=42)``).
+SPLIT_SEED = 42
+#: Version of the tokenized-cache layout (bump to invalidate every cache).
+CACHE_FORMAT = 1
+METADATA_NAME = "aees_tokenized.json"
+MODEL_INPUTS = ("input_ids", "attention_mask")
+#: Thesis NLP defaults (§2.2.2).
+NLP_DEFAULTS: dict[str, Any] = {
+    "epochs": 3,
+    "batch_size": 16,
+    "lr": 5e-5,
+    "weight_decay": 0.01,
+    "episode_length": 100,
+}
+# Probe texts for the tokenizer fingerprint: casing, accents, punctuation, sub-words, unknowns.
+_PROBE_TEXTS = (
+    "Hello, World! It's a GREAT movie -- isn't it?",
+    "Café naïve résumé 東京 12,345.67 e-mail @user #tag",
+    "unbelievably uncharacteristically tokenization",
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _slug(name: str) -> str:
+    """A directory-safe, readable name for a model id or local path."""
+    base = name.rstrip("/\\")
+    if os.path.isdir(base):
+        base = Path(base).name or "model"
+    base = base.replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60] or "model"
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """SHA-256 of what decides the token ids: vocabulary, special tokens and probe encodings.
+
+    Stable across processes and independent of where the files live (``backend_tokenizer.to_str()``
+    is not: it changes when truncation is switched on).
+    """
+    payload = {
+        "class": type(tokenizer).__name__,
+        "vocab": sorted(tokenizer.get_vocab().items()),
+        "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "probes": [tokenizer(text)["input_ids"] for text in _PROBE_TEXTS],
+    }
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def split_indices(n: int, test_size: float | int, seed: int = SPLIT_SEED) -> tuple[list, list]:
+    """``(train, held_out)`` row indices exactly as ``Dataset.train_test_split(test_size, seed)``.
+
+    Computed on an in-memory index column, so nothing is written next to the data and the order
+    is the library's (the train part is in permutation order, as the thesis runner used it).
+    """
+    from datasets import Dataset as HFDataset
+
+    index = HFDataset.from_dict({"i": list(range(n))})
+    parts = index.train_test_split(test_size=test_size, seed=seed, keep_in_memory=True)
+    return list(parts["train"]["i"]), list(parts["test"]["i"])
+
+
+@contextlib.contextmanager
+def _datasets_offline(enabled: bool) -> Iterator[None]:
+    """``HF_HUB_OFFLINE`` semantics for the datasets library, for one call (restored after)."""
+    if not enabled:
+        yield
+        return
+    import datasets.config as dconfig
+
+    saved = {name: getattr(dconfig, name) for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    try:
+        for name in saved:
+            setattr(dconfig, name, True)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(dconfig, name, value)
+
+
+@contextlib.contextmanager
+def _hf_quiet(enabled: bool) -> Iterator[None]:
+    """With ``--quiet``: no datasets/transformers progress bars or load reports (restored after)."""
+    if not enabled:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as tlog
+
+    bars = datasets.is_progress_bar_enabled()
+    tbars = tlog.is_progress_bar_enabled()
+    verbosity = tlog.get_verbosity()
+    datasets.disable_progress_bars()
+    tlog.disable_progress_bar()
+    tlog.set_verbosity_error()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(verbosity)
+        if tbars:
+            tlog.enable_progress_bar()
+        if bars:
+            datasets.enable_progress_bars()
+
+
+class TokenizedTextDataset(Dataset):
+    """Rows of a tokenized HF dataset as ``({"input_ids", "attention_mask"}, label)`` pairs.
+
+    ``indices`` selects (and orders) rows of ``table``; ``labels`` are this dataset's targets in
+    its own order (so label noise never rewrites the arrow data). ``__getitems__`` fetches a whole
+    batch from arrow at once (the ``DataLoader`` uses it when present). Rows come as Python lists
+    and :class:`PadCollate` makes the tensors: fetching 16 rows in the ``torch`` format took
+    ~4 ms (a fifth of a DistilBERT-base step on an H200), as lists ~0.25 ms.
+    """
+
+    def __init__(
+        self, table: Any, labels: Sequence[int], indices: Sequence[int] | None = None
+    ) -> None:
+        self.table = table.with_format(None, columns=list(MODEL_INPUTS))
+        self.indices = None if indices is None else list(indices)
+        self.labels = [int(v) for v in labels]
+        if len(self.labels) != (len(table) if indices is None else len(self.indices)):
+            raise ValueError("labels must have one entry per selected row")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _row(self, i: int) -> int:
+        return i if self.indices is None else self.indices[i]
+
+    def __getitem__(self, i: int) -> tuple[dict[str, list[int]], int]:
+        row = self.table[self._row(int(i))]
+        return {k: row[k] for k in MODEL_INPUTS}, self.labels[int(i)]
+
+    def __getitems__(self, idx: Sequence[int]) -> list[tuple[dict[str, list[int]], int]]:
+        rows = self.table[[self._row(int(i)) for i in idx]]
+        columns = [rows[k] for k in MODEL_INPUTS]
+        return [
+            ({k: col[j] for k, col in zip(MODEL_INPUTS, columns, strict=True)}, self.labels[int(i)])
+            for j, i in enumerate(idx)
+        ]
+
+
+class PadCollate:
+    """``DataCollatorWithPadding`` on the features (dynamic padding), labels as ``torch.long``."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    def __call__(
+        self, batch: Sequence[tuple[Mapping[str, Any], int]]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        features = [dict(f) for f, _ in batch]
+        padded = self.pad(features)
+        inputs = {k: padded[k] for k in MODEL_INPUTS}
+        return inputs, torch.tensor([y for _, y in batch], dtype=torch.long)
+
+
+def logits_of(outputs: Any) -> torch.Tensor:
+    """The ``[B, C]`` logits of a ``SequenceClassifierOutput``."""
+    return outputs.logits
+
+
+def logits_cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the logits (labels are never passed to the model)."""
+    return torch.nn.functional.cross_entropy(outputs.logits.float(), targets)
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+@dataclass
+class TokenizedCache:
+    """Where a task's tokenized splits live and what they must have been built from."""
+
+    path: Path
+    metadata: dict[str, Any]
+
+    def is_valid(self) -> bool:
+        """True if the metadata on disk matches and every split directory exists."""
+        meta_file = self.path / METADATA_NAME
+        try:
+            saved = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(saved, dict):
+            return False
+        for key, value in self.metadata.items():
+            if saved.get(key) != value:
+                return False
+        return all((self.path / split).is_dir() for split in self.metadata["splits"])
+
+    def load(self) -> dict[str, Any]:
+        from datasets import load_from_disk
+
+        try:
+            splits = self.metadata["splits"]
+            return {split: load_from_disk(str(self.path / split)) for split in splits}
+        except Exception as err:  # a corrupt cache: name it, say how to rebuild
+            raise UserError(
+                f"cannot read the tokenized dataset {str(self.path)!r} ({_first_line(err)}); "
+                "delete that directory and run again to rebuild it"
+            ) from None
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class TextClassificationTask:
+    """DistilBERT fine-tuning on a text-classification dataset (subclasses set the attributes)."""
+
+    name: ClassVar[str]
+    dataset_name: ClassVar[str]
+    display_name: ClassVar[str]  # "SST-2": used in messages
+    model_name: ClassVar[str] = DEFAULT_MODEL_NAME
+    num_labels: ClassVar[int]
+    text_column: ClassVar[str]
+    hub_path: ClassVar[str]
+    hub_config: ClassVar[str | None] = None
+    #: Raw splits read and cached: ``(train, other)``; ``other`` is SST-2's validation split or
+    #: AG News's test split.
+    raw_splits: ClassVar[tuple[str, str]]
+    #: True: the validation set is always a training holdout and ``raw_splits[1]`` is the test
+    #: set (AG News); False: ``raw_splits[1]`` is the validation set unless ``--val-split``.
+    holdout_validation: ClassVar[bool] = False
+    default_holdout_fraction: ClassVar[float] = 0.1
+    default_tokenized_dir: ClassVar[str]
+    ignore_mismatched_sizes: ClassVar[bool] = False
+    has_label_noise_flags: ClassVar[bool] = False
+
+    flag_style: ClassVar[str] = "nlp"
+    scheduler_unit: ClassVar[str] = "step"
+    defaults: ClassVar[dict[str, Any]] = NLP_DEFAULTS
+    option_names: ClassVar[tuple[str, ...]] = (
+        "max_length",
+        "cache_dir",
+        "tokenized_dataset_dir",
+        "local_files_only",
+        "pretokenize_only",
+    )
+
+    def __init__(self) -> None:
+        self._hf_token: str | None = None  # set by validate(); never written anywhere
+
+    # -- flags
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group(self.display_name)
+        g.add_argument("--max-length", type=int, default=128, help="tokenizer truncation, > 0")
+        g.add_argument(
+            "--cache-dir",
+            default=None,
+            help="HF cache for dataset, tokenizer and model (default: <cwd>/.hf_cache)",
+        )
+        g.add_argument(
+            "--tokenized-dataset-dir",
+            default=self.default_tokenized_dir,
+            help=f"tokenized-cache root (default {self.default_tokenized_dir})",
+        )
+        g.add_argument(
+            "--pretokenize-only",
+            action="store_true",
+            help="build (or check) the tokenized cache, print its path and exit",
+        )
+        g.add_argument(
+            "--local-files-only",
+            action="store_true",
+            help="never contact the Hub: tokenizer, model and dataset from the caches only",
+        )
+        g.add_argument(
+            "--hf-token",
+            default=None,
+            help="Hub token (default: $HF_TOKEN); used, never stored",
+        )
+        if self.has_label_noise_flags:
+            n = parser.add_argument_group("label noise")
+            n.add_argument(
+                "--label-noise-rate", type=float, default=0.0, help="symmetric, in [0, 1)"
+            )
+            n.add_argument(
+                "--label-noise-seed",
+                type=int,
+                default=42,
+                help="noise seed, independent of --seed (default 42)",
+            )
+
+    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+        if args.max_length <= 0:
+            parser.error(f"--max-length must be > 0, got {args.max_length}")
+        if not str(args.tokenized_dataset_dir or "").strip():
+            parser.error("--tokenized-dataset-dir must not be empty")
+        if args.cache_dir is None:
+            args.cache_dir = str(Path.cwd() / ".hf_cache")
+        elif not str(args.cache_dir).strip():
+            parser.error("--cache-dir must not be empty")
+        for flag, path in (
+            ("--cache-dir", args.cache_dir),
+            ("--tokenized-dataset-dir", args.tokenized_dataset_dir),
+        ):
+            target = Path(path)
+            if target.exists() and not target.is_dir():
+                parser.error(f"{flag} {path!r} exists and is not a directory")
+        if args.pretokenize_only:
+            why = writable_location_problem(args.tokenized_dataset_dir, is_dir=True)
+            if why is not None:
+                parser.error(f"--tokenized-dataset-dir {args.tokenized_dataset_dir!r}: {why}")
+        if args.data_dir is not None and not Path(args.data_dir).is_dir():
+            parser.error(f"--data-dir {args.data_dir!r} is not a directory")
+        if args.model_name is not None and not str(args.model_name).strip():
+            parser.error("--model-name must not be empty")
+        if self.has_label_noise_flags and not 0.0 <= args.label_noise_rate < 1.0:
+            parser.error(f"--label-noise-rate must be in [0, 1), got {args.label_noise_rate}")
+        if args.resume and args.pretokenize_only:
+            parser.error("--resume cannot be combined with --pretokenize-only")
+        self._hf_token = args.hf_token or os.environ.get("HF_TOKEN") or None
+        args.hf_token = None  # keep the secret out of anything built from the namespace
+
+    # -- helpers on the run configuration
+    def _opt(self, config: RunConfig, key: str, default: Any = None) -> Any:
+        return config.task_options.get(key, default)
+
+    def _model(self, config: RunConfig) -> str:
+        return config.model_name or self.model_name
+
+    def _cache_dir(self, config: RunConfig) -> str:
+        return str(self._opt(config, "cache_dir") or Path.cwd() / ".hf_cache")
+
+    def _token(self) -> str | None:
+        return self._hf_token or os.environ.get("HF_TOKEN") or None
+
+    def _source(self, config: RunConfig) -> str:
+        if config.data_dir:
+            return f"disk:{Path(config.data_dir).resolve()}"
+        return f"hub:{self.hub_path}" + (f"/{self.hub_config}" if self.hub_config else "")
+
+    def pretokenize_command(self, config: RunConfig) -> str:
+        """The exact command that (online) fetches tokenizer + dataset and writes the cache."""
+        parts = [
+            "aees",
+            "train",
+            self.name,
+            "--pretokenize-only",
+            "--cache-dir",
+            self._cache_dir(config),
+            "--tokenized-dataset-dir",
+            str(self._opt(config, "tokenized_dataset_dir", self.default_tokenized_dir)),
+            "--max-length",
+            str(self._opt(config, "max_length", 128)),
+        ]
+        if config.model_name:
+            parts += ["--model-name", config.model_name]
+        if config.data_dir:
+            parts += ["--data-dir", config.data_dir]
+        return shlex.join(parts)
+
+    def model_fetch_command(self, config: RunConfig) -> str:
+        code = (
+            "from transformers import AutoModelForSequenceClassification as M; "
+            f"M.from_pretrained({self._model(config)!r}, cache_dir={self._cache_dir(config)!r})"
+        )
+        return shlex.join(["python", "-c", code])
+
+    def _log(self, config: RunConfig, line: str) -> None:
+        if not config.quiet:
+            print(line, flush=True)
+
+    # -- loading
+    def load_tokenizer(self, config: RunConfig) -> Any:
+        from transformers import AutoTokenizer
+
+        name = self._model(config)
+        local = bool(self._opt(config, "local_files_only", False))
+        try:
+            return AutoTokenizer.from_pretrained(
+                name, cache_dir=self._cache_dir(config), local_files_only=local, token=self._token()
+            )
+        except Exception as err:
+            raise UserError(
+                f"cannot load the tokenizer {name!r} from {self._cache_dir(config)!r} "
+                f"({_first_line(err)}); fetch it online with: {self.pretokenize_command(config)}"
+            ) from None
+
+    def load_model(self, config: RunConfig) -> torch.nn.Module:
+        from transformers import AutoModelForSequenceClassification
+
+        name = self._model(config)
+        kwargs: dict[str, Any] = {
+            "num_labels": self.num_labels,
+            "cache_dir": self._cache_dir(config),
+            "local_files_only": bool(self._opt(config, "local_files_only", False)),
+            "token": self._token(),
+        }
+        if self.ignore_mismatched_sizes:
+            kwargs["ignore_mismatched_sizes"] = True
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+        except Exception as err:
+            raise UserError(
+                f"cannot load the model {name!r} from {self._cache_dir(config)!r} "
+                f"({_first_line(err)}); fetch it online with: {self.model_fetch_command(config)}"
+            ) from None
+        max_length = int(self._opt(config, "max_length", 128))
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and max_length > positions:
+            raise UserError(
+                f"--max-length {max_length} exceeds the {positions} positions of {name!r}; "
+                f"use --max-length {positions} or less"
+            )
+        return model
+
+    def cache_for(self, config: RunConfig, tokenizer: Any) -> TokenizedCache:
+        """The cache location and the metadata it must carry for this config and tokenizer."""
+        max_length = int(self._opt(config, "max_length", 128))
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        source = self._source(config)
+        key = hashlib.sha256(f"{fingerprint}\n{source}".encode()).hexdigest()[:10]
+        root = Path(self._opt(config, "tokenized_dataset_dir", self.default_tokenized_dir))
+        path = root / f"{_slug(self._model(config))}-{key}_len{max_length}"
+        metadata = {
+            "format": CACHE_FORMAT,
+            "task": self.name,
+            "tokenizer_name": self._model(config),
+            "tokenizer_fingerprint": fingerprint,
+            "max_length": max_length,
+            "source": source,
+            "text_column": self.text_column,
+            "splits": list(self.raw_splits),
+        }
+        return TokenizedCache(path, metadata)
+
+    def load_raw(self, config: RunConfig) -> dict[str, Any]:
+        """The raw splits ``raw_splits`` (``--data-dir`` or the Hub), columns checked."""
+        if config.data_dir:
+            from datasets import load_from_disk
+
+            try:
+                raw = load_from_disk(config.data_dir)
+            except Exception as err:
+                raise UserError(
+                    f"--data-dir {config.data_dir!r} is not a dataset saved with save_to_disk "
+                    f"({_first_line(err)})"
+                ) from None
+            where = f"--data-dir {config.data_dir!r}"
+        else:
+            from datasets import load_dataset
+
+            local = bool(self._opt(config, "local_files_only", False))
+            try:
+                with _datasets_offline(local):
+                    raw = load_dataset(
+                        self.hub_path,
+                        self.hub_config,
+                        cache_dir=self._cache_dir(config),
+                        download_mode="reuse_dataset_if_exists",
+                        token=self._token(),
+                    )
+            except Exception as err:
+                offline = " with --local-files-only" if local else ""
+                raise UserError(
+                    f"cannot load the {self.display_name} dataset {self.hub_path!r} from "
+                    f"{self._cache_dir(config)!r}{offline} ({_first_line(err)}); fetch it online "
+                    f"with: {self.pretokenize_command(config)}"
+                ) from None
+            where = f"{self.hub_path!r}"
+        splits: dict[str, Any] = {}
+        for split in self.raw_splits:
+            if split not in raw:
+                raise UserError(
+                    f"{where} has no {split!r} split (has: {', '.join(sorted(raw))}); "
+                    f"{self.display_name} needs {' and '.join(self.raw_splits)}"
+                )
+            columns = raw[split].column_names
+            for column in (self.text_column, "label"):
+                if column not in columns:
+                    raise UserError(
+                        f"{where} split {split!r} has no {column!r} column "
+                        f"(has: {', '.join(columns)})"
+                    )
+            splits[split] = raw[split]
+        return splits
+
+    def tokenized_splits(
+        self, config: RunConfig, tokenizer: Any
+    ) -> tuple[dict[str, Any], Path, bool]:
+        """The tokenized splits, the cache path, and whether the cache was built just now."""
+        cache = self.cache_for(config, tokenizer)
+        if cache.is_valid():
+            return cache.load(), cache.path, False
+        raw = self.load_raw(config)
+        max_length = int(cache.metadata["max_length"])
+        text = self.text_column
+
+        def encode(batch: Mapping[str, list[Any]]) -> dict[str, Any]:
+            enc = tokenizer(batch[text], truncation=True, max_length=max_length)
+            return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+        tokenized: dict[str, Any] = {}
+        sizes: dict[str, int] = {}
+        for split, data in raw.items():
+            drop = [c for c in data.column_names if c != "label"]
+            tokenized[split] = data.map(
+                encode,
+                batched=True,
+                remove_columns=drop,
+                keep_in_memory=True,  # never write cache files next to the raw data
+                desc=f"Tokenizing {self.display_name} {split}",
+            )
+            sizes[split] = len(tokenized[split])
+        self._write_cache(cache, tokenized, sizes)
+        return cache.load(), cache.path, True
+
+    def _write_cache(
+        self, cache: TokenizedCache, tokenized: Mapping[str, Any], sizes: dict[str, int]
+    ) -> None:
+        root = cache.path.parent
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{cache.path.name}.", dir=root))
+        except OSError as err:
+            raise UserError(
+                f"cannot write the tokenized dataset under {str(root)!r} ({_first_line(err)}); "
+                "pass a writable --tokenized-dataset-dir"
+            ) from None
+        try:
+            for split, data in tokenized.items():
+                data.save_to_disk(str(tmp / split))
+            meta = {**cache.metadata, "num_rows": sizes}
+            (tmp / METADATA_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            if cache.path.exists():  # stale or incomplete (it failed is_valid): replace it
+                shutil.rmtree(cache.path)
+            os.replace(tmp, cache.path)
+        except OSError as err:
+            if cache.is_valid():  # another process finished the same cache first
+                return
+            raise UserError(
+                f"cannot write the tokenized dataset {str(cache.path)!r} ({_first_line(err)})"
+            ) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- the interface the CLI and engine call
+    def pretokenize(self, config: RunConfig) -> None:
+        """``--pretokenize-only``: build (or verify) the tokenized cache and print where it is."""
+        tokenizer = self.load_tokenizer(config)
+        _, path, built = self.tokenized_splits(config, tokenizer)
+        note = "" if built else " (already up to date)"
+        print(f"Saved tokenized {self.display_name} dataset to {path}{note}", flush=True)
+
+    def label_noise(self, config: RunConfig, labels: list[int]) -> LabelCorruption | None:
+        """The training-label corruption (None: the task has no label noise)."""
+        return None
+
+    def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
+        with _hf_quiet(config.quiet):
+            tokenizer = self.load_tokenizer(config)
+            model = self.load_model(config)  # first: a bad --max-length fails before tokenizing
+            splits, cache_path, built = self.tokenized_splits(config, tokenizer)
+        if built:
+            self._log(config, f"Saved tokenized {self.display_name} dataset to {cache_path}")
+        train_table, other_table = (splits[s] for s in self.raw_splits)
+        train_labels = self._labels(train_table, self.raw_splits[0])
+        other_labels = self._labels(other_table, self.raw_splits[1])
+        n = len(train_labels)
+
+        if self.holdout_validation or config.val_split is not None:
+            held: float | int = (
+                config.val_split if config.val_split is not None else self.default_holdout_fraction
+            )
+            if isinstance(held, int) and held >= n:
+                raise UserError(
+                    f"--val-split {held} must be smaller than the {n} {self.display_name} "
+                    "training examples"
+                )
+            train_idx, val_idx = split_indices(n, held, SPLIT_SEED)
+            val_data = TokenizedTextDataset(
+                train_table, [train_labels[i] for i in val_idx], val_idx
+            )
+            test_data: TokenizedTextDataset | None = TokenizedTextDataset(other_table, other_labels)
+            test_name: str | None = self.raw_splits[1]
+            val_desc = f"{len(val_idx)} of {self.raw_splits[0]} (train_test_split seed 42)"
+        else:
+            train_idx, val_idx = list(range(n)), []
+            val_data = TokenizedTextDataset(other_table, other_labels)
+            test_data, test_name = None, None
+            val_desc = self.raw_splits[1]
+
+        clean = [train_labels[i] for i in train_idx]
+        corruption = self.label_noise(config, clean)
+        noisy = corruption.apply(clean) if corruption is not None else clean
+        train_data = TokenizedTextDataset(train_table, noisy, train_idx)
+        model = model.to(device)
+
+        info: dict[str, Any] = {
+            "split": {
+                "seed": SPLIT_SEED,
+                "train": len(train_data),
+                "val": len(val_data),
+                "test": len(test_data) if test_data is not None else 0,
+                "validation_source": val_desc,
+                "test_source": test_name,
+            },
+            "max_length": int(self._opt(config, "max_length", 128)),
+            "tokenized_dataset_path": str(cache_path),
+            "label_noise_seed": 42,
+        }
+        info.update(self.extra_info(config))
+        enabled = corruption is not None and corruption.enabled
+        return TaskSetup(
+            model=model,
+            train_data=train_data,
+            val_data=val_data,
+            test_data=test_data,
+            train_eval_data=train_data if enabled else None,
+            loss_fn=logits_cross_entropy,
+            logits_fn=logits_of,
+            collate_fn=PadCollate(tokenizer),
+            corruption=corruption if enabled else None,
+            clean_train_targets=clean if enabled else None,
+            info=info,
+        )
+
+    def extra_info(self, config: RunConfig) -> dict[str, Any]:
+        """Task-specific entries of the result config (merged last)."""
+        return {}
+
+    def _labels(self, table: Any, split: str) -> list[int]:
+        labels = [int(v) for v in table.with_format(None)["label"]]
+        bad = [v for v in labels if not 0 <= v < self.num_labels]
+        if bad:
+            raise UserError(
+                f"{self.display_name} split {split!r} has labels outside 0..{self.num_labels - 1} "
+                f"(e.g. {bad[0]}); an unlabelled split cannot be used"
+            )
+        return labels
