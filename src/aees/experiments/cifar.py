@@ -403,10 +403,23 @@ class InMemoryLoader:
             generator.manual_seed(0 if seed is None else seed)
         self.generator = generator
         self.epochs_started = 0
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Yield only this rank's share of every epoch (``torchrun``/DDP).
+
+        Every rank draws the same permutation (same generator seed); it is padded by wrapping
+        to a multiple of ``world_size`` (as ``DistributedSampler`` does) and rank ``r`` takes
+        positions ``r, r + world_size, ...``, so shards are disjoint and of equal size.
+        """
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} of {world_size}")
+        self.rank, self.world_size = rank, world_size
 
     @property
     def num_examples(self) -> int:
-        return int(self.images.shape[0])
+        """Examples this loader yields per epoch (this rank's shard when sharded)."""
+        return math.ceil(int(self.images.shape[0]) / self.world_size)
 
     def __len__(self) -> int:
         n = self.num_examples
@@ -418,13 +431,16 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         self.epochs_started += 1
-        n = self.num_examples
+        total = int(self.images.shape[0])
         if self.shuffle:
             assert self.generator is not None
-            order = torch.randperm(n, generator=self.generator, device=self._draw_device())
+            order = torch.randperm(total, generator=self.generator, device=self._draw_device())
             order = order.to(self.device)
         else:
-            order = torch.arange(n, device=self.device)
+            order = torch.arange(total, device=self.device)
+        if self.world_size > 1:
+            padded = self.num_examples * self.world_size
+            order = torch.cat([order, order[: padded - total]])[self.rank :: self.world_size]
         for step in range(len(self)):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             images = self.images.index_select(0, idx)

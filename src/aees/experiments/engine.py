@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from aees import AEES
 from aees.experiments.config import RunConfig, UserError
@@ -156,6 +156,72 @@ def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> 
     # epoch; the plain class with a generator wrapper iterates the loader exactly once.
     batches = (batch for batch in iterable)
     return tqdm(batches, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class _Dist:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(config: RunConfig) -> _Dist:
+    """Join the ``torchrun`` job described by the environment (``WORLD_SIZE`` > 1), if any.
+
+    NCCL with one GPU per process (``cuda:LOCAL_RANK``) when CUDA is used, gloo on the CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = config.device != "cpu" and torch.cuda.is_available()
+    owns = not dist.is_initialized()
+    if owns:
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend(), owns)
+
+
+def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def _broadcast_float(value: float, device: torch.device) -> float:
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def _decision_digest(logs: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    keys = ("selected_combined_names", "episode_rewards", "episode_start_steps")
+    blob = json.dumps({k: logs.get(k) for k in keys}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- run state
@@ -354,8 +420,11 @@ class _Runner:
         self.config = config
         self.task = task
         self.argv = argv
+        self.dist = _init_distributed(config)
         self.device = resolve_device(config.device)
-        self.show = not config.quiet
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.show = not config.quiet and self.dist.main
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
 
     @property
@@ -374,9 +443,11 @@ class _Runner:
 
     # -- passes
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        model, opt, aees, scaler = self.model, self.optimizer, self.aees, self.scaler
+        model, opt, aees, scaler = self.net, self.optimizer, self.aees, self.scaler
         loss_fn, logits_fn = self.setup.loss_fn, self.setup.logits_fn
         model.train()
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
@@ -411,14 +482,30 @@ class _Runner:
                 opt.step()
             if self.step_scheduler is not None:
                 self.step_scheduler.step()
-            self.flops.add_train_batch(self.flop_model.train_flops(inputs))
+            # every rank runs a batch of this shape (equal shards): count them all
+            self.flops.add_train_batch(self.flop_model.train_flops(inputs) * self.dist.world)
             batch = targets.shape[0]
             with torch.no_grad():
                 loss_sum += loss.detach().to(torch.float64) * batch
                 correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
             seen += batch
             self.progress.global_step += 1
-        return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+        totals = torch.stack([loss_sum, correct.to(torch.float64), loss_sum.new_tensor(seen)])
+        if self.dist.enabled:  # metrics over all ranks' examples
+            totals = _all_reduce_sum(totals.to(self._collective_device))
+        loss_total, correct_total, seen_total = totals.tolist()
+        return loss_total / max(seen_total, 1.0), correct_total / max(seen_total, 1.0)
+
+    @property
+    def _collective_device(self) -> torch.device:
+        return self.device if self.dist.backend == "nccl" else torch.device("cpu")
+
+    def evaluate(self, loader: Any) -> float:
+        """Validation accuracy on the full set: computed by rank 0, broadcast to every rank."""
+        acc = self.predict(loader, self.flops)[0] if self.dist.main else 0.0
+        if self.dist.enabled:
+            acc = _broadcast_float(acc, self._collective_device)
+        return acc
 
     @torch.no_grad()
     def predict(
@@ -450,6 +537,10 @@ class _Runner:
     def save_checkpoint(self, wall_now: float) -> None:
         if not self.config.checkpoint_dir:
             return
+        # AEES.state_dict() closes pending statistics with a collective: every rank calls it.
+        aees_state = self.aees.state_dict() if self.aees is not None else None
+        if not self.dist.main:
+            return
         state = {
             "version": _CHECKPOINT_VERSION,
             "config": _config_fingerprint(self.config),
@@ -457,7 +548,7 @@ class _Runner:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "aees": self.aees.state_dict() if self.aees is not None else None,
+            "aees": aees_state,
             "controller_logs": self.recorder.state_dict() if self.recorder is not None else None,
             "flops": self.flops.state_dict(),
             "progress": {**self.progress.state_dict(), "elapsed_before": wall_now},
@@ -488,7 +579,7 @@ class _Runner:
             self.train_loader.load_state_dict(state["train_loader"])
 
     # -- the run
-    def run(self) -> tuple[RunResult, Path]:
+    def run(self) -> tuple[RunResult | None, Path]:
         config = self.config
         ckpt: dict[str, Any] | None = None
         if config.resume and config.checkpoint_dir:
@@ -502,7 +593,13 @@ class _Runner:
 
         set_seed(config.seed)
         self.setup = setup = self.task.build(config, self.device)
-        self.model = setup.model.to(self.device)
+        self.model = setup.model.to(self.device)  # the bare module: eval, FLOPs, state
+        self.net: nn.Module = self.model  # what the training step calls
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = _build_optimizer(config, self.model)
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.aees = _build_aees(config, self.optimizer, self.scaler) if config.uses_aees else None
@@ -515,9 +612,30 @@ class _Runner:
             "pin_memory": pin,
             "collate_fn": setup.collate_fn,
         }
-        self.train_loader = setup.train_loader or DataLoader(
-            setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
-        )
+        self.train_sampler: DistributedSampler[Any] | None = None
+        if setup.train_loader is not None:
+            self.train_loader = setup.train_loader
+            if self.dist.enabled:
+                shard = getattr(self.train_loader, "shard", None)
+                if shard is None:
+                    raise EngineError(
+                        f"task {self.task.name!r} supplies a training loader that cannot be "
+                        "sharded across ranks (it has no shard(rank, world_size) method)"
+                    )
+                shard(self.dist.rank, self.dist.world)
+        elif self.dist.enabled:
+            # Same permutation on every rank (seeded by --seed and the epoch), padded to equal
+            # shards; --batch-size is the per-rank batch.
+            self.train_sampler = DistributedSampler(
+                setup.train_data, self.dist.world, self.dist.rank, shuffle=True, seed=config.seed
+            )
+            self.train_loader = DataLoader(
+                setup.train_data, sampler=self.train_sampler, **loader_kw
+            )
+        else:
+            self.train_loader = DataLoader(
+                setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
+            )
         val_loader = setup.val_loader or DataLoader(setup.val_data, shuffle=False, **loader_kw)
         self.scheduler = self.step_scheduler = None
         if _step_unit(self.task) == "step":
@@ -557,7 +675,7 @@ class _Runner:
             episodes_before = self.recorder.count if self.recorder is not None else 0
             t0 = time.perf_counter()
             train_loss, train_acc = self.train_epoch(epoch + 1)
-            val_acc, _ = self.predict(val_loader, self.flops)
+            val_acc = self.evaluate(val_loader)
             if cuda:
                 torch.cuda.synchronize(self.device)
             epoch_seconds = time.perf_counter() - t0
@@ -568,7 +686,8 @@ class _Runner:
             p.epoch_wall_clock_seconds.append(epoch_seconds)
             if p.best_epoch is None or val_acc > p.best_val:
                 p.best_val, p.best_epoch = max(val_acc, p.best_val), epoch + 1
-                p.best_weights = _cpu_state(self.model)
+                if self.dist.main:  # rank 0 computes the diagnostics
+                    p.best_weights = _cpu_state(self.model)
             self.log(
                 self.status_line(
                     label, epoch + 1, train_loss, train_acc, val_acc, epoch_seconds, episodes_before
@@ -582,14 +701,46 @@ class _Runner:
         if self.aees is not None:
             self.aees.finalize()
             self.recorder.sync()
+        output = Path(config.output_path)
+        distributed = self.distributed_summary()
+        if not self.dist.main:
+            self.finish_distributed()
+            return None, output
         diagnostics = self.diagnostics()
+        if distributed is not None:
+            diagnostics["distributed"] = distributed
         wall = p.elapsed_before + time.perf_counter() - start
         result = self.build_result(wall, diagnostics)
-        output = Path(config.output_path)
         self.write_side_file(output, diagnostics)
         save_run_result(result, output)
         self.log(f"Saved result to {output}")
+        self.finish_distributed()
         return result, output
+
+    def distributed_summary(self) -> dict[str, Any] | None:
+        """World size and backend; whether every rank made the same AEES decisions (checked)."""
+        if not self.dist.enabled:
+            return None
+        import torch.distributed as dist
+
+        digest = _decision_digest(self.aees.get_logs()) if self.aees is not None else None
+        digests: list[Any] = [None] * self.dist.world
+        dist.all_gather_object(digests, digest)
+        return {
+            "world_size": self.dist.world,
+            "backend": self.dist.backend,
+            "per_rank_batch_size": self.config.batch_size,
+            "global_batch_size": self.config.batch_size * self.dist.world,
+            "decisions_identical": len(set(digests)) == 1,
+        }
+
+    def finish_distributed(self) -> None:
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+            if self.dist.owns_group:
+                dist.destroy_process_group()
 
     def status_line(
         self,
@@ -707,15 +858,17 @@ class _Runner:
             controller_logs = self.recorder.to_dict()
         provenance = dict(self.provenance)
         provenance["segments"] = p.segments
+        run_config = _result_config(
+            config, self.task, self.setup, self.device, len(self.train_loader)
+        )
+        run_config["world_size"] = self.dist.world
         return RunResult(
             method_name=config.method_name,
             task_name=self.task.name,
             seed=config.seed,
             model_name=config.model_name or self.task.model_name,
             dataset_name=self.task.dataset_name,
-            config=_result_config(
-                config, self.task, self.setup, self.device, len(self.train_loader)
-            ),
+            config=run_config,
             best_val_accuracy=p.best_val,
             final_val_accuracy=p.val_accuracies[-1] if p.val_accuracies else 0.0,
             final_train_loss=p.train_losses[-1] if p.train_losses else math.nan,
@@ -739,8 +892,12 @@ class _Runner:
 
 def run(
     config: RunConfig, task: Task, *, argv: Sequence[str] | None = None
-) -> tuple[RunResult, Path]:
+) -> tuple[RunResult | None, Path]:
     """Train ``task`` as ``config`` says, write the result JSON, return it and its path.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard with DDP and takes the
+    same AEES decisions; rank 0 evaluates, checkpoints and writes the one result (other ranks
+    return ``None`` for the result).
 
     Raises:
         EngineError: a user-facing problem (one line), e.g. ``--resume`` with a checkpoint

@@ -1,0 +1,73 @@
+"""Multi-process runs: ``torchrun --nproc_per_node=2`` (gloo, CPU) on the digits task."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from aees.experiments.cifar import InMemoryLoader
+from aees.experiments.engine import CHECKPOINT_NAME
+from aees.experiments.results import load_run_result
+from aees.experiments.tasks.digits import digits_cnn, load_digits_split
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_torchrun_two_ranks_identical_decisions_one_result(tmp_path):
+    out, ckpt = tmp_path / "results" / "ddp.json", tmp_path / "ck"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "aees.experiments.cli", "train", "digits", "--epochs", "2", "--device", "cpu",
+        "--control-mode", "adaptive", "--lr-candidates", "0.5,1,2", "--noise-candidates",
+        "0,0.01", "--episode-length", "4", "--quiet", "--output", str(out),
+        "--checkpoint-dir", str(ckpt),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # one result (plus nothing else) written, by rank 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ddp.json"]
+    result = load_run_result(out)
+    dist = result.diagnostics["distributed"]
+    assert dist["world_size"] == 2 and dist["backend"] == "gloo"
+    assert dist["decisions_identical"] is True
+    assert dist["global_batch_size"] == 2 * dist["per_rank_batch_size"] == 128
+    assert result.config["world_size"] == 2
+    n_train = 1257
+    assert result.config["steps_per_epoch"] == math.ceil(math.ceil(n_train / 2) / 64)
+    assert result.total_steps == 2 * result.config["steps_per_epoch"]
+    logs = result.episode_logs
+    assert logs["episode_end_steps"][-1] == result.total_steps - 1
+    assert len(logs["selected_combined_names"]) == math.ceil(result.total_steps / 4)
+
+    # validation accuracy == a single-process evaluation of the same final weights
+    state = torch.load(ckpt / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    model = digits_cnn()
+    model.load_state_dict(state["model"])
+    model.eval()
+    x_val, y_val = load_digits_split()["val"]
+    with torch.no_grad():
+        accuracy = (model(x_val).argmax(dim=-1) == y_val).sum().item() / len(y_val)
+    assert result.final_val_accuracy == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_in_memory_loader_shards_are_disjoint_equal_and_cover():
+    images = torch.zeros(10, 3, 4, 4, dtype=torch.uint8)
+    labels = torch.arange(10)
+    seen = []
+    for rank in range(3):
+        loader = InMemoryLoader(images, labels, batch_size=2, shuffle=True, seed=5, normalize=None)
+        loader.shard(rank, 3)
+        assert len(loader) == 2 and loader.num_examples == 4
+        seen.append([int(v) for _, y in loader for v in y])
+    assert all(len(s) == 4 for s in seen)
+    flat = [v for s in seen for v in s]
+    assert set(flat) == set(range(10))  # every example, 2 repeated as padding
+    assert len(flat) - len(set(flat)) == 2
+    with pytest.raises(ValueError, match="rank"):
+        loader.shard(3, 3)
