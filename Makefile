@@ -1,34 +1,52 @@
-# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision]) when missing.
+# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision,nlp,report]) when missing.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-aees
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench lint format clean tables plots report
+
+RESULTS ?= results
+REPORT_DIR ?= reports
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,vision]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,vision,nlp,report]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/aees demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts experiments
+	$(BIN)/ruff format --check src tests bench scripts experiments
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/epoch.py
+
+# Tables / figures / the HTML report from the result JSON under $(RESULTS).
+tables: $(STAMP)
+	@for s in scripts/tables/make_*.py; do f=$$(basename $$s .py); \
+	  $(BIN)/python $$s --runs-root $(RESULTS) --out-dir $(REPORT_DIR)/tables/$${f#make_} \
+	  || echo "make tables: $$f: nothing written"; done
+
+plots: $(STAMP)
+	@status=0; for s in scripts/plots/*_plots.py; do \
+	  $(BIN)/python $$s --runs-root $(RESULTS) \
+	    --out-dir $(REPORT_DIR)/figures/$$(basename $$s _plots.py) || status=1; done; exit $$status
+
+report: $(STAMP)
+	$(BIN)/aees report $(RESULTS) --out $(REPORT_DIR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts experiments
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts experiments
+	$(BIN)/ruff check --fix src tests bench scripts experiments
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis

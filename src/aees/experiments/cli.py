@@ -3,6 +3,8 @@
 Subcommands:
 
 * ``aees train <task> [flags]`` -- one training run, one result JSON (``aees train digits -h``);
+* ``aees plan`` / ``aees sweep`` -- run plans (presets in ``configs/``) and their execution;
+* ``aees report RESULTS_DIR --out DIR`` -- tables, figures, ``index.md`` / ``index.html``;
 * ``aees demo`` -- the library demonstration on digits.
 
 Every invalid flag ends with exit status 2 and one line naming it, before any data is loaded.
@@ -30,6 +32,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     demo = sub.add_parser("demo", help="AdamW vs AEES on scikit-learn's digits (CPU, ~30 s)")
     demo.add_argument("--epochs", type=int, default=15, help="epochs per run (default 15)")
 
+    for name, (_, _, text) in _DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (aees {name} -h)", add_help=False)
     train = sub.add_parser("train", help="train one run of a task and write its result JSON")
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
     task_parsers: dict[str, argparse.ArgumentParser] = {}
@@ -104,10 +108,36 @@ def task_script_main(task: str, argv: list[str] | None = None) -> int:
     return _train(["train", task, *args], prog=os.path.basename(sys.argv[0]) or task)
 
 
+#: Subcommands whose own parsers live with their code (imported only when used).
+_DELEGATED = {
+    "report": ("aees.reporting.cli", "main", "tables, figures and index.html from result JSON"),
+    "plan": ("aees.experiments.sweep_cli", "plan_main", "expand a preset into a run manifest"),
+    "sweep": ("aees.experiments.sweep_cli", "sweep_main", "execute a manifest (local or Ray)"),
+}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, func, _ = _DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        extra = "report" if command == "report" else "sweep"
+        print(
+            f"aees {command}: error: {err}; install with pip install 'aees[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    return int(getattr(module, func)(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw[:1] == ["train"]:
         return _train(raw)
+    if raw[:1] and raw[0] in _DELEGATED:
+        return _delegate(raw[0], raw[1:])
     parser, _ = build_parser()
     args = parser.parse_args(raw)
     if args.command == "demo":

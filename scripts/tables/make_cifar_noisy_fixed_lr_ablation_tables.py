@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Noisy CIFAR fixed-LR ablation (thesis §5.3): summary, detailed, AEES vs best fixed (paired).
+
+Usage: python scripts/tables/make_cifar_noisy_fixed_lr_ablation_tables.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.reporting.cli.table_script).
+"""
+
+from aees.reporting.cli import table_script
+
+if __name__ == "__main__":
+    raise SystemExit(
+        table_script(
+            "cifar_noisy_fixed_lr_ablation", prog="make_cifar_noisy_fixed_lr_ablation_tables.py"
+        )
+    )

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Compute overhead (thesis §5.6): decomposition and detailed tables, first epoch excluded.
+
+Usage: python scripts/tables/make_compute_overhead_tables.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.reporting.cli.table_script).
+"""
+
+from aees.reporting.cli import table_script
+
+if __name__ == "__main__":
+    raise SystemExit(table_script("compute_overhead", prog="make_compute_overhead_tables.py"))

@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Instability-penalty ablation (thesis §5.7).
+
+Usage: python scripts/tables/make_instability_penalty_ablation_tables.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.reporting.cli.table_script).
+"""
+
+from aees.reporting.cli import table_script
+
+if __name__ == "__main__":
+    raise SystemExit(
+        table_script(
+            "instability_penalty_ablation", prog="make_instability_penalty_ablation_tables.py"
+        )
+    )

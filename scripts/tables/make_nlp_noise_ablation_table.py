@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""NLP gradient-noise (sigma) ablation (thesis §5.9).
+
+Usage: python scripts/tables/make_nlp_noise_ablation_table.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.reporting.cli.table_script).
+"""
+
+from aees.reporting.cli import table_script
+
+if __name__ == "__main__":
+    raise SystemExit(table_script("nlp_noise_ablation", prog="make_nlp_noise_ablation_table.py"))

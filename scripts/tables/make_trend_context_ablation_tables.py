@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Trend-context ablation (thesis §5.7).
+
+Usage: python scripts/tables/make_trend_context_ablation_tables.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.reporting.cli.table_script).
+"""
+
+from aees.reporting.cli import table_script
+
+if __name__ == "__main__":
+    raise SystemExit(
+        table_script("trend_context_ablation", prog="make_trend_context_ablation_tables.py")
+    )

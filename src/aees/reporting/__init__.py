@@ -1,0 +1,12 @@
+"""Tables and figures from result JSON (never trains).
+
+``build_report(results_dir, out_dir)`` writes every table family (CSV, LaTeX, Markdown) and
+figure family (PNG, PDF, summary) the runs support, with ``index.md`` and ``index.html``;
+``aees report`` is :func:`aees.reporting.cli.main`. matplotlib, numpy and scipy are imported
+only when a figure or a paired statistic is computed.
+"""
+
+from aees.reporting.report import ReportSummary, build_report
+from aees.reporting.runs import Discovery, ReportError, RunSet, discover_runs
+
+__all__ = ["Discovery", "ReportError", "ReportSummary", "RunSet", "build_report", "discover_runs"]

@@ -1,0 +1,289 @@
+"""Command-line entry points: ``aees report`` and the thin ``scripts/`` wrappers.
+
+* :func:`main` -- ``aees report RESULTS_DIR --out DIR [--strict]`` (argv without "report");
+* :func:`table_script` -- ``scripts/tables/make_<family>.py --runs-root --out-dir``;
+* :func:`figure_script` -- ``scripts/plots/<family>_plots.py --runs-root --out-dir``;
+* :func:`console_script` -- ``scripts/report_{cifar_runs,sst2_results,agnews_results}.py``.
+
+Exit status: 0 done; 1 nothing to report, a figure MISSING, or (``--strict``) an unreadable
+result file; 2 command-line misuse (bad flag, missing results directory). Every error is one
+line on stderr naming the input, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from aees.experiments.config import OneLineArgumentParser
+from aees.reporting.families import FAMILIES, method_label
+from aees.reporting.runs import (
+    Discovery,
+    ReportError,
+    RunSet,
+    discover_runs,
+    setting_label,
+    task_label,
+)
+from aees.reporting.stats import mean_sd, run_metrics
+from aees.reporting.tables import CsvTable, write_csv
+
+__all__ = ["console_script", "figure_script", "main", "table_script"]
+
+
+def _err(prog: str, message: str, stream: TextIO | None = None) -> None:
+    print(f"{prog}: {message}", file=stream or sys.stderr)
+
+
+def _discover(prog: str, root: str, strict: bool) -> Discovery | int:
+    """Runs under ``root``; an int exit status (after a one-line message) on failure."""
+    path = Path(root)
+    if not path.is_dir():
+        _err(prog, f"error: {root}: {'not a directory' if path.exists() else 'no such directory'}")
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skipped-files summary is printed below
+            found = discover_runs(path, strict=strict)
+    except ReportError as err:
+        _err(prog, f"error: {err}")
+        return 1
+    for problem in found.problems:
+        _err(prog, f"warning: {problem}")
+    skipped = found.skipped_summary()
+    if skipped:
+        _err(prog, f"warning: {skipped}")
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``aees report RESULTS_DIR --out DIR [--strict] [--quiet]``: every table and figure family
+    the runs support, plus ``index.md`` and a self-contained ``index.html``."""
+    parser = OneLineArgumentParser(
+        prog="aees report",
+        description="Tables (CSV, LaTeX, Markdown), figures (PNG, PDF) and an index page "
+        "from a directory of result JSON files.",
+    )
+    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="directory of result files")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail on the first unreadable result file"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only problems")
+    args = parser.parse_args(argv)
+    prog = parser.prog
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        _err(prog, f"error: {root}: {'not a directory' if root.exists() else 'no such directory'}")
+        return 2
+    from aees.reporting.report import build_report
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            summary = build_report(root, args.out, strict=args.strict)
+    except ReportError as err:
+        _err(prog, f"error: {err}")
+        return 1
+    except OSError as err:
+        _err(prog, f"error: {err.filename or args.out}: {err.strerror or err}")
+        return 1
+    for problem in summary.problems:
+        _err(prog, f"warning: {problem}")
+    if not args.quiet:
+        for line in summary.missing:
+            _err(prog, f"missing: {line}")
+        figures = sum(1 for rs in summary.figures.values() for r in rs if r.ok)
+        print(
+            f"{prog}: {summary.runs} runs, {len(summary.families)} table families "
+            f"({', '.join(summary.families) or 'none'}), {figures} figures -> "
+            f"{summary.index_html}"
+        )
+    if summary.runs == 0:
+        _err(prog, f"error: {root}: no readable result files")
+        return 1
+    return 0
+
+
+def _script_parser(
+    prog: str, description: str, runs_root: str, out_dir: str
+) -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--runs-root", default=runs_root, help=f"directory of result files (default {runs_root})"
+    )
+    parser.add_argument("--out-dir", default=out_dir, help=f"output directory (default {out_dir})")
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    return parser
+
+
+def table_script(family: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """``make_<family>.py``: build one table family from ``--runs-root`` into ``--out-dir``."""
+    spec = FAMILIES[family]
+    prog = prog or f"make_{family}_tables.py"
+    parser = _script_parser(
+        prog, f"{spec.title}: tables from result JSON.", spec.runs_root, spec.out_dir
+    )
+    args = parser.parse_args(argv)
+    found = _discover(prog, args.runs_root, args.strict)
+    if isinstance(found, int):
+        return found
+    output = spec.builder(RunSet(found.runs))
+    if not output.supported:
+        _err(prog, f"error: {args.runs_root}: no runs for {spec.title}")
+        return 1
+    try:
+        paths = output.write(args.out_dir)
+    except OSError as err:
+        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
+        return 1
+    for line in output.missing:
+        _err(prog, f"missing: {line}")
+    for line in output.notes:
+        _err(prog, f"note: {line}")
+    print(f"{prog}: wrote {len(paths)} files to {args.out_dir}")
+    return 0
+
+
+def figure_script(
+    family: str, argv: Sequence[str] | None = None, *, prog: str | None = None
+) -> int:
+    """``<family>_plots.py``: every figure of one figure family; exit 1 if any is MISSING."""
+    from aees.reporting.plots import FIGURE_FAMILIES
+
+    prog = prog or f"{family}_plots.py"
+    parser = _script_parser(
+        prog,
+        f"{family} figures (PNG + PDF + summary) from result JSON.",
+        "archived_results",
+        f"reproduced_artifacts/figures/{family}",
+    )
+    args = parser.parse_args(argv)
+    found = _discover(prog, args.runs_root, args.strict)
+    if isinstance(found, int):
+        return found
+    try:
+        results = FIGURE_FAMILIES[family](RunSet(found.runs), args.out_dir)
+    except OSError as err:
+        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
+        return 1
+    status = 0
+    for r in results:
+        if r.ok:
+            print(f"{prog}: wrote {r.name} ({', '.join(p.suffix for p in r.paths)})")
+            for m in r.partial:
+                _err(prog, f"missing: {r.name}: {m}")
+        else:
+            status = 1
+            _err(prog, f"MISSING {r.name}: {'; '.join(r.missing)}")
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# Console reports (scripts/report_*.py)
+# --------------------------------------------------------------------------------------------
+
+_DIAG = (
+    ("train_all", "train_all_accuracy"),
+    ("train_clean", "train_clean_accuracy"),
+    ("corr_noisy", "train_corrupted_accuracy_vs_noisy_labels"),
+    ("corr_clean", "train_corrupted_accuracy_vs_clean_labels"),
+)
+
+
+def console_summary(runset: RunSet, tasks: Sequence[str]) -> tuple[list[str], CsvTable]:
+    """Per cell of ``tasks``: n, final and best validation accuracy (mean, sample SD), the
+    final-epoch label-noise diagnostics (CIFAR-style tasks) and compute to the best epoch
+    (TFLOPs and seconds summed over epochs 1..peak); lines for the console and a CSV."""
+    header = ["task", "setting", "epochs", "method", "variant", "n"]
+    metrics = ["final_val", "best_val", "peak_epoch", *(k for k, _ in _DIAG), "clean_minus_noisy"]
+    metrics += ["tflops_to_best", "total_tflops", "time_to_best_s", "total_time_s"]
+    csv = CsvTable("summary", header + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+    lines: list[str] = []
+    for cell in runset.cells:
+        if cell.task not in tasks:
+            continue
+        values: dict[str, list[float]] = {m: [] for m in metrics}
+        per_seed = []
+        for run in cell.seed_runs():
+            r, m = run.result, run_metrics(run.result)
+            peak = m.peak_epoch or 0
+            values["final_val"].append(m.final)
+            values["best_val"].append(m.best)
+            values["peak_epoch"].append(float(peak))
+            diag = r.diagnostics.get("final_subset_accuracies") or {}
+            for name, key in _DIAG:
+                if isinstance(diag.get(key), (int, float)):
+                    values[name].append(float(diag[key]))
+            if isinstance(diag.get(_DIAG[2][1]), (int, float)) and isinstance(
+                diag.get(_DIAG[3][1]), (int, float)
+            ):
+                values["clean_minus_noisy"].append(diag[_DIAG[3][1]] - diag[_DIAG[2][1]])
+            if r.epoch_tflops:
+                values["tflops_to_best"].append(sum(r.epoch_tflops[:peak]))
+            if r.estimated_flops is not None:
+                values["total_tflops"].append(r.estimated_flops / 1e12)
+            if r.epoch_wall_clock_seconds:
+                values["time_to_best_s"].append(sum(r.epoch_wall_clock_seconds[:peak]))
+            values["total_time_s"].append(r.wall_clock_seconds)
+            per_seed.append(
+                f"    seed {run.info.seed}: best={m.best:.4f} final={m.final:.4f} "
+                f"peak_epoch={peak} path={run.path}"
+            )
+        summaries = {k: mean_sd(v) for k, v in values.items()}
+        label = method_label(cell.info)
+        csv.rows.append(
+            [cell.task, cell.setting, cell.epochs, label, cell.variant, cell.n]
+            + [x for s in summaries.values() for x in (s.mean, s.sd)]
+        )
+        shown = [
+            f"{k}={s.mean:.4f}±{s.sd:.4f}"
+            for k, s in summaries.items()
+            if s.n and k not in ("peak_epoch",)
+        ]
+        lines.append(
+            f"{task_label(cell.task)} | {setting_label(cell.setting)} | {cell.epochs} ep | "
+            f"{label} | n={cell.n} seeds={cell.seeds}"
+        )
+        lines.append("    " + " ".join(shown))
+        lines += per_seed
+    return lines, csv
+
+
+def console_script(
+    tasks: Sequence[str],
+    default_root: str,
+    default_csv: str,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+) -> int:
+    """``report_*.py``: print the console summary of ``tasks`` and write its CSV."""
+    parser = OneLineArgumentParser(prog=prog, description="Console summary + CSV of result files.")
+    parser.add_argument("--runs-root", default=default_root, help=f"(default {default_root})")
+    parser.add_argument("--csv", default=default_csv, help=f"CSV of means (default {default_csv})")
+    parser.add_argument("--no-runs", action="store_true", help="omit the per-seed lines")
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    args = parser.parse_args(argv)
+    found = _discover(prog, args.runs_root, args.strict)
+    if isinstance(found, int):
+        return found
+    lines, csv = console_summary(RunSet(found.runs), tasks)
+    if not csv.rows:
+        _err(prog, f"error: {args.runs_root}: no {'/'.join(tasks)} runs")
+        return 1
+    for line in lines:
+        if not (args.no_runs and line.startswith("    seed ")):
+            print(line)
+    target = Path(args.csv)
+    csv.name = target.name[: -len(".csv")] if target.name.endswith(".csv") else target.name
+    try:
+        write_csv(csv, target.parent)
+    except OSError as err:
+        _err(prog, f"error: {err.filename or target}: {err.strerror or err}")
+        return 1
+    print(f"{prog}: wrote {target.parent / (csv.name + '.csv')}")
+    return 0
