@@ -1,4 +1,4 @@
-# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision,nlp,report]) when missing.
+# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision,nlp,report,sweep]) when missing.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ REPORT_DIR ?= reports
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,vision,nlp,report]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,vision,nlp,report,sweep]'
 	touch $(STAMP)
 
 demo: $(STAMP)

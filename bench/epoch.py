@@ -10,8 +10,10 @@
   evaluation forwards. Nothing but the compute the epoch needs.
 
 Variants: ``baseline`` (plain AdamW) and ``aees-dual`` (AEES, LR x0.5/1/2 and noise 0/0.005,
-episode 200). The floor is timed before and after the engine runs and averaged.
-Target on an H100/H200: engine epoch <= 1.05 x floor.
+episode 200). GPU clocks drift by several per cent over a minute, so the floor is timed right
+before and right after every engine run (floor, baseline, floor, aees-dual, floor, ... for
+``--repeats`` rounds); each engine run is divided by the mean of its two neighbouring floors and
+the reported ratio is the median over rounds. Target on an H100/H200: engine epoch <= 1.05 x floor.
 
     python bench/epoch.py                  # auto device; CUDA: full CIFAR shape, 3 epochs
     python bench/epoch.py --quick          # CPU smoke test (tiny shapes), seconds
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=None, help="default 50000 (quick 256)")
     p.add_argument("--n-test", type=int, default=None, help="default 10000 (quick 128)")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=2, help="rounds of (floor, variant) (default 2)")
     p.add_argument("--quick", action="store_true", help="tiny shapes: checks the script runs")
     p.add_argument("--out", default=None, help="JSON (default bench/results/epoch-<dev>.json)")
     args = p.parse_args(argv)
@@ -156,21 +159,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shape: {n_train} train / {n_test} test, batch {args.batch_size}, {epochs} epochs")
     task = SyntheticCifar100(n_train, n_test)
     kw = {"n_train": n_train, "n_test": n_test, "batch": args.batch_size, "epochs": epochs}
-    rows: dict[str, Any] = {}
+    floors: list[list[float]] = []
+    runs: dict[str, list[tuple[list[float], float]]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
-        floor_before = floor_epoch_seconds(device=device, **kw)
-        for variant in VARIANTS:
-            rows[variant] = engine_epoch_seconds(
-                variant,
-                task,
-                batch=args.batch_size,
-                epochs=epochs,
-                device=device,
-                out_dir=Path(tmp),
-            )
-        floor_after = floor_epoch_seconds(device=device, **kw)
-    floor = (steady(floor_before) + steady(floor_after)) / 2
-    print(f"\n{'variant':<12} {'epoch s':>9} {'floor s':>9} {'ratio':>7}")
+        floors.append(floor_epoch_seconds(device=device, **kw))
+        for _ in range(args.repeats):
+            for variant in VARIANTS:
+                times = engine_epoch_seconds(
+                    variant,
+                    task,
+                    batch=args.batch_size,
+                    epochs=epochs,
+                    device=device,
+                    out_dir=Path(tmp),
+                )
+                floors.append(floor_epoch_seconds(device=device, **kw))
+                local_floor = (steady(floors[-2]) + steady(floors[-1])) / 2
+                runs[variant].append((times, local_floor))
+    print(f"\n{'variant':<12} {'epoch s':>9} {'floor s':>9} {'ratio':>7}  (median of rounds)")
     report: dict[str, Any] = {
         "device": str(device),
         "device_name": name,
@@ -179,16 +185,24 @@ def main(argv: list[str] | None = None) -> int:
         "n_test": n_test,
         "batch_size": args.batch_size,
         "epochs": epochs,
-        "floor_epoch_seconds": {"before": floor_before, "after": floor_after},
-        "floor_steady_seconds": floor,
+        "floor_epoch_seconds": floors,
+        "repeats": args.repeats,
         "variants": {},
         "target_ratio": TARGET_RATIO,
         "quick": args.quick,
     }
-    for variant, times in rows.items():
-        ratio = steady(times) / floor
-        report["variants"][variant] = {"epoch_seconds": times, "ratio": ratio}
-        print(f"{variant:<12} {steady(times):>9.3f} {floor:>9.3f} {ratio:>7.3f}")
+    for variant, rounds in runs.items():
+        ratios = [steady(times) / floor for times, floor in rounds]
+        ratio = statistics.median(ratios)
+        epoch_s = statistics.median(steady(times) for times, _ in rounds)
+        floor_s = statistics.median(floor for _, floor in rounds)
+        report["variants"][variant] = {
+            "epoch_seconds": [times for times, _ in rounds],
+            "local_floor_seconds": [floor for _, floor in rounds],
+            "ratios": ratios,
+            "ratio": ratio,
+        }
+        print(f"{variant:<12} {epoch_s:>9.3f} {floor_s:>9.3f} {ratio:>7.3f}")
     print(f"target (GPU): ratio <= {TARGET_RATIO}")
     suffix = "-quick" if args.quick else ""
     out = Path(args.out or f"bench/results/epoch-{device.type}{suffix}.json")

@@ -539,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         dev = torch.device(args.device)
     if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True
     if args.threads is not None:

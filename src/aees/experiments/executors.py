@@ -1,0 +1,910 @@
+"""Sweep executors: run the pending runs of a manifest locally (N at a time) or on a Ray cluster.
+
+Both executors share the semantics of the thesis launcher (``thesis-experiments.md`` §2.4):
+
+* **Resume** (default): a run whose result file exists, parses and matches the plan
+  (:func:`aees.experiments.plan.check_result`) is ``skipped``. An existing result that does not
+  match is reported and the run marked ``failed``; it is never replaced unless ``overwrite``.
+  Without resume every existing result needs ``overwrite`` to be replaced.
+* A finished run is ``completed`` only if it exited 0 and its result validates; otherwise
+  ``failed`` with the reason (exit status and the last line of its log, or what did not match).
+* One log per run, ``<output_root>/_logs/<run_id>.log``, appended to per attempt, each attempt
+  starting with a header (command, ``CUDA_VISIBLE_DEVICES``, the environment the sweep set).
+* The manifest is rewritten atomically after every change of a run's status; a lock file next
+  to it keeps a second sweep off the same manifest.
+* Ctrl-C / SIGTERM: no new runs start; running ones get SIGTERM, then SIGKILL after a grace
+  period (a second Ctrl-C kills at once); they go back to ``pending``. The exit status is
+  128 + the signal number (130 for Ctrl-C).
+* At the end: a summary, each failed run with its log path, and the ``aees sweep`` command that
+  retries exactly the failed runs. Exit status 0 (all done), 1 (some failed), 2 (bad input).
+* Progress on stderr: done / running / failed counts and the running run ids -- one updating line
+  on a terminal, plain lines otherwise.
+
+Ray is optional (``pip install 'aees[sweep]'``) and imported only by :func:`run_ray`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from aees.experiments.plan import (
+    DONE_STATUSES,
+    Manifest,
+    PlanError,
+    PlannedRun,
+    check_result,
+    load_manifest,
+    write_manifest,
+)
+
+__all__ = [
+    "RAY_INSTALL_HINT",
+    "FailedRun",
+    "Progress",
+    "SweepError",
+    "SweepSummary",
+    "run_local",
+    "run_ray",
+]
+
+RAY_INSTALL_HINT = "pip install 'aees[sweep]'"
+DEFAULT_GRACE_PERIOD = 10.0
+_POLL_SECONDS = 0.1
+#: Set for every run: unbuffered output (logs follow the run live), no tqdm bars in log files.
+_RUN_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start (bad manifest, options, missing Ray); one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+# --------------------------------------------------------------------------------------------
+# Results of a sweep
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    detail: str
+    log_path: str
+    has_output: bool
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did to the runs it was asked to run (the selected runs)."""
+
+    manifest_path: str
+    selected: int
+    completed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pending: int = 0
+    interrupted_by: int | None = None
+    elapsed_s: float = 0.0
+    failed_runs: list[FailedRun] = field(default_factory=list)
+    retry_command: str | None = None
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.skipped
+
+    @property
+    def exit_code(self) -> int:
+        """128 + signal if interrupted, 1 if any run failed, else 0."""
+        if self.interrupted_by is not None:
+            return 128 + self.interrupted_by
+        return 1 if self.failed else 0
+
+    def format(self) -> str:
+        """The end-of-sweep report: a count line, failed runs, the retry command."""
+        head = (
+            f"sweep: {self.selected} runs: {self.completed} completed, {self.skipped} skipped "
+            f"(already complete), {self.failed} failed, {self.pending} pending "
+            f"({_duration(self.elapsed_s)})"
+        )
+        lines = [head]
+        if self.interrupted_by is not None:
+            lines.append(
+                f"sweep: interrupted ({signal.Signals(self.interrupted_by).name}); "
+                "rerun the same command to continue"
+            )
+        for failed in self.failed_runs:
+            lines.append(f"  FAILED {failed.run_id}: {failed.detail}")
+            lines.append(f"         log: {failed.log_path}")
+        if self.retry_command:
+            lines.append(f"retry the failed runs with: {self.retry_command}")
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Live done / running / failed counts on ``stream`` (default stderr).
+
+    On a terminal one line is redrawn in place; otherwise a plain line is printed whenever the
+    counts or the running set change. :meth:`note` prints a full line (e.g. a failure) above it.
+    """
+
+    def __init__(self, total: int, *, stream: IO[str] | None = None, enabled: bool = True) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self._last = ""
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # closed or broken stream: progress is best effort
+            self.enabled = False
+
+    def _draw(self, line: str) -> None:
+        width = shutil.get_terminal_size((120, 20)).columns
+        shown = line if len(line) < width else line[: max(width - 4, 10)] + "..."
+        self._write("\r\x1b[K" + shown)
+
+    def show(self, done: int, running: Sequence[str], failed: int) -> None:
+        if not self.enabled:
+            return
+        line = f"sweep: {done}/{self.total} done, {len(running)} running, {failed} failed"
+        if running:
+            line += " | running: " + ", ".join(running)
+        if line == self._last:
+            return
+        self._last = line
+        if self.tty:
+            self._draw(line)
+        else:
+            self._write(line + "\n")
+
+    def note(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self._write("\r\x1b[K" + message + "\n")
+            if self._last:
+                self._draw(self._last)
+        else:
+            self._write(message + "\n")
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self._last:
+            self._write("\n")
+        self._last = ""
+
+
+# --------------------------------------------------------------------------------------------
+# One attempt of one run (shared by the local executor and the Ray task)
+# --------------------------------------------------------------------------------------------
+
+
+def _existing_result_verdict(
+    run: PlannedRun, output: Path, *, resume: bool, overwrite: bool
+) -> tuple[str, str] | None:
+    """``(status, detail)`` if the existing result decides the run without running it, else None."""
+    if not output.exists():
+        return None
+    problem = check_result(run, output)
+    if problem is None:
+        if resume:
+            return "skipped", "a valid result already exists"
+        if overwrite:
+            return None
+        return "failed", "a valid result exists and resume is off; add --overwrite to replace it"
+    if overwrite:
+        return None
+    return (
+        "failed",
+        f"existing result does not match the plan ({problem}); it was kept -- rerun with "
+        "--overwrite to replace it",
+    )
+
+
+def _resolved_command(run: PlannedRun, *, own_python: bool) -> list[str]:
+    """The run's command; with ``own_python`` (Ray workers), run it with this interpreter."""
+    command = list(run.command)
+    if own_python and command[1:3] == ["-m", "aees.experiments.cli"]:
+        command[0] = sys.executable
+    return command
+
+
+def _prepare_attempt(
+    run: PlannedRun, root: Path, command: Sequence[str], extra_env: dict[str, str], overwrite: bool
+) -> IO[bytes]:
+    """Create the run's directories, drop a stale checkpoint when replacing a result, and open
+    the log (append) with the attempt header. Returns the open log."""
+    output, log = root / run.output, root / run.log
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and output.exists() and run.checkpoint_dir:
+        # replacing a result means starting over, not resuming an old checkpoint
+        shutil.rmtree(root / run.checkpoint_dir, ignore_errors=True)
+    handle = log.open("ab")
+    cuda = extra_env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    header = [
+        f"# aees sweep: {run.run_id}, attempt {run.attempts}, {_now()}, "
+        f"host {socket.gethostname()}",
+        f"command: {shlex.join(command)}",
+        f"CUDA_VISIBLE_DEVICES={'<unset>' if cuda is None else cuda}",
+        *(f"{k}={v}" for k, v in sorted(extra_env.items()) if k != "CUDA_VISIBLE_DEVICES"),
+        "",
+    ]
+    handle.write(("\n".join(header) + "\n").encode())
+    handle.flush()
+    return handle
+
+
+def _last_log_line(log: Path, limit: int = 300) -> str | None:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        line = line.strip().split("\r")[-1].strip()
+        if line and not line.startswith("#"):
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return None
+
+
+def _finish_attempt(run: PlannedRun, root: Path, return_code: int) -> tuple[str, str | None]:
+    """``(status, detail)`` of a finished attempt; removes the checkpoint of a completed run."""
+    output, log = root / run.output, root / run.log
+    if return_code == 0:
+        problem = check_result(run, output)
+        if problem is None:
+            if run.checkpoint_dir:
+                shutil.rmtree(root / run.checkpoint_dir, ignore_errors=True)
+            return "completed", None
+        return "failed", f"exited 0 but its result does not validate: {problem}"
+    if return_code < 0:
+        with contextlib.suppress(ValueError):
+            return "failed", f"killed by {signal.Signals(-return_code).name}"
+        return "failed", f"killed by signal {-return_code}"
+    last = _last_log_line(log)
+    return "failed", f"exit status {return_code}" + (f": {last}" if last else "")
+
+
+def _wrote_valid_result(run: PlannedRun, root: Path, since: float) -> bool:
+    """Whether a stopped attempt had already written its (valid) result: it then counts as
+    complete, whatever its exit status (it may be stopped while exiting)."""
+    output = root / run.output
+    try:
+        fresh = output.stat().st_mtime >= since - 1.0
+    except OSError:
+        return False
+    return fresh and check_result(run, output) is None
+
+
+def _death_signal_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux), so runs
+    never outlive a killed sweep or Ray worker; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+def _spawn(command: Sequence[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start a run in its own process group (so a terminal Ctrl-C reaches only the sweep, which
+    then stops the run itself), output to ``log``."""
+    return subprocess.Popen(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        process_group=0,
+        preexec_fn=_death_signal_preexec(),
+    )
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop_processes(
+    procs: Sequence[subprocess.Popen[bytes]], grace: float, kill_now: Callable[[], bool]
+) -> None:
+    """SIGTERM every process group, wait up to ``grace`` seconds (or until ``kill_now()``), then
+    SIGKILL the rest and reap all."""
+    for proc in procs:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() >= deadline or kill_now():
+            for proc in procs:
+                if proc.poll() is None:
+                    _signal_group(proc, signal.SIGKILL)
+            break
+        time.sleep(_POLL_SECONDS)
+    for proc in procs:
+        proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep bookkeeping shared by both executors
+# --------------------------------------------------------------------------------------------
+
+
+class _Sweep:
+    """Manifest, selection, statuses, lock, progress and the summary of one sweep."""
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike[str],
+        *,
+        resume: bool,
+        overwrite: bool,
+        run_ids: Sequence[str] | None,
+        output_root: str | os.PathLike[str] | None,
+        retry_options: Sequence[str],
+        progress: bool,
+        stream: IO[str] | None,
+    ) -> None:
+        self.path = Path(manifest_path)
+        try:
+            self.manifest: Manifest = load_manifest(self.path)
+        except PlanError as err:
+            raise SweepError(str(err)) from None
+        if output_root is not None:
+            self.manifest.relocate(output_root)
+        self.root = Path(self.manifest.output_root)
+        self.resume, self.overwrite = resume, overwrite
+        self.retry_options = [*retry_options, *([] if resume else ["--no-resume"])]
+        if run_ids:
+            known = {run.run_id for run in self.manifest.runs}
+            unknown = [r for r in run_ids if r not in known]
+            if unknown:
+                raise SweepError(f"--run-ids: {unknown[0]!r} is not a run of {self.path}")
+            wanted = set(run_ids)
+            self.selected = [run for run in self.manifest.runs if run.run_id in wanted]
+        else:
+            self.selected = list(self.manifest.runs)
+        self.stream = stream if stream is not None else sys.stderr
+        self.progress = Progress(len(self.selected), stream=self.stream, enabled=progress)
+        self.report = progress
+        self.running: dict[str, PlannedRun] = {}
+        self.started = time.monotonic()
+        self.stop_signal: int | None = None
+        self.kill_now = False
+        self._lock_handle: IO[str] | None = None
+
+    # -- lock and persistence
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            handle = lock_path.open("a")
+        except OSError as err:
+            raise SweepError(f"{lock_path}: cannot create lock file ({err.strerror})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SweepError(f"{self.path}: another sweep is running on this manifest") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def save(self) -> None:
+        try:
+            write_manifest(self.manifest, self.path)
+        except OSError as err:
+            raise SweepError(f"{self.path}: cannot write manifest ({err.strerror or err})") from err
+
+    # -- statuses
+    def set_status(self, run: PlannedRun, status: str, detail: str | None) -> None:
+        run.status, run.detail = status, detail
+
+    def verdicts(
+        self, decide: Callable[[list[PlannedRun]], list[tuple[str, str] | None]]
+    ) -> list[PlannedRun]:
+        """Apply resume/overwrite to the selected runs; returns those that must run."""
+        todo: list[PlannedRun] = []
+        for run, verdict in zip(self.selected, decide(self.selected), strict=True):
+            if verdict is None:
+                self.set_status(run, "pending", None)
+                todo.append(run)
+            else:
+                self.set_status(run, *verdict)
+                if verdict[0] == "failed":
+                    self.progress.note(f"sweep: {run.run_id}: {verdict[1]}")
+        self.save()
+        self.show()
+        return todo
+
+    def mark_started(self, run: PlannedRun, environment: dict[str, str], host: str | None) -> None:
+        run.attempts += 1
+        run.status, run.detail, run.return_code = "running", None, None
+        run.started_at, run.finished_at, run.duration_s = _now(), None, None
+        run.environment, run.host = dict(environment), host
+        self.running[run.run_id] = run
+        self.save()
+
+    def mark_finished(
+        self, run: PlannedRun, status: str, detail: str | None, return_code: int | None
+    ) -> None:
+        self.running.pop(run.run_id, None)
+        run.status, run.detail, run.return_code = status, detail, return_code
+        run.finished_at = _now()
+        if run.started_at is not None:
+            started = datetime.fromisoformat(run.started_at)
+            run.duration_s = round((datetime.now(UTC) - started).total_seconds(), 1)
+        if status == "failed":
+            self.progress.note(f"sweep: FAILED {run.run_id}: {detail} (log: {self.root / run.log})")
+        self.save()
+
+    def mark_interrupted(self, run: PlannedRun) -> None:
+        self.running.pop(run.run_id, None)
+        name = signal.Signals(self.stop_signal or signal.SIGINT).name
+        run.status, run.detail = "pending", f"interrupted ({name}); rerun the sweep to continue"
+        run.finished_at = _now()
+
+    def show(self) -> None:
+        done = sum(run.status in DONE_STATUSES for run in self.selected)
+        failed = sum(run.status == "failed" for run in self.selected)
+        self.progress.show(done, list(self.running), failed)
+
+    # -- signals
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self.progress.note(
+                f"sweep: {signal.Signals(signum).name}: stopping the running runs "
+                "(again to kill them now)"
+            )
+        else:
+            self.kill_now = True
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """Turn SIGINT / SIGTERM into a clean stop (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- the end
+    def summary(self) -> SweepSummary:
+        self.progress.close()
+        counts = {status: 0 for status in ("completed", "skipped", "failed", "pending", "running")}
+        for run in self.selected:
+            counts[run.status] = counts.get(run.status, 0) + 1
+        failed = [
+            FailedRun(
+                run.run_id,
+                run.detail or "failed",
+                str(self.root / run.log),
+                (self.root / run.output).exists(),
+            )
+            for run in self.selected
+            if run.status == "failed"
+        ]
+        retry = None
+        if failed:
+            parts = ["aees", "sweep", str(self.path), *self.retry_options]
+            parts += ["--run-ids", ",".join(f.run_id for f in failed)]
+            if any(f.has_output for f in failed):
+                parts.append("--overwrite")
+            retry = shlex.join(parts)
+        summary = SweepSummary(
+            manifest_path=str(self.path),
+            selected=len(self.selected),
+            completed=counts["completed"],
+            skipped=counts["skipped"],
+            failed=counts["failed"],
+            pending=counts["pending"] + counts["running"],
+            interrupted_by=self.stop_signal,
+            elapsed_s=time.monotonic() - self.started,
+            failed_runs=failed,
+            retry_command=retry,
+        )
+        if self.report:
+            with contextlib.suppress(OSError, ValueError):
+                print(summary.format(), file=self.stream, flush=True)
+        return summary
+
+
+def _check_common(workers: int | None, grace_period: float) -> None:
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise SweepError(f"--workers must be >= 1, got {workers}")
+    if not grace_period >= 0:
+        raise SweepError(f"--grace-period must be >= 0, got {grace_period}")
+
+
+# --------------------------------------------------------------------------------------------
+# Local executor
+# --------------------------------------------------------------------------------------------
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def run_local(
+    manifest_path: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    gpus: Sequence[int] | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    run_ids: Sequence[str] | None = None,
+    output_root: str | os.PathLike[str] | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    progress: bool = True,
+    stream: IO[str] | None = None,
+) -> SweepSummary:
+    """Run the manifest's selected runs as subprocesses, ``workers`` at a time.
+
+    Args:
+        workers: concurrent runs (default: the number of ``gpus``, else 1).
+        gpus: GPU ids; worker slot ``i`` runs with ``CUDA_VISIBLE_DEVICES=gpus[i % len(gpus)]``.
+            Without it ``CUDA_VISIBLE_DEVICES`` is inherited.
+        resume, overwrite: see the module docstring.
+        run_ids: run only these (default all).
+        output_root: results, logs and checkpoints go here instead of the manifest's root (the
+            manifest is updated).
+        grace_period: seconds between SIGTERM and SIGKILL when stopping runs.
+        progress: print progress and the final report to ``stream`` (default stderr).
+
+    Each run gets ``OMP_NUM_THREADS = cores // workers`` unless the environment sets it.
+    Raises :class:`SweepError` for bad input; Ctrl-C / SIGTERM end the sweep cleanly (the summary's
+    ``exit_code`` is 130 / 143).
+    """
+    gpu_list = list(gpus or [])
+    if any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpu_list):
+        raise SweepError(f"--gpus must list GPU indices >= 0, got {gpu_list}")
+    if len(set(gpu_list)) != len(gpu_list):
+        raise SweepError(f"--gpus must not repeat an index, got {gpu_list}")
+    _check_common(workers, grace_period)
+    n_workers = workers if workers is not None else max(1, len(gpu_list))
+    retry = ["--workers", str(n_workers)]
+    if gpu_list:
+        retry += ["--gpus", ",".join(map(str, gpu_list))]
+    if output_root is not None:
+        retry += ["--output-root", os.fspath(output_root)]
+    sweep = _Sweep(
+        manifest_path,
+        resume=resume,
+        overwrite=overwrite,
+        run_ids=run_ids,
+        output_root=output_root,
+        retry_options=retry,
+        progress=progress,
+        stream=stream,
+    )
+    base_env = {**_RUN_ENVIRONMENT}
+    if "OMP_NUM_THREADS" not in os.environ:
+        base_env["OMP_NUM_THREADS"] = str(max(1, _cpu_count() // n_workers))
+    host = socket.gethostname()
+    root = sweep.root
+
+    with sweep.locked(), sweep.signals():
+        todo = sweep.verdicts(
+            lambda runs: [
+                _existing_result_verdict(r, root / r.output, resume=resume, overwrite=overwrite)
+                for r in runs
+            ]
+        )
+        free_slots = list(range(n_workers))
+        active: dict[int, tuple[PlannedRun, subprocess.Popen[bytes]]] = {}
+        started_at: dict[str, float] = {}
+        try:
+            while (todo or active) and sweep.stop_signal is None:
+                for slot, (run, proc) in list(active.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    del active[slot]
+                    free_slots.append(slot)
+                    status, detail = _finish_attempt(run, root, code)
+                    sweep.mark_finished(run, status, detail, code)
+                while todo and free_slots and sweep.stop_signal is None:
+                    slot = free_slots.pop(0)
+                    run = todo.pop(0)
+                    env = dict(base_env)
+                    if gpu_list:
+                        env["CUDA_VISIBLE_DEVICES"] = str(gpu_list[slot % len(gpu_list)])
+                    command = _resolved_command(run, own_python=False)
+                    sweep.mark_started(run, env, host)
+                    log = _prepare_attempt(run, root, command, env, overwrite)
+                    try:
+                        proc = _spawn(command, {**os.environ, **env}, log)
+                    except OSError as err:
+                        sweep.mark_finished(run, "failed", f"cannot start: {err}", None)
+                        free_slots.append(slot)
+                        continue
+                    finally:
+                        log.close()
+                    active[slot] = (run, proc)
+                    started_at[run.run_id] = time.time()
+                sweep.show()
+                time.sleep(_POLL_SECONDS)
+        except KeyboardInterrupt:  # signal handlers not installed (not the main thread)
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+        finally:
+            if active:
+                if sweep.stop_signal is None:  # an unexpected error: do not leave runs behind
+                    sweep.stop_signal = signal.SIGTERM
+                _stop_processes(
+                    [proc for _, proc in active.values()], grace_period, lambda: sweep.kill_now
+                )
+                for run, proc in active.values():
+                    if _wrote_valid_result(run, root, started_at[run.run_id]):
+                        sweep.mark_finished(run, "completed", None, proc.returncode)
+                    else:
+                        sweep.mark_interrupted(run)
+                sweep.save()
+        return sweep.summary()
+
+
+# --------------------------------------------------------------------------------------------
+# Ray executor
+# --------------------------------------------------------------------------------------------
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(
+            f"the ray executor needs Ray, which is not installed: {RAY_INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def _ray_verdicts(
+    runs: list[PlannedRun], root: str, resume: bool, overwrite: bool
+) -> list[tuple[str, str] | None]:
+    """Ray task: resume/overwrite verdicts, computed where the shared storage is mounted."""
+    base = Path(root)
+    return [
+        _existing_result_verdict(r, base / r.output, resume=resume, overwrite=overwrite)
+        for r in runs
+    ]
+
+
+def _ray_execute(run: PlannedRun, root: str, overwrite: bool, grace: float) -> dict[str, Any]:
+    """Ray task: run one attempt on this worker, writing result and log under ``root``.
+
+    Cancellation (``ray.cancel``) stops the run: SIGTERM, SIGKILL after ``grace`` seconds.
+    """
+    base = Path(root)
+    command = _resolved_command(run, own_python=True)
+    env = dict(_RUN_ENVIRONMENT)
+    for key in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):  # what Ray assigned to this task
+        if key in os.environ:
+            env[key] = os.environ[key]
+    started = time.monotonic()
+    log = _prepare_attempt(run, base, command, env, overwrite)
+    try:
+        proc = _spawn(command, {**os.environ, **env}, log)
+    finally:
+        log.close()
+    try:
+        while proc.poll() is None:
+            time.sleep(_POLL_SECONDS * 2)
+    except BaseException:
+        _stop_processes([proc], grace, lambda: False)
+        raise
+    status, detail = _finish_attempt(run, base, proc.returncode)
+    return {
+        "status": status,
+        "detail": detail,
+        "return_code": proc.returncode,
+        "environment": env,
+        "host": socket.gethostname(),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".strip()
+
+
+def run_ray(
+    manifest_path: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    run_ids: Sequence[str] | None = None,
+    output_root: str | os.PathLike[str] | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    progress: bool = True,
+    stream: IO[str] | None = None,
+) -> SweepSummary:
+    """Run the manifest's selected runs as Ray tasks: one GPU (and one CPU) per run that needs a
+    GPU, one CPU otherwise; Ray sets ``CUDA_VISIBLE_DEVICES``.
+
+    The tasks write results and logs under the output root (``output_root`` or the manifest's),
+    which must be storage every node sees; they also decide resume/overwrite and validate results
+    there. Workers run the command with their own Python interpreter.
+
+    Args:
+        address: ``auto``, ``ray://host:port`` or None (connect to / start a local instance).
+            Ignored when Ray is already initialised in this process.
+        workers: maximum runs in flight (default: the cluster's GPUs, or CPUs for a CPU-only
+            plan).
+
+    Same statuses, logs, manifest updates, Ctrl-C and exit codes as :func:`run_local`.
+    """
+    _check_common(workers, grace_period)
+    ray = _import_ray()
+    retry = ["--executor", "ray"]
+    if address:
+        retry += ["--address", address]
+    if workers is not None:
+        retry += ["--workers", str(workers)]
+    if output_root is not None:
+        retry += ["--output-root", os.fspath(output_root)]
+    sweep = _Sweep(
+        manifest_path,
+        resume=resume,
+        overwrite=overwrite,
+        run_ids=run_ids,
+        output_root=output_root,
+        retry_options=retry,
+        progress=progress,
+        stream=stream,
+    )
+    started_ray = False
+    if not ray.is_initialized():
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False)
+        except Exception as err:  # connection refused, bad address, ...
+            raise SweepError(
+                f"cannot start or reach Ray ({address or 'local'}): {_first_line(err)}"
+            ) from None
+        started_ray = True
+    try:
+        return _run_ray_sweep(ray, sweep, workers, grace_period)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run_ray_sweep(ray: Any, sweep: _Sweep, workers: int | None, grace: float) -> SweepSummary:
+    root = str(sweep.root)
+    resources = ray.cluster_resources()
+    needs_gpu = any(run.needs_gpu for run in sweep.selected)
+    if needs_gpu and resources.get("GPU", 0) < 1:
+        raise SweepError(
+            "the plan's runs need a GPU but the Ray cluster has none "
+            "(plan with --set device=cpu to run them on CPUs)"
+        )
+    capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
+    limit = workers if workers is not None else capacity
+    verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
+    execute = ray.remote(max_retries=0)(_ray_execute)
+
+    with sweep.locked(), sweep.signals():
+        try:
+            todo = sweep.verdicts(
+                lambda runs: ray.get(verdict_task.remote(runs, root, sweep.resume, sweep.overwrite))
+            )
+        except KeyboardInterrupt:
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+            return sweep.summary()
+        except Exception as err:  # e.g. aees not importable on the workers
+            raise SweepError(
+                f"Ray task checking existing results failed: {_first_line(err)}"
+            ) from None
+        in_flight: dict[Any, PlannedRun] = {}
+        try:
+            while (todo or in_flight) and sweep.stop_signal is None:
+                while todo and len(in_flight) < limit and sweep.stop_signal is None:
+                    run = todo.pop(0)
+                    options = {"num_gpus": 1, "num_cpus": 1} if run.needs_gpu else {"num_cpus": 1}
+                    sweep.mark_started(run, {}, None)
+                    ref = execute.options(**options).remote(run, root, sweep.overwrite, grace)
+                    in_flight[ref] = run
+                if not in_flight:
+                    break
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    run = in_flight.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except Exception as err:  # the task itself failed (worker died, ...)
+                        sweep.mark_finished(
+                            run, "failed", f"Ray task failed: {_first_line(err)}", None
+                        )
+                        continue
+                    run.environment, run.host = out["environment"], out["host"]
+                    sweep.mark_finished(run, out["status"], out["detail"], out["return_code"])
+                sweep.show()
+        except KeyboardInterrupt:
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+        finally:
+            if in_flight:
+                if sweep.stop_signal is None:
+                    sweep.stop_signal = signal.SIGTERM
+                for ref in in_flight:
+                    ray.cancel(ref)
+                deadline = time.monotonic() + grace + 5
+                pending = list(in_flight)
+                while pending and time.monotonic() < deadline and not sweep.kill_now:
+                    _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                for ref, run in in_flight.items():
+                    result = None
+                    if ref not in pending:
+                        with contextlib.suppress(Exception):
+                            result = ray.get(ref, timeout=1)
+                    if result is not None and result.get("status") == "completed":
+                        sweep.mark_finished(run, "completed", None, result["return_code"])
+                    else:
+                        sweep.mark_interrupted(run)
+                sweep.save()
+        return sweep.summary()
