@@ -29,8 +29,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     parser = OneLineArgumentParser(prog="aees", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="AdamW vs AEES on scikit-learn's digits (CPU, ~30 s)")
-    demo.add_argument("--epochs", type=int, default=15, help="epochs per run (default 15)")
+    demo = sub.add_parser(
+        "demo",
+        help="the digits study: 7 methods x 3 seeds, swept and reported (CPU, a few minutes)",
+        description="Plan, sweep and report the digits study (configs/demo.toml).",
+    )
+    demo.add_argument("--epochs", type=int, default=None, help="epochs per run (preset: 30)")
+    demo.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
+    demo.add_argument("--results-dir", default="runs/demo", help="default runs/demo")
+    demo.add_argument("--report-dir", default="reports/demo", help="default reports/demo")
+    demo.add_argument(
+        "--library",
+        action="store_true",
+        help="instead: the 30-second library demo (AdamW vs AEES, one process)",
+    )
 
     for name, (_, _, text) in _DELEGATED.items():
         sub.add_parser(name, help=f"{text} (aees {name} -h)", add_help=False)
@@ -141,15 +153,26 @@ def main(argv: list[str] | None = None) -> int:
     parser, _ = build_parser()
     args = parser.parse_args(raw)
     if args.command == "demo":
-        if args.epochs < 1:
-            print(f"aees demo: error: --epochs must be >= 1, got {args.epochs}", file=sys.stderr)
-            return 2
-        try:
-            from aees.experiments.library_demo import main as demo_main
-        except ImportError as err:  # scikit-learn missing
-            print(f"aees demo: error: {err}; install with pip install 'aees[dev]'", file=sys.stderr)
-            return 2
-        demo_main(epochs=args.epochs)
+        if args.epochs is not None and args.epochs < 1:
+            parser.error(f"--epochs must be >= 1, got {args.epochs}")
+        if args.workers < 1:
+            parser.error(f"--workers must be >= 1, got {args.workers}")
+        if args.library:
+            try:
+                from aees.experiments.library_demo import main as demo_main
+            except ImportError as err:  # scikit-learn missing
+                print(f"aees demo: error: {err}; pip install 'aees[demo]'", file=sys.stderr)
+                return 2
+            demo_main(epochs=args.epochs or 15)
+            return 0
+        from aees.experiments.demo import run_demo
+
+        return run_demo(
+            results_dir=args.results_dir,
+            report_dir=args.report_dir,
+            workers=args.workers,
+            epochs=args.epochs,
+        )
     return 0
 
 

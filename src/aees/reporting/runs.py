@@ -362,11 +362,26 @@ def has_extension(path: Path) -> bool:
     return any(ch.isalpha() for ch in path.suffix)
 
 
+#: Files that runs and sweeps write next to results; known, so neither read nor counted.
+COMPANION_SUFFIXES = (".label_noise.json.gz", ".log")
+MANIFEST_NAMES = ("manifest.json",)
+
+
+def _is_companion(name: str) -> bool:
+    """A label-noise side file, a run log or a sweep manifest (``manifest.json``,
+    ``*.manifest.json``)."""
+    return name.endswith(COMPANION_SUFFIXES) or any(
+        name == m or name.endswith("." + m) for m in MANIFEST_NAMES
+    )
+
+
 def _candidate_files(root: Path) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # hidden directories, and the sweep's own (_logs, _checkpoints)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         for name in sorted(filenames):
-            if not name.startswith("."):  # hidden and in-progress atomic-write temporaries
+            # hidden files (in-progress atomic-write temporaries) and known companions
+            if not name.startswith(".") and not _is_companion(name):
                 yield Path(dirpath) / name
 
 
@@ -375,7 +390,8 @@ def discover_runs(root: str | os.PathLike[str], *, strict: bool = False) -> Disc
 
     ``.json`` files and files without an extension (:func:`has_extension`; thesis noisy-CIFAR
     files have none) are candidates; every other file is skipped and counted, with one
-    ``warnings.warn`` for the lot.
+    ``warnings.warn`` for the lot. What runs and sweeps write beside results (label-noise side
+    files, logs, ``manifest.json``, ``_logs/`` and ``_checkpoints/``) is passed over silently.
     A candidate that is not a readable result (corrupt, truncated, foreign JSON) is recorded
     as a one-line problem ``"<path>: <problem>"`` and skipped; with ``strict`` it raises.
 
