@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import batch, tiny_model
+from lib_helpers import batch, tiny_model
 
 from aees import AEES
 

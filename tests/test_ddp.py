@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str, seed) -> None:
-    from conftest import tiny_model
+    from lib_helpers import tiny_model
 
     from aees import AEES
 

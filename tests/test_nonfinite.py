@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_model, train_steps
+from lib_helpers import tiny_model, train_steps
 
 from aees import AEES
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import batch, tiny_model, train_steps
+from lib_helpers import batch, tiny_model, train_steps
 
 from aees import AEES
 

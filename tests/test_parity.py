@@ -7,9 +7,9 @@ import copy
 import pulseopt
 import pytest
 import torch
-from conftest import GOLDEN_LOSSES, batch, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lib_helpers import GOLDEN_LOSSES, batch, tiny_model
 
 from aees import AEES
 

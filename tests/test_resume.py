@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from conftest import assert_logs_equal, batch, tiny_model, train_steps
+from lib_helpers import assert_logs_equal, batch, tiny_model, train_steps
 
 from aees import AEES
 

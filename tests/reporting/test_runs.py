@@ -30,7 +30,13 @@ def _mixed_dir(root: Path) -> dict[str, Path]:
     (root / "truncated.json").write_text(text[: len(text) // 2])
     (root / "foreign.json").write_text(json.dumps({"run_count": 3, "runs": []}))
     (root / "figure.png").write_bytes(b"\x89PNG\r\n")
+    (root / "archive.tar.gz").write_bytes(b"\x1f\x8b")
+    # what runs and sweeps write next to results: passed over without a word
     (root / "side.label_noise.json.gz").write_bytes(b"\x1f\x8b")
+    (root / "run.log").write_text("epoch 1\n")
+    (root / "manifest.json").write_text(json.dumps({"schema_version": 1, "runs": []}))
+    (root / "_logs").mkdir()
+    (root / "_logs" / "x.json").write_text("{")
     (root / ".hidden.json.tmp").write_text("{")
     paths.update(truncated=root / "truncated.json", foreign=root / "foreign.json")
     return paths

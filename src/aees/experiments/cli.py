@@ -36,6 +36,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     demo.add_argument("--epochs", type=int, default=None, help="epochs per run (preset: 30)")
     demo.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
+    demo.add_argument("--seeds", default=None, help="e.g. 0-2 or 0,1 (preset: 0-2)")
     demo.add_argument("--results-dir", default="runs/demo", help="default runs/demo")
     demo.add_argument("--report-dir", default="reports/demo", help="default reports/demo")
     demo.add_argument(
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             report_dir=args.report_dir,
             workers=args.workers,
             epochs=args.epochs,
+            seeds=args.seeds,
         )
     return 0
 

@@ -26,6 +26,7 @@ def run_demo(
     report_dir: str | Path = "reports/demo",
     workers: int = 2,
     epochs: int | None = None,
+    seeds: str | None = None,
 ) -> int:
     """Plan, sweep and report the demo study; returns the process exit status."""
     from aees.experiments.executors import SweepError, run_local
@@ -34,7 +35,7 @@ def run_demo(
     results = Path(results_dir).absolute()
     overrides = {"epochs": epochs} if epochs is not None else None
     try:
-        manifest = build_plan(DEMO_PRESET, output_root=results, overrides=overrides)
+        manifest = build_plan(DEMO_PRESET, seeds=seeds, output_root=results, overrides=overrides)
     except PlanError as err:
         print(f"aees demo: error: {err}", file=sys.stderr)
         return 2

@@ -54,6 +54,7 @@ __all__ = [
     "DIAGNOSTIC_KEYS",
     "NOISE_TYPES",
     "PROTOCOLS",
+    "PROTOCOL_CYCLIC_ASYMMETRIC",
     "SIDE_FILE_FORMAT",
     "LabelCorruption",
     "agnews_label_noise",
@@ -74,11 +75,14 @@ PROTOCOL_NONE = "none"
 PROTOCOL_CIFAR_SYMMETRIC = "cifar_symmetric"
 PROTOCOL_CIFAR_ASYMMETRIC = "cifar_asymmetric"
 PROTOCOL_AGNEWS_SYMMETRIC = "agnews_symmetric"
+#: The digits task's asymmetric noise: the CIFAR selection, then ``d -> (d + 1) mod C``.
+PROTOCOL_CYCLIC_ASYMMETRIC = "cyclic_asymmetric"
 PROTOCOLS = (
     PROTOCOL_NONE,
     PROTOCOL_CIFAR_SYMMETRIC,
     PROTOCOL_CIFAR_ASYMMETRIC,
     PROTOCOL_AGNEWS_SYMMETRIC,
+    PROTOCOL_CYCLIC_ASYMMETRIC,
 )
 #: The ``--label-noise-type`` choices of the CIFAR runner.
 NOISE_TYPES = ("none", "symmetric", "asymmetric")
@@ -87,6 +91,7 @@ _NOISE_TYPE_OF_PROTOCOL = {
     PROTOCOL_CIFAR_SYMMETRIC: "symmetric",
     PROTOCOL_CIFAR_ASYMMETRIC: "asymmetric",
     PROTOCOL_AGNEWS_SYMMETRIC: "symmetric",
+    PROTOCOL_CYCLIC_ASYMMETRIC: "asymmetric",
 }
 
 SIDE_FILE_FORMAT = "aees.label_corruption"

@@ -27,7 +27,7 @@ from torch.utils.data import TensorDataset
 
 from aees.experiments.config import RunConfig
 from aees.experiments.label_noise import (
-    PROTOCOL_CIFAR_ASYMMETRIC,
+    PROTOCOL_CYCLIC_ASYMMETRIC,
     LabelCorruption,
     cifar_symmetric_noise,
     no_label_noise,
@@ -99,10 +99,8 @@ def digits_asymmetric_noise(targets: list[int], rate: float, seed: int) -> Label
     rng.shuffle(order)
     selected = order[:count]
     new = tuple((targets[i] + 1) % DIGITS_NUM_CLASSES for i in selected)
-    # label_noise has no protocol id for this cycle; the shape of the record is the CIFAR
-    # asymmetric one (seeded selection + deterministic map) and the manifest names the map.
     return LabelCorruption(
-        PROTOCOL_CIFAR_ASYMMETRIC, rate, seed, n, DIGITS_NUM_CLASSES, tuple(selected), new
+        PROTOCOL_CYCLIC_ASYMMETRIC, rate, seed, n, DIGITS_NUM_CLASSES, tuple(selected), new
     )
 
 
