@@ -7,8 +7,12 @@ from pathlib import Path
 from aees.experiments.results import RunResult, load_run_result
 
 
-def check_consistent(path: Path, epochs: int = 2, *, test_split: bool = True) -> RunResult:
-    """Load ``path`` and check the per-epoch series, summary fields and derived metrics agree."""
+def check_consistent(path: Path, epochs: int = 2, *, test_split: bool | None = True) -> RunResult:
+    """Load ``path`` and check the per-epoch series, summary fields and derived metrics agree.
+
+    ``test_split``: whether test diagnostics must be present (True) or absent (False); None
+    leaves them unchecked.
+    """
     result = load_run_result(path)
     assert result.total_epochs == epochs
     for series in (
@@ -30,7 +34,7 @@ def check_consistent(path: Path, epochs: int = 2, *, test_split: bool = True) ->
     if test_split:
         assert 0.0 <= result.diagnostics["final_test_accuracy"] <= 1.0
         assert result.diagnostics["test_accuracy_at_best_val"] is not None
-    else:
+    elif test_split is False:
         assert "final_test_accuracy" not in result.diagnostics
     return result
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_presets import TINY
 
 from aees.experiments.executors import SweepError, run_local, run_ray
 from aees.experiments.plan import (
@@ -27,19 +28,6 @@ from aees.experiments.sweep_cli import sweep_main
 
 pytestmark = pytest.mark.slow
 
-TINY = """
-description = "two methods on digits, one epoch"
-seeds = [0, 1]
-
-[base]
-task = "digits"
-device = "cpu"
-epochs = 1
-
-[axes.method]
-adamw = { control_mode = "baseline" }
-aees = { control_mode = "adaptive", lr_candidates = [0.5, 1.0, 2.0] }
-"""
 RUN_IDS = ["adamw_seed0", "aees_seed0", "adamw_seed1", "aees_seed1"]
 HEADER = "# aees sweep: "
 

@@ -17,7 +17,9 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("datasets")
 
+import run_checks
 from nlp_fixtures import write_agnews, write_sst2, write_tiny_distilbert
+from run_checks import check_episodes
 
 from aees.experiments import cli
 from aees.experiments.config import RunConfig
@@ -79,35 +81,13 @@ def train(fx, tmp_path: Path, task: str, *extra: str, name: str = "run.json") ->
 
 
 def check_consistent(path: Path, task: str, method: str, epochs: int = 1):
-    result = load_run_result(path)
+    result = run_checks.check_consistent(path, epochs, test_split=None)
     assert result.task_name == task and result.method_name == method
-    assert result.total_epochs == epochs
-    for series in (
-        result.train_losses,
-        result.train_accuracies,
-        result.val_accuracies,
-        result.epoch_wall_clock_seconds,
-        result.epoch_tflops,
-    ):
-        assert len(series) == epochs
-    assert result.best_val_accuracy >= result.final_val_accuracy
-    assert result.best_val_accuracy == max(result.val_accuracies)
-    assert result.total_steps == epochs * result.config["steps_per_epoch"]
-    assert result.estimated_flops > 0 and result.accuracy_per_tflop is not None
     assert result.config["scheduler_step_unit"] == "optimizer_step"
     options = result.config["task_options"]
     assert options["max_length"] > 0 and options["local_files_only"] is True
     assert "hf_token" not in options and "hf_token" not in result.config
     return result
-
-
-def check_episodes(result, episode_length: int) -> None:
-    logs = result.episode_logs
-    starts, ends = logs["episode_start_steps"], logs["episode_end_steps"]
-    assert starts[0] == 0 and ends[-1] == result.total_steps - 1
-    assert all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
-    assert all(e - s + 1 == episode_length for s, e in zip(starts[:-1], ends[:-1], strict=True))
-    assert len(logs["episode_rewards"]) == len(starts)
 
 
 # ------------------------------------------------------------------------------ runs

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from sweep_presets import TINY
 
 from aees.experiments.cli import parse_train_args
 from aees.experiments.plan import (
@@ -50,20 +51,6 @@ EXPECTED_RUNS = {
     # ({clean, sym20} CIFAR + SST-2) x context {none, trend}; 5 seeds
     "context-ablation": 3 * 2 * 5,
 }
-
-TINY = """
-description = "two methods on digits"
-seeds = [0, 1]
-
-[base]
-task = "digits"
-device = "cpu"
-epochs = 1
-
-[axes.method]
-adamw = { control_mode = "baseline" }
-aees = { control_mode = "adaptive", lr_candidates = [0.5, 1.0, 2.0] }
-"""
 
 
 def _write(path: Path, text: str) -> Path:

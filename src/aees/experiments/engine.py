@@ -33,7 +33,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -46,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aees import AEES
+from aees.experiments.atomic import atomic_write
 from aees.experiments.config import RunConfig, UserError
 from aees.experiments.controller_logs import ControllerLogRecorder
 from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
@@ -126,17 +126,7 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -37,12 +37,13 @@ import math
 import operator
 import os
 import random
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from aees.experiments.atomic import atomic_write
 
 __all__ = [
     "AGNEWS_DEFAULT_NOISE_SEED",
@@ -371,16 +372,12 @@ class LabelCorruption:
             "noisy_labels": list(self.noisy_labels),
         }
         raw = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+
+        def write(handle: BinaryIO) -> None:
+            with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
                 gz.write(raw)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+
+        return atomic_write(target, write)
 
     @classmethod
     def read_side_file(cls, path: str | os.PathLike[str]) -> LabelCorruption:

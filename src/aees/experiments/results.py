@@ -30,7 +30,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Any
 
+from aees.experiments.atomic import atomic_write_text
 from aees.experiments.hardware import hardware_from_config, probe_host
 
 __all__ = [
@@ -1125,41 +1125,6 @@ def result_to_dict(
         data["variant"] = variant_id(config, data["method_name"])
     data["runtime_metrics"] = build_runtime_metrics(data, hardware=hardware)
     return scrub_secrets(data)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one,
-    never a partial one. Creates parent directories; the temporary file
-    ``.<name>.*.tmp`` lives in the same directory and is removed on failure."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(target.parent)
-    return target
 
 
 def save_run_result(

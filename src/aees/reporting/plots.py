@@ -23,14 +23,13 @@ import contextlib
 import math
 import os
 import statistics
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.results import atomic_write_text
+from aees.experiments.atomic import atomic_write, atomic_write_text
 from aees.reporting.families import (
     CLEAN_METHODS,
     DECOMPOSITION_COLUMNS,
@@ -158,20 +157,6 @@ def _figure(
     return fig, list(axes[0])
 
 
-def _replace_atomically(target: Path, write: Callable[[str], None]) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
-
-
 def _save(fig: Any, out_dir: Path, name: str, summary: list[str]) -> FigureResult:
     """Write PNG, PDF and summary atomically; remove a stale MISSING note; close the figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,9 +164,9 @@ def _save(fig: Any, out_dir: Path, name: str, summary: list[str]) -> FigureResul
     try:
         for ext in ("png", "pdf"):
             paths.append(
-                _replace_atomically(
+                atomic_write(
                     out_dir / f"{name}.{ext}",
-                    lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=DPI),
+                    lambda handle, ext=ext: fig.savefig(handle, format=ext, dpi=DPI),
                 )
             )
     finally:
