@@ -171,3 +171,24 @@ def test_modules_do_not_import_heavy_dependencies_at_top_level(module):
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module]
         assert not {n.split(".")[0] for n in names} & heavy
+
+
+def test_cpu_attention_is_counted_like_the_cuda_kernels():
+    """torch's counter has no formula for the CPU flash-attention op; ours adds the same count."""
+    from torch.utils import flop_counter
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            q = q * self.scale
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    q = torch.randn(2, 4, 16, 8)
+    record = fl.measure_flops(Attention(), q, loss_fn=lambda out: out.sum())
+    assert record.forward_flops == flop_counter.sdpa_flop_count(q.shape, q.shape, q.shape) > 0
+    assert record.backward_flops == flop_counter.sdpa_backward_flop_count(
+        q.shape, q.shape, q.shape, q.shape
+    )

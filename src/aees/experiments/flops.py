@@ -157,6 +157,46 @@ def _cuda_devices(model: nn.Module) -> list[int]:
     return sorted(d if d is not None else torch.cuda.current_device() for d in devices)
 
 
+def _cpu_attention_formulas() -> dict[Any, Callable[..., int]]:
+    """Formulas torch's counter lacks: the CPU flash-attention kernels that
+    ``scaled_dot_product_attention`` dispatches to on the CPU (same count as the CUDA ones:
+    ``QK^T`` and ``PV`` matmuls forward, their gradients backward)."""
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+    out: dict[Any, Callable[..., int]] = {}
+    forward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    backward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    if forward is not None:
+
+        def fwd(query_shape: Any, key_shape: Any, value_shape: Any, *_: Any, **__: Any) -> int:
+            return int(flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape))
+
+        out[forward] = fwd
+    if backward is not None:
+
+        def bwd(
+            grad_out_shape: Any,
+            query_shape: Any,
+            key_shape: Any,
+            value_shape: Any,
+            *_: Any,
+            **__: Any,
+        ) -> int:
+            return int(
+                flop_counter.sdpa_backward_flop_count(
+                    grad_out_shape, query_shape, key_shape, value_shape
+                )
+            )
+
+        out[backward] = bwd
+    return out
+
+
+def _counter() -> FlopCounterMode:
+    return FlopCounterMode(display=False, custom_mapping=_cpu_attention_formulas())
+
+
 def measure_flops(
     model: nn.Module,
     inputs: Any,
@@ -185,16 +225,16 @@ def measure_flops(
     try:
         with torch.random.fork_rng(devices=_cuda_devices(model)):
             if not backward:
-                with torch.no_grad(), FlopCounterMode(display=False) as fwd:
+                with torch.no_grad(), _counter() as fwd:
                     _call(model, inputs)
             else:
                 with torch.enable_grad():
-                    with FlopCounterMode(display=False) as fwd:
+                    with _counter() as fwd:
                         output = _call(model, inputs)
                     scalar = (loss_fn or _default_scalar)(output)
                     backward_flops = 0
                     if params and scalar.requires_grad:
-                        with FlopCounterMode(display=False) as bwd:
+                        with _counter() as bwd:
                             torch.autograd.grad(scalar, params, allow_unused=True)
                         backward_flops = int(bwd.get_total_flops())
                     del output, scalar
