@@ -448,7 +448,11 @@ class _Runner:
             self.show,
         )
         length = self.config.episode_length
-        for inputs, targets in batches:
+        # The bar's loss / accuracy / arm are refreshed ~20 times per epoch: each refresh reads
+        # two device scalars (a sync), so never per step, and never when the bar is off.
+        set_postfix = getattr(batches, "set_postfix", None)
+        refresh = max(1, len(self.train_loader) // 20)
+        for i, (inputs, targets) in enumerate(batches):
             inputs = _to_device(inputs, self.device)
             targets = targets.to(self.device, non_blocking=True)
             if aees is not None:
@@ -480,6 +484,15 @@ class _Runner:
                 correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
             seen += batch
             self.progress.global_step += 1
+            if set_postfix is not None and (i + 1) % refresh == 0:
+                postfix = {
+                    "loss": f"{loss_sum.item() / seen:.4f}",
+                    "acc": f"{correct.item() / seen:.4f}",
+                }
+                if aees is not None:
+                    arm = aees.episode_manager.active_config  # None right after a close
+                    postfix["arm"] = arm.name if arm is not None else "-"
+                set_postfix(postfix, refresh=False)
         totals = torch.stack([loss_sum, correct.to(torch.float64), loss_sum.new_tensor(seen)])
         if self.dist.enabled:  # metrics over all ranks' examples
             totals = _all_reduce_sum(totals.to(self._collective_device))
