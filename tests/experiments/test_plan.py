@@ -50,6 +50,8 @@ EXPECTED_RUNS = {
     "penalty-ablation": 2 * 2 * 5,
     # ({clean, sym20} CIFAR + SST-2) x context {none, trend}; 5 seeds
     "context-ablation": 3 * 2 * 5,
+    # open-loop controls: {asym20, sym20, sym40} x {AdamW, SGD} x {uniform, frequency} x 5 seeds
+    "attribution-controls": 3 * 2 * 2 * 5,
 }
 
 

@@ -25,10 +25,12 @@ from typing import Any, NoReturn
 
 __all__ = [
     "CONTROL_MODES",
+    "DEFAULT_AEES_TRACE_ROOT",
     "FLAG_STYLES",
     "LR_SCHEDULERS",
     "METHOD_NAMES",
     "NLP_METHODS",
+    "OPEN_LOOP_MODES",
     "OPTIMIZERS",
     "PRECISIONS",
     "OneLineArgumentParser",
@@ -41,7 +43,10 @@ __all__ = [
     "writable_location_problem",
 ]
 
-CONTROL_MODES = ("baseline", "adaptive", "random")
+CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "frequency-matched")
+#: The reward-free open-loop attribution controls (thesis §2.1.8; see ``open_loop``).
+OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
+DEFAULT_AEES_TRACE_ROOT = "results/cifar_noisy"
 OPTIMIZERS = ("AdamW", "SGD")
 LR_SCHEDULERS = ("none", "cosine", "linear", "warmup_linear")
 STRUCTURED_CONTROL_MODES = ("independent", "conditional")
@@ -54,6 +59,8 @@ METHOD_NAMES = {
     "baseline": "Baseline",
     "adaptive": "AdaptiveScheduler",
     "random": "RandomScheduler",
+    "uniform-random": "UniformRandomOpenLoop",
+    "frequency-matched": "FrequencyMatchedOpenLoop",
 }
 #: The NLP runners' ``--method`` (thesis §2.2.2) -> the control mode it means.
 NLP_METHODS = {
@@ -158,6 +165,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
     a.add_argument("--reward-clip-min", type=float, default=-1.0)
     a.add_argument("--reward-clip-max", type=float, default=1.0)
     a.add_argument("--ema-alpha", type=float, default=0.1, help="in (0, 1]")
+    if not nlp:
+        a.add_argument(
+            "--schedule-seed",
+            type=int,
+            default=None,
+            help="open-loop modes only: seed of the private schedule RNG (default 10000 + seed)",
+        )
+        a.add_argument(
+            "--aees-trace-root",
+            default=None,
+            help="open-loop modes: where the AEES source traces are found by content "
+            f"(default {DEFAULT_AEES_TRACE_ROOT})",
+        )
     a.add_argument(
         "--track-update-norm",
         action="store_true",
@@ -265,6 +285,41 @@ def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
     return None
 
 
+def _validate_open_loop(fail: Any, args: argparse.Namespace) -> None:
+    """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched`` (§2.1.1):
+    no LR schedule, no context, independent axes, LR candidates exactly 0.5,1.0,2.0 and noise
+    exactly 0.0. Fills ``schedule_seed`` (10000 + seed) and ``aees_trace_root``. The CIFAR-100
+    regime restriction is the task's (:mod:`aees.experiments.tasks.cifar100`)."""
+    if not hasattr(args, "schedule_seed"):
+        args.schedule_seed = None
+        args.aees_trace_root = None
+    if args.control_mode not in OPEN_LOOP_MODES:
+        if args.schedule_seed is not None:
+            fail(
+                "--schedule-seed",
+                f"is only for --control-mode uniform-random or frequency-matched, "
+                f"not {args.control_mode}",
+            )
+        return
+    mode = f"with --control-mode {args.control_mode}"
+    if args.lr_scheduler != "none":
+        fail("--lr-scheduler", f"must be none {mode}, got {args.lr_scheduler}")
+    if args.context_mode != "none":
+        fail("--context-mode", f"must be none {mode}, got {args.context_mode}")
+    if args.structured_control_mode != "independent":
+        fail("--structured-control-mode", f"must be independent {mode}")
+    if tuple(args.lr_candidates) != (0.5, 1.0, 2.0):
+        got = ",".join(format(v, "g") for v in args.lr_candidates)
+        fail("--lr-candidates", f"must be exactly 0.5,1.0,2.0 {mode}, got {got}")
+    if tuple(args.noise_candidates) != (0.0,):
+        got = ",".join(format(v, "g") for v in args.noise_candidates)
+        fail("--noise-candidates", f"must be exactly 0.0 {mode}, got {got}")
+    if args.schedule_seed is None:
+        args.schedule_seed = 10_000 + args.seed
+    if not args.aees_trace_root:
+        args.aees_trace_root = DEFAULT_AEES_TRACE_ROOT
+
+
 def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check every shared flag; the first problem ends the process via ``parser.error``.
 
@@ -349,6 +404,8 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
     except ValueError as err:
         parser.error(str(err))
 
+    _validate_open_loop(fail, args)
+
     if args.resume and not args.checkpoint_dir:
         fail("--resume", "needs --checkpoint-dir (where the checkpoint to resume from is)")
     problem = _device_problem(args.device, args.precision)
@@ -414,17 +471,25 @@ class RunConfig:
     quiet: bool = False
     track_update_norm: bool = False
     method: str | None = None  # the NLP runners' --method; None for CIFAR-style tasks
+    schedule_seed: int | None = None  # open-loop modes only
+    aees_trace_root: str | None = None  # open-loop modes: where the AEES traces are found
     task_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def method_name(self) -> str:
-        """``Baseline`` / ``AdaptiveScheduler`` / ``RandomScheduler`` (NLP: ``--method``)."""
+        """``Baseline`` / ``AdaptiveScheduler`` / ``RandomScheduler`` / ``UniformRandomOpenLoop``
+        / ``FrequencyMatchedOpenLoop`` (NLP: ``--method``)."""
         return self.method or METHOD_NAMES[self.control_mode]
 
     @property
     def uses_aees(self) -> bool:
         """True for the episode-managed modes (everything but the plain baseline)."""
         return self.control_mode != "baseline"
+
+    @property
+    def open_loop(self) -> bool:
+        """True for the reward-free open-loop controls (precomputed LR schedule)."""
+        return self.control_mode in OPEN_LOOP_MODES
 
     @property
     def output_path(self) -> str:

@@ -6,6 +6,10 @@ A task (:mod:`aees.experiments.tasks`) supplies data, model and loss; :func:`run
   no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
   same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
   span epoch boundaries, the global step is never reset (thesis §2.0).
+  ``uniform-random`` / ``frequency-matched`` (open-loop controls, §2.1.8) precompute the LR-arm
+  sequence before the first step (:mod:`aees.experiments.open_loop`) and replay it with
+  :meth:`aees.AEES.replay`; the result's ``config.open_loop_policy`` records the plan, and the
+  executed arms are checked against it.
 * **Per step** the loss and the correct-prediction count are accumulated on the device; nothing
   is read back until the epoch ends (AEES itself reads losses once per episode).
 * **Per epoch** (§2.0): train, evaluate on the validation split, record ``train_losses``,
@@ -50,6 +54,7 @@ from aees.experiments.config import RunConfig, UserError
 from aees.experiments.controller_logs import ControllerLogRecorder
 from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
 from aees.experiments.label_noise import label_noise_accuracies
+from aees.experiments.open_loop import OpenLoopPlan, build_open_loop_plan, check_executed
 from aees.experiments.results import RunResult, collect_provenance, save_run_result
 from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
 from aees.experiments.tasks import Task, TaskSetup
@@ -303,27 +308,35 @@ def _build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimiz
 
 
 def _build_aees(
-    config: RunConfig, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+    config: RunConfig,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    plan: OpenLoopPlan | None = None,
 ) -> AEES:
-    return AEES(
-        optimizer,
-        lr_candidates=config.lr_candidates,
-        noise_candidates=config.noise_candidates,
-        episode_length=config.episode_length,
-        control_mode=config.control_mode,
-        structured_control_mode=config.structured_control_mode,
-        context_mode=config.context_mode,
-        context_trend_window=config.context_trend_window,
-        context_trend_epsilon=config.context_trend_epsilon,
-        reward_instability_lambda=config.reward_instability_lambda,
-        reward_epsilon=config.reward_epsilon,
-        reward_clip_min=config.reward_clip_min,
-        reward_clip_max=config.reward_clip_max,
-        ema_alpha=config.ema_alpha,
-        seed=config.seed,
-        grad_scaler=scaler,
-        track_update_norm=config.track_update_norm,
-    )
+    """The AEES wrapper of ``config``; with an open-loop ``plan``, :meth:`AEES.replay` of its LR
+    arms (a precomputed controller that ignores rewards; the noise axis fixed at 0.0)."""
+    kwargs: dict[str, Any] = {
+        "lr_candidates": config.lr_candidates,
+        "noise_candidates": config.noise_candidates,
+        "episode_length": config.episode_length,
+        "control_mode": config.control_mode,
+        "structured_control_mode": config.structured_control_mode,
+        "context_mode": config.context_mode,
+        "context_trend_window": config.context_trend_window,
+        "context_trend_epsilon": config.context_trend_epsilon,
+        "reward_instability_lambda": config.reward_instability_lambda,
+        "reward_epsilon": config.reward_epsilon,
+        "reward_clip_min": config.reward_clip_min,
+        "reward_clip_max": config.reward_clip_max,
+        "ema_alpha": config.ema_alpha,
+        "seed": config.seed,
+        "grad_scaler": scaler,
+        "track_update_norm": config.track_update_norm,
+    }
+    if plan is not None:
+        kwargs["control_mode"] = "random"  # any bandit mode; replay swaps in the plan
+        return AEES.replay(optimizer, {"selected_lr_indices": list(plan.indices)}, **kwargs)
+    return AEES(optimizer, **kwargs)
 
 
 def _label(config: RunConfig) -> str:
@@ -605,8 +618,6 @@ class _Runner:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = _build_optimizer(config, self.model)
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
-        self.aees = _build_aees(config, self.optimizer, self.scaler) if config.uses_aees else None
-        self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
         self.data_generator = torch.Generator().manual_seed(config.seed)
         pin = self.device.type == "cuda"
         loader_kw: dict[str, Any] = {
@@ -640,6 +651,16 @@ class _Runner:
                 setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
             )
         val_loader = setup.val_loader or DataLoader(setup.val_data, shuffle=False, **loader_kw)
+        # open-loop controls: the whole LR schedule is fixed here, before the first step
+        self.plan = (
+            build_open_loop_plan(config, len(self.train_loader)) if config.open_loop else None
+        )
+        self.aees = (
+            _build_aees(config, self.optimizer, self.scaler, self.plan)
+            if config.uses_aees
+            else None
+        )
+        self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
         self.scheduler = self.step_scheduler = None
         if _step_unit(self.task) == "step":
             # NLP (§2.2.6): stepped after every optimizer step; span in optimizer steps.
@@ -671,6 +692,8 @@ class _Runner:
         if self.aees is not None and self.progress.epochs_done == 0:
             for line in _axes_lines(config):
                 self.log(line)
+        if self.plan is not None:
+            self.log(self.plan.summary_line())
         start = time.perf_counter()
         cuda = self.device.type == "cuda"
         p = self.progress
@@ -850,6 +873,35 @@ class _Runner:
         corruption.write_side_file(side)
         diagnostics["label_noise"]["corrupted_indices_file"] = side.name
 
+    def open_loop_metadata(self, episode_logs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``config.open_loop_policy`` (§2.1.8): the plan, the executed multipliers (checked to
+        equal the plan) and the precomputed controller's state."""
+        assert self.plan is not None and self.aees is not None
+        try:
+            executed = check_executed(self.plan, episode_logs)
+        except ValueError as err:
+            raise EngineError(f"open-loop run: {err}") from None
+        state = self.aees.episode_manager.lr_controller.state_dict()
+        seed = self.config.seed
+        return {
+            **self.plan.to_metadata(),
+            "executed_lr_multipliers": executed,
+            "controller_state": {
+                "kind": state["kind"],
+                "n_arms": state["n_arms"],
+                "schedule_length": len(state["schedule"]),
+                "selection_count": state["position"],
+                "feedback_ignored": True,
+                "bandit_statistics_updated": False,
+            },
+            "training_seeds": {
+                "model": seed,
+                "data_order_and_augmentation": seed,
+                "label_corruption": seed,
+                "optimizer_noise": seed,
+            },
+        }
+
     def build_result(self, wall: float, diagnostics: dict[str, Any]) -> RunResult:
         config, p, flops = self.config, self.progress, self.flops
         total = flops.total_flops
@@ -865,6 +917,14 @@ class _Runner:
             config, self.task, self.setup, self.device, len(self.train_loader)
         )
         run_config["world_size"] = self.dist.world
+        if self.plan is not None:
+            run_config["open_loop_policy"] = self.open_loop_metadata(episode_logs)
+            if controller_logs is not None:
+                controller_logs["open_loop_note"] = (
+                    f"{self.plan.policy}: LR arms precomputed before training "
+                    f"(schedule_seed={self.plan.schedule_seed}); rewards are logged but no "
+                    "controller consumes them"
+                )
         return RunResult(
             method_name=config.method_name,
             task_name=self.task.name,

@@ -1,4 +1,5 @@
-"""One builder per thesis table family (``thesis-experiments.md`` §5.1-§5.9).
+"""One builder per thesis table family (``thesis-experiments.md`` §5.1-§5.9;
+§5.10 is :mod:`aees.reporting.attribution`).
 
 Every builder takes a :class:`~aees.reporting.runs.RunSet` and returns a
 :class:`FamilyOutput`: tables (each written as LaTeX, Markdown and CSV), numeric summary CSVs,
@@ -88,6 +89,8 @@ class FamilyOutput:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     populated: int = 0
+    jsons: dict[str, Any] = field(default_factory=dict)
+    """Machine-readable summaries: file stem -> JSON-ready object (``<stem>.json``)."""
 
     @property
     def supported(self) -> bool:
@@ -106,6 +109,9 @@ class FamilyOutput:
             paths.append(atomic_write_text(out / f"{table.name}.csv", render_table_csv(table)))
         for csv_table in self.csvs:
             paths.append(write_csv(csv_table, out))
+        for stem, data in self.jsons.items():
+            text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+            paths.append(atomic_write_text(out / f"{stem}.json", text))
         for all_name, members in self.all_tex.items():
             text = "\n".join(
                 f"% ---- {name} ----\n{render_latex(by_name[name])}"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aees.experiments.results import atomic_write_text
+from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
+from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
 from aees.reporting.plots import FIGURE_FAMILIES, FigureResult
 from aees.reporting.runs import (
@@ -104,6 +106,13 @@ def build_report(
             summary.paths += output.write(out / "tables" / name)
         else:
             summary.skipped_families.append(name)
+    # §5.10 reads two kinds of runs (AEES traces and open-loop controls) and has its own script
+    # (scripts/tables/aggregate_cifar_attribution_controls.py), so it is not in FAMILIES
+    attribution = build_attribution_controls(runset)
+    if attribution.supported:
+        summary.families[ATTRIBUTION_FAMILY] = attribution
+        summary.paths += attribution.write(out / "tables" / ATTRIBUTION_FAMILY)
+    # (unlisted when there are no open-loop control runs: it is an optional study)
     for name in figure_families_for(runset):
         results = FIGURE_FAMILIES[name](runset, out / "figures" / name)
         summary.figures[name] = results
@@ -157,7 +166,7 @@ def _index_md(summary: ReportSummary, runset: RunSet) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in _run_rows(runset)]
     lines.append("")
     for name, fam in summary.families.items():
-        lines += [f"## {FAMILIES[name].title}", ""]
+        lines += [f"## {summary.families[name].title}", ""]
         for table in fam.tables:
             lines += [f"`tables/{name}/{table.name}.tex`", "", render_markdown(table), ""]
         if fam.missing:
@@ -217,7 +226,7 @@ def _index_html(summary: ReportSummary, runset: RunSet) -> str:
         parts.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>")
     parts.append("</tbody></table>")
     for name, fam in summary.families.items():
-        parts.append(f"<h2>{e(FAMILIES[name].title)}</h2>")
+        parts.append(f"<h2>{e(summary.families[name].title)}</h2>")
         for table in fam.tables:
             parts.append(render_html(table))
             parts.append(f"<p><small>tables/{e(name)}/{e(table.name)}.tex / .md / .csv</small></p>")

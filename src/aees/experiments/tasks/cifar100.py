@@ -12,6 +12,8 @@
 * Label noise: ``--label-noise-type symmetric|asymmetric --label-noise-rate r`` corrupts the
   training labels by the thesis protocols (§2.1.6), seeded with ``--seed``
   (:func:`aees.experiments.label_noise.cifar100_label_noise`).
+* Open-loop controls (``--control-mode uniform-random|frequency-matched``, §2.1.8) are limited
+  to the thesis regimes asym 0.2, sym 0.2 and sym 0.4 (the digits task has no such restriction).
 * Model: torchvision ``resnet18(num_classes=100)`` with a 3x3 stride-1 stem and no max-pool;
   loss ``cross_entropy`` (mean, no smoothing).
 """
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from aees.experiments.config import RunConfig, UserError
+from aees.experiments.config import OPEN_LOOP_MODES, RunConfig, UserError
 from aees.experiments.label_noise import cifar100_label_noise
 from aees.experiments.tasks import TaskSetup
 
@@ -53,6 +55,20 @@ class Cifar100Task:
             parser.error(f"--model-name must be one of {', '.join(MODEL_NAMES)} for cifar100")
         if args.val_split is not None and args.val_split >= NUM_TRAIN:
             parser.error(f"--val-split must be < {NUM_TRAIN}, got {args.val_split}")
+        if args.control_mode in OPEN_LOOP_MODES:
+            # thesis v-B: only the three noisy regimes have AEES source traces
+            from aees.experiments.open_loop import NOISE_REGIMES
+
+            regime = (args.label_noise_type, args.label_noise_rate)
+            if not any(
+                regime[0] == kind and abs(regime[1] - rate) <= 1e-12
+                for kind, rate in NOISE_REGIMES.values()
+            ):
+                parser.error(
+                    f"--control-mode {args.control_mode} needs --label-noise-type/--label-noise-"
+                    "rate asymmetric 0.2, symmetric 0.2 or symmetric 0.4, got "
+                    f"{args.label_noise_type} {args.label_noise_rate:g}"
+                )
 
     def load_data(self, data_dir: str) -> dict[str, Any]:
         """:func:`aees.experiments.cifar.load_cifar100`, its errors as one-line ``UserError``."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Open-loop attribution controls vs AEES (thesis §5.10): JSON + CSV summaries and a table.
+
+Usage: python scripts/tables/aggregate_cifar_attribution_controls.py
+       [--aees-trace-root results/cifar_noisy] [--controls-root results/cifar_attribution_controls]
+       [--out-dir reproduced_artifacts/tables/cifar_attribution_controls] [--strict]
+(a thin wrapper over aees.reporting.attribution.script_main).
+"""
+
+from aees.reporting.attribution import script_main
+
+if __name__ == "__main__":
+    raise SystemExit(script_main())

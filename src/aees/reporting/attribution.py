@@ -1,0 +1,491 @@
+"""The open-loop attribution-control family (thesis-experiments §5.10).
+
+For every (task, label-noise regime, optimizer, epochs) with open-loop control runs
+(``uniform-random`` / ``frequency-matched``, :mod:`aees.experiments.open_loop`) and the matching
+AEES-LR runs (no schedule, LR candidates 0.5/1/2, noise 0, λ = 0, same episode length):
+
+* per method: n, mean and sample SD of peak (``best_val_accuracy``), final and drop
+  (peak − final), in % / pp; the pooled action distribution over the seeds' ``selected_lr_values``
+  and the per-seed distributions;
+* AEES − control on the seeds both have: per-seed effects; when the cell is complete,
+  :func:`~aees.reporting.stats.compare_paired` (bootstrap CI, 10 000 resamples, seed 0; paired
+  t-test) and the AEES win count (effect > 0; < 0 for drop);
+* a cell is complete when every expected seed (CIFAR-100: 0-4; digits: every seed any method
+  has) has a valid run of all three methods; otherwise it is marked with the missing run ids
+  (``<task>-<regime>_<optimizer>_<method>_seed<s>``) and invalid runs, and its comparisons are
+  null. A control run is invalid unless its ``config.open_loop_policy`` names the policy and its
+  planned, executed and logged LR sequences agree; an AEES run unless its trace is complete.
+
+Outputs (prefix ``cifar`` or ``digits``): ``<prefix>_attribution_controls_summary.json`` and
+``.csv`` (the thesis columns) and the ``<prefix>_attribution_controls`` table (LaTeX, Markdown,
+CSV). :func:`script_main` is ``scripts/tables/aggregate_cifar_attribution_controls.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aees.experiments.open_loop import LR_MULTIPLIERS, trace_problem
+from aees.reporting.families import FamilyOutput, Sel, _choose, pick, prefix
+from aees.reporting.runs import (
+    CIFAR_LIKE_TASKS,
+    Cell,
+    Run,
+    RunSet,
+    optimizer_label,
+    setting_label,
+    task_label,
+)
+from aees.reporting.stats import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    Summary,
+    compare_paired,
+    mean_sd,
+    run_metrics,
+)
+from aees.reporting.tables import (
+    MISSING,
+    CsvTable,
+    Table,
+    fmt_num,
+    fmt_pm,
+    fmt_pvalue,
+    fmt_signed,
+)
+
+__all__ = [
+    "CSV_HEADER",
+    "FAMILY",
+    "METHODS",
+    "build_attribution_controls",
+    "script_main",
+]
+
+FAMILY = "cifar_attribution_controls"
+OUT_DIR = "reproduced_artifacts/tables/cifar_attribution_controls"
+#: method key -> (run kind, label)
+METHODS = {
+    "aees": ("aees", "AEES"),
+    "uniform-random": ("uniform-open-loop", "Uniform random"),
+    "frequency-matched": ("frequency-open-loop", "Frequency matched"),
+}
+CONTROLS = ("uniform-random", "frequency-matched")
+CIFAR_SEEDS = (0, 1, 2, 3, 4)
+_ARMS = tuple(str(float(v)) for v in LR_MULTIPLIERS)
+CSV_HEADER = [
+    "noise_regime",
+    "optimizer",
+    "method",
+    "complete",
+    "n",
+    "peak_mean_pct",
+    "peak_sd_pct",
+    "final_mean_pct",
+    "final_sd_pct",
+    "drop_mean_pp",
+    "drop_sd_pp",
+    *(f"action_p_{a}" for a in _ARMS),
+    *(
+        f"aees_minus_method_{metric}_{part}"
+        for metric in ("peak", "final")
+        for part in ("pp", "ci_low_pp", "ci_high_pp")
+    ),
+    "aees_peak_wins_out_of_5",
+    "aees_final_wins_out_of_5",
+    "missing_run_ids",
+]
+_CSV_OPTIMIZER = {"adamw": "AdamW", "sgd": "SGD"}
+_AEES_SEL = Sel("AEES", "aees", lr=LR_MULTIPLIERS, noise=(0.0,))
+
+
+def _num(value: float | None) -> float | None:
+    """JSON-safe number: None for None/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _summary(s: Summary, scale: float = 100.0) -> dict[str, Any]:
+    return {"mean": _num(s.mean * scale), "sd": _num(s.sd * scale)}
+
+
+def _lr_values(run: Run) -> list[float]:
+    logs = run.result.episode_logs or {}
+    return [float(v) for v in logs.get("selected_lr_values") or []]
+
+
+def _distribution(values: Sequence[float]) -> dict[str, Any]:
+    counts = dict.fromkeys(_ARMS, 0)
+    for v in values:
+        key = str(float(v))
+        counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values())
+    probs = {k: (c / total if total else None) for k, c in counts.items()}
+    return {"total": total, "counts": counts, "probabilities": probs}
+
+
+def control_problem(run: Run, policy: str) -> str | None:
+    """Why a control run is not a valid ``policy`` run (None if it is): its
+    ``open_loop_policy`` metadata, planned == executed == logged LR sequence, the episode
+    count ⌈total_steps / episode_length⌉, one validation accuracy per epoch."""
+    result = run.result
+    meta = result.config.get("open_loop_policy")
+    if not isinstance(meta, dict):
+        return "no config.open_loop_policy"
+    if meta.get("policy") != policy:
+        return f"open_loop_policy.policy is {meta.get('policy')!r}"
+    planned = [float(v) for v in meta.get("planned_lr_multipliers") or []]
+    executed = [float(v) for v in meta.get("executed_lr_multipliers") or []]
+    if not planned or planned != executed or planned != _lr_values(run):
+        return "planned, executed and logged LR sequences differ"
+    length = result.config.get("episode_length")
+    if isinstance(length, int) and length > 0 and result.total_steps > 0:
+        expected = -(-result.total_steps // length)
+        if len(planned) != expected:
+            return f"{len(planned)} planned episodes, expected {expected}"
+    if len(result.val_accuracies) != result.total_epochs:
+        return f"{len(result.val_accuracies)} of {result.total_epochs} epochs"
+    return None
+
+
+def aees_problem(run: Run) -> str | None:
+    """Why an AEES run is not a complete trace (``open_loop.trace_problem``)."""
+    result = run.result
+    spe = result.config.get("steps_per_epoch")
+    if not isinstance(spe, int) or spe <= 0:
+        if result.total_epochs <= 0 or result.total_steps % result.total_epochs:
+            return "steps per epoch unknown"
+        spe = result.total_steps // result.total_epochs
+    try:
+        return trace_problem(result, spe)
+    except (KeyError, TypeError, ValueError) as err:
+        return f"unreadable trace ({err})"
+
+
+@dataclass
+class _Group:
+    task: str
+    setting: str
+    epochs: int
+    optimizer: str
+    cells: dict[str, Cell | None]
+
+
+def _groups(runset: RunSet, notes: list[str]) -> list[_Group]:
+    """One group per (task, setting, epochs, optimizer) that has open-loop control runs."""
+    kinds = {METHODS[c][0]: c for c in CONTROLS}
+    keys: dict[tuple[str, str, int, str], None] = {}
+    for cell in runset.cells:
+        if cell.task in CIFAR_LIKE_TASKS and cell.info.kind in kinds:
+            keys.setdefault((cell.task, cell.setting, cell.epochs, cell.info.optimizer), None)
+    out = []
+    for task, setting, epochs, opt in keys:
+        where = f"{task}/{setting}/{epochs}ep/{opt}"
+        pool = [c for c in runset.select(task, setting) if c.epochs == epochs]
+        cells: dict[str, Cell | None] = {}
+        for method in CONTROLS:
+            kind = METHODS[method][0]
+            fitting = [c for c in pool if c.info.kind == kind and c.info.optimizer == opt]
+            cells[method] = _choose(fitting, None, f"{where}: {method}", notes)
+        lengths = {c.info.episode_length for c in cells.values() if c is not None}
+        aees_pool = [c for c in pool if c.info.episode_length in lengths]
+        cells["aees"] = pick(aees_pool, _AEES_SEL, optimizer=opt, where=where, notes=notes)
+        out.append(_Group(task, setting, epochs, opt, {m: cells[m] for m in METHODS}))
+    return out
+
+
+def _run_id(group: _Group, method: str, seed: int) -> str:
+    return f"{group.task}-{group.setting}_{group.optimizer}_{method}_seed{seed}"
+
+
+def _cell_summary(group: _Group) -> dict[str, Any]:
+    """The JSON cell: methods, comparisons, completeness."""
+    valid: dict[str, dict[int, Run]] = {}
+    invalid: list[dict[str, Any]] = []
+    for method, cell in group.cells.items():
+        valid[method] = {}
+        for run in cell.seed_runs() if cell is not None else []:
+            problem = aees_problem(run) if method == "aees" else control_problem(run, method)
+            if problem is None:
+                valid[method][run.info.seed] = run
+            else:
+                rid = _run_id(group, method, run.info.seed)
+                invalid.append({"run_id": rid, "path": str(run.path), "problem": problem})
+    if group.task == "cifar100":
+        expected = list(CIFAR_SEEDS)
+    else:
+        expected = sorted({s for m in valid.values() for s in m} | {_seed(i) for i in invalid})
+    missing = [
+        _run_id(group, method, s) for method in METHODS for s in expected if s not in valid[method]
+    ]
+    complete = not missing and not invalid and bool(expected)
+    methods: dict[str, Any] = {}
+    metrics: dict[str, dict[int, Any]] = {}
+    for method, runs in valid.items():
+        per = {s: run_metrics(r.result) for s, r in sorted(runs.items())}
+        metrics[method] = per
+        pooled = [v for r in runs.values() for v in _lr_values(r)]
+        cell = group.cells[method]
+        methods[method] = {
+            "label": METHODS[method][1],
+            "variant": cell.variant if cell is not None else None,
+            "n": len(per),
+            "seeds": sorted(per),
+            "peak_pct": _summary(mean_sd([m.best for m in per.values()])),
+            "final_pct": _summary(mean_sd([m.final for m in per.values()])),
+            "drop_pp": _summary(mean_sd([m.drop for m in per.values()])),
+            "action_distribution": _distribution(pooled),
+            "per_seed": {
+                str(s): {
+                    "peak_pct": m.best * 100,
+                    "final_pct": m.final * 100,
+                    "drop_pp": m.drop * 100,
+                    "action_distribution": _distribution(_lr_values(runs[s])),
+                    "path": str(runs[s].path),
+                }
+                for s, m in per.items()
+            },
+        }
+    comparisons = {
+        f"aees_minus_{c.replace('-', '_')}": _comparison(metrics["aees"], metrics[c], complete)
+        for c in CONTROLS
+    }
+    return {
+        "task": group.task,
+        "noise_regime": group.setting,
+        "optimizer": group.optimizer,
+        "epochs": group.epochs,
+        "expected_seeds": expected,
+        "complete": complete,
+        "missing_run_ids": missing,
+        "invalid_runs": invalid,
+        "methods": methods,
+        "comparisons": comparisons,
+    }
+
+
+def _seed(item: dict[str, Any]) -> int:
+    return int(str(item["run_id"]).rsplit("_seed", 1)[1])
+
+
+def _comparison(aees: dict[int, Any], control: dict[int, Any], complete: bool) -> dict[str, Any]:
+    shared = sorted(set(aees) & set(control))
+    per_seed = {
+        str(s): {
+            "peak_pp": (aees[s].best - control[s].best) * 100,
+            "final_pp": (aees[s].final - control[s].final) * 100,
+            "drop_pp": (aees[s].drop - control[s].drop) * 100,
+        }
+        for s in shared
+    }
+    out: dict[str, Any] = {"seeds": shared, "per_seed_effects": per_seed}
+    for metric, attr, higher in (
+        ("peak", "best", True),
+        ("final", "final", True),
+        ("drop", "drop", False),
+    ):
+        if not complete or not shared:
+            out[metric] = None
+            continue
+        a = [getattr(aees[s], attr) for s in shared]
+        b = [getattr(control[s], attr) for s in shared]
+        cmp = compare_paired(a, b, scale=100.0)
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        out[metric] = {
+            "n": cmp.n,
+            "mean_diff_pp": _num(cmp.diff_mean),
+            "ci_low_pp": _num(cmp.diff_ci_low),
+            "ci_high_pp": _num(cmp.diff_ci_high),
+            "p_value": _num(cmp.p_value),
+            "aees_wins": sum(1 for d in diffs if (d > 0 if higher else d < 0)),
+        }
+    return out
+
+
+def _csv_rows(cell: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for method in METHODS:
+        m = cell["methods"][method]
+        comp = cell["comparisons"].get(f"aees_minus_{method.replace('-', '_')}") or {}
+        row: list[Any] = [
+            cell["noise_regime"],
+            _CSV_OPTIMIZER.get(cell["optimizer"], cell["optimizer"]),
+            method,
+            cell["complete"],
+            m["n"],
+            m["peak_pct"]["mean"],
+            m["peak_pct"]["sd"],
+            m["final_pct"]["mean"],
+            m["final_pct"]["sd"],
+            m["drop_pp"]["mean"],
+            m["drop_pp"]["sd"],
+            *(m["action_distribution"]["probabilities"].get(a) for a in _ARMS),
+        ]
+        for metric in ("peak", "final"):
+            c = comp.get(metric) or {}
+            row += [c.get("mean_diff_pp"), c.get("ci_low_pp"), c.get("ci_high_pp")]
+        row += [
+            (comp.get("peak") or {}).get("aees_wins"),
+            (comp.get("final") or {}).get("aees_wins"),
+        ]
+        row.append(";".join(cell["missing_run_ids"]))
+        rows.append(row)
+    return rows
+
+
+def _pp(stats: dict[str, Any]) -> str:
+    return fmt_pm(Summary(1, stats["mean"], stats["sd"])) if stats["mean"] is not None else MISSING
+
+
+def _diff_text(c: dict[str, Any] | None) -> str:
+    if not c:
+        return MISSING
+    return (
+        f"{fmt_signed(c['mean_diff_pp'], 2)} "
+        f"[{fmt_num(c['ci_low_pp'])}, {fmt_num(c['ci_high_pp'])}]"
+    )
+
+
+def _table(task: str, cells: list[dict[str, Any]]) -> Table:
+    name = f"{prefix(task)}_attribution_controls"
+    table = Table(
+        name=name,
+        caption=(
+            f"{task_label(task)}: AEES-LR vs reward-free "
+            "open-loop controls (uniform random, frequency matched); mean ± SD over seeds, "
+            "AEES − control in pp with 95% bootstrap CI and paired t-test p; † incomplete cell."
+        ),
+        label=f"tab:{name}",
+        header=[
+            "Regime",
+            "Optimizer",
+            "Method",
+            "n",
+            "Peak (%)",
+            "Final (%)",
+            "Drop (pp)",
+            "×0.5 / ×1 / ×2 (%)",
+            "Δ Peak (pp)",
+            "p",
+            "Δ Final (pp)",
+            "p",
+            "AEES wins (peak/final)",
+        ],
+        align="lllrrrrcrrrrc",
+        merge=2,
+    )
+    for cell in cells:
+        regime = setting_label(cell["noise_regime"]) + ("" if cell["complete"] else " †")
+        for method in METHODS:
+            m = cell["methods"][method]
+            probs = m["action_distribution"]["probabilities"]
+            arms = " / ".join(fmt_num(probs.get(a), 1, 100) for a in _ARMS)
+            comp = cell["comparisons"].get(f"aees_minus_{method.replace('-', '_')}")
+            peak = (comp or {}).get("peak")
+            final = (comp or {}).get("final")
+            wins = (
+                f"{peak['aees_wins']}/{peak['n']} · {final['aees_wins']}/{final['n']}"
+                if peak and final
+                else MISSING
+            )
+            table.add(
+                regime,
+                optimizer_label(cell["optimizer"]),
+                METHODS[method][1],
+                str(m["n"]),
+                _pp(m["peak_pct"]),
+                _pp(m["final_pct"]),
+                _pp(m["drop_pp"]),
+                arms if m["action_distribution"]["total"] else MISSING,
+                _diff_text(peak),
+                fmt_pvalue(peak["p_value"]) if peak else MISSING,
+                _diff_text(final),
+                fmt_pvalue(final["p_value"]) if final else MISSING,
+                wins,
+            )
+    return table
+
+
+def build_attribution_controls(runset: RunSet) -> FamilyOutput:
+    """The §5.10 family: JSON + CSV summaries and a table per CIFAR-style task."""
+    out = FamilyOutput(FAMILY, "Open-loop attribution controls (§5.10)")
+    cells_by_task: dict[str, list[dict[str, Any]]] = {}
+    for group in _groups(runset, out.notes):
+        cell = _cell_summary(group)
+        cells_by_task.setdefault(group.task, []).append(cell)
+        out.populated += 1
+        where = f"{group.task}/{group.setting}/{group.epochs}ep/{group.optimizer}"
+        if cell["missing_run_ids"]:
+            out.missing.append(f"{where}: missing {', '.join(cell['missing_run_ids'])}")
+        for bad in cell["invalid_runs"]:
+            out.missing.append(
+                f"{where}: invalid {bad['run_id']} ({bad['path']}): {bad['problem']}"
+            )
+    for task, cells in cells_by_task.items():
+        stem = f"{prefix(task)}_attribution_controls_summary"
+        out.jsons[stem] = {
+            "schema_version": 1,
+            "task": task,
+            "bootstrap": {
+                "type": "paired percentile bootstrap of the mean difference",
+                "resamples": BOOTSTRAP_RESAMPLES,
+                "seed": BOOTSTRAP_SEED,
+                "interval_percentiles": [2.5, 97.5],
+            },
+            "complete": all(c["complete"] for c in cells),
+            "cells": cells,
+        }
+        out.csvs.append(
+            CsvTable(stem, list(CSV_HEADER), [row for c in cells for row in _csv_rows(c)])
+        )
+        out.tables.append(_table(task, cells))
+    return out
+
+
+def script_main(argv: Sequence[str] | None = None) -> int:
+    """``aggregate_cifar_attribution_controls.py --aees-trace-root --controls-root --out-dir``.
+
+    Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
+    runs or an output error, 2 a bad flag or a missing directory.
+    """
+    from aees.experiments.config import OneLineArgumentParser
+    from aees.reporting.cli import _discover, _err
+
+    prog = "aggregate_cifar_attribution_controls.py"
+    parser = OneLineArgumentParser(
+        prog=prog, description="AEES vs open-loop attribution controls (thesis §5.10)."
+    )
+    parser.add_argument("--aees-trace-root", default="results/cifar_noisy")
+    parser.add_argument("--controls-root", default="results/cifar_attribution_controls")
+    parser.add_argument("--out-dir", default=OUT_DIR)
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    args = parser.parse_args(argv)
+    runs: dict[str, Run] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for root in (args.aees_trace_root, args.controls_root):
+            found = _discover(prog, root, args.strict)
+            if isinstance(found, int):
+                return found
+            for run in found.runs:
+                runs.setdefault(str(run.path.resolve()), run)  # the roots may overlap
+    output = build_attribution_controls(RunSet(list(runs.values())))
+    if not output.supported:
+        _err(prog, f"error: {args.controls_root}: no open-loop control runs")
+        return 1
+    try:
+        paths = output.write(args.out_dir)
+    except OSError as err:
+        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
+        return 1
+    for line in output.missing:
+        _err(prog, f"missing: {line}")
+    for line in output.notes:
+        _err(prog, f"note: {line}")
+    print(f"{prog}: wrote {len(paths)} files to {args.out_dir}")
+    return 0
