@@ -26,12 +26,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 DUAL = ["--lr-candidates", "0.5,1,2", "--noise-candidates", "0,0.01"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(tmp_path: Path, *flags: str, name: str = "run.json") -> Path:

@@ -26,12 +26,7 @@ EPISODE = 6  # digits: 20 steps per epoch at batch 64 -> episodes of 6, 6, 6, 2
 BASE = ["--epochs", "1", "--episode-length", str(EPISODE), *LR]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ plan math

@@ -454,7 +454,7 @@ def script_main(argv: Sequence[str] | None = None) -> int:
     runs or an output error, 2 a bad flag or a missing directory.
     """
     from aees.experiments.config import OneLineArgumentParser
-    from aees.reporting.cli import _discover, _err
+    from aees.reporting.cli import _discover, write_family
 
     prog = "aggregate_cifar_attribution_controls.py"
     parser = OneLineArgumentParser(
@@ -475,17 +475,6 @@ def script_main(argv: Sequence[str] | None = None) -> int:
             for run in found.runs:
                 runs.setdefault(str(run.path.resolve()), run)  # the roots may overlap
     output = build_attribution_controls(RunSet(list(runs.values())))
-    if not output.supported:
-        _err(prog, f"error: {args.controls_root}: no open-loop control runs")
-        return 1
-    try:
-        paths = output.write(args.out_dir)
-    except OSError as err:
-        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
-        return 1
-    for line in output.missing:
-        _err(prog, f"missing: {line}")
-    for line in output.notes:
-        _err(prog, f"note: {line}")
-    print(f"{prog}: wrote {len(paths)} files to {args.out_dir}")
-    return 0
+    return write_family(
+        prog, output, args.out_dir, empty=f"{args.controls_root}: no open-loop control runs"
+    )

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from aees.experiments.config import OneLineArgumentParser
 from aees.reporting.families import FAMILIES, method_label
@@ -132,19 +132,27 @@ def table_script(family: str, argv: Sequence[str] | None = None, *, prog: str | 
     if isinstance(found, int):
         return found
     output = spec.builder(RunSet(found.runs))
+    return write_family(
+        prog, output, args.out_dir, empty=f"{args.runs_root}: no runs for {spec.title}"
+    )
+
+
+def write_family(prog: str, output: Any, out_dir: str, *, empty: str) -> int:
+    """Write a built family (``FamilyOutput``) and report it: 0, or 1 with one line on stderr
+    when there is nothing to write (``empty`` says why) or the directory cannot be written."""
     if not output.supported:
-        _err(prog, f"error: {args.runs_root}: no runs for {spec.title}")
+        _err(prog, f"error: {empty}")
         return 1
     try:
-        paths = output.write(args.out_dir)
+        paths = output.write(out_dir)
     except OSError as err:
-        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
+        _err(prog, f"error: {err.filename or out_dir}: {err.strerror or err}")
         return 1
     for line in output.missing:
         _err(prog, f"missing: {line}")
     for line in output.notes:
         _err(prog, f"note: {line}")
-    print(f"{prog}: wrote {len(paths)} files to {args.out_dir}")
+    print(f"{prog}: wrote {len(paths)} files to {out_dir}")
     return 0
 
 
