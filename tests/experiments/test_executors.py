@@ -114,8 +114,11 @@ def test_interrupted_sweep_stops_cleanly(local_sweep: dict) -> None:
     assert "completed" in statuses.values()
     assert set(statuses.values()) <= {"completed", "pending"}
     assert list(statuses.values()).count("completed") < 4
-    interrupted = [run for run in state["manifest"].runs if run.status == "pending"]
-    assert any(run.detail and "interrupted" in run.detail for run in interrupted)
+    # A run cut by the signal is pending with an "interrupted" detail; one never started is
+    # plain pending (under load the signal can land between runs, when none is running).
+    pending = [run for run in state["manifest"].runs if run.status == "pending"]
+    assert pending
+    assert all("interrupted" in run.detail for run in pending if run.detail)
     # progress on a non-TTY: plain lines with counts and the running ids
     assert (
         "sweep: 0/4 done, 2 running, 0 failed | running: adamw_seed0, aees_seed0"

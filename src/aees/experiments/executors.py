@@ -585,6 +585,31 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _new_sweep(
+    manifest_path: str | os.PathLike[str],
+    retry: list[str],
+    resume: bool,
+    overwrite: bool,
+    run_ids: Sequence[str] | None,
+    output_root: str | os.PathLike[str] | None,
+    progress: bool,
+    stream: IO[str] | None,
+) -> _Sweep:
+    """The shared sweep state of both executors; ``retry`` = the executor's own retry flags."""
+    if output_root is not None:
+        retry = [*retry, "--output-root", os.fspath(output_root)]
+    return _Sweep(
+        manifest_path,
+        resume=resume,
+        overwrite=overwrite,
+        run_ids=run_ids,
+        output_root=output_root,
+        retry_options=retry,
+        progress=progress,
+        stream=stream,
+    )
+
+
 def run_local(
     manifest_path: str | os.PathLike[str],
     *,
@@ -625,17 +650,8 @@ def run_local(
     retry = ["--workers", str(n_workers)]
     if gpu_list:
         retry += ["--gpus", ",".join(map(str, gpu_list))]
-    if output_root is not None:
-        retry += ["--output-root", os.fspath(output_root)]
-    sweep = _Sweep(
-        manifest_path,
-        resume=resume,
-        overwrite=overwrite,
-        run_ids=run_ids,
-        output_root=output_root,
-        retry_options=retry,
-        progress=progress,
-        stream=stream,
+    sweep = _new_sweep(
+        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
     )
     base_env = {**_RUN_ENVIRONMENT}
     if "OMP_NUM_THREADS" not in os.environ:
@@ -802,17 +818,8 @@ def run_ray(
         retry += ["--address", address]
     if workers is not None:
         retry += ["--workers", str(workers)]
-    if output_root is not None:
-        retry += ["--output-root", os.fspath(output_root)]
-    sweep = _Sweep(
-        manifest_path,
-        resume=resume,
-        overwrite=overwrite,
-        run_ids=run_ids,
-        output_root=output_root,
-        retry_options=retry,
-        progress=progress,
-        stream=stream,
+    sweep = _new_sweep(
+        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
     )
     started_ray = False
     if not ray.is_initialized():
