@@ -493,7 +493,7 @@ class _Runner:
             self.flops.add_train_batch(self.flop_model.train_flops(inputs) * self.dist.world)
             batch = targets.shape[0]
             with torch.no_grad():
-                loss_sum += loss.detach().to(torch.float64) * batch
+                loss_sum.add_(loss.detach(), alpha=batch)  # one kernel; upcast to float64
                 correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
             seen += batch
             self.progress.global_step += 1
