@@ -22,6 +22,7 @@ from aees.scheduler import AEES
 from aees.types import (
     CandidateConfig,
     EpisodeSummary,
+    NonFiniteLossError,
     RewardDetails,
     StructuredSelection,
     candidate_name,
@@ -38,6 +39,7 @@ __all__ = [
     "CounterNoise",
     "DiscountedUCBController",
     "EpisodeSummary",
+    "NonFiniteLossError",
     "NormalizedLossImprovementReward",
     "PrecomputedController",
     "PulseoptNoise",

@@ -20,6 +20,7 @@ from aees.reward import NormalizedLossImprovementReward
 from aees.types import (
     CONTEXT_MODES,
     NONFINITE_POLICIES,
+    NonFiniteLossError,
     STRUCTURED_CONTROL_MODES,
     CandidateConfig,
     EpisodeSummary,
@@ -296,10 +297,12 @@ class StructuredEpisodeManager:
         self._step_norms = []
         if bad_steps and nonfinite == "raise":
             step, value = bad_steps[0]
-            raise ValueError(
+            raise NonFiniteLossError(
                 f"loss at step {step} is not finite ({value!r}); {len(bad_steps)} non-finite "
                 f"step(s) in the episode starting at step {summary.start_step} were left out of "
-                "its reward (pass nonfinite='skip' to skip such steps silently)."
+                "its reward (pass nonfinite='skip' to skip such steps silently).",
+                step=step,
+                value=value,
             )
         return summary
 

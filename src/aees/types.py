@@ -20,6 +20,19 @@ NONFINITE_POLICIES: tuple[str, ...] = ("raise", "skip")
 NOISE_SOURCES: tuple[str, ...] = ("counter", "pulseopt")
 
 
+class NonFiniteLossError(ValueError):
+    """A non-finite training loss under ``nonfinite="raise"``; ``step`` is the first bad step.
+
+    A ``ValueError`` (pulseopt raises ``ValueError`` there), so existing handlers keep working;
+    the attributes let a training loop report the divergence without parsing the message.
+    """
+
+    def __init__(self, message: str, *, step: int, value: float) -> None:
+        super().__init__(message)
+        self.step = step
+        self.value = value
+
+
 @dataclass(frozen=True)
 class CandidateConfig:
     """One arm held for an episode: an LR multiplier and an absolute gradient-noise std."""
