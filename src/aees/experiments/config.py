@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 __all__ = [
     "CONTROL_MODES",
@@ -53,6 +55,10 @@ STRUCTURED_CONTROL_MODES = ("independent", "conditional")
 CONTEXT_MODES = ("none", "trend")
 LABEL_NOISE_TYPES = ("none", "symmetric", "asymmetric")
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``--mlflow`` without a value: a file store in the current directory.
+MLFLOW_DEFAULT_STORE = "mlruns"
+#: ``--mlflow URI`` schemes MLflow's tracking client serves (``+driver`` suffixes allowed).
+MLFLOW_URI_SCHEMES = ("http", "https", "databricks", "sqlite", "postgresql", "mysql", "mssql")
 
 #: ``--control-mode`` -> the method name written to the result (thesis §2.1.1).
 METHOD_NAMES = {
@@ -206,6 +212,21 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
         "--val-split", type=int, default=None, help="held-out validation examples (task default)"
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    r.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
+    )
+    r.add_argument(
+        "--mlflow",
+        nargs="?",
+        const=MLFLOW_DEFAULT_STORE,
+        default=None,
+        metavar="URI",
+        help="also track the run in MLflow; URI default: a file store ./mlruns "
+        "(pip install 'aees[tracking]')",
+    )
 
 
 def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> str | None:
@@ -320,6 +341,59 @@ def _validate_open_loop(fail: Any, args: argparse.Namespace) -> None:
         args.aees_trace_root = DEFAULT_AEES_TRACE_ROOT
 
 
+def _local_store_path(uri: str) -> str | None:
+    """The directory of a local MLflow file store URI (a path or ``file:``), else None."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return url2pathname(parts.path)
+    if not parts.scheme or (len(parts.scheme) == 1 and os.name == "nt"):  # a drive letter
+        return uri
+    return None
+
+
+def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
+    """``--tensorboard DIR`` / ``--mlflow [URI]``: the package is installed, a local target is
+    writable, and a URI holds no credentials (they would be written to the result and the
+    MLflow params). A local MLflow store becomes an absolute ``file:`` URI."""
+    from importlib.util import find_spec
+
+    board = getattr(args, "tensorboard", None)
+    if board is not None:
+        if not str(board).strip():
+            fail("--tensorboard", "must name a directory")
+        if find_spec("tensorboard") is None:
+            fail("--tensorboard", "needs the tensorboard package: pip install 'aees[tracking]'")
+        why = writable_location_problem(board, is_dir=True)
+        if why is not None:
+            fail("--tensorboard", f"{board!r} cannot be written: {why}")
+    uri = getattr(args, "mlflow", None)
+    if uri is None:
+        return
+    uri = str(uri).strip()
+    if not uri:
+        fail("--mlflow", "must be a tracking URI or a directory (or give no value: ./mlruns)")
+    if find_spec("mlflow") is None:
+        fail("--mlflow", "needs the mlflow package: pip install 'aees[tracking]'")
+    local = _local_store_path(uri)
+    if local is not None:
+        why = writable_location_problem(local, is_dir=True)
+        if why is not None:
+            fail("--mlflow", f"{local!r} cannot be written: {why}")
+        args.mlflow = Path(local).expanduser().absolute().as_uri()
+        return
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in MLFLOW_URI_SCHEMES and scheme.split("+")[0] not in MLFLOW_URI_SCHEMES:
+        fail("--mlflow", f"{uri!r}: unsupported scheme {parts.scheme!r}")
+    if parts.password is not None or (parts.username and scheme in ("http", "https")):
+        fail(
+            "--mlflow",
+            "must not carry credentials (they would be written to the result); set "
+            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN",
+        )
+    args.mlflow = uri
+
+
 def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check every shared flag; the first problem ends the process via ``parser.error``.
 
@@ -423,6 +497,7 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         why = writable_location_problem(args.checkpoint_dir, is_dir=True)
         if why is not None:
             fail("--checkpoint-dir", f"{args.checkpoint_dir!r} cannot be written: {why}")
+    _validate_tracking(fail, args)
 
 
 @dataclass(frozen=True)
@@ -469,6 +544,8 @@ class RunConfig:
     resume: bool = False
     val_split: int | None = None
     quiet: bool = False
+    tensorboard: str | None = None  # --tensorboard DIR
+    mlflow: str | None = None  # --mlflow: the tracking URI (a local store as a file: URI)
     track_update_norm: bool = False
     method: str | None = None  # the NLP runners' --method; None for CIFAR-style tasks
     schedule_seed: int | None = None  # open-loop modes only

@@ -58,6 +58,7 @@ from aees.experiments.open_loop import OpenLoopPlan, build_open_loop_plan, check
 from aees.experiments.results import RunResult, collect_provenance, save_run_result
 from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
 from aees.experiments.tasks import Task, TaskSetup
+from aees.experiments.tracking import RunTracker, open_tracker
 from aees.types import candidate_name
 
 __all__ = [
@@ -72,7 +73,16 @@ __all__ = [
 CHECKPOINT_NAME = "last.pt"
 _CHECKPOINT_VERSION = 1
 # config keys that may differ between the run that wrote a checkpoint and the one resuming it
-_RESUME_FREE_KEYS = ("output", "checkpoint_dir", "resume", "quiet", "num_workers", "run_tag")
+_RESUME_FREE_KEYS = (
+    "output",
+    "checkpoint_dir",
+    "resume",
+    "quiet",
+    "num_workers",
+    "run_tag",
+    "tensorboard",
+    "mlflow",
+)
 # task options that say where things are fetched from, not what is trained
 _RESUME_FREE_OPTIONS = (
     "cache_dir",
@@ -419,6 +429,8 @@ def _result_config(
 
 
 class _Runner:
+    tracker: RunTracker | None = None  # --tensorboard / --mlflow (rank 0 only)
+
     def __init__(self, config: RunConfig, task: Task, argv: Sequence[str] | None) -> None:
         self.config = config
         self.task = task
@@ -482,6 +494,8 @@ class _Runner:
                 aees.step_end(loss)
                 if aees.num_steps % length == 0:
                     self.recorder.sync()
+                    if self.tracker is not None:
+                        self.tracker.log_episodes(aees.get_logs(), opt.param_groups[0]["lr"])
             elif scaler is not None:
                 scaler.step(opt)
                 scaler.update()
@@ -694,6 +708,13 @@ class _Runner:
                 self.log(line)
         if self.plan is not None:
             self.log(self.plan.summary_line())
+        if self.dist.main:
+            self.tracker = open_tracker(
+                config,
+                start_step=self.progress.global_step,
+                episodes_done=self.recorder.count if self.recorder is not None else 0,
+                resumed=self.progress.epochs_done > 0,
+            )
         start = time.perf_counter()
         cuda = self.device.type == "cuda"
         p = self.progress
@@ -719,6 +740,16 @@ class _Runner:
                     label, epoch + 1, train_loss, train_acc, val_acc, epoch_seconds, episodes_before
                 )
             )
+            if self.tracker is not None:
+                metrics = {
+                    "train_loss": train_loss,
+                    "train_accuracy": train_acc,
+                    "val_accuracy": val_acc,
+                    "seconds": epoch_seconds,
+                    "cum_tflops": self.flops.total_tflops,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                }
+                self.tracker.log_epoch(epoch + 1, p.global_step, metrics)
             if self.scheduler is not None:
                 self.scheduler.step()
             p.epochs_done = epoch + 1
@@ -727,6 +758,8 @@ class _Runner:
         if self.aees is not None:
             self.aees.finalize()
             self.recorder.sync()
+        if self.tracker is not None and self.aees is not None:
+            self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
         output = Path(config.output_path)
         distributed = self.distributed_summary()
         if not self.dist.main:
@@ -739,6 +772,8 @@ class _Runner:
         result = self.build_result(wall, diagnostics)
         self.write_side_file(output, diagnostics)
         save_run_result(result, output)
+        if self.tracker is not None:
+            self.tracker.finish(result, output)
         self.log(f"Saved result to {output}")
         self.finish_distributed()
         return result, output
@@ -966,4 +1001,13 @@ def run(
         EngineError: a user-facing problem (one line), e.g. ``--resume`` with a checkpoint
             written by a different configuration.
     """
-    return _Runner(config, task, argv).run()
+    runner = _Runner(config, task, argv)
+    status = "FAILED"
+    try:
+        return runner.run()
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if runner.tracker is not None:
+            runner.tracker.close(status)  # no-op after a finished run
