@@ -178,10 +178,19 @@ def test_agnews_clean_baseline(fx, tmp_path):
     assert result.diagnostics["final_test_accuracy"] is not None
 
 
-def test_hf_token_is_never_written(fx, tmp_path, monkeypatch):
-    secret = "hf_abcdefghijklmnopqrstuvwxyz0123"
+@pytest.mark.parametrize(
+    "secret",
+    ["hf_abcdefghijklmnopqrstuvwxyz0123", "plain-secret-no-hf-shape"],
+    ids=["hf-shaped", "plain"],
+)
+def test_hf_token_is_never_written(fx, tmp_path, monkeypatch, secret):
     out = train(fx, tmp_path, "sst2", "--hf-token", secret)
     assert secret not in out.read_text()
+    # the recorded command line is redacted by the parsed value, wherever it appears in it
+    out = train(fx, tmp_path, "sst2", "--hf-token", secret, "--run-tag", f"t-{secret}",
+                name="tag.json")  # fmt: skip
+    provenance = json.loads(out.read_text())["provenance"]
+    assert secret not in json.dumps([provenance["command"], provenance["command_str"]])
     monkeypatch.setenv("HF_TOKEN", secret)
     out = train(fx, tmp_path, "sst2", name="env.json")
     assert secret not in out.read_text()

@@ -61,7 +61,15 @@ THESIS_KEYS = {
     "val_accuracies",
     "wall_clock_seconds",
 }
-NEW_KEYS = {"schema_version", "variant", "provenance", "diagnostics"}
+NEW_KEYS = {
+    "schema_version",
+    "variant",
+    "provenance",
+    "diagnostics",
+    "diverged",
+    "diverged_at_step",
+    "diverged_at_epoch",
+}
 
 AEES_CONFIG: dict[str, Any] = {
     "control_mode": "adaptive",

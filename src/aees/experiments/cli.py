@@ -22,6 +22,9 @@ from aees.experiments.config import (
     validate_common_args,
 )
 
+#: ``aees train`` exit status of a run stopped by a non-finite loss (its result is written).
+EXIT_DIVERGED = 3
+
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``aees`` parser and, per task, its ``aees train <task>`` sub-parser."""
@@ -69,6 +72,7 @@ def parse_train_args(
 
     ``prog`` renames the task's parser in help and errors (the seed's ``task_*.py`` scripts).
     """
+    from aees.experiments.results import is_secret_key
     from aees.experiments.tasks import get_task
 
     parser, task_parsers = build_parser()
@@ -78,6 +82,13 @@ def parse_train_args(
     args = parser.parse_args(argv)
     if args.command != "train":
         parser.error("expected the train subcommand")
+    # Secrets by destination, before a task's validate() moves them out of the namespace: the
+    # command line recorded in the result is redacted by these values, however they were passed.
+    args.secret_values = tuple(
+        value
+        for dest, value in vars(args).items()
+        if is_secret_key(dest) and isinstance(value, str) and value
+    )
     task = get_task(args.task)
     task_parser = task_parsers[args.task]
     validate_common_args(task_parser, args)
@@ -89,6 +100,7 @@ def parse_train_args(
 def _train(argv: list[str] | None, prog: str | None = None) -> int:
     from aees.experiments.config import UserError
     from aees.experiments.engine import run
+    from aees.experiments.results import redact_values
     from aees.experiments.tasks import get_task
 
     config, args = parse_train_args(argv, prog=prog)
@@ -96,6 +108,7 @@ def _train(argv: list[str] | None, prog: str | None = None) -> int:
         command = list(sys.argv)
     else:
         command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    command = redact_values(command, args.secret_values)
     name = prog or f"aees train {args.task}"
     task = get_task(args.task)
     try:
@@ -103,13 +116,21 @@ def _train(argv: list[str] | None, prog: str | None = None) -> int:
             # NLP tasks: build and save the tokenized dataset, then stop (thesis §2.2.2).
             task.pretokenize(config)
             return 0
-        run(config, task, argv=command)
+        result, output = run(config, task, argv=command)
     except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    if result is not None and result.diverged:
+        print(
+            f"{name}: diverged: non-finite training loss at step {result.diverged_at_step} "
+            f"(epoch {result.diverged_at_epoch}); result marked diverged written to {output} "
+            "(lower --lr, or --nonfinite skip to leave such steps out of AEES rewards)",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
     return 0
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "is_secret_key",
     "load_run_result",
     "method_spec",
+    "redact_values",
     "result_to_dict",
     "save_run_result",
     "scrub_secrets",
@@ -145,6 +146,12 @@ class RunResult:
     variant: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: The run stopped at a non-finite training loss (``--nonfinite raise``): the per-epoch
+    #: lists hold the epochs completed before it; the step (0-based global optimizer step) and
+    #: the 1-based epoch it happened in are recorded.
+    diverged: bool = False
+    diverged_at_step: int | None = None
+    diverged_at_epoch: int | None = None
 
     @property
     def is_legacy(self) -> bool:
@@ -241,6 +248,16 @@ def _check_int(value: Any, name: str, source: str) -> int:
     return value
 
 
+def _check_opt_int(value: Any, name: str, source: str) -> int | None:
+    return None if value is None else _check_int(value, name, source)
+
+
+def _check_bool(value: Any, name: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(source, name, "true or false", value)
+    return value
+
+
 def _check_float(value: Any, name: str, source: str) -> float:
     if not _is_number(value):
         raise _fail(source, name, "a number", value)
@@ -313,6 +330,9 @@ _FIELD_SPECS: dict[str, tuple[_Check, Any]] = {
     "variant": (_check_opt_str, lambda: None),
     "provenance": (_check_dict, dict),
     "diagnostics": (_check_dict, dict),
+    "diverged": (_check_bool, lambda: False),
+    "diverged_at_step": (_check_opt_int, lambda: None),
+    "diverged_at_epoch": (_check_opt_int, lambda: None),
 }
 
 # Old field names the thesis readers fell back to (§3.5).
@@ -459,6 +479,34 @@ def _scrub_argv(tokens: Sequence[Any]) -> list[Any]:
                 continue
         out.append(scrub_secrets(token))
     return out
+
+
+def redact_values(obj: Any, secrets: Iterable[str]) -> Any:
+    """A copy of ``obj`` with every occurrence of each value in ``secrets`` redacted.
+
+    Redaction by value, for secrets known from the parsed command line (their destination is a
+    secret key, however the flag was spelled), complementing :func:`scrub_secrets`, which goes
+    by names and shapes. Values shorter than 4 characters are redacted only as whole strings.
+    """
+    values = sorted({s for s in secrets if isinstance(s, str) and s}, key=len, reverse=True)
+    if not values:
+        return obj
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            if item in values:
+                return REDACTED
+            for value in values:
+                if len(value) >= 4:
+                    item = item.replace(value, REDACTED)
+            return item
+        if isinstance(item, Mapping):
+            return {key: walk(val) for key, val in item.items()}
+        if isinstance(item, (list, tuple)):
+            return type(item)(walk(val) for val in item)
+        return item
+
+    return walk(obj)
 
 
 def _scrub_string(text: str) -> str:

@@ -1,0 +1,166 @@
+"""Hostile command lines for ``aees train``: divergence, abbreviated flags, unbounded values.
+
+Every case goes through the CLI in a subprocess, where a user meets it: one line on stderr, no
+traceback, the documented exit status, and no result unless the run produced one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aees.experiments.config import MAX_INT_FLAG, MAX_SEED, usable_cpu_count
+from aees.experiments.results import REDACTED, load_run_result, redact_values
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ADAPTIVE = ["--control-mode", "adaptive", "--lr-candidates", "0.5,1,2"]
+
+
+def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aees.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], status: int, needle: str) -> str:
+    assert done.returncode == status, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ divergence
+
+
+@pytest.mark.parametrize("mode", [ADAPTIVE, ["--control-mode", "baseline"]], ids=["aees", "base"])
+def test_divergence_writes_a_result_marked_diverged(tmp_path, mode):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", *mode, "--lr", "1e6", "--epochs", "3", "--quiet",
+                "--output", str(out))  # fmt: skip
+    line = one_line_error(done, 3, "diverged")
+    assert "--nonfinite skip" in line and str(out) in line
+    result = load_run_result(out)
+    assert result.diverged and result.diverged_at_epoch == 1
+    assert result.diverged_at_step is not None and result.diverged_at_step >= 0
+    assert result.train_losses == [] and result.val_accuracies == []  # no completed epoch
+    assert json.loads(out.read_text())["diverged"] is True
+
+
+def test_divergence_after_completed_epochs_keeps_them(tmp_path):
+    # A schedule that is fine for one epoch, then explodes: linear warmup to a huge LR.
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", *ADAPTIVE, "--lr", "1e5", "--lr-scheduler", "warmup_linear",
+                "--warmup-epochs", "2", "--epochs", "4", "--episode-length", "5", "--quiet",
+                "--output", str(out))  # fmt: skip
+    if done.returncode == 0:
+        pytest.skip("this schedule did not diverge on this platform")
+    one_line_error(done, 3, "diverged")
+    result = load_run_result(out)
+    done_epochs = len(result.val_accuracies)
+    assert result.diverged_at_epoch == done_epochs + 1
+    assert len(result.train_losses) == done_epochs
+    assert all(math.isfinite(v) for v in result.train_losses)
+
+
+def test_nonfinite_skip_finishes_and_counts(tmp_path):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", *ADAPTIVE, "--lr", "1e6", "--epochs", "1", "--quiet",
+                "--episode-length", "5", "--nonfinite", "skip", "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = load_run_result(out)
+    assert not result.diverged and result.config["nonfinite"] == "skip"
+    assert sum(result.episode_logs["episode_nonfinite_steps"]) > 0
+
+
+def test_healthy_run_is_not_marked(tmp_path):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", "--epochs", "1", "--quiet", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    result = load_run_result(out)
+    assert result.diverged is False and result.diverged_at_step is None
+
+
+# ------------------------------------------------------------------------------ abbreviations
+
+
+@pytest.mark.parametrize(
+    ("task", "flags", "needle"),
+    [
+        ("digits", ["--epoch", "1"], "--epoch"),
+        ("digits", ["--out", "x.json"], "--out"),
+        ("sst2", ["--hf-tok", "plain-secret"], "--hf-tok"),
+        ("sst2", ["--hf=plain-secret"], "--hf"),
+    ],
+)
+def test_abbreviated_flags_are_refused(tmp_path, task, flags, needle):
+    done = aees("train", task, "--output", str(tmp_path / "r.json"), *flags)
+    line = one_line_error(done, 2, needle)
+    assert "plain-secret" not in line or "unrecognized" in line
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_subcommand_parsers_refuse_abbreviations(tmp_path):
+    done = aees("report", str(tmp_path), "--ou", str(tmp_path / "rep"))
+    one_line_error(done, 2, "--ou")
+
+
+def test_redaction_by_value():
+    argv = ["aees", "train", "sst2", "--hf-token", "abc-plain-1", "--run-tag", "x-abc-plain-1"]
+    redacted = redact_values(argv, ["abc-plain-1"])
+    assert redacted[4] == REDACTED and "abc-plain-1" not in " ".join(redacted)
+    assert redact_values({"a": ["k"]}, ["k"]) == {"a": [REDACTED]}
+    assert redact_values(["keep"], ["k"]) == ["keep"]  # short values: whole strings only
+
+
+# ------------------------------------------------------------------------------ ranges
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--seed", str(2**64)], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(MAX_SEED + 1)], "--seed"),
+        (["--batch-size", str(2**63)], "--batch-size"),
+        (["--epochs", str(MAX_INT_FLAG + 1)], "--epochs"),
+        (["--episode-length", str(-(2**70))], "--episode-length"),
+        (["--val-split", str(2**40)], "--val-split"),
+        (["--num-workers", str(usable_cpu_count() + 1)], "--num-workers"),
+        (["--num-workers", "100000"], "--num-workers"),
+    ],
+)
+def test_out_of_range_integers_fail_at_parse_time(tmp_path, flags, needle):
+    done = aees("train", "digits", "--output", str(tmp_path / "r.json"), *flags, timeout=60)
+    one_line_error(done, 2, needle)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_largest_seed_is_accepted(tmp_path):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", "--epochs", "1", "--quiet", "--seed", str(MAX_SEED),
+                "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert load_run_result(out).seed == MAX_SEED
+
+
+def test_task_int_flags_are_range_checked(tmp_path):
+    done = aees("train", "sst2", "--max-length", str(2**63), "--output", str(tmp_path / "r.json"))
+    one_line_error(done, 2, "--max-length")
+
+
+def test_result_path_untouched_when_refused(tmp_path: Path):
+    out = tmp_path / "r.json"
+    out.write_text("previous\n")
+    one_line_error(aees("train", "digits", "--output", str(out), "--seed", "-5"), 2, "--seed")
+    assert out.read_text() == "previous\n"
