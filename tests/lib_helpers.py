@@ -39,3 +39,10 @@ def assert_logs_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert a[key] == b[key], key
+
+
+def assert_params_equal(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """Bit-for-bit equal parameters (the "same result" check for models)."""
+    pairs = list(zip(a.parameters(), b.parameters(), strict=True))
+    for i, (p, q) in enumerate(pairs):
+        assert torch.equal(p, q), f"parameter {i} differs"

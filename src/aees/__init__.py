@@ -3,7 +3,9 @@
 ``AEES`` wraps an optimizer with one bandit per axis (LR multiplier, gradient-noise std) that
 picks an arm per fixed-length episode and is rewarded by the episode's drop in EMA training loss.
 Decision-identical to pulseopt 0.3.0; no per-step host sync; exact ``state_dict`` resume;
-GradScaler- and DDP-aware. The library imports torch and the standard library only.
+GradScaler- and DDP-aware. ``AEESOptimizer`` is AEES as a real ``torch.optim.Optimizer``, for
+Lightning, the Hugging Face ``Trainer``, Accelerate and any code that expects one. The library
+imports torch and the standard library only (framework integrations load lazily).
 """
 
 from aees.controllers import (
@@ -17,10 +19,12 @@ from aees.controllers import (
 )
 from aees.episode import StructuredEpisodeManager
 from aees.noise import CounterNoise, PulseoptNoise
+from aees.optimizer import AEESOptimizer
 from aees.reward import NormalizedLossImprovementReward, episode_reward
 from aees.scheduler import AEES
 from aees.types import (
     CandidateConfig,
+    EpisodeRecord,
     EpisodeSummary,
     NonFiniteLossError,
     RewardDetails,
@@ -33,11 +37,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AEES",
     "TREND_CONTEXT_BUCKETS",
+    "AEESOptimizer",
     "BucketedContextualController",
     "CandidateConfig",
     "Controller",
     "CounterNoise",
     "DiscountedUCBController",
+    "EpisodeRecord",
     "EpisodeSummary",
     "NonFiniteLossError",
     "NormalizedLossImprovementReward",

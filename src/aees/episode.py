@@ -12,7 +12,7 @@ The manager works on host floats only; it never touches tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aees.controllers import TREND_CONTEXT_BUCKETS, Controller
@@ -20,10 +20,10 @@ from aees.reward import NormalizedLossImprovementReward
 from aees.types import (
     CONTEXT_MODES,
     NONFINITE_POLICIES,
-    NonFiniteLossError,
     STRUCTURED_CONTROL_MODES,
     CandidateConfig,
     EpisodeSummary,
+    NonFiniteLossError,
     StructuredSelection,
     candidate_name,
     check_candidates,
@@ -72,6 +72,9 @@ class StructuredEpisodeManager:
             the last ``context_trend_window`` episode-end losses against the absolute threshold
             ``context_trend_epsilon``) to controllers that have ``set_context``.
         extended_logs: also log per-episode counts of scaler-skipped and non-finite steps.
+        on_close: called with each episode's :class:`~aees.types.EpisodeSummary` once it is
+            closed and logged (before a non-finite loss is raised), so hooks never see a
+            half-updated manager.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class StructuredEpisodeManager:
         context_trend_epsilon: float = 1e-3,
         *,
         extended_logs: bool = False,
+        on_close: Callable[[EpisodeSummary], None] | None = None,
     ) -> None:
         self.lr_candidates = check_candidates("lr_candidates", lr_candidates, allow_zero=False)
         self.noise_candidates = check_candidates(
@@ -115,6 +119,7 @@ class StructuredEpisodeManager:
         self.noise_controller = noise_controller
         self.reward_fn = reward_fn
         self.extended_logs = extended_logs
+        self.on_close = on_close
         self._episode_index = -1
         self._active: StructuredSelection | None = None
         self._active_config: CandidateConfig | None = None
@@ -295,6 +300,8 @@ class StructuredEpisodeManager:
         self._active = self._active_config = None
         self._step_losses = []
         self._step_norms = []
+        if self.on_close is not None:  # the episode is closed and logged: the state is consistent
+            self.on_close(summary)
         if bad_steps and nonfinite == "raise":
             step, value = bad_steps[0]
             raise NonFiniteLossError(

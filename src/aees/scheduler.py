@@ -15,11 +15,13 @@ device, and no copy of the parameters is held unless ``track_update_norm=True``.
 from __future__ import annotations
 
 import numbers
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.hooks import RemovableHandle
 
 from aees.controllers import Controller, PrecomputedController, build_controller
 from aees.distributed import average_across_ranks, resolve_group, shared_random_seed
@@ -33,6 +35,8 @@ from aees.types import (
     NONFINITE_POLICIES,
     STRUCTURED_CONTROL_MODES,
     CandidateConfig,
+    EpisodeRecord,
+    EpisodeSummary,
     check_candidates,
     check_choice,
     check_int,
@@ -40,6 +44,7 @@ from aees.types import (
 
 _STATE_VERSION = 1
 Loss = Tensor | float
+EpisodeHook = Callable[[EpisodeRecord], None]
 
 
 class AEES:
@@ -86,6 +91,9 @@ class AEES:
             or ``"skip"`` (left out of the reward, counted in ``episode_nonfinite_steps``).
         process_group: under ``torch.distributed``, the group whose ranks' episode statistics
             are averaged (once per episode); ``None`` uses the default group when initialised.
+        on_episode_end: a hook, or a list of hooks, called with an
+            :class:`~aees.types.EpisodeRecord` whenever an episode closes (see
+            :meth:`register_episode_end_hook`).
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class AEES:
         grad_scaler: Any = None,
         nonfinite: str = "raise",
         process_group: Any = None,
+        on_episode_end: EpisodeHook | Sequence[EpisodeHook] | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
@@ -138,6 +147,13 @@ class AEES:
             callable(getattr(grad_scaler, m, None)) for m in ("unscale_", "step", "update")
         ):
             raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}.")
+        hooks = [] if on_episode_end is None else on_episode_end
+        hooks = [hooks] if callable(hooks) else list(hooks)
+        for hook in hooks:
+            if not callable(hook):
+                raise TypeError(
+                    f"on_episode_end must be callable (or a list of callables), got {hook!r}."
+                )
         reward_fn = NormalizedLossImprovementReward(
             reward_instability_lambda=reward_instability_lambda,
             reward_epsilon=reward_epsilon,
@@ -193,7 +209,13 @@ class AEES:
             context_trend_window,
             context_trend_epsilon,
             extended_logs=grad_scaler is not None or nonfinite == "skip",
+            on_close=self._episode_closed,
         )
+        self._episode_end_hooks: OrderedDict[int, EpisodeHook] = OrderedDict()
+        for hook in hooks:
+            self.register_episode_end_hook(hook)
+        # per tensor LR: a buffer that holds its base value while the multiplied one is in force
+        self._lr_buffers: dict[int, Tensor] = {}
 
         self._step_open = False
         self._current: CandidateConfig | None = None
@@ -226,6 +248,28 @@ class AEES:
         """Per closed episode: arms, rewards and their parts, steps, losses (pulseopt keys)."""
         return self._manager.get_logs()
 
+    def register_episode_end_hook(self, hook: EpisodeHook) -> RemovableHandle:
+        """Call ``hook(record)`` (an :class:`~aees.types.EpisodeRecord`) whenever an episode closes.
+
+        Episodes close inside ``step_end`` (the step that fills one), in ``finalize``, and in the
+        pulseopt-compatible ``episode_manager.on_step_end``; hooks run after the episode is
+        logged and the bandits are updated, in registration order, on every rank. The record is
+        built from host numbers the close already read, so a hook adds no device sync. Hooks
+        are not part of ``state_dict``: register them again after building a fresh object.
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {hook!r}.")
+        handle = RemovableHandle(self._episode_end_hooks)
+        self._episode_end_hooks[handle.id] = hook
+        return handle
+
+    def _episode_closed(self, summary: EpisodeSummary) -> None:
+        if self._episode_end_hooks:
+            record = EpisodeRecord.from_summary(summary)
+            for hook in list(self._episode_end_hooks.values()):
+                hook(record)
+
     def __repr__(self) -> str:
         m = self._manager
         return (
@@ -244,20 +288,28 @@ class AEES:
         return candidate
 
     def step_end(
-        self, loss: Loss | None = None, *, closure: Callable[[], Any] | None = None
+        self,
+        loss: Loss | Callable[[], Loss | None] | None = None,
+        *,
+        closure: Callable[[], Any] | None = None,
     ) -> Any:
         """Apply the arm and step the optimizer; record ``loss`` for the episode reward.
 
         ``loss`` is the step's (unscaled) training loss: a scalar tensor (kept on its device) or a
         float. With ``closure``, the closure computes the gradients (noise is added after it) and
-        its returned loss is used when ``loss`` is ``None``. Returns what ``optimizer.step``
-        returned.
+        its returned loss is used when ``loss`` is ``None``. ``loss`` may also be a function
+        called once the optimizer has stepped, for callers that only learn the loss while the
+        closure runs (:class:`aees.AEESOptimizer` fed by framework hooks); when it returns
+        ``None`` the closure's loss is used. Returns what ``optimizer.step`` returned.
         """
         if not self._step_open:
             raise RuntimeError("step_end() called without a preceding step_start().")
         if loss is None and closure is None:
             raise TypeError("step_end() needs a loss (or a closure that returns one).")
-        if loss is not None:
+        deferred = loss if callable(loss) and not isinstance(loss, Tensor) else None
+        if deferred is not None:
+            loss = None
+        elif loss is not None:
             self._check_loss(loss)
         if closure is not None and self._scaler_enabled():
             raise ValueError(
@@ -271,6 +323,10 @@ class AEES:
             # the step is closed even if the optimizer raised: the object stays usable
             self._step_open = False
             self._current = None
+        if deferred is not None:
+            loss = deferred()
+            if loss is not None:
+                self._check_loss(loss)
         if loss is None:
             if result is None:
                 raise TypeError("the closure returned None; step_end() needs a loss.")
@@ -331,11 +387,13 @@ class AEES:
         groups = opt.param_groups
         mult = candidate.lr_multiplier
         saved = [g["lr"] for g in groups] if mult != 1.0 else None
+        scaled: list[tuple[Tensor, Tensor]] = []
         try:
             if saved is not None:
+                self._scale_tensor_lrs(saved, mult, scaled)
                 for g, lr in zip(groups, saved, strict=True):
-                    # a tensor LR gets a scaled copy; the original object is put back untouched
-                    g["lr"] = lr.clone().mul_(mult) if isinstance(lr, Tensor) else lr * mult
+                    if not isinstance(lr, Tensor):
+                        g["lr"] = lr * mult
             if scaler is not None:
                 result = scaler.step(opt)
                 scaler.update()
@@ -345,11 +403,46 @@ class AEES:
             if saved is not None:
                 for g, lr in zip(groups, saved, strict=True):
                     g["lr"] = lr
+            with torch.no_grad():
+                for lr, base in scaled:
+                    lr.copy_(base)
         if skipped is not None:
             self._skipped.append(skipped)
         if params is not None:
             self._record_update_norm(params)
         return result
+
+    def _scale_tensor_lrs(
+        self, lrs: list[Any], mult: float, scaled: list[tuple[Tensor, Tensor]]
+    ) -> None:
+        """Multiply each distinct tensor LR in place; append (lr, buffer holding its base value).
+
+        In place, so the optimizer sees the same tensor object (same storage) at every step:
+        a compiled or CUDA-graph-captured step keeps its inputs and does not recompile when the
+        arm changes. The base value is copied into a buffer allocated once per tensor and copied
+        back afterwards, so it is restored bit for bit (no division). A tensor shared by several
+        groups (torch's defaults are shared) is scaled once.
+        """
+        seen: set[int] = set()
+        with torch.no_grad():
+            for lr in lrs:
+                if not isinstance(lr, Tensor) or id(lr) in seen:
+                    continue
+                seen.add(id(lr))
+                buf = self._lr_buffers.get(id(lr))
+                if (
+                    buf is None
+                    or buf.shape != lr.shape
+                    or buf.dtype != lr.dtype
+                    or (buf.device != lr.device)
+                ):
+                    buf = self._lr_buffers[id(lr)] = torch.empty_like(lr, requires_grad=False)
+                buf.copy_(lr)
+                scaled.append((lr, buf))  # before mul_: restored even if mul_ raised
+                lr.mul_(mult)
+        if len(self._lr_buffers) > len(seen):  # LR tensors the groups no longer hold
+            for key in self._lr_buffers.keys() - seen:
+                del self._lr_buffers[key]
 
     def _unscale(self, scaler: Any) -> Tensor:
         from torch.amp.grad_scaler import OptState

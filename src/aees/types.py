@@ -87,6 +87,87 @@ class EpisodeSummary:
     nonfinite_steps: int = 0
 
 
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One closed episode, as handed to episode-end hooks: host numbers only, safe to log.
+
+    ``steps`` counts every optimizer step of the episode; ``mean_loss`` and ``reward`` use only the
+    steps that counted (not skipped by a ``GradScaler``, finite) and are ``None`` when none did.
+    Under ``torch.distributed`` the losses are already averaged across ranks, so every rank
+    receives the same record.
+    """
+
+    episode_index: int
+    start_step: int
+    steps: int
+    lr_multiplier: float
+    noise_std: float
+    lr_index: int
+    noise_index: int
+    arm: str
+    reward: float | None
+    mean_loss: float | None
+    loss_start: float | None
+    loss_end: float | None
+    ema_loss_end: float | None
+    scaler_skipped_steps: int
+    nonfinite_steps: int
+    mean_update_norm: float | None = None
+    context_bucket: str | None = None
+
+    @property
+    def end_step(self) -> int:
+        """The index of the episode's last step."""
+        return self.start_step + self.steps - 1
+
+    @classmethod
+    def from_summary(cls, s: EpisodeSummary) -> EpisodeRecord:
+        sel = s.selection
+        losses = s.step_losses
+        return cls(
+            episode_index=s.episode_index,
+            start_step=s.start_step,
+            steps=s.steps,
+            lr_multiplier=sel.lr_value,
+            noise_std=sel.noise_value,
+            lr_index=sel.lr_index,
+            noise_index=sel.noise_index,
+            arm=sel.combined_name,
+            reward=s.reward.reward_final_clipped if s.reward is not None else None,
+            mean_loss=math.fsum(losses) / len(losses) if losses else None,
+            loss_start=s.loss_start,
+            loss_end=s.loss_end,
+            ema_loss_end=s.ema_loss_end,
+            scaler_skipped_steps=s.scaler_skipped_steps,
+            nonfinite_steps=s.nonfinite_steps,
+            mean_update_norm=s.mean_update_norm,
+            context_bucket=sel.context_bucket,
+        )
+
+    def metrics(self, prefix: str = "aees/") -> dict[str, float]:
+        """The numeric fields as ``{prefix + name: float}`` for a metrics logger; ``None`` dropped.
+
+        Loggers (TensorBoard, MLflow, CSV, W&B) take flat float dicts; the arm's name is a string
+        and is therefore not included (``lr_index`` / ``noise_index`` identify it).
+        """
+        values: dict[str, float | int | None] = {
+            "episode": self.episode_index,
+            "episode_start_step": self.start_step,
+            "episode_steps": self.steps,
+            "lr_multiplier": self.lr_multiplier,
+            "noise_std": self.noise_std,
+            "lr_index": self.lr_index,
+            "noise_index": self.noise_index,
+            "reward": self.reward,
+            "mean_loss": self.mean_loss,
+            "ema_loss": self.ema_loss_end,
+            "scaler_skipped_steps": self.scaler_skipped_steps,
+            "nonfinite_steps": self.nonfinite_steps,
+            "mean_update_norm": self.mean_update_norm,
+        }
+        return {prefix + k: float(v) for k, v in values.items() if v is not None}
+
+
 # --------------------------------------------------------------------------------------------
 # Validation helpers: every message names the argument and echoes the bad value.
 
