@@ -104,8 +104,9 @@ _AEES_SEL = Sel("AEES", "aees", lr=LR_MULTIPLIERS, noise=(0.0,))
 
 
 def _num(value: float | None) -> float | None:
-    """JSON-safe number: None for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """JSON-safe number (the summary is written with ``allow_nan=False``): None for None,
+    NaN and ±inf."""
+    if value is None or not math.isfinite(value):
         return None
     return float(value)
 
@@ -132,7 +133,16 @@ def _distribution(values: Sequence[float]) -> dict[str, Any]:
 def control_problem(run: Run, policy: str) -> str | None:
     """Why a control run is not a valid ``policy`` run (None if it is): its
     ``open_loop_policy`` metadata, planned == executed == logged LR sequence, the episode
-    count ⌈total_steps / episode_length⌉, one validation accuracy per epoch."""
+    count ⌈total_steps / episode_length⌉, one validation accuracy per epoch. Metadata that
+    cannot be read (strings where numbers belong) makes the run invalid, never the report fail.
+    """
+    try:
+        return _control_problem(run, policy)
+    except (TypeError, ValueError, OverflowError) as err:
+        return f"unreadable open_loop_policy ({err})"
+
+
+def _control_problem(run: Run, policy: str) -> str | None:
     result = run.result
     meta = result.config.get("open_loop_policy")
     if not isinstance(meta, dict):

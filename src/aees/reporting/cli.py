@@ -53,6 +53,8 @@ def _discover(prog: str, root: str, strict: bool) -> Discovery | int:
         return 1
     for problem in found.problems:
         _err(prog, f"warning: {problem}")
+    for line in found.diverged_lines():
+        _err(prog, f"warning: {line}")
     skipped = found.skipped_summary()
     if skipped:
         _err(prog, f"warning: {skipped}")
@@ -93,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for problem in summary.problems:
         _err(prog, f"warning: {problem}")
+    for line in summary.diverged:
+        _err(prog, f"warning: {line}")
     if not args.quiet:
         for line in summary.missing:
             _err(prog, f"missing: {line}")

@@ -19,6 +19,7 @@ lower for drop). Digits runs are reported with the CIFAR families (prefix ``digi
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -470,6 +471,18 @@ SUBSET_KEYS = (
 )
 
 
+def _as_float(value: Any, default: float | None = None) -> float | None:
+    """A number from a free-form block (diagnostics, logs): ``default`` for anything that is
+    not a real number (None, a string, a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def subset_summaries(cell: Cell | None, point: str) -> dict[str, Summary]:
     """Label-noise diagnostics of a cell: ``point`` is ``final`` (last epoch) or ``best``
     (the best-validation epoch); summaries of corr_noisy, corr_clean, train_clean."""
@@ -480,8 +493,9 @@ def subset_summaries(cell: Cell | None, point: str) -> dict[str, Summary]:
         if not isinstance(block, dict):
             continue
         for name, source in SUBSET_KEYS:
-            if isinstance(block.get(source), (int, float)):
-                values[name].append(float(block[source]))
+            value = _as_float(block.get(source))
+            if value is not None:
+                values[name].append(value)
     return {name: mean_sd(v) for name, v in values.items()}
 
 
@@ -842,9 +856,11 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
                     if not isinstance(block, dict) or not block:
                         continue
                     metrics = run_metrics(run.result)
-                    epoch = run.result.diagnostics.get("best_val_epoch", metrics.peak_epoch)
-                    sub = {k: float(block.get(src, float("nan"))) for k, src in SUBSET_KEYS}
-                    seeds.append((run.info.seed, float(epoch), metrics.best, sub, run.path))
+                    epoch = _as_float(run.result.diagnostics.get("best_val_epoch"))
+                    if epoch is None and metrics.peak_epoch is not None:
+                        epoch = float(metrics.peak_epoch)  # no in-run best epoch recorded
+                    sub = {k: _as_float(block.get(src), math.nan) for k, src in SUBSET_KEYS}
+                    seeds.append((run.info.seed, _nan_if_none(epoch), metrics.best, sub, run.path))
                 if cell is not None and len(seeds) < cell.n:
                     b.out.notes.append(
                         f"{cell.describe()}: {cell.n - len(seeds)} runs without best-epoch "
@@ -874,7 +890,7 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
                         optimizer_label(opt),
                         sel.label,
                         str(seed),
-                        f"{epoch:.0f}",
+                        fmt_num(epoch, 0),
                         fmt_num(val, 1, 100),
                         *(fmt_num(sub[k], 1, 100) for k, _ in SUBSET_KEYS),
                     )

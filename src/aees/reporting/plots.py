@@ -221,8 +221,9 @@ def _seed_curves(cell: Cell) -> list[list[float]]:
 
 
 def _mean_band(curves: list[list[float]]) -> tuple[list[float], list[float]]:
-    """Mean and sample SD per epoch over seeds (truncated to the shortest curve)."""
-    length = min(len(c) for c in curves)
+    """Mean and sample SD per epoch over seeds (truncated to the shortest curve; empty when
+    there is no curve or one is empty)."""
+    length = min((len(c) for c in curves), default=0)
     means, sds = [], []
     for t in range(length):
         column = [c[t] for c in curves]
@@ -263,6 +264,9 @@ def _curves(
             assert st.cell is not None
             curves = [rolling(c, smooth) if smooth > 1 else c for c in _seed_curves(st.cell)]
             mean, sd = _mean_band(curves)
+            if not mean:  # discovery rejects empty curves; never index into one
+                partial.append(f"{_join(panel_title, label)}: no validation curve")
+                continue
             epochs = list(range(1, len(mean) + 1))
             color = _color(st.cell, i)
             ax.plot(epochs, mean, color=color, label=f"{label} (n={st.n})")
@@ -664,6 +668,13 @@ def _reward_per_arm(cell: Cell, out: Path, tag: str) -> FigureResult:
     return _save(fig, out, name, summary)
 
 
+def _positive_or_nan(value: Any) -> float:
+    """An update norm for the log-scale plot: NaN unless a finite positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value) if math.isfinite(value) and value > 0 else math.nan
+
+
 def _update_norms(cells: list[Cell], out: Path) -> FigureResult:
     import numpy as np
 
@@ -673,7 +684,7 @@ def _update_norms(cells: list[Cell], out: Path) -> FigureResult:
         series = []
         for run in cell.seed_runs():
             norms = (run.result.episode_logs or {}).get("mean_update_norms") or []
-            values = [float(v) if v is not None and float(v) > 0 else math.nan for v in norms]
+            values = [_positive_or_nan(v) for v in norms]
             if any(math.isfinite(v) for v in values):
                 series.append(values)
         if series:

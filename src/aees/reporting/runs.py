@@ -8,12 +8,20 @@ the gaps, and the variant id is recomputed from the completed config.
 
 Runs are grouped into :class:`Cell` objects: the runs of one variant on one task, label-noise
 setting and epoch budget. Every table row and figure line is one cell.
+
+Discovery trusts no file: it reads regular files only, at most :data:`MAX_RESULT_BYTES`, never
+following a link to a device or blocking on a FIFO; and it checks *values*, not only keys
+(:func:`value_problem`): every number the reports use finite and in range, per-epoch lists
+with one entry per epoch. A file that fails is listed (one line, path and reason) and
+skipped. A result marked ``diverged`` is listed as diverged and kept out of every statistic.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,16 +32,18 @@ from typing import Any
 from aees.experiments.results import (
     RunResult,
     RunResultError,
-    load_run_result,
     method_spec,
+    scrub_secrets,
     variant_id,
 )
 
 __all__ = [
     "CIFAR_LIKE_TASKS",
+    "MAX_RESULT_BYTES",
     "NLP_TASKS",
     "Cell",
     "Discovery",
+    "Divergence",
     "ReportError",
     "Run",
     "RunInfo",
@@ -41,10 +51,13 @@ __all__ = [
     "discover_runs",
     "has_extension",
     "identify",
+    "load_run",
     "noise_setting",
     "optimizer_label",
+    "read_result_bytes",
     "setting_label",
     "task_label",
+    "value_problem",
 ]
 
 CIFAR_LIKE_TASKS = ("cifar100", "digits")
@@ -149,12 +162,36 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class Divergence:
+    """A result marked as diverged: where training stopped (None when not recorded)."""
+
+    step: int | None = None
+    epoch: int | None = None
+
+    def describe(self) -> str:
+        """``diverged at step 150 (epoch 2)``."""
+        step = "an unrecorded step" if self.step is None else f"step {self.step}"
+        epoch = "" if self.epoch is None else f" (epoch {self.epoch})"
+        return f"diverged at {step}{epoch}"
+
+
+@dataclass(frozen=True)
 class Run:
-    """One loaded result file."""
+    """One loaded result file; ``divergence`` is set for a result marked as diverged."""
 
     path: Path
     result: RunResult
     info: RunInfo
+    divergence: Divergence | None = None
+
+    def diverged_line(self) -> str:
+        """One line for the report: the path, where it diverged, what run it was."""
+        assert self.divergence is not None
+        i = self.info
+        return (
+            f"{display_path(self.path)}: {self.divergence.describe()}; {i.task} {i.setting} "
+            f"{i.epochs} ep {i.variant} seed {i.seed}; excluded from every mean and SD"
+        )
 
 
 @dataclass
@@ -329,30 +366,441 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
 # Discovery
 # --------------------------------------------------------------------------------------------
 
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""Largest file discovery reads (64 MiB; results are kilobytes, thesis-era noisy CIFAR files
+a few MB). A larger file is listed and skipped unread, so one stray file cannot exhaust memory."""
+
+MAX_EPOCHS = 1_000_000
+"""Largest ``total_epochs`` a result may claim (per-epoch lists are checked against it)."""
+
+_SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed accepts
+_STEP_LIMIT = 10**15
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as one printable line: control characters (a newline in a file name) and bytes
+    that are not UTF-8 are shown as backslash escapes, so a listing stays one line per file."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        text = "".join(
+            ch.encode("unicode_escape").decode("ascii") if ord(ch) < 32 or ord(ch) == 127 else ch
+            for ch in text
+        )
+    return text
+
+
+def _name_problem(path: Path) -> str | None:
+    """Why a file name cannot be reported faithfully (every table, note and CSV names files)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not UTF-8 text; rename it"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "file name contains control characters (a newline?); rename it"
+    return None
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+
+
+def read_result_bytes(path: str | os.PathLike[str], limit: int = MAX_RESULT_BYTES) -> bytes:
+    """The bytes of ``path`` if it is (or links to) a regular file of at most ``limit`` bytes.
+
+    Why so careful: opening a FIFO blocks until a writer appears and reading a link to
+    ``/dev/zero`` never ends. So the target is stat-ed first (following links, which is what a
+    read would reach), opened non-blocking, checked again on the open descriptor (the path may
+    have been swapped in between) and read for at most ``limit + 1`` bytes.
+
+    Raises:
+        RunResultError: not a regular file, larger than ``limit``, or unreadable.
+    """
+    source = Path(path)
+    try:
+        before = os.stat(source)
+    except FileNotFoundError as exc:
+        problem = "broken link" if source.is_symlink() else "no such file"
+        raise RunResultError(display_path(source), problem) from exc
+    except OSError as exc:
+        raise RunResultError(display_path(source), f"cannot stat ({exc.strerror or exc})") from exc
+    _check_regular(source, before, limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(source, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise RunResultError(
+            display_path(source), f"cannot read file ({exc.strerror or exc})"
+        ) from exc
+    try:
+        _check_regular(source, os.fstat(fd), limit)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise RunResultError(
+            display_path(source), f"cannot read file ({exc.strerror or exc})"
+        ) from exc
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise RunResultError(display_path(source), _too_large(size, limit, grew=True))
+    return b"".join(chunks)
+
+
+def _check_regular(source: Path, st: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = _kind(st.st_mode)
+        via = ", reached through a link" if source.is_symlink() else ""
+        raise RunResultError(display_path(source), f"not a regular file ({kind}{via}); not read")
+    if st.st_size > limit:
+        raise RunResultError(display_path(source), _too_large(st.st_size, limit))
+
+
+def _too_large(size: int, limit: int, *, grew: bool = False) -> str:
+    cap = f"the {limit / 2**20:g} MiB cap"
+    if grew:
+        return f"grew larger than {cap} while being read; not used"
+    return f"larger than {cap} ({size} bytes); not read"
+
+
+def _decode(raw: bytes, shown: str) -> dict[str, Any]:
+    """The JSON object in ``raw`` (the messages of :func:`~aees.experiments.results.
+    load_run_result`, plus numbers too long to convert)."""
+    if not raw.strip():
+        raise RunResultError(shown, "empty file (expected a JSON object)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunResultError(shown, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(text.rstrip())
+        kind = "truncated JSON" if truncated else "corrupt JSON"
+        raise RunResultError(
+            shown, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise RunResultError(shown, "corrupt JSON: nested too deeply") from exc
+    except ValueError as exc:  # an integer literal with thousands of digits
+        raise RunResultError(shown, f"corrupt JSON: {str(exc).split(':')[0]}") from exc
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string", type(None): "null"}.get(type(data), "a number")
+        raise RunResultError(shown, f"top-level JSON value must be an object, got {kind}")
+    return data
+
+
+# ---- value checks ----------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """One value problem (message without the path)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(name: str, value: float, *, nan_ok: bool = False) -> None:
+    if not math.isfinite(value) and not (nan_ok and math.isnan(value)):
+        raise _Bad(f"{name} is {value} (not finite)")
+
+
+def _fraction(name: str, value: float, *, nan_ok: bool = False) -> None:
+    """An accuracy: a fraction in [0, 1] (the schema's unit; tables print ×100)."""
+    _finite(name, value, nan_ok=nan_ok)
+    if not math.isnan(value) and not 0.0 <= value <= 1.0:
+        raise _Bad(f"{name} is {value:g}, outside [0, 1] (accuracies are fractions)")
+
+
+def _non_negative(name: str, value: float) -> None:
+    _finite(name, value)
+    if value < 0:
+        raise _Bad(f"{name} is {value:g} (negative)")
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"{name} must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise _Bad(f"{name} is {value}, outside [{low}, {high}]")
+
+
+def _per_epoch(
+    name: str, values: list[float] | None, epochs: int, *, required: bool, exact: bool
+) -> None:
+    """Per-epoch lists hold one entry per epoch (a diverged run: at most that many). An
+    optional list may be absent (None or empty)."""
+    n = len(values or [])
+    if not required and n == 0:
+        return
+    if (exact and n != epochs) or n > epochs:
+        raise _Bad(f"{name} has {n} entries for {epochs} epochs (total_epochs)")
+
+
+def _check_list(name: str, values: list[float] | None, check: Any, **kw: Any) -> None:
+    for i, v in enumerate(values or []):
+        check(f"{name}[{i}]", v, **kw)
+
+
+def _check_mapping_numbers(
+    where: str, block: Any, check: Any, *, ints: Sequence[str] = (), epochs: int
+) -> None:
+    """A diagnostics block: an object whose values are numbers (``check``-ed; keys in
+    ``ints`` are epoch numbers) or null."""
+    if block is None:
+        return
+    if not isinstance(block, Mapping):
+        raise _Bad(f"{where} must be an object, got {type(block).__name__}")
+    for key, value in block.items():
+        name = f"{where}.{key}"
+        if value is None:
+            continue
+        if key in ints:
+            _int_in(name, value, 0, epochs)
+        elif _number(value):
+            (check if "accuracy" in str(key) else _finite)(name, float(value))
+        else:
+            raise _Bad(f"{name} must be a number or null, got {type(value).__name__}")
+
+
+#: episode_logs lists the reports read: key -> (item check, null items allowed)
+_EPISODE_LISTS = {
+    "selected_lr_values": ("finite", False),
+    "selected_noise_values": ("finite", False),
+    "episode_rewards": ("finite", True),
+    "mean_update_norms": ("finite", True),
+    "episode_start_steps": ("step", False),
+    "episode_end_steps": ("step", False),
+}
+
+
+def _check_episode_logs(logs: Mapping[str, Any] | None, *, diverged: bool) -> None:
+    for key, (kind, nulls) in _EPISODE_LISTS.items():
+        values = (logs or {}).get(key)
+        if values is None:
+            continue
+        name = f"episode_logs.{key}"
+        if not isinstance(values, list):
+            raise _Bad(f"{name} must be a list, got {type(values).__name__}")
+        for i, v in enumerate(values):
+            if v is None and nulls:
+                continue
+            if kind == "step":
+                _int_in(f"{name}[{i}]", v, 0, _STEP_LIMIT)
+            elif not _number(v):
+                raise _Bad(f"{name}[{i}] must be a number, got {type(v).__name__}")
+            else:
+                _finite(f"{name}[{i}]", float(v), nan_ok=diverged)
+
+
+def _check_candidates(name: str, value: Any) -> None:
+    """A candidate list: numbers or a comma-separated string of numbers, all finite; empty or
+    absent means the runner default. (Anything else would silently turn an AEES run into a
+    fixed-multiplier one when the method is identified.)"""
+    if value is None or value == "" or value == []:
+        return
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise _Bad(f"config.{name} must be a list of numbers, got {type(value).__name__}")
+    for i, item in enumerate(items):
+        try:
+            number = float(item) if isinstance(item, str) else item
+        except ValueError:
+            number = None
+        if not _number(number):
+            raise _Bad(f"config.{name}[{i}] must be a number, got {item!r:.40}")
+        _finite(f"config.{name}[{i}]", float(number))
+
+
+def _check_config(config: Mapping[str, Any]) -> None:
+    for name in ("lr_candidates", "noise_candidates"):
+        _check_candidates(name, config.get(name))
+    rate = config.get("label_noise_rate")
+    if rate is not None:
+        try:
+            value = float(rate)
+        except (TypeError, ValueError):
+            raise _Bad(f"config.label_noise_rate must be a number, got {rate!r}") from None
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise _Bad(f"config.label_noise_rate is {value}, outside [0, 1]")
+
+
+def _check_info(info: RunInfo) -> None:
+    for name, values in (("lr", info.lr_candidates), ("noise", info.noise_candidates)):
+        for v in values:
+            _finite(f"config.{name}_candidates", v)
+    _finite("config.reward_instability_lambda", info.instability_lambda)
+    if info.episode_length is not None and info.episode_length < 1:
+        raise _Bad(f"config.episode_length is {info.episode_length} (must be >= 1)")
+
+
+def value_problem(result: RunResult, *, diverged: bool = False) -> str | None:
+    """Why the values of ``result`` cannot be reported (None when they can).
+
+    Checked: ``total_epochs`` in [1, :data:`MAX_EPOCHS`], steps and seed in range; accuracies
+    (best, final, per epoch, label-noise diagnostics) fractions in [0, 1]; losses, times and
+    FLOPs finite (times and FLOPs >= 0); ``val_accuracies`` and ``train_losses`` one entry per
+    epoch, the other per-epoch lists absent or one per epoch; the episode-log lists the figures
+    read, numbers. A diverged run (``diverged``) may hold NaN losses, accuracies and rewards
+    and fewer epochs than ``total_epochs``, since it stopped early; a run trained with
+    ``--nonfinite skip`` (``config.nonfinite``) may hold non-finite losses.
+    """
+    try:
+        _check_result(result, diverged=diverged)
+    except _Bad as bad:
+        return str(bad)
+    return None
+
+
+def _check_result(r: RunResult, *, diverged: bool) -> None:
+    epochs = r.total_epochs
+    _int_in("total_epochs", epochs, 1, MAX_EPOCHS)
+    _int_in("total_steps", r.total_steps, 0, _STEP_LIMIT)
+    _int_in("seed", r.seed, *_SEED_RANGE)
+    for name in ("best_val_accuracy", "final_val_accuracy"):
+        _fraction(name, getattr(r, name), nan_ok=diverged)
+    # Losses may be non-finite only where the run said so: marked diverged, or trained with
+    # --nonfinite skip (it went on past non-finite losses; its accuracies are still checked).
+    if not diverged and r.config.get("nonfinite") != "skip":
+        for name, values in (("final_train_loss", [r.final_train_loss]), ("train_losses", None)):
+            for i, v in enumerate(values if values is not None else r.train_losses):
+                label = name if values is not None else f"{name}[{i}]"
+                if not math.isfinite(v):
+                    raise _Bad(
+                        f"{label} is {v} (not finite) in a run neither marked diverged nor "
+                        "trained with --nonfinite skip"
+                    )
+    _non_negative("wall_clock_seconds", r.wall_clock_seconds)
+    for name in ("estimated_flops", "accuracy_per_tflop"):
+        value = getattr(r, name)
+        if value is not None:
+            _non_negative(name, value)
+    exact = not diverged
+    _per_epoch("val_accuracies", r.val_accuracies, epochs, required=exact, exact=exact)
+    _per_epoch("train_losses", r.train_losses, epochs, required=exact, exact=exact)
+    for name in ("train_accuracies", "epoch_wall_clock_seconds", "epoch_tflops"):
+        _per_epoch(name, getattr(r, name), epochs, required=False, exact=exact)
+    _check_list("val_accuracies", r.val_accuracies, _fraction, nan_ok=diverged)
+    _check_list("train_accuracies", r.train_accuracies, _fraction, nan_ok=diverged)
+    _check_list("epoch_wall_clock_seconds", r.epoch_wall_clock_seconds, _non_negative)
+    _check_list("epoch_tflops", r.epoch_tflops, _non_negative)
+    diag = r.diagnostics
+    best_epoch = diag.get("best_val_epoch")
+    if best_epoch is not None:
+        _int_in("diagnostics.best_val_epoch", best_epoch, 0, epochs)
+    for block in ("final_subset_accuracies", "best_val_subset_accuracies"):
+        _check_mapping_numbers(
+            f"diagnostics.{block}", diag.get(block), _fraction, ints=("epoch",), epochs=epochs
+        )
+    _check_episode_logs(r.episode_logs, diverged=diverged)
+    _check_config(r.config)
+
+
+_DIVERGENCE_KEYS = ("diverged", "diverged_at_step", "diverged_at_epoch")
+
+
+def _divergence(raw: Mapping[str, Any], result: RunResult) -> Divergence | None:
+    """The divergence marker, at the top level of the file or in ``diagnostics``."""
+    found: dict[str, Any] = {}
+    for block in (result.diagnostics, raw):
+        for key in _DIVERGENCE_KEYS:
+            if block.get(key) is not None:
+                found[key] = block[key]
+    flag = found.get("diverged", False)
+    if not isinstance(flag, bool):
+        raise _Bad(f"diverged must be true or false, got {type(flag).__name__}")
+    if not flag:
+        return None
+    step, epoch = found.get("diverged_at_step"), found.get("diverged_at_epoch")
+    if step is not None:
+        _int_in("diverged_at_step", step, 0, _STEP_LIMIT)
+    if epoch is not None:
+        _int_in("diverged_at_epoch", epoch, 0, MAX_EPOCHS)
+    return Divergence(step=step, epoch=epoch)
+
+
+#: What a result with odd values inside its free-form blocks (config, logs) can raise while it
+#: is identified; such a file is listed with the error, never allowed to abort discovery.
+_INTERPRET_ERRORS = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read, parse, validate and identify one result file (see :func:`discover_runs`).
+
+    Raises:
+        RunResultError: one line ``"<path>: <problem>"`` for a file that is not a regular
+            file, too large, unreadable, not a result, or whose values fail :func:`value_problem`.
+    """
+    source = Path(path)
+    shown = display_path(source)
+    raw = _decode(read_result_bytes(source), shown)
+    try:
+        result = RunResult.from_dict(scrub_secrets(raw), source=shown)
+        divergence = _divergence(raw, result)
+        _check_result(result, diverged=divergence is not None)
+        info = identify(result, source)
+        _check_info(info)
+    except _Bad as bad:
+        raise RunResultError(shown, str(bad)) from None
+    except RunResultError:
+        raise
+    except _INTERPRET_ERRORS as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise RunResultError(shown, f"cannot interpret its config or logs ({detail})") from exc
+    return Run(path=source, result=result, info=info, divergence=divergence)
+
 
 @dataclass
 class Discovery:
-    """What :func:`discover_runs` found: the runs, the unreadable files (one line each) and the
-    count of files skipped for their extension."""
+    """What :func:`discover_runs` found: the runs, the unreadable files (one line each), the
+    runs marked as diverged (listed, not in ``runs``) and the files skipped for their
+    extension."""
 
     root: Path
     runs: list[Run]
     problems: list[str] = field(default_factory=list)
     skipped_files: list[Path] = field(default_factory=list)
+    diverged: list[Run] = field(default_factory=list)
 
     @property
     def skipped_count(self) -> int:
         return len(self.skipped_files)
+
+    def diverged_lines(self) -> list[str]:
+        """One line per diverged run (path, where it diverged, what run it was)."""
+        return [run.diverged_line() for run in self.diverged]
 
     def skipped_summary(self) -> str | None:
         """``"skipped 3 files that are not .json or extensionless (.gz: 2, .png: 1)"``."""
         if not self.skipped_files:
             return None
         counts = Counter(p.suffix.lower() for p in self.skipped_files)  # all have a suffix
-        detail = ", ".join(f"{ext}: {n}" for ext, n in sorted(counts.items()))
+        detail = ", ".join(f"{display_path(ext)}: {n}" for ext, n in sorted(counts.items()))
         return (
-            f"{self.root}: skipped {len(self.skipped_files)} files that are not .json or "
-            f"extensionless ({detail})"
+            f"{display_path(self.root)}: skipped {len(self.skipped_files)} files that are not "
+            f".json or extensionless ({detail})"
         )
 
 
@@ -375,8 +823,15 @@ def _is_companion(name: str) -> bool:
     )
 
 
-def _candidate_files(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
+def _candidate_files(root: Path, problems: list[str]) -> Iterable[Path]:
+    """Files under ``root`` (links to directories are not followed); a directory that cannot
+    be listed is a problem line."""
+
+    def unlisted(err: OSError) -> None:
+        where = display_path(err.filename or root)
+        problems.append(f"{where}: cannot list directory ({err.strerror or err}); skipped")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         # hidden directories, and the sweep's own (_logs, _checkpoints)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         for name in sorted(filenames):
@@ -392,30 +847,35 @@ def discover_runs(root: str | os.PathLike[str], *, strict: bool = False) -> Disc
     files have none) are candidates; every other file is skipped and counted, with one
     ``warnings.warn`` for the lot. What runs and sweeps write beside results (label-noise side
     files, logs, ``manifest.json``, ``_logs/`` and ``_checkpoints/``) is passed over silently.
-    A candidate that is not a readable result (corrupt, truncated, foreign JSON) is recorded
-    as a one-line problem ``"<path>: <problem>"`` and skipped; with ``strict`` it raises.
+    A candidate that cannot be trusted (:func:`load_run`: a special file, too large, corrupt,
+    truncated, foreign JSON, values out of range) is recorded as a one-line problem
+    ``"<path>: <problem>"`` and skipped; with ``strict`` it raises. A run marked as diverged
+    goes to ``diverged``, not ``runs``: it is listed, never averaged.
 
     Raises:
         ReportError: ``root`` is not a directory, or (``strict``) a candidate is unreadable.
     """
     base = Path(root)
     if not base.exists():
-        raise ReportError(f"{base}: no such directory")
+        raise ReportError(f"{display_path(base)}: no such directory")
     if not base.is_dir():
-        raise ReportError(f"{base}: not a directory")
+        raise ReportError(f"{display_path(base)}: not a directory")
     found = Discovery(root=base, runs=[])
-    for path in _candidate_files(base):
+    for path in _candidate_files(base, found.problems):
         if has_extension(path) and path.suffix.lower() != ".json":
             found.skipped_files.append(path)
             continue
         try:
-            result = load_run_result(path)
+            problem = _name_problem(path)
+            if problem is not None:
+                raise RunResultError(display_path(path), problem)
+            run = load_run(path)
         except RunResultError as err:
             if strict:
                 raise ReportError(str(err)) from err
             found.problems.append(str(err))
             continue
-        found.runs.append(Run(path=path, result=result, info=identify(result, path)))
+        (found.runs if run.divergence is None else found.diverged).append(run)
     summary = found.skipped_summary()
     if summary:
         warnings.warn(summary, stacklevel=2)

@@ -57,8 +57,9 @@ class Summary:
 
 def mean_sd(values: Sequence[float | None]) -> Summary:
     """mean = Σx/n, sd = sqrt(Σ(x − mean)² / (n − 1)); sd = 0 for n = 1, both NaN for n = 0.
-    ``None`` and NaN entries are ignored."""
-    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    ``None``, NaN and ±inf entries are ignored (discovery rejects files holding them; this
+    keeps a derived infinity, say a rate over a zero time, from breaking ``statistics``)."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not xs:
         return Summary(0, math.nan, math.nan)
     sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
@@ -66,11 +67,13 @@ def mean_sd(values: Sequence[float | None]) -> Summary:
 
 
 def peak_epoch(val_accuracies: Sequence[float]) -> int | None:
-    """1-based epoch of the first maximum of ``val_accuracies``; None for an empty list."""
-    if not val_accuracies:
+    """1-based epoch of the first maximum of ``val_accuracies`` (NaN entries never peak);
+    None for an empty or all-NaN list."""
+    finite = [(v, i) for i, v in enumerate(val_accuracies) if not math.isnan(v)]
+    if not finite:
         return None
-    best = max(val_accuracies)
-    return next(i for i, v in enumerate(val_accuracies) if v == best) + 1
+    best = max(v for v, _ in finite)
+    return next(i for v, i in finite if v == best) + 1
 
 
 @dataclass(frozen=True)
