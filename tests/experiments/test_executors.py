@@ -225,7 +225,8 @@ def test_invalid_existing_result_is_kept_unless_overwrite(
 def test_failed_run_reports_log_and_retry(tmp_path: Path) -> None:
     manifest = load_manifest(_plan(tmp_path))
     run = manifest.runs[0]
-    run.command = [*run.command, "--batch-size", "0"]  # rejected by aees train: exit 2
+    run.flags["batch_size"] = 0  # rejected by aees train: exit 2
+    manifest.relocate(manifest.output_root)  # the command matches the flags again
     manifest_path = write_manifest(manifest, tmp_path / "manifest.json")
     stream = io.StringIO()
     summary = run_local(manifest_path, run_ids=[run.run_id], stream=stream)

@@ -10,8 +10,17 @@ Both executors share the semantics of the thesis launcher (``thesis-experiments.
   ``failed`` with the reason (exit status and the last line of its log, or what did not match).
 * One log per run, ``<output_root>/_logs/<run_id>.log``, appended to per attempt, each attempt
   starting with a header (command, ``CUDA_VISIBLE_DEVICES``, the environment the sweep set).
-* The manifest is rewritten atomically after every change of a run's status; a lock file next
-  to it keeps a second sweep off the same manifest.
+* The manifest is rewritten atomically after every change of a run's status. Two locks
+  (``flock``) keep a second sweep off: ``<output_root>/.aees-sweep.lock`` (copies of one manifest
+  share the output root) and ``.<manifest>.lock`` next to the manifest.
+* A manifest is data, never a script. Loading it checks every field's type, that every path
+  field resolves inside the output root and that each stored ``command`` is the one
+  :func:`aees.experiments.plan.run_command` builds from the run's task, flags, seed and paths;
+  a manifest failing any check is refused (one line, exit status 2) before anything runs or is
+  deleted. The executors run the command they build themselves, with their own interpreter.
+* The sweep deletes only what it wrote: a run's checkpoint directory (after the run completes,
+  or with ``--overwrite`` before it starts over) is removed only while it holds nothing but the
+  runner's checkpoint files; otherwise it is kept and the run's log says why.
 * Ctrl-C / SIGTERM: no new runs start; running ones get SIGTERM, then SIGKILL after a grace
   period (a second Ctrl-C kills at once); they go back to ``pending``. The exit status is
   128 + the signal number (130 for Ctrl-C).
@@ -45,11 +54,14 @@ from typing import IO, Any
 
 from aees.experiments.plan import (
     DONE_STATUSES,
+    PATH_FIELDS,
     Manifest,
     PlanError,
     PlannedRun,
     check_result,
     load_manifest,
+    path_problem,
+    run_command,
     write_manifest,
 )
 
@@ -68,6 +80,8 @@ DEFAULT_GRACE_PERIOD = 10.0
 _POLL_SECONDS = 0.1
 #: Set for every run: unbuffered output (logs follow the run live), no tqdm bars in log files.
 _RUN_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+#: The lock file in the output root that keeps two sweeps off one output root.
+ROOT_LOCK_NAME = ".aees-sweep.lock"
 
 
 class SweepError(ValueError):
@@ -238,25 +252,90 @@ def _existing_result_verdict(
     )
 
 
-def _resolved_command(run: PlannedRun, *, own_python: bool) -> list[str]:
-    """The run's command; with ``own_python`` (Ray workers), run it with this interpreter."""
-    command = list(run.command)
-    if own_python and command[1:3] == ["-m", "aees.experiments.cli"]:
-        command[0] = sys.executable
-    return command
+def _command(run: PlannedRun, root: Path) -> list[str]:
+    """What a run executes: its command rebuilt from its fields under ``root``, with this
+    interpreter -- never the argv stored in the manifest (which loading checked against it)."""
+    return run_command(run, root, python=sys.executable)
+
+
+def _paths_problem(run: PlannedRun, root: Path) -> str | None:
+    """Why a run's paths may not be used under ``root`` now (a link may have changed since the
+    manifest was loaded, or a Ray worker sees other storage), or None."""
+    for key in PATH_FIELDS:
+        value = getattr(run, key)
+        problem = path_problem(root, value) if value is not None else None
+        if problem is not None:
+            return f"{key} {problem}; not run"
+    return None
+
+
+def _is_checkpoint_file(name: str, checkpoint_name: str) -> bool:
+    """The checkpoint, or a temporary file of an interrupted atomic write of it."""
+    return name == checkpoint_name or (
+        name.startswith(f".{checkpoint_name}.") and name.endswith(".tmp")
+    )
+
+
+def _remove_checkpoint_dir(run: PlannedRun, root: Path) -> str | None:
+    """Remove the run's checkpoint directory if it holds only the runner's checkpoint files;
+    else keep it (whatever else is there was not written by the sweep) and return why.
+
+    Files are unlinked one by one and the directory removed with ``rmdir``: nothing is removed
+    recursively, so a directory that gains a file meanwhile is kept too.
+    """
+    if not run.checkpoint_dir:
+        return None
+    from aees.experiments.engine import checkpoint_path  # the name the runner writes
+
+    checkpoint_name = checkpoint_path(".").name
+    directory = root / run.checkpoint_dir
+    problem = path_problem(root, run.checkpoint_dir)
+    if problem is not None:
+        return f"kept {directory}: {problem}"
+    if not os.path.lexists(directory):
+        return None
+    if directory.is_symlink() or not directory.is_dir():
+        return f"kept {directory}: not a directory the sweep made"
+    try:
+        with os.scandir(directory) as entries:
+            listing = [(entry.name, entry.is_file(follow_symlinks=False)) for entry in entries]
+        foreign = sorted(
+            name
+            for name, is_file in listing
+            if not (is_file and _is_checkpoint_file(name, checkpoint_name))
+        )
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (
+                f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            )
+            return f"kept {directory}: it holds {shown}, which the sweep did not write"
+        for name, _ in listing:
+            os.unlink(directory / name)
+        os.rmdir(directory)
+    except OSError as err:
+        return f"kept {directory}: cannot remove it ({err.strerror or err})"
+    return None
+
+
+def _note_in_log(log: Path | IO[bytes], message: str) -> None:
+    """Append a ``# aees sweep:`` line to a run's log (best effort)."""
+    line = f"# aees sweep: {message}\n".encode()
+    if isinstance(log, Path):
+        with contextlib.suppress(OSError), log.open("ab") as handle:
+            handle.write(line)
+    else:
+        log.write(line)
+        log.flush()
 
 
 def _prepare_attempt(
     run: PlannedRun, root: Path, command: Sequence[str], extra_env: dict[str, str], overwrite: bool
 ) -> IO[bytes]:
-    """Create the run's directories, drop a stale checkpoint when replacing a result, and open
-    the log (append) with the attempt header. Returns the open log."""
+    """Create the run's directories, open the log (append) with the attempt header, and drop the
+    run's own stale checkpoint when replacing a result. Returns the open log."""
     output, log = root / run.output, root / run.log
     output.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite and output.exists() and run.checkpoint_dir:
-        # replacing a result means starting over, not resuming an old checkpoint
-        shutil.rmtree(root / run.checkpoint_dir, ignore_errors=True)
     handle = log.open("ab")
     cuda = extra_env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
     header = [
@@ -269,6 +348,11 @@ def _prepare_attempt(
     ]
     handle.write(("\n".join(header) + "\n").encode())
     handle.flush()
+    if overwrite and output.exists() and run.checkpoint_dir:
+        # replacing a result means starting over, not resuming an old checkpoint
+        kept = _remove_checkpoint_dir(run, root)
+        if kept is not None:
+            _note_in_log(handle, kept)
     return handle
 
 
@@ -294,8 +378,9 @@ def _finish_attempt(run: PlannedRun, root: Path, return_code: int) -> tuple[str,
     if return_code == 0:
         problem = check_result(run, output)
         if problem is None:
-            if run.checkpoint_dir:
-                shutil.rmtree(root / run.checkpoint_dir, ignore_errors=True)
+            kept = _remove_checkpoint_dir(run, root)
+            if kept is not None:
+                _note_in_log(log, kept)
             return "completed", None
         return "failed", f"exited 0 but its result does not validate: {problem}"
     if return_code < 0:
@@ -398,8 +483,13 @@ class _Sweep:
             self.manifest: Manifest = load_manifest(self.path)
         except PlanError as err:
             raise SweepError(str(err)) from None
-        if output_root is not None:
-            self.manifest.relocate(output_root)
+        try:
+            if output_root is not None:
+                self.manifest.relocate(output_root)
+                self.manifest.check_paths(str(self.path))
+            self._check_reserved_paths()
+        except PlanError as err:
+            raise SweepError(str(err)) from None
         self.root = Path(self.manifest.output_root)
         self.resume, self.overwrite = resume, overwrite
         self.retry_options = [*retry_options, *([] if resume else ["--no-resume"])]
@@ -421,10 +511,28 @@ class _Sweep:
         self.kill_now = False
         self._lock_handle: IO[str] | None = None
 
+    def _check_reserved_paths(self) -> None:
+        """No run may write over the manifest or the sweep's lock files."""
+        root = Path(self.manifest.output_root)
+        reserved = {
+            self.path.resolve(),
+            self.path.with_name(f".{self.path.name}.lock").resolve(),
+            (root / ROOT_LOCK_NAME).resolve(),
+        }
+        for run in self.manifest.runs:
+            for key in PATH_FIELDS:
+                value = getattr(run, key)
+                if value is not None and (root / value).resolve() in reserved:
+                    raise PlanError(
+                        f"{self.path}: run {run.run_id}: {key} {value!r} is the manifest or a "
+                        "sweep lock file"
+                    )
+
     # -- lock and persistence
+    @staticmethod
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
+    def _flock(lock_path: Path, busy: str) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on ``lock_path``; :class:`SweepError` ``busy`` if taken."""
         try:
             handle = lock_path.open("a")
         except OSError as err:
@@ -433,12 +541,29 @@ class _Sweep:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise SweepError(f"{self.path}: another sweep is running on this manifest") from None
+            raise SweepError(busy) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Lock the output root (copies of one manifest share it), then the manifest itself."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SweepError(
+                f"{self.root}: cannot create the output root ({err.strerror or err})"
+            ) from None
+        root_busy = f"{self.root}: another sweep is running on this output root"
+        manifest_busy = f"{self.path}: another sweep is running on this manifest"
+        with (
+            self._flock(self.root / ROOT_LOCK_NAME, root_busy),
+            self._flock(self.path.with_name(f".{self.path.name}.lock"), manifest_busy),
+        ):
+            yield
 
     def save(self) -> None:
         try:
@@ -685,8 +810,13 @@ def run_local(
                     env = dict(base_env)
                     if gpu_list:
                         env["CUDA_VISIBLE_DEVICES"] = str(gpu_list[slot % len(gpu_list)])
-                    command = _resolved_command(run, own_python=False)
+                    command = _command(run, root)
                     sweep.mark_started(run, env, host)
+                    moved = _paths_problem(run, root)  # a link changed since loading?
+                    if moved is not None:
+                        sweep.mark_finished(run, "failed", moved, None)
+                        free_slots.append(slot)
+                        continue
                     log = _prepare_attempt(run, root, command, env, overwrite)
                     try:
                         proc = _spawn(command, {**os.environ, **env}, log)
@@ -750,7 +880,17 @@ def _ray_execute(run: PlannedRun, root: str, overwrite: bool, grace: float) -> d
     Cancellation (``ray.cancel``) stops the run: SIGTERM, SIGKILL after ``grace`` seconds.
     """
     base = Path(root)
-    command = _resolved_command(run, own_python=True)
+    problem = _paths_problem(run, base)  # as this worker sees the shared storage
+    if problem is not None:
+        return {
+            "status": "failed",
+            "detail": problem,
+            "return_code": None,
+            "environment": {},
+            "host": socket.gethostname(),
+            "seconds": 0.0,
+        }
+    command = _command(run, base)
     env = dict(_RUN_ENVIRONMENT)
     for key in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):  # what Ray assigned to this task
         if key in os.environ:

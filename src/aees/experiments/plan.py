@@ -60,6 +60,7 @@ from aees.experiments.results import RunResult, RunResultError, atomic_write_tex
 
 __all__ = [
     "MANIFEST_KIND",
+    "PATH_FIELDS",
     "SCHEMA_VERSION",
     "STATUSES",
     "FlagSpec",
@@ -75,8 +76,10 @@ __all__ = [
     "load_preset",
     "parse_overrides",
     "parse_seeds",
+    "path_problem",
     "preset_names",
     "presets_dir",
+    "run_command",
     "write_manifest",
 ]
 
@@ -702,6 +705,135 @@ _REQUIRED_RUN_FIELDS = (
 )
 
 
+#: The run fields that name a file or directory, relative to the output root.
+PATH_FIELDS = ("output", "log", "checkpoint_dir")
+
+
+def run_command(
+    run: PlannedRun, output_root: str | os.PathLike[str], *, python: str | None = None
+) -> list[str]:
+    """The argv of ``run`` under ``output_root``, built from its task, flags, seed, run id and
+    paths (:func:`build_command`). The planner stores it in the manifest and the executors run
+    what this returns, never the stored argv: a manifest is data, not a script."""
+    ckpt = Path(output_root, run.checkpoint_dir) if run.checkpoint_dir else None
+    return build_command(
+        run.task,
+        run.flags,
+        seed=run.seed,
+        run_id=run.run_id,
+        output=Path(output_root, run.output),
+        checkpoint_dir=ckpt,
+        python=python,
+    )
+
+
+def path_problem(output_root: str | os.PathLike[str], relative: str) -> str | None:
+    """Why ``<output_root>/<relative>`` is not a place a run may use, or None.
+
+    It must lie strictly inside the output root once resolved (``..``, absolute paths and
+    symbolic links that lead out, or back to the root itself, are refused): the sweep writes
+    there and deletes checkpoint directories there, so a path in a hand-edited manifest must never
+    reach anything else.
+    """
+    if "\0" in relative:
+        return "contains a NUL character"
+    pure = Path(relative)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        return f"{relative!r} must be a path inside output_root (relative, without '..')"
+    root = Path(output_root).resolve()
+    target = (root / pure).resolve()
+    if target == root or root not in target.parents:
+        return f"{relative!r} resolves to {target}, outside the output root {root}"
+    return None
+
+
+def _kind_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """``isinstance`` where ``bool`` is not an ``int`` (nor a number)."""
+    if isinstance(value, bool):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        return bool in kinds
+    return isinstance(value, kind)
+
+
+def _check_run_flags(task: str, flags: dict[str, Any], where: str) -> None:
+    """Each flag is one of the task's, of that flag's type, and not one the planner sets."""
+    specs = flag_specs(task)
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "bool": bool,
+        "int": int,
+        "float": (int, float),
+        "str": str,
+        "candidates": list,
+    }
+    for key, value in flags.items():
+        if key in PLANNER_KEYS:
+            raise PlanError(f"{where}: flags.{key} cannot be in a manifest ({PLANNER_KEYS[key]})")
+        if key not in specs:
+            raise PlanError(f"{where}: flags.{key} is not a flag of aees train {task}")
+        spec = specs[key]
+        if value is None:
+            continue
+        if not _kind_ok(value, kinds[spec.kind]):
+            raise PlanError(f"{where}: flags.{key} must be a {spec.kind}, got {value!r}")
+        spec.coerce(value, f"{where}: flags.{key}")  # choices, finite numbers, candidate lists
+
+
+#: Optional run fields and the JSON types they may hold (None is always allowed).
+_OPTIONAL_RUN_TYPES: dict[str, type | tuple[type, ...]] = {
+    "checkpoint_dir": str,
+    "command_str": str,
+    "detail": str,
+    "return_code": int,
+    "started_at": str,
+    "finished_at": str,
+    "duration_s": (int, float),
+    "host": str,
+}
+
+
+def _check_run(raw: dict[str, Any], where: str, output_root: str) -> None:
+    """Type, value and path checks of one run of a manifest; :class:`PlanError` names the field."""
+    checks: tuple[tuple[str, type], ...] = (
+        ("task", str),
+        ("seed", int),
+        ("flags", dict),
+        ("output", str),
+        ("log", str),
+        ("command", list),
+        ("needs_gpu", bool),
+        ("status", str),
+    )
+    for key, kind in checks:
+        if not _kind_ok(raw[key], kind):
+            raise PlanError(f"{where}: {key} must be a {kind.__name__}, got {raw[key]!r}")
+    if raw["seed"] < 0:
+        raise PlanError(f"{where}: seed must be >= 0, got {raw['seed']}")
+    if raw["status"] not in STATUSES:
+        raise PlanError(f"{where}: unknown status {raw['status']!r} (one of {', '.join(STATUSES)})")
+    for key, kind in _OPTIONAL_RUN_TYPES.items():
+        value = raw.get(key)
+        if value is not None and not _kind_ok(value, kind):
+            raise PlanError(f"{where}: {key} has the wrong type ({value!r})")
+    attempts = raw.get("attempts", 0)
+    if not _kind_ok(attempts, int) or attempts < 0:
+        raise PlanError(f"{where}: attempts must be an integer >= 0, got {attempts!r}")
+    for key in ("levels", "environment"):
+        value = raw.get(key, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise PlanError(f"{where}: {key} must map strings to strings, got {value!r}")
+    if not raw["command"] or not all(isinstance(t, str) for t in raw["command"]):
+        raise PlanError(f"{where}: command must be a non-empty list of strings")
+    for key in PATH_FIELDS:
+        value = raw.get(key)
+        if value is not None:
+            problem = path_problem(output_root, value)
+            if problem is not None:
+                raise PlanError(f"{where}: {key} {problem}")
+    _check_run_flags(raw["task"], raw["flags"], where)
+
+
 @dataclass
 class Manifest:
     """A run plan and the state of its runs; JSON via :meth:`to_dict` / :func:`load_manifest`."""
@@ -736,19 +868,34 @@ class Manifest:
             counts[run.status] = counts.get(run.status, 0) + 1
         return counts
 
+    def check_paths(self, source: str = "<manifest>") -> None:
+        """:class:`PlanError` (naming the run and the field) unless every path field of every
+        run resolves inside the output root, now (symbolic links as they are now), and no two
+        runs share a path."""
+        owner: dict[str, str] = {}
+        for run in self.runs:
+            for key in PATH_FIELDS:
+                value = getattr(run, key)
+                if value is None:
+                    continue
+                problem = path_problem(self.output_root, value)
+                if problem is not None:
+                    raise PlanError(f"{source}: run {run.run_id}: {key} {problem}")
+                resolved = str(self.path_of(value).resolve())
+                if resolved in owner:
+                    raise PlanError(
+                        f"{source}: run {run.run_id}: {key} {value!r} is also the "
+                        f"{owner[resolved]}; every run needs its own paths"
+                    )
+                owner[resolved] = f"{key} of run {run.run_id}"
+
     def relocate(self, output_root: str | os.PathLike[str]) -> None:
-        """Point the plan at another output root (e.g. shared storage); commands are rebuilt."""
+        """Point the plan at another output root (e.g. shared storage); commands are rebuilt.
+        A relative ``output_root`` is taken relative to the current directory."""
         self.output_root = os.path.abspath(os.fspath(output_root))
         for run in self.runs:
-            ckpt = self.path_of(run.checkpoint_dir) if run.checkpoint_dir else None
-            run.command = build_command(
-                run.task,
-                run.flags,
-                seed=run.seed,
-                run_id=run.run_id,
-                output=self.output_path(run),
-                checkpoint_dir=ckpt,
-                python=run.command[0] if run.command else None,
+            run.command = run_command(
+                run, self.output_root, python=run.command[0] if run.command else None
             )
             run.command_str = shlex.join(run.command)
 
@@ -772,7 +919,17 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<manifest>") -> Manifest:
-        """Validate and load; :class:`PlanError` names ``source`` and the first problem."""
+        """Validate and load; :class:`PlanError` names ``source``, the run and the field of the
+        first problem.
+
+        Checked: the type of every field (``bool`` is not an integer), the status, the flags
+        against the task's own parser, that every path field resolves inside the output root,
+        and that the stored ``command`` is the one :func:`run_command` builds from the run's
+        task, flags, seed and paths (all but the interpreter, which the executors choose
+        themselves), so a hand-edited command is refused rather than run. ``output_root`` must be
+        absolute: a relative one would depend on the current directory of whoever runs the sweep
+        (``aees plan`` always writes an absolute one).
+        """
         if not isinstance(data, dict):
             raise PlanError(f"{source}: not a run-plan manifest (top level is not an object)")
         version = data.get("schema_version")
@@ -784,6 +941,20 @@ class Manifest:
         for key, kind in (("output_root", str), ("runs", list)):
             if not isinstance(data.get(key), kind):
                 raise PlanError(f"{source}: {key} is missing or not a {kind.__name__}")
+        root = data["output_root"]
+        if "\0" in root or not os.path.isabs(root):
+            raise PlanError(
+                f"{source}: output_root {root!r} must be an absolute path "
+                "(re-plan with aees plan --output-root DIR)"
+            )
+        for key, kind in (("preset", str), ("description", str), ("source", str)):
+            if key in data and not isinstance(data[key], kind):
+                raise PlanError(f"{source}: {key} must be a string, got {data[key]!r}")
+        seeds = data.get("seeds", [])
+        if not isinstance(seeds, list) or not all(_kind_ok(s, int) and s >= 0 for s in seeds):
+            raise PlanError(f"{source}: seeds must be a list of integers >= 0, got {seeds!r}")
+        if not isinstance(data.get("overrides", {}), dict):
+            raise PlanError(f"{source}: overrides must be an object")
         runs: list[PlannedRun] = []
         seen: set[str] = set()
         for i, raw in enumerate(data["runs"]):
@@ -799,40 +970,35 @@ class Manifest:
             if run_id in seen:
                 raise PlanError(f"{where}: run_id {run_id!r} appears twice")
             seen.add(run_id)
-            checks = (
-                ("task", str),
-                ("seed", int),
-                ("flags", dict),
-                ("output", str),
-                ("log", str),
-                ("command", list),
-                ("needs_gpu", bool),
-            )
-            for key, kind in checks:
-                if not isinstance(raw[key], kind):
-                    raise PlanError(f"{where} ({run_id}): {key} is not a {kind.__name__}")
-            if not raw["command"] or not all(isinstance(t, str) for t in raw["command"]):
-                raise PlanError(f"{where} ({run_id}): command must be a non-empty list of strings")
-            if raw["status"] not in STATUSES:
-                raise PlanError(f"{where} ({run_id}): unknown status {raw['status']!r}")
-            for key in ("output", "log"):
-                if os.path.isabs(raw[key]) or ".." in Path(raw[key]).parts:
-                    raise PlanError(f"{where} ({run_id}): {key} must be relative to output_root")
+            where = f"{where} ({run_id})"
+            _check_run(raw, where, root)
             values = {k: v for k, v in raw.items() if k in _RUN_FIELDS}
             values.setdefault("levels", {})
             values.setdefault("checkpoint_dir", None)
             values.setdefault("command_str", shlex.join(raw["command"]))
-            runs.append(PlannedRun(**values))
-        return cls(
+            values.setdefault("environment", {})
+            run = PlannedRun(**values)
+            expected = run_command(run, root, python=run.command[0])
+            if run.command != expected:
+                raise PlanError(
+                    f"{where}: command is not the one its task, flags, seed and paths give "
+                    "(edited by hand?); it is never run -- re-plan with aees plan"
+                )
+            if run.command_str != shlex.join(run.command):
+                raise PlanError(f"{where}: command_str does not match command (edited by hand?)")
+            runs.append(run)
+        manifest = cls(
             preset=str(data.get("preset", "")),
             description=str(data.get("description", "")),
             source=str(data.get("source", "")),
-            seeds=list(data.get("seeds", [])),
+            seeds=list(seeds),
             overrides=dict(data.get("overrides", {})),
-            output_root=data["output_root"],
+            output_root=root,
             runs=runs,
             schema_version=version,
         )
+        manifest.check_paths(source)
+        return manifest
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -936,31 +1102,23 @@ def build_plan(
             if run_id in seen:
                 raise PlanError(f"{loaded.source}: run id {run_id!r} occurs twice; rename a level")
             seen.add(run_id)
-            output = f"{run_id}.json"
             ckpt = f"_checkpoints/{run_id}" if use_checkpoint else None
-            command = build_command(
-                task,
-                flags,
-                seed=seed,
+            run = PlannedRun(
                 run_id=run_id,
-                output=Path(root, output),
-                checkpoint_dir=Path(root, ckpt) if ckpt else None,
+                task=task,
+                seed=seed,
+                levels=dict(levels),
+                flags=copy.deepcopy(flags),
+                output=f"{run_id}.json",
+                log=f"_logs/{run_id}.log",
+                checkpoint_dir=ckpt,
+                command=[],
+                command_str="",
+                needs_gpu=task not in CPU_TASKS and flags.get("device", "auto") != "cpu",
             )
-            runs.append(
-                PlannedRun(
-                    run_id=run_id,
-                    task=task,
-                    seed=seed,
-                    levels=dict(levels),
-                    flags=copy.deepcopy(flags),
-                    output=output,
-                    log=f"_logs/{run_id}.log",
-                    checkpoint_dir=ckpt,
-                    command=command,
-                    command_str=shlex.join(command),
-                    needs_gpu=task not in CPU_TASKS and flags.get("device", "auto") != "cpu",
-                )
-            )
+            run.command = run_command(run, root)
+            run.command_str = shlex.join(run.command)
+            runs.append(run)
     typed_overrides = {k: runs[0].flags.get(k) for k in overrides} if runs else {}
     return Manifest(
         preset=loaded.name,

@@ -7,8 +7,17 @@
     aees sweep plan.json --executor ray --address auto --output-root /shared/results
 
 Every input error is one line on stderr and exit status 2; a sweep exits 0 when every selected
-run is complete, 1 when some failed, 130 on Ctrl-C. ``python -m aees.experiments.sweep_cli
-{plan,sweep} ...`` works without the console script.
+run is complete, 1 when some failed, 130 on Ctrl-C.
+
+A manifest is shared between people and machines, so ``aees sweep`` treats it as untrusted data:
+it refuses (exit 2, one line naming the run and the field) a field of the wrong type, a relative
+``output_root`` (``aees plan`` writes an absolute one; ``--output-root`` may be relative to the
+current directory), a path field that resolves outside the output root, and a stored
+``command`` other than the one built from the run's task, flags, seed and paths -- which is what
+it runs, with its own interpreter. Two sweeps on one output root (copies of a manifest) are
+refused while one runs.
+
+``python -m aees.experiments.sweep_cli {plan,sweep} ...`` works without the console script.
 """
 
 from __future__ import annotations

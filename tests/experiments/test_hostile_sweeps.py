@@ -1,0 +1,329 @@
+"""Hostile sweep manifests, through ``aees sweep`` in a subprocess: path fields that escape the
+output root, commands that are not the planned ones, fields of the wrong type, two sweeps on one
+output root, and checkpoint directories holding files the sweep did not write.
+
+A manifest is data that travels between people and machines; a sweep must neither delete nor
+execute what a hand-edited one says. Every refusal is one line naming the run and the field,
+exit status 2, before anything runs, is deleted or is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sweep_presets import TINY
+
+from aees.experiments.plan import build_plan, write_manifest
+
+pytestmark = pytest.mark.slow
+
+RUN = "adamw_seed0"
+ERROR = "aees sweep: error:"
+
+
+def _plan(directory: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
+    """The 4-run digits plan with results under ``directory/out``: its path and its JSON."""
+    directory.mkdir(parents=True, exist_ok=True)
+    preset = directory / "tiny.toml"
+    preset.write_text(TINY)
+    manifest = build_plan(preset, output_root=directory / "out", **options)
+    path = write_manifest(manifest, directory / "manifest.json")
+    return path, json.loads(path.read_text())
+
+
+def _run(data: dict[str, Any], run_id: str = RUN) -> dict[str, Any]:
+    return next(run for run in data["runs"] if run["run_id"] == run_id)
+
+
+def _write(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _sweep_argv(manifest: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "aees.experiments.cli", "sweep", str(manifest), *args]
+
+
+def _sweep(manifest: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _sweep_argv(manifest, *args),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Assert exit 2 with one stderr line starting ``aees sweep: error:`` and holding ``words``."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    err = proc.stderr
+    assert err.startswith(ERROR) and err.count("\n") == 1, err[-2000:]
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def _tree(path: Path) -> dict[str, bytes | str]:
+    """Everything under ``path`` (file bytes, link targets), to compare before and after."""
+    out: dict[str, bytes | str] = {}
+    for entry in sorted(path.rglob("*")):
+        key = str(entry.relative_to(path))
+        if entry.is_symlink():
+            out[key] = "-> " + os.readlink(entry)
+        elif entry.is_file():
+            out[key] = entry.read_bytes()
+        else:
+            out[key] = "<dir>"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Path fields that leave the output root
+# --------------------------------------------------------------------------------------------
+
+
+def _escape(case: str, root: Path, outside: Path) -> tuple[str, Any]:
+    """``(field, value)`` of the hostile manifest for ``case``; makes the links it needs."""
+    if case == "checkpoint_dir=.":
+        return "checkpoint_dir", "."
+    if case == "checkpoint_dir=absolute":
+        return "checkpoint_dir", str(outside)
+    if case == "checkpoint_dir=../x":
+        return "checkpoint_dir", f"../{outside.name}"
+    if case == "checkpoint_dir=symlink":
+        (root / "_checkpoints").mkdir()
+        (root / "_checkpoints" / RUN).symlink_to(outside, target_is_directory=True)
+        return "checkpoint_dir", f"_checkpoints/{RUN}"
+    if case == "log=symlink":
+        (root / "_logs").symlink_to(outside, target_is_directory=True)
+        return "log", f"_logs/{RUN}.log"
+    if case == "output=symlink":
+        (root / "sub").symlink_to(outside, target_is_directory=True)
+        return "output", f"sub/{RUN}.json"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "checkpoint_dir=.",
+        "checkpoint_dir=absolute",
+        "checkpoint_dir=../x",
+        "checkpoint_dir=symlink",
+        "log=symlink",
+        "output=symlink",
+    ],
+)
+def test_path_outside_the_output_root_is_refused_and_nothing_deleted(
+    tmp_path: Path, case: str
+) -> None:
+    path, data = _plan(tmp_path)
+    root = tmp_path / "out"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sentinel.txt").write_text("not the sweep's\n")
+    root.mkdir()
+    (root / "keep.txt").write_text("another result\n")
+    # an existing (invalid) result: with --overwrite the sweep replaces it and drops the checkpoint
+    (root / f"{RUN}.json").write_text("{}")
+    key, value = _escape(case, root, outside)
+    _run(data)[key] = value
+    _write(path, data)
+    manifest_bytes = path.read_bytes()
+    before_root, before_outside = _tree(root), _tree(outside)
+
+    proc = _sweep(path, "--run-ids", RUN, "--overwrite", "--workers", "1")
+
+    _one_line_error(proc, RUN, key)
+    assert _tree(outside) == before_outside
+    assert _tree(root) == before_root  # nothing deleted, no log, no lock left in the root's files
+    assert path.read_bytes() == manifest_bytes  # not rewritten: nothing ran
+
+
+# --------------------------------------------------------------------------------------------
+# Commands that are not the planned ones
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_foreign_command_is_refused_not_executed(tmp_path: Path, executor: str) -> None:
+    if executor == "ray":
+        pytest.importorskip("ray")
+    path, data = _plan(tmp_path)
+    marker = tmp_path / "x"
+    run = _run(data)
+    run["command"] = ["touch", str(marker)]  # command_str left as planned: looks harmless
+    _write(path, data)
+
+    proc = _sweep(path, "--run-ids", RUN, "--executor", executor)
+
+    _one_line_error(proc, RUN, "command")
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_extra_arguments_in_the_command_are_refused(tmp_path: Path) -> None:
+    path, data = _plan(tmp_path)
+    elsewhere = tmp_path / "elsewhere.json"
+    run = _run(data)
+    run["command"] = [*run["command"], "--output", str(elsewhere)]
+    _write(path, data)
+
+    proc = _sweep(path, "--run-ids", RUN)
+
+    _one_line_error(proc, RUN, "command")
+    assert not elsewhere.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Fields of the wrong type
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("attempts", "many", "attempts"),
+        ("checkpoint_dir", 5, "checkpoint_dir"),
+        ("seed", True, "seed"),
+        ("flags", {"control_mode": "baseline", "device": "cpu", "epochs": "one"}, "epochs"),
+        ("output_root", "relative/out", "output_root"),
+    ],
+)
+def test_wrong_types_are_one_line_errors(tmp_path: Path, key: str, value: Any, named: str) -> None:
+    path, data = _plan(tmp_path)
+    if key == "output_root":
+        data[key] = value
+    else:
+        _run(data)[key] = value
+    _write(path, data)
+    manifest_bytes = path.read_bytes()
+
+    proc = subprocess.run(
+        _sweep_argv(path, "--run-ids", RUN),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=180,
+        cwd=tmp_path,
+    )
+
+    err = _one_line_error(proc, named)
+    if key != "output_root":
+        assert RUN in err
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "relative").exists()
+    assert path.read_bytes() == manifest_bytes
+
+
+# --------------------------------------------------------------------------------------------
+# Two sweeps on one output root
+# --------------------------------------------------------------------------------------------
+
+
+def test_second_sweep_on_the_same_output_root_is_refused(tmp_path: Path) -> None:
+    path_a, _ = _plan(tmp_path / "a", overrides={"epochs": 300})
+    out = tmp_path / "a" / "out"
+    path_b = tmp_path / "b" / "manifest.json"
+    path_b.parent.mkdir()
+    shutil.copy(path_a, path_b)  # a copy of the manifest: same runs, same output root
+
+    first = subprocess.Popen(
+        _sweep_argv(path_a, "--run-ids", RUN, "--grace-period", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _run(json.loads(path_a.read_text()))["status"] != "running":
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first sweep never started its run"
+            time.sleep(0.1)
+        b_bytes = path_b.read_bytes()
+
+        second = _sweep(path_b, "--run-ids", RUN, timeout=120)
+
+        _one_line_error(second, "another sweep", str(out))
+        assert path_b.read_bytes() == b_bytes
+        assert first.poll() is None  # the first one still runs, undisturbed
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert first.returncode == 130
+    assert _run(json.loads(path_a.read_text()))["status"] == "pending"
+
+
+# --------------------------------------------------------------------------------------------
+# A real sweep: the interpreter and the checkpoint directories
+# --------------------------------------------------------------------------------------------
+
+FOREIGN_RUN = "aees_seed0"
+
+
+@pytest.fixture(scope="module")
+def checkpoint_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two checkpointed 1-epoch runs. ``adamw_seed0``'s command names a fake interpreter (a script
+    that only touches a marker); ``aees_seed0``'s checkpoint directory already holds a file the
+    sweep did not write."""
+    base = tmp_path_factory.mktemp("ckpt")
+    path, data = _plan(base, checkpoint=True)
+    root = base / "out"
+    marker = base / "x"
+    fake = base / "fakepython"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 0\n")
+    fake.chmod(0o755)
+    run = _run(data)
+    run["command"][0] = str(fake)
+    run["command_str"] = shlex.join(run["command"])
+    _write(path, data)
+    foreign_dir = root / "_checkpoints" / FOREIGN_RUN
+    foreign_dir.mkdir(parents=True)
+    (foreign_dir / "notes.txt").write_text("mine\n")
+
+    proc = _sweep(path, "--run-ids", f"{RUN},{FOREIGN_RUN}", "--workers", "2", timeout=600)
+    return {
+        "proc": proc,
+        "root": root,
+        "marker": marker,
+        "manifest": json.loads(path.read_text()),
+        "foreign_dir": foreign_dir,
+    }
+
+
+def test_interpreter_from_the_manifest_is_not_executed(checkpoint_sweep: dict[str, Any]) -> None:
+    state = checkpoint_sweep
+    assert not state["marker"].exists()
+    run = _run(state["manifest"])
+    assert run["status"] == "completed", (run["detail"], state["proc"].stderr[-2000:])
+    log = (state["root"] / run["log"]).read_text()
+    assert f"command: {sys.executable} -m aees.experiments.cli train digits" in log
+    # the sweep's own checkpoint directory (only last.pt) is removed once the run is complete
+    assert not (state["root"] / run["checkpoint_dir"]).exists()
+
+
+def test_checkpoint_dir_with_foreign_files_is_kept(checkpoint_sweep: dict[str, Any]) -> None:
+    state = checkpoint_sweep
+    run = _run(state["manifest"], FOREIGN_RUN)
+    assert run["status"] == "completed", (run["detail"], state["proc"].stderr[-2000:])
+    assert (state["foreign_dir"] / "notes.txt").read_text() == "mine\n"
+    log = (state["root"] / run["log"]).read_text()
+    assert f"kept {state['foreign_dir']}" in log and "notes.txt" in log
+    assert (state["root"] / "_checkpoints").is_dir()
