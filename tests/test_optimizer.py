@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -428,3 +433,18 @@ def test_no_host_reads_within_an_episode_under_accumulation(monkeypatch):
         opt.step()
         per_step.append(len(reads) - before)
     assert per_step == [0, 0, 0, 1] * 2  # one read-back per episode, when it closes
+
+
+def test_the_plain_loop_example_runs_in_smoke_mode(tmp_path):
+    out = tmp_path / "records.json"
+    script = Path(__file__).resolve().parents[1] / "examples" / "plain_loop.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--records", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = json.loads(out.read_text())
+    assert [r["episode_index"] for r in records] == [0, 1, 2, 3, 4]  # 20 steps, episodes of 4
+    assert [r["start_step"] for r in records] == [0, 4, 8, 12, 16]
+    assert all(r["reward"] is not None and r["steps"] == 4 for r in records)
+    assert "epoch 2:" in done.stdout and "5 episodes" in done.stdout

@@ -162,6 +162,11 @@ class AEESOptimizer(torch.optim.Optimizer):
         return self._holder.aees.num_steps
 
     @property
+    def grad_scaler(self) -> Any:
+        """The ``GradScaler`` AEES steps through (``grad_scaler=``), or ``None``."""
+        return self._holder.scaler
+
+    @property
     def skipped_steps(self) -> int:
         """Steps whose observed losses were dropped because the step never ran."""
         return self._holder.skipped_steps
