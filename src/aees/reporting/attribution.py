@@ -138,8 +138,8 @@ def control_problem(run: Run, policy: str) -> str | None:
     """
     try:
         return _control_problem(run, policy)
-    except (TypeError, ValueError, OverflowError) as err:
-        return f"unreadable open_loop_policy ({err})"
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
+        return f"unreadable open_loop_policy ({type(err).__name__}: {err})"
 
 
 def _control_problem(run: Run, policy: str) -> str | None:
@@ -173,8 +173,8 @@ def aees_problem(run: Run) -> str | None:
         spe = result.total_steps // result.total_epochs
     try:
         return trace_problem(result, spe)
-    except (KeyError, TypeError, ValueError) as err:
-        return f"unreadable trace ({err})"
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, ZeroDivisionError) as err:
+        return f"unreadable trace ({type(err).__name__}: {err})"
 
 
 @dataclass
