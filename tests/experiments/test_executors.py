@@ -304,3 +304,17 @@ def test_modules_do_not_import_ray() -> None:
         "aees.experiments.sweep_cli; assert 'ray' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_diverged_run_is_completed_with_its_detail(tmp_path: Path) -> None:
+    manifest = load_manifest(_plan(tmp_path))
+    run = manifest.runs[0]
+    run.flags["lr"] = 1e6  # diverges in its first epoch: exit 3, result marked diverged
+    manifest.relocate(manifest.output_root)
+    manifest_path = write_manifest(manifest, tmp_path / "manifest.json")
+    summary = run_local(manifest_path, run_ids=[run.run_id], stream=io.StringIO())
+    assert summary.exit_code == 0 and not summary.failed_runs
+    (done,) = [r for r in load_manifest(manifest_path).runs if r.run_id == run.run_id]
+    assert done.status == "completed"
+    assert done.detail is not None and done.detail.startswith("diverged at step ")
+    assert load_run_result(Path(manifest.output_root) / run.output).diverged

@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from aees.experiments.config import EXIT_DIVERGED
 from aees.experiments.plan import (
     DONE_STATUSES,
     PATH_FIELDS,
@@ -64,6 +65,7 @@ from aees.experiments.plan import (
     run_command,
     write_manifest,
 )
+from aees.experiments.results import RunResultError, load_run_result
 
 __all__ = [
     "RAY_INSTALL_HINT",
@@ -383,12 +385,35 @@ def _finish_attempt(run: PlannedRun, root: Path, return_code: int) -> tuple[str,
                 _note_in_log(log, kept)
             return "completed", None
         return "failed", f"exited 0 but its result does not validate: {problem}"
+    if return_code == EXIT_DIVERGED:
+        # A run stopped by a non-finite loss wrote a valid result marked diverged: an outcome
+        # of the plan (reports list it), not a failure to retry -- rerunning diverges again.
+        diverged = _diverged_detail(run, output)
+        if diverged is not None:
+            kept = _remove_checkpoint_dir(run, root)
+            if kept is not None:
+                _note_in_log(log, kept)
+            return "completed", diverged
     if return_code < 0:
         with contextlib.suppress(ValueError):
             return "failed", f"killed by {signal.Signals(-return_code).name}"
         return "failed", f"killed by signal {-return_code}"
     last = _last_log_line(log)
     return "failed", f"exit status {return_code}" + (f": {last}" if last else "")
+
+
+def _diverged_detail(run: PlannedRun, output: Path) -> str | None:
+    """``"diverged at step S (epoch E)"`` if ``output`` is a valid result of ``run`` marked
+    diverged, else None."""
+    if check_result(run, output) is not None:
+        return None
+    try:
+        result = load_run_result(output)
+    except RunResultError:
+        return None
+    if not result.diverged:
+        return None
+    return f"diverged at step {result.diverged_at_step} (epoch {result.diverged_at_epoch})"
 
 
 def _wrote_valid_result(run: PlannedRun, root: Path, since: float) -> bool:

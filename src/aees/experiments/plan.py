@@ -114,6 +114,8 @@ NON_IDENTITY_KEYS = frozenset(
         "checkpoint_dir",
         "resume",
         "num_workers",
+        "tensorboard",
+        "mlflow",
         "data_dir",
         "cache_dir",
         "tokenized_dataset_dir",
@@ -617,7 +619,11 @@ def result_problem(run: PlannedRun, result: RunResult) -> str | None:
     epochs = run.flags.get("epochs")
     if epochs is not None and result.total_epochs != epochs:
         return f"total_epochs is {result.total_epochs}, plan says {epochs}"
-    if len(result.val_accuracies) != result.total_epochs:
+    # a diverged run (``--nonfinite raise``) holds the epochs completed before it stopped
+    expected_epochs = (
+        (result.diverged_at_epoch or 1) - 1 if result.diverged else result.total_epochs
+    )
+    if len(result.val_accuracies) != expected_epochs:
         return (
             f"{len(result.val_accuracies)} validation accuracies for "
             f"{result.total_epochs} epochs (an unfinished run?)"
