@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from aees.experiments.checkpoint import load_checkpoint
 from aees.experiments.cifar import InMemoryLoader
 from aees.experiments.engine import CHECKPOINT_NAME
 from aees.experiments.results import load_run_result
@@ -46,7 +47,7 @@ def test_torchrun_two_ranks_identical_decisions_one_result(tmp_path):
     assert len(logs["selected_combined_names"]) == math.ceil(result.total_steps / 4)
 
     # validation accuracy == a single-process evaluation of the same final weights
-    state = torch.load(ckpt / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt / CHECKPOINT_NAME)
     model = digits_cnn()
     model.load_state_dict(state["model"])
     model.eval()

@@ -34,6 +34,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from aees.experiments.config import UserError
+
 __all__ = [
     "CIFAR100_DIRNAME",
     "CIFAR100_MEAN",
@@ -102,10 +104,68 @@ def _get(mapping: Mapping[Any, Any], key: str, path: Path) -> Any:
     )
 
 
+class UnsafePickleError(UserError, ValueError):
+    """A CIFAR file that refers to something beyond arrays, dtypes and containers.
+
+    A :class:`~aees.experiments.config.UserError` (one line, exit 2) and a ``ValueError`` (what
+    :func:`load_cifar100` raises for a malformed file).
+    """
+
+
+# What the official pickles (Python 2 cPickle, protocol 2) refer to -- numpy's array
+# reconstruction and dtype -- plus the spellings of the same under NumPy 2 and in files
+# re-pickled by Python 3 (protocol 2 encodes bytes through _codecs.encode; protocol 5 rebuilds
+# arrays from a buffer) and the builtin containers.
+_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+        *(
+            ("builtins", name)
+            for name in ("dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray")
+        ),
+        *(("__builtin__", name) for name in ("dict", "list", "tuple", "set", "frozenset")),
+    }
+)
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds arrays and containers only: any other global is refused, so a
+    crafted file cannot call ``os.system``, ``exec`` or anything else while being read."""
+
+    def __init__(self, handle: Any, path: Path) -> None:
+        super().__init__(handle, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise UnsafePickleError(
+                f"refusing CIFAR-100 file {self.path}: it refers to {module}.{name}, which the "
+                "official files never do (a crafted file could run code); delete it and fetch "
+                "the data again"
+            )
+        if module.startswith("numpy.core."):  # NumPy 2 moved numpy.core to numpy._core
+            import importlib.util
+
+            if importlib.util.find_spec("numpy._core") is not None:
+                module = "numpy._core." + module[len("numpy.core.") :]
+        elif module == "__builtin__":
+            module = "builtins"
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path, fetch: str) -> Mapping[Any, Any]:
+    """Read one of the official pickles as data only (see :class:`_DataUnpickler`)."""
     try:
         with path.open("rb") as handle:
-            obj = pickle.load(handle, encoding="bytes")
+            obj = _DataUnpickler(handle, path).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{exc} with: {fetch}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"corrupt CIFAR-100 file {path}: cannot unpickle it ({type(exc).__name__}: {exc}); "

@@ -232,30 +232,51 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
 def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> str | None:
     """Why ``path`` could not be created/written (a short phrase), or None if it can.
 
-    Walks up to the nearest existing ancestor; nothing is created.
+    A file target must be nothing yet or a regular file (a symbolic link counts as what it
+    points to; a directory, device, FIFO or socket is refused, since the atomic write would
+    replace it), and a trailing separator names a directory. Writability is asked of the kernel,
+    not only of ``os.access`` (which as root accepts e.g. ``/proc``): a temporary file is
+    created and removed in the directory that will hold the file, or in its nearest existing
+    ancestor when that does not exist yet. Nothing else is created.
     """
-    target = Path(path).expanduser()
+    from aees.experiments.atomic import target_problem, write_probe
+
+    text = os.path.expanduser(os.fspath(path))
+    target = Path(text)
+    if not is_dir:
+        why = target_problem(text)
+        if why is not None:
+            return why
+        if target.is_symlink():  # written through: what counts is where the link leads
+            target = Path(os.path.realpath(target))
+            if not target.parent.is_dir():
+                return f"is a link into {str(target.parent)!r}, which is not a directory"
     if target.exists():
         if is_dir and not target.is_dir():
             return "exists and is not a directory"
-        if not is_dir and target.is_dir():
-            return "is a directory"
         check = target if is_dir else target.parent
         if not os.access(check, os.W_OK | os.X_OK):
             return f"directory {str(check)!r} is not writable"
         if not is_dir and not os.access(target, os.W_OK):
             return "exists and is not writable"
+        refused = write_probe(check, target.name if not is_dir else "aees-probe")
+        if refused is not None:
+            return f"directory {str(check)!r} refuses new files ({refused})"
         return None
     parent = target if is_dir else target.parent
     probe = parent.absolute()
+    child = target.name
     while not probe.exists():
         if probe.parent == probe:
             return "has no existing parent directory"
-        probe = probe.parent
+        probe, child = probe.parent, probe.name
     if not probe.is_dir():
         return f"{str(probe)!r} is not a directory"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"directory {str(probe)!r} is not writable"
+    refused = write_probe(probe, child)
+    if refused is not None:
+        return f"directory {str(probe)!r} refuses new files ({refused})"
     return None
 
 

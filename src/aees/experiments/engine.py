@@ -49,7 +49,13 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aees import AEES
-from aees.experiments.atomic import atomic_write
+from aees.experiments.atomic import atomic_write, target_problem
+from aees.experiments.checkpoint import (
+    APPLY_ERRORS,
+    CHECKPOINT_VERSION,
+    does_not_fit,
+    load_checkpoint,
+)
 from aees.experiments.config import RunConfig, UserError
 from aees.experiments.controller_logs import ControllerLogRecorder
 from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
@@ -71,7 +77,7 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "last.pt"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = CHECKPOINT_VERSION
 # config keys that may differ between the run that wrote a checkpoint and the one resuming it
 _RESUME_FREE_KEYS = (
     "output",
@@ -615,10 +621,17 @@ class _Runner:
         if config.resume and config.checkpoint_dir:
             path = checkpoint_path(config.checkpoint_dir)
             if path.exists():
-                ckpt = torch.load(path, map_location="cpu", weights_only=False)
+                ckpt = load_checkpoint(path)  # data only, checked: one line if unusable
                 _check_resumable(ckpt, config, path)
             else:
                 self.log(f"no checkpoint at {path}; starting from scratch")
+        if config.checkpoint_dir:
+            # the checkpoint is written by renaming over this path: refuse what a rename would
+            # replace (a directory, FIFO, device) now, not after the first epoch
+            path = checkpoint_path(config.checkpoint_dir)
+            why = target_problem(path)
+            if why is not None:
+                raise EngineError(f"--checkpoint-dir: {path} {why}; remove it or use another")
         self.provenance = collect_provenance(self.argv)
 
         set_seed(config.seed)
@@ -697,8 +710,11 @@ class _Runner:
         self.flops = FlopAccumulator()
         self.progress = _Progress()
         if ckpt is not None:
-            self.load_checkpoint(ckpt)
             where = checkpoint_path(config.checkpoint_dir or "")
+            try:
+                self.load_checkpoint(ckpt)
+            except APPLY_ERRORS as exc:
+                raise does_not_fit(where, exc) from None
             self.log(f"resumed from {where} after epoch {self.progress.epochs_done}")
             del ckpt
 
