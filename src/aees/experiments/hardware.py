@@ -95,6 +95,7 @@ def _torch_block() -> dict[str, Any]:
         "current_device_index": None,
         "current_device_name": None,
         "accelerator": "cpu",
+        "cpu_capability": None,
     }
     try:
         import torch
@@ -103,6 +104,12 @@ def _torch_block() -> dict[str, Any]:
         return block
 
     block["torch_version"] = str(torch.__version__)
+    # The SIMD level of torch's CPU kernels (AVX2, AVX512, ...): CPU results are bit-identical
+    # only between machines where it (and the torch build) agree; see the README's caveats.
+    try:
+        block["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        block["cpu_capability"] = None
     block["torch_cuda_version"] = getattr(torch.version, "cuda", None)
     try:
         if torch.backends.cudnn.is_available():
