@@ -180,6 +180,7 @@ class AEESOptimizer(torch.optim.Optimizer):
         self._wrapped.zero_grad(set_to_none=set_to_none)
 
     # ------------------------------------------------------------------ losses and the step
+    @torch.compiler.disable  # host bookkeeping: never traced (see AEES.step_start)
     def observe_loss(self, loss: Loss) -> None:
         """Record one micro-batch's unscaled loss for the next ``step`` (no host sync)."""
         if isinstance(loss, Tensor):
@@ -211,6 +212,7 @@ class AEESOptimizer(torch.optim.Optimizer):
         h.observed.clear()
         return loss
 
+    @torch.compiler.disable  # a compiled region around it breaks here; the wrapped step may be
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One AEES step of the wrapped optimizer; the loss comes from ``observe_loss`` or
         ``closure`` (see the module docstring). Returns what the wrapped ``step`` returned."""
