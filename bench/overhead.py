@@ -1,5 +1,8 @@
 """Per-step cost of AEES vs the plain optimizer and vs pulseopt 0.3.0, side by side in one process.
 
+``aeesopt-lr`` is :class:`aees.AEESOptimizer` (the ``torch.optim.Optimizer`` facade, loss via
+``observe_loss``) with the LR-only arms, compared with ``aees-lr`` (the ``AEES`` object).
+
 Every variant owns its own model + AdamW copy (same initial weights) and its own AEES/pulseopt
 object, which persists across rounds so episodes keep advancing (and the bandit keeps switching
 arms) while we time. Timing is round-robin: in each round every variant runs ``--steps`` timed
@@ -40,12 +43,14 @@ ARMS = {
     "both": ([0.5, 1.0, 2.0], [0.0, 0.005, 0.01]),
 }
 ARM_LABEL = {"lr": "LR-only", "noise": "noise-only", "both": "LR+noise"}
+IMPL_LABEL = {"aeesopt": "AEESOptimizer"}
 
 # Targets for AEES (not for pulseopt, which is the reference being beaten): max overhead % vs plain.
 TARGETS_PCT = {
     "cuda": {"lr": 1.0, "noise": 3.0, "both": 3.0},
     "cpu": {"lr": 2.0},
 }
+FACADE_TARGET_PCT = 1.0  # AEESOptimizer LR-only <= AEES object LR-only + 1 % (any device)
 PEAK_TARGET_PCT = 1.0  # peak memory <= plain + 1 %
 
 DEFAULT_MODELS = {"cuda": ["resnet18", "distilbert"], "cpu": ["cnn", "mlp"]}
@@ -89,6 +94,11 @@ def load_implementations(stand_in: bool) -> tuple[dict[str, Any], dict[str, str]
     elif stand_in:
         notes.append("--stand-in-pulseopt ignored: aees.AEES is available.")
     impls["aees"] = aees_cls
+    facade = getattr(sys.modules.get("aees"), "AEESOptimizer", None)
+    if facade is not None and aees_cls is not impls.get("pulseopt"):
+        impls["aeesopt"] = facade
+    else:
+        notes.append("aees.AEESOptimizer not available: the aeesopt-lr variant is skipped.")
     return impls, versions, notes
 
 
@@ -236,6 +246,8 @@ def variant_names(impls: dict[str, Any]) -> list[tuple[str, str | None, str | No
     for impl in ("aees", "pulseopt"):
         if impl in impls:
             out += [(f"{impl}-{a}", impl, a) for a in ARMS]
+    if "aeesopt" in impls:
+        out.append(("aeesopt-lr", "aeesopt", "lr"))
     return out
 
 
@@ -249,6 +261,12 @@ def run_steps(v: Variant, batches: list, forward, crit, n: int) -> None:
             opt.zero_grad(set_to_none=True)
             loss = crit(forward(model, x), y)
             loss.backward()
+            opt.step()
+        elif v.impl == "aeesopt":  # opt is the AEESOptimizer: the stock loop + observe_loss
+            opt.zero_grad(set_to_none=True)
+            loss = crit(forward(model, x), y)
+            loss.backward()
+            opt.observe_loss(loss)
             opt.step()
         else:
             w.step_start(v.global_step)
@@ -286,7 +304,10 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
         gc.collect()
 
     variants: list[Variant] = []
-    for name, impl, arms in variant_names(impls):
+    chosen = variant_names(impls)
+    if args.variants:
+        chosen = [c for c in chosen if c[0] in args.variants]
+    for name, impl, arms in chosen:
         # Memory, part 1 (resident): all previously built variants have had their grads freed
         # (set_to_none), so the allocator holds only their persistent state (params, AdamW
         # moments, wrapper state). memory_allocated() just before/after building + warming up this
@@ -305,6 +326,8 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
                 episode_length=args.episode_length,
                 seed=args.seed,
             )
+            if impl == "aeesopt":
+                opt = wrapper  # the facade is the optimizer the loop sees
         v = Variant(name, impl, arms, model, opt, wrapper)
         run_steps(v, batches, spec.forward, crit, args.warmup)
         opt.zero_grad(set_to_none=True)
@@ -378,14 +401,27 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
         res["variants"][v.name] = entry
 
     ratios: dict[str, Any] = {}
-    if "pulseopt" in impls:
-        for a in ARMS:
-            ae, po = res["variants"][f"aees-{a}"], res["variants"][f"pulseopt-{a}"]
+    timed = res["variants"]
+    for a in ARMS:
+        if f"aees-{a}" in timed and f"pulseopt-{a}" in timed:
+            ae, po = timed[f"aees-{a}"], timed[f"pulseopt-{a}"]
             r = {"ms": po["ms_per_step_median"] / ae["ms_per_step_median"]}
             if cuda:
                 r["peak"] = po["peak_mib"] / ae["peak_mib"]
             ratios[a] = r
     res["ratio_pulseopt_over_aees"] = ratios
+    if "aeesopt-lr" in timed and "aees-lr" in timed:
+        facade, obj = res["variants"]["aeesopt-lr"], res["variants"]["aees-lr"]
+        by_name = {v.name: v for v in variants}
+        paired = [
+            100.0 * (a / b - 1.0)
+            for a, b in zip(by_name["aeesopt-lr"].ms_rounds, by_name["aees-lr"].ms_rounds,
+                            strict=True)
+        ]  # fmt: skip
+        facade["overhead_pct_vs_aees"] = 100.0 * (
+            facade["ms_per_step_median"] / obj["ms_per_step_median"] - 1.0
+        )
+        facade["overhead_pct_vs_aees_paired_median"] = statistics.median(paired)
     res["targets"] = check_targets(res, dev.type)
 
     del variants, plain, batches, base
@@ -409,12 +445,25 @@ def _episodes_closed(wrapper: Any) -> int | None:
 
 def check_targets(res: dict, dev_type: str) -> dict:
     out: dict[str, Any] = {}
+    timed = res["variants"]
+    facade = timed.get("aeesopt-lr")
+    if facade is not None and "overhead_pct_vs_aees" in facade:
+        got = facade["overhead_pct_vs_aees"]
+        out["aeesopt-lr time vs aees-lr"] = {
+            "limit_pct": FACADE_TARGET_PCT,
+            "got_pct": got,
+            "pass": got <= FACADE_TARGET_PCT,
+        }
     for a, limit in TARGETS_PCT.get(dev_type, {}).items():
-        got = res["variants"][f"aees-{a}"]["overhead_pct"]
+        if f"aees-{a}" not in timed:
+            continue
+        got = timed[f"aees-{a}"]["overhead_pct"]
         out[f"aees-{a} time"] = {"limit_pct": limit, "got_pct": got, "pass": got <= limit}
     if dev_type == "cuda":
         for a in ARMS:
-            got = res["variants"][f"aees-{a}"]["peak_overhead_pct"]
+            if f"aees-{a}" not in timed:
+                continue
+            got = timed[f"aees-{a}"]["peak_overhead_pct"]
             out[f"aees-{a} peak"] = {
                 "limit_pct": PEAK_TARGET_PCT,
                 "got_pct": got,
@@ -445,7 +494,9 @@ def markdown_table(name: str, res: dict, dev_type: str, stand_in: bool) -> str:
     ]
     for vname, e in res["variants"].items():
         impl, _, arms = vname.partition("-")
-        label = "plain AdamW" if impl == "plain" else f"{impl} {ARM_LABEL[arms]}"
+        label = (
+            "plain AdamW" if impl == "plain" else f"{IMPL_LABEL.get(impl, impl)} {ARM_LABEL[arms]}"
+        )
         if impl == "aees" and stand_in:
             label += " (stand-in)"
         row = [label, f"{e['ms_per_step_median']:.3f}", f"{e['overhead_pct']:+.2f}"]
@@ -461,7 +512,8 @@ def markdown_table(name: str, res: dict, dev_type: str, stand_in: bool) -> str:
         lines.append("Targets (aees only):")
         for k, t in res["targets"].items():
             mark = "PASS" if t["pass"] else "FAIL"
-            lines.append(f"- {k} <= +{t['limit_pct']:g}% vs plain: {t['got_pct']:+.2f}%  {mark}")
+            vs = "" if " vs " in k else " vs plain"
+            lines.append(f"- {k} <= +{t['limit_pct']:g}%{vs}: {t['got_pct']:+.2f}%  {mark}")
     return "\n".join(lines)
 
 
@@ -508,6 +560,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--variants",
+        default=None,
+        help="comma list of variants to time (default all), e.g. plain,aees-lr,aeesopt-lr",
+    )
+    p.add_argument(
         "--out", default=None, help="JSON path (default bench/results/overhead-<dev>.json)"
     )
     p.add_argument("--quick", action="store_true", help="tiny smoke-test settings")
@@ -529,6 +586,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(a, k, val)
     if min(a.rounds, a.steps, a.episode_length) < 1 or a.warmup < 1:
         p.error("--rounds, --steps, --warmup and --episode-length must be >= 1")
+    if a.variants is not None:
+        a.variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+        if "plain" not in a.variants:
+            p.error("--variants must include plain (every overhead is measured against it)")
     return a
 
 
@@ -590,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "statistic": "median over rounds of ms/step; round-robin order rotated per round",
             "targets_pct": TARGETS_PCT.get(dev.type, {}),
+            "facade_target_pct": FACADE_TARGET_PCT,
             "peak_target_pct": PEAK_TARGET_PCT if dev.type == "cuda" else None,
         },
         "notes": notes,
