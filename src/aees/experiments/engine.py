@@ -65,7 +65,7 @@ from aees.experiments.results import RunResult, collect_provenance, save_run_res
 from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
 from aees.experiments.tasks import Task, TaskSetup
 from aees.experiments.tracking import RunTracker, open_tracker
-from aees.types import candidate_name
+from aees.types import EpisodeRecord, candidate_name
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -462,6 +462,12 @@ class _Runner:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
+    def _episode_closed(self, record: EpisodeRecord) -> None:
+        """AEES episode-end hook (inside step_end / finalize): controller snapshots, tracking."""
+        self.recorder.sync()
+        if self.tracker is not None:
+            self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
+
     # -- passes
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         model, opt, aees, scaler = self.net, self.optimizer, self.aees, self.scaler
@@ -478,7 +484,6 @@ class _Runner:
             f"epoch {epoch}/{self.config.epochs}",
             self.show,
         )
-        length = self.config.episode_length
         # The bar's loss / accuracy / arm are refreshed ~20 times per epoch: each refresh reads
         # two device scalars (a sync), so never per step, and never when the bar is off.
         set_postfix = getattr(batches, "set_postfix", None)
@@ -497,11 +502,7 @@ class _Runner:
             else:
                 loss.backward()
             if aees is not None:
-                aees.step_end(loss)
-                if aees.num_steps % length == 0:
-                    self.recorder.sync()
-                    if self.tracker is not None:
-                        self.tracker.log_episodes(aees.get_logs(), opt.param_groups[0]["lr"])
+                aees.step_end(loss)  # an episode that closes here calls _episode_closed
             elif scaler is not None:
                 scaler.step(opt)
                 scaler.update()
@@ -688,6 +689,8 @@ class _Runner:
             else None
         )
         self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
+        if self.aees is not None:
+            self.aees.register_episode_end_hook(self._episode_closed)
         self.scheduler = self.step_scheduler = None
         if _step_unit(self.task) == "step":
             # NLP (§2.2.6): stepped after every optimizer step; span in optimizer steps.
