@@ -16,14 +16,12 @@ import argparse
 import sys
 
 from aees.experiments.config import (
+    EXIT_DIVERGED,
     OneLineArgumentParser,
     RunConfig,
     add_common_arguments,
     validate_common_args,
 )
-
-#: ``aees train`` exit status of a run stopped by a non-finite loss (its result is written).
-EXIT_DIVERGED = 3
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

@@ -28,10 +28,14 @@ from urllib.request import url2pathname
 __all__ = [
     "CONTROL_MODES",
     "DEFAULT_AEES_TRACE_ROOT",
+    "EXIT_DIVERGED",
     "FLAG_STYLES",
     "LR_SCHEDULERS",
+    "MAX_INT_FLAG",
+    "MAX_SEED",
     "METHOD_NAMES",
     "NLP_METHODS",
+    "NONFINITE_POLICIES",
     "OPEN_LOOP_MODES",
     "OPTIMIZERS",
     "PRECISIONS",
@@ -59,6 +63,16 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 MLFLOW_DEFAULT_STORE = "mlruns"
 #: ``--mlflow URI`` schemes MLflow's tracking client serves (``+driver`` suffixes allowed).
 MLFLOW_URI_SCHEMES = ("http", "https", "databricks", "sqlite", "postgresql", "mysql", "mssql")
+#: ``--nonfinite``: stop the run at the first non-finite training loss (``raise``; the result is
+#: written and marked as diverged) or leave such steps out of AEES rewards and go on (``skip``).
+NONFINITE_POLICIES = ("raise", "skip")
+#: ``aees train`` exit status of a run stopped by a non-finite loss (its result is written,
+#: marked diverged); sweeps record such a run as completed with a "diverged" detail.
+EXIT_DIVERGED = 3
+#: Largest value of an integer flag (a C ``int``): larger ones overflow torch, NumPy or the OS.
+MAX_INT_FLAG = 2**31 - 1
+#: Seeds are unsigned 32-bit: NumPy's and every generator the tasks seed accept that range.
+MAX_SEED = 2**32 - 1
 
 #: ``--control-mode`` -> the method name written to the result (thesis §2.1.1).
 METHOD_NAMES = {
@@ -89,7 +103,16 @@ class UserError(Exception):
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), exit 2."""
+    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), exit 2.
+
+    Abbreviated long options are refused (``allow_abbrev=False``): a prefix such as ``--epoch``
+    or ``--hf-tok`` would otherwise silently set a flag under a spelling nothing else knows (the
+    secret scrubber included). Sub-parsers made by ``add_subparsers`` inherit the class.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(str(message).split())
@@ -185,6 +208,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
             f"(default {DEFAULT_AEES_TRACE_ROOT})",
         )
     a.add_argument(
+        "--nonfinite",
+        choices=NONFINITE_POLICIES,
+        default="raise",
+        help="raise (default): stop at the first non-finite loss and write a result marked "
+        "diverged; skip: leave such steps out of AEES rewards and continue",
+    )
+    a.add_argument(
         "--track-update-norm",
         action="store_true",
         help="record ||delta theta||_2 per step (one extra buffer per parameter)",
@@ -201,7 +231,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
     r.add_argument("--output", default="", help="result JSON (default results/<name>.json)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i>")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, >= 0")
+    r.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers, 0..the CPU count"
+    )
     r.add_argument("--data-dir", default=None, help="dataset directory (task default if unset)")
     r.add_argument(
         "--model-name", default=None, help="model id or local directory (task default if unset)"
@@ -327,6 +359,32 @@ def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
     return None
 
 
+def usable_cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_int_ranges(fail: Any, args: argparse.Namespace) -> None:
+    """Every integer flag of the namespace fits the C types it ends up in.
+
+    Seeds (``--seed``, ``--*-seed``) are in [0, :data:`MAX_SEED`]; every other integer is at
+    most :data:`MAX_INT_FLAG` in magnitude (the per-flag rules then check the sign). Generic
+    over the namespace, so a task's own integer flags are covered too.
+    """
+    for dest, value in sorted(vars(args).items()):
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if dest == "seed" or dest.endswith("_seed"):
+            if not 0 <= value <= MAX_SEED:
+                fail(flag, f"must be in [0, {MAX_SEED}], got {value}")
+        elif abs(value) > MAX_INT_FLAG:
+            fail(flag, f"must be at most {MAX_INT_FLAG} in magnitude, got {value}")
+
+
 def _validate_open_loop(fail: Any, args: argparse.Namespace) -> None:
     """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched`` (§2.1.1):
     no LR schedule, no context, independent axes, LR candidates exactly 0.5,1.0,2.0 and noise
@@ -431,6 +489,7 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         if not math.isfinite(value):
             fail(flag, f"must be finite, got {value}")
 
+    _check_int_ranges(fail, args)
     positive_ints = {
         "--epochs": args.epochs,
         "--batch-size": args.batch_size,
@@ -446,6 +505,12 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         fail("--warmup-epochs", f"must be >= 0, got {args.warmup_epochs}")
     if args.num_workers < 0:
         fail("--num-workers", f"must be >= 0, got {args.num_workers}")
+    if args.num_workers > usable_cpu_count():
+        fail(
+            "--num-workers",
+            f"must be <= {usable_cpu_count()} (the CPUs this process may use), "
+            f"got {args.num_workers}",
+        )
     if args.val_split is not None and args.val_split <= 0:
         fail("--val-split", f"must be > 0, got {args.val_split}")
 
@@ -568,6 +633,7 @@ class RunConfig:
     tensorboard: str | None = None  # --tensorboard DIR
     mlflow: str | None = None  # --mlflow: the tracking URI (a local store as a file: URI)
     track_update_norm: bool = False
+    nonfinite: str = "raise"
     method: str | None = None  # the NLP runners' --method; None for CIFAR-style tasks
     schedule_seed: int | None = None  # open-loop modes only
     aees_trace_root: str | None = None  # open-loop modes: where the AEES traces are found

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ from aees.experiments.results import RunResult, collect_provenance, save_run_res
 from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
 from aees.experiments.tasks import Task, TaskSetup
 from aees.experiments.tracking import RunTracker, open_tracker
-from aees.types import EpisodeRecord, candidate_name
+from aees.types import EpisodeRecord, NonFiniteLossError, candidate_name
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -348,11 +348,30 @@ def _build_aees(
         "seed": config.seed,
         "grad_scaler": scaler,
         "track_update_norm": config.track_update_norm,
+        "nonfinite": config.nonfinite,
     }
     if plan is not None:
         kwargs["control_mode"] = "random"  # any bandit mode; replay swaps in the plan
         return AEES.replay(optimizer, {"selected_lr_indices": list(plan.indices)}, **kwargs)
     return AEES(optimizer, **kwargs)
+
+
+def _raise_first_nonfinite(step_losses: Sequence[torch.Tensor], first_step: int) -> NoReturn:
+    """Raise :class:`NonFiniteLossError` for the first non-finite loss of an epoch.
+
+    Called only once the epoch's total is known to be non-finite. On another rank of a DDP run
+    the local losses may all be finite (the total is all-reduced): then the epoch's first step
+    is named.
+    """
+    losses = torch.stack([loss.float() for loss in step_losses]).cpu()
+    bad = (~torch.isfinite(losses)).nonzero()
+    index = int(bad[0]) if len(bad) else 0
+    value = float(losses[index])
+    raise NonFiniteLossError(
+        f"loss at step {first_step + index} is not finite ({value!r})",
+        step=first_step + index,
+        value=value,
+    )
 
 
 def _label(config: RunConfig) -> str:
@@ -447,6 +466,8 @@ class _Runner:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.show = not config.quiet and self.dist.main
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        #: (global step, 1-based epoch) of the first non-finite loss under --nonfinite raise
+        self.divergence: tuple[int, int] | None = None
 
     @property
     def _scheduler(self) -> Any:
@@ -478,6 +499,10 @@ class _Runner:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
+        # Under --nonfinite raise, the epoch's step losses are kept (references to tensors that
+        # exist anyway: no kernel, no sync) so a non-finite epoch can name its first bad step.
+        step_losses: list[torch.Tensor] | None = [] if self.config.nonfinite == "raise" else None
+        first_step = self.progress.global_step
         batches = _progress(
             self.train_loader,
             len(self.train_loader),
@@ -514,6 +539,8 @@ class _Runner:
             self.flops.add_train_batch(self.flop_model.train_flops(inputs) * self.dist.world)
             batch = targets.shape[0]
             with torch.no_grad():
+                if step_losses is not None:
+                    step_losses.append(loss.detach())
                 loss_sum.add_(loss.detach(), alpha=batch)  # one kernel; upcast to float64
                 correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
             seen += batch
@@ -531,6 +558,8 @@ class _Runner:
         if self.dist.enabled:  # metrics over all ranks' examples
             totals = _all_reduce_sum(totals.to(self._collective_device))
         loss_total, correct_total, seen_total = totals.tolist()
+        if step_losses is not None and not math.isfinite(loss_total):
+            _raise_first_nonfinite(step_losses, first_step)
         return loss_total / max(seen_total, 1.0), correct_total / max(seen_total, 1.0)
 
     @property
@@ -740,7 +769,13 @@ class _Runner:
         for epoch in range(p.epochs_done, config.epochs):
             episodes_before = self.recorder.count if self.recorder is not None else 0
             t0 = time.perf_counter()
-            train_loss, train_acc = self.train_epoch(epoch + 1)
+            try:
+                train_loss, train_acc = self.train_epoch(epoch + 1)
+            except NonFiniteLossError as err:
+                # --nonfinite raise: stop here; the result keeps the completed epochs.
+                self.divergence = (err.step, epoch + 1)
+                self.log(f"diverged: {err}")
+                break
             val_acc = self.evaluate(val_loader)
             if cuda:
                 torch.cuda.synchronize(self.device)
@@ -775,7 +810,11 @@ class _Runner:
             self.save_checkpoint(p.elapsed_before + time.perf_counter() - start)
 
         if self.aees is not None:
-            self.aees.finalize()
+            if self.divergence is None:
+                try:
+                    self.aees.finalize()
+                except NonFiniteLossError as err:  # the last, partial episode
+                    self.divergence = (err.step, config.epochs)
             self.recorder.sync()
         if self.tracker is not None and self.aees is not None:
             self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
@@ -1004,6 +1043,9 @@ class _Runner:
             run_tag=config.run_tag,
             provenance=provenance,
             diagnostics=diagnostics,
+            diverged=self.divergence is not None,
+            diverged_at_step=self.divergence[0] if self.divergence else None,
+            diverged_at_epoch=self.divergence[1] if self.divergence else None,
         )
 
 
