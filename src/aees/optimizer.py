@@ -180,13 +180,13 @@ class AEESOptimizer(torch.optim.Optimizer):
         self._wrapped.zero_grad(set_to_none=set_to_none)
 
     # ------------------------------------------------------------------ losses and the step
-    @torch.compiler.disable  # host bookkeeping: never traced (see AEES.step_start)
     def observe_loss(self, loss: Loss) -> None:
         """Record one micro-batch's unscaled loss for the next ``step`` (no host sync)."""
         if isinstance(loss, Tensor):
             if loss.numel() != 1:
                 raise ValueError(f"loss must be a scalar tensor, got shape {tuple(loss.shape)}.")
-            self._holder.observed.append(loss.detach().reshape(()))
+            loss = loss.detach()
+            self._holder.observed.append(loss.reshape(()) if loss.dim() else loss)
         elif isinstance(loss, numbers.Real) and not isinstance(loss, bool):
             self._holder.observed.append(float(loss))
         else:
@@ -212,7 +212,10 @@ class AEESOptimizer(torch.optim.Optimizer):
         h.observed.clear()
         return loss
 
-    @torch.compiler.disable  # a compiled region around it breaks here; the wrapped step may be
+    # The AEES bookkeeping runs eagerly even inside a torch.compile'd region (one graph break):
+    # traced, its episode counters and arms would be guarded on and recompile at every step. A
+    # compiled wrapped-optimizer step called from here still runs compiled.
+    @torch.compiler.disable
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One AEES step of the wrapped optimizer; the loss comes from ``observe_loss`` or
         ``closure`` (see the module docstring). Returns what the wrapped ``step`` returned."""

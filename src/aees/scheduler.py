@@ -278,10 +278,6 @@ class AEES:
         )
 
     # ------------------------------------------------------------------ the step
-    # The bookkeeping runs eagerly even inside a torch.compile'd region (one graph break):
-    # traced, its episode counters and arms would be guarded on and recompile every step. A
-    # compiled wrapped-optimizer step inside still runs compiled (see _scale_tensor_lrs).
-    @torch.compiler.disable
     def step_start(self, global_step: int) -> CandidateConfig:
         """Open a step; if no episode is open, open one at ``global_step`` and pick its arms."""
         if self._step_open:
@@ -291,7 +287,6 @@ class AEES:
         self._step_open = True
         return candidate
 
-    @torch.compiler.disable
     def step_end(
         self,
         loss: Loss | Callable[[], Loss | None] | None = None,
