@@ -430,12 +430,12 @@ class AEES:
                     continue
                 seen.add(id(lr))
                 buf = self._lr_buffers.get(id(lr))
-                if (
-                    buf is None
-                    or buf.shape != lr.shape
-                    or buf.dtype != lr.dtype
-                    or (buf.device != lr.device)
-                ):
+                fits = buf is not None and (buf.shape, buf.dtype, buf.device) == (
+                    lr.shape,
+                    lr.dtype,
+                    lr.device,
+                )
+                if not fits:
                     buf = self._lr_buffers[id(lr)] = torch.empty_like(lr, requires_grad=False)
                 buf.copy_(lr)
                 scaled.append((lr, buf))  # before mul_: restored even if mul_ raised
