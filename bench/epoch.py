@@ -1,6 +1,6 @@
 """Steady-state CIFAR-100 epoch time of the engine against the compute floor, in one process.
 
-* **engine**: ``aees.experiments.engine.run`` on the ``cifar100`` task with synthetic in-memory
+* **engine**: ``aees.runner.engine.run`` on the ``cifar100`` task with synthetic in-memory
   data of CIFAR shape (uint8 50,000 x 3 x 32 x 32 train, 10,000 test; random labels): the real
   loop with on-device crop + flip, normalisation, per-epoch evaluation on the test set, FLOP
   accounting, status lines -- everything a run does. Steady state = mean of the epoch times
@@ -35,10 +35,10 @@ from typing import Any
 
 import torch
 
-from aees.experiments.config import RunConfig
-from aees.experiments.engine import resolve_device, run, set_seed
-from aees.experiments.results import atomic_write_text
-from aees.experiments.tasks.cifar100 import Cifar100Task
+from aees.results import atomic_write_text
+from aees.runner.config import RunConfig
+from aees.runner.engine import resolve_device, run, set_seed
+from aees.runner.tasks.cifar100 import Cifar100Task
 
 VARIANTS = {
     "baseline": {"control_mode": "baseline"},
@@ -79,7 +79,7 @@ def floor_epoch_seconds(
     *, n_train: int, n_test: int, batch: int, epochs: int, device: torch.device
 ) -> list[float]:
     """Per-epoch seconds of the bare compute: fwd/bwd/AdamW per batch, then eval forwards."""
-    from aees.experiments.cifar import cifar_resnet18
+    from aees.runner.cifar import cifar_resnet18
 
     set_seed(0)
     model = cifar_resnet18().to(device)

@@ -46,7 +46,7 @@ VOLATILE_KEYS = frozenset(
 def _aees(*args: str, cwd: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     env["HF_DATASETS_OFFLINE"] = "1"
-    subprocess.run([sys.executable, "-m", "aees.experiments.cli", *args], cwd=cwd, env=env,
+    subprocess.run([sys.executable, "-m", "aees.cli", *args], cwd=cwd, env=env,
                    check=True)  # fmt: skip
 
 

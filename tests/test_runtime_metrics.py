@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aees.experiments.results import (
+from aees.results import (
     STEADY_STATE_RULE,
     RunResult,
     build_runtime_metrics,

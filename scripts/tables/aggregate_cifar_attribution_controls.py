@@ -4,10 +4,10 @@
 Usage: python scripts/tables/aggregate_cifar_attribution_controls.py
        [--aees-trace-root results/cifar_noisy] [--controls-root results/cifar_attribution_controls]
        [--out-dir reproduced_artifacts/tables/cifar_attribution_controls] [--strict]
-(a thin wrapper over aees.reporting.attribution.script_main).
+(a thin wrapper over aees.cli.attribution_script).
 """
 
-from aees.reporting.attribution import script_main
+from aees.cli import attribution_script as script_main
 
 if __name__ == "__main__":
     raise SystemExit(script_main())

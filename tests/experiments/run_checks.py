@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aees.experiments.results import RunResult, load_run_result
+from aees.results import RunResult, load_run_result
 
 
 def check_consistent(path: Path, epochs: int = 2, *, test_split: bool | None = True) -> RunResult:

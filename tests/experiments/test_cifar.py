@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from cifar_fixture import write_cifar100
 from torch import nn
 
-from aees.experiments.cifar import (
+from aees.runner.cifar import (
     CIFAR100_DIRNAME,
     CIFAR100_MEAN,
     CIFAR100_STD,
@@ -339,7 +339,7 @@ def test_cifar_resnet18_structure_and_output() -> None:
 
 def test_import_does_not_load_torchvision() -> None:
     code = (
-        "import sys, aees.experiments.cifar; "
+        "import sys, aees.runner.cifar; "
         "assert 'torchvision' not in sys.modules, 'torchvision imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

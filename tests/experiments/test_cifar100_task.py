@@ -12,9 +12,10 @@ import torch
 from cifar_fixture import write_cifar100
 from run_checks import check_consistent, check_episodes
 
-from aees.experiments import cli, engine
-from aees.experiments.label_noise import LabelCorruption, cifar_asymmetric_noise
-from aees.experiments.results import load_run_result
+from aees import cli
+from aees.results import load_run_result
+from aees.runner import engine
+from aees.runner.label_noise import LabelCorruption, cifar_asymmetric_noise
 
 pytest.importorskip("torchvision")
 
@@ -99,7 +100,7 @@ def test_adaptive_dual_with_asymmetric_noise(data_dir, tmp_path):
 
 
 def _train_labels(data_dir: Path) -> list[int]:
-    from aees.experiments.cifar import load_cifar100
+    from aees.runner.cifar import load_cifar100
 
     return load_cifar100(data_dir)["train_labels"].tolist()
 

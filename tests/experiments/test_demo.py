@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aees.experiments import cli
-from aees.experiments.results import load_run_result
+from aees import cli
+from aees.results import load_run_result
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("scipy")

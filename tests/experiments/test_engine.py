@@ -14,12 +14,12 @@ import run_checks
 import torch
 from run_checks import check_episodes
 
-from aees.experiments import cli
-from aees.experiments.config import RunConfig, parse_candidates
-from aees.experiments.engine import CHECKPOINT_NAME
-from aees.experiments.results import load_run_result
-from aees.experiments.schedules import build_epoch_scheduler
-from aees.experiments.tasks.digits import DigitsTask
+from aees import cli
+from aees.results import load_run_result
+from aees.runner.config import RunConfig, parse_candidates
+from aees.runner.engine import CHECKPOINT_NAME
+from aees.runner.schedules import build_epoch_scheduler
+from aees.runner.tasks.digits import DigitsTask
 
 # One thread: tiny models are slower with more, and CI machines are shared.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -39,7 +39,7 @@ def train(tmp_path: Path, *flags: str, name: str = "run.json") -> Path:
 
 def cli_subprocess(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "aees.experiments.cli", *args],
+        [sys.executable, "-m", "aees.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -202,7 +202,7 @@ def test_run_config_and_candidates():
 def test_digits_data_matches_sklearn():
     from sklearn.datasets import load_digits
 
-    from aees.experiments.tasks.digits import load_digits_split, load_digits_tensors
+    from aees.runner.tasks.digits import load_digits_split, load_digits_tensors
 
     x, y = load_digits_tensors()
     data = load_digits()
@@ -245,13 +245,13 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     ckpt_dir = tmp_path / "ckpt"
     killed_out = tmp_path / "resumed.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aees.experiments.cli", *flags, "--output", str(killed_out),
+        [sys.executable, "-m", "aees.cli", *flags, "--output", str(killed_out),
          "--checkpoint-dir", str(ckpt_dir)],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     # the uninterrupted reference runs alongside
     reference = subprocess.Popen(
-        [sys.executable, "-m", "aees.experiments.cli", *flags,
+        [sys.executable, "-m", "aees.cli", *flags,
          "--output", str(tmp_path / "reference.json")],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from sweep_presets import TINY
 
-from aees.experiments.executors import SweepError, run_local, run_ray
-from aees.experiments.plan import (
+from aees.cli import sweep_main
+from aees.results import load_run_result
+from aees.sweep.local import SweepError, run_local, run_ray
+from aees.sweep.plan import (
     Manifest,
     build_plan,
     check_result,
     load_manifest,
     write_manifest,
 )
-from aees.experiments.results import load_run_result
-from aees.experiments.sweep_cli import sweep_main
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("local")
     manifest_path = _plan(base)
     out = base / "out"
-    cli = [sys.executable, "-m", "aees.experiments.sweep_cli", "sweep", str(manifest_path)]
+    cli = [sys.executable, "-m", "aees.cli", "sweep", str(manifest_path)]
     sweep = subprocess.Popen(
         [*cli, "--workers", "2", "--grace-period", "5"],
         stdout=subprocess.PIPE,
@@ -146,7 +146,7 @@ def test_resume_runs_only_the_missing_runs(local_sweep: dict) -> None:
             assert run.status == "completed"
             assert log.count(HEADER) >= 1
             assert "Saved result to" in log
-        assert f"command: {sys.executable} -m aees.experiments.cli train digits" in log
+        assert f"command: {sys.executable} -m aees.cli train digits" in log
     assert json.loads(local_sweep["manifest_path"].read_text())["status_counts"]["pending"] == 0
 
 
@@ -300,8 +300,7 @@ def test_second_sweep_on_the_same_manifest_is_refused(tmp_path: Path) -> None:
 
 def test_modules_do_not_import_ray() -> None:
     code = (
-        "import sys, aees.experiments.plan, aees.experiments.executors, "
-        "aees.experiments.sweep_cli; assert 'ray' not in sys.modules"
+        "import sys, aees.sweep.plan, aees.sweep.local, aees.cli; assert 'ray' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

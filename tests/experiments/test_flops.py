@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from aees.experiments import flops as fl
+from aees.runner import flops as fl
 
 
 def _mlp() -> nn.Module:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aees.experiments.config import MAX_INT_FLAG, MAX_SEED, usable_cpu_count
-from aees.experiments.results import REDACTED, load_run_result, redact_values
+from aees.results import REDACTED, load_run_result, redact_values
+from aees.runner.config import MAX_INT_FLAG, MAX_SEED, usable_cpu_count
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ADAPTIVE = ["--control-mode", "adaptive", "--lr-candidates", "0.5,1,2"]
@@ -24,7 +24,7 @@ ADAPTIVE = ["--control-mode", "adaptive", "--lr-candidates", "0.5,1,2"]
 
 def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aees.experiments.cli", *args],
+        [sys.executable, "-m", "aees.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,

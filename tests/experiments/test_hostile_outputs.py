@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aees.experiments import cli
-from aees.experiments.engine import CHECKPOINT_NAME
-from aees.experiments.results import load_run_result
+from aees import cli
+from aees.results import load_run_result
+from aees.runner.engine import CHECKPOINT_NAME
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY = ["--epochs", "1", "--batch-size", "256", "--quiet"]
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aees.experiments.cli", *args],
+        [sys.executable, "-m", "aees.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -254,7 +254,7 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_own_checkpoints_load_as_data_only_and_resume(tmp_path, variant):
     """Every kind of state the engine saves loads with ``weights_only=True`` and resumes."""
-    from aees.experiments.checkpoint import load_checkpoint
+    from aees.runner.checkpoint import load_checkpoint
 
     ck = tmp_path / "ck"
     argv = ["train", "digits", *TINY, *VARIANTS[variant], "--checkpoint-dir", str(ck)]
@@ -274,7 +274,7 @@ def test_cifar100_checkpoint_with_device_loader_loads_as_data_only(tmp_path):
     pytest.importorskip("torchvision")
     from cifar_fixture import write_cifar100
 
-    from aees.experiments.checkpoint import load_checkpoint
+    from aees.runner.checkpoint import load_checkpoint
 
     write_cifar100(tmp_path / "data", 16, 8, seed=3)
     argv = ["train", "cifar100", "--data-dir", str(tmp_path / "data"), "--device", "cpu",
@@ -346,7 +346,7 @@ KIND = {"fifo": "fifo", "socket": "sock", "directory": "dir", "device": "chr"}
 
 @pytest.mark.parametrize("what", SPECIAL)
 def test_atomic_write_refuses_special_targets(tmp_path, what):
-    from aees.experiments.atomic import atomic_write_text
+    from aees.results.io import atomic_write_text
 
     target = tmp_path / "target"
     sock = _make_special(what, target)
@@ -430,7 +430,7 @@ def test_symlinked_output_is_written_through(tmp_path):
 
 
 def test_atomic_write_through_a_link_keeps_it(tmp_path):
-    from aees.experiments.atomic import atomic_write_text
+    from aees.results.io import atomic_write_text
 
     real = tmp_path / "a" / "real.txt"
     real.parent.mkdir()
@@ -460,7 +460,7 @@ def _dead_pid() -> int:
 def test_stale_temps_of_the_same_target_are_removed(tmp_path):
     """Removed: any old one, a young one of a dead writer on this host. Kept: a live writer's,
     a young one of unknown origin, and every other target's."""
-    from aees.experiments.atomic import STALE_TEMP_SECONDS, atomic_write_text
+    from aees.results.io import STALE_TEMP_SECONDS, atomic_write_text
 
     host, old = _host(), time.time() - STALE_TEMP_SECONDS - 60
     names = {
@@ -500,7 +500,7 @@ def test_cli_cleans_temps_a_killed_run_left(tmp_path):
 
 
 def test_probe_leaves_nothing_behind(tmp_path):
-    from aees.experiments.config import writable_location_problem
+    from aees.runner.config import writable_location_problem
 
     assert writable_location_problem(tmp_path / "new" / "r.json", is_dir=False) is None
     assert writable_location_problem(tmp_path / "ck", is_dir=True) is None

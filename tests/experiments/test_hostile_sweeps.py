@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sweep_presets import TINY
 
-from aees.experiments.plan import build_plan, write_manifest
+from aees.sweep.plan import build_plan, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def _env() -> dict[str, str]:
 
 
 def _sweep_argv(manifest: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "aees.experiments.cli", "sweep", str(manifest), *args]
+    return [sys.executable, "-m", "aees.cli", "sweep", str(manifest), *args]
 
 
 def _sweep(manifest: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -314,7 +314,7 @@ def test_interpreter_from_the_manifest_is_not_executed(checkpoint_sweep: dict[st
     run = _run(state["manifest"])
     assert run["status"] == "completed", (run["detail"], state["proc"].stderr[-2000:])
     log = (state["root"] / run["log"]).read_text()
-    assert f"command: {sys.executable} -m aees.experiments.cli train digits" in log
+    assert f"command: {sys.executable} -m aees.cli train digits" in log
     # the sweep's own checkpoint directory (only last.pt) is removed once the run is complete
     assert not (state["root"] / run["checkpoint_dir"]).exists()
 

@@ -11,8 +11,8 @@ import random
 import pytest
 import torch
 
-from aees.experiments import label_noise as ln
-from aees.experiments.label_noise import LabelCorruption
+from aees.runner import label_noise as ln
+from aees.runner.label_noise import LabelCorruption
 
 N_CIFAR = 50_000
 

@@ -21,12 +21,12 @@ import run_checks
 from nlp_fixtures import write_agnews, write_sst2, write_tiny_distilbert
 from run_checks import check_episodes
 
-from aees.experiments import cli
-from aees.experiments.config import RunConfig
-from aees.experiments.label_noise import agnews_label_noise
-from aees.experiments.results import load_run_result
-from aees.experiments.tasks import get_task
-from aees.experiments.tasks.nlp import (
+from aees import cli
+from aees.results import load_run_result
+from aees.runner.config import RunConfig
+from aees.runner.label_noise import agnews_label_noise
+from aees.runner.tasks import get_task
+from aees.runner.tasks.nlp import (
     METADATA_NAME,
     PadCollate,
     TextClassificationTask,
@@ -252,7 +252,7 @@ def test_pretokenize_layout_reuse_and_max_length_key(fx, tmp_path, capsys, monke
 def test_pretokenize_subprocess_agnews(fx, tmp_path):
     argv = flags(fx, tmp_path, "agnews", "--pretokenize-only")
     proc = subprocess.run(
-        [sys.executable, "-m", "aees.experiments.cli", *argv],
+        [sys.executable, "-m", "aees.cli", *argv],
         capture_output=True,
         text=True,
         timeout=120,
@@ -370,7 +370,7 @@ def test_dataset_collate_and_model_outputs(fx, tmp_path):
     loss = setup.loss_fn(outputs, labels)
     assert loss.ndim == 0 and torch.isfinite(loss)
     # The engine's FLOP counter works on the HF output (logits, no loss).
-    from aees.experiments.flops import measure_flops
+    from aees.runner.flops import measure_flops
 
     record = measure_flops(setup.model, inputs)
     assert record.forward_flops > 0 and record.backward_flops > record.forward_flops

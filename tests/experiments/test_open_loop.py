@@ -11,15 +11,15 @@ import pytest
 import run_checks
 import torch
 
-from aees.experiments import cli
-from aees.experiments.open_loop import (
+from aees import cli
+from aees.results import load_run_result
+from aees.runner.open_loop import (
     apportion,
     episode_count,
     frequency_matched_plan,
     pooled_frequencies,
     uniform_plan,
 )
-from aees.experiments.results import load_run_result
 
 LR = ["--lr-candidates", "0.5,1,2", "--noise-candidates", "0.0"]
 EPISODE = 6  # digits: 20 steps per epoch at batch 64 -> episodes of 6, 6, 6, 2
@@ -247,7 +247,7 @@ def test_cifar100_regime_restriction(tmp_path: Path, capsys) -> None:
     err = _error(capsys, *base, "--label-noise-type", "symmetric", "--label-noise-rate", "0.3",
                  task="cifar100")  # fmt: skip
     assert "symmetric 0.4" in err
-    from aees.experiments.cli import parse_train_args
+    from aees.cli import parse_train_args
 
     config, _ = parse_train_args(["train", "cifar100", *base, "--label-noise-type", "asymmetric",
                                   "--label-noise-rate", "0.2", "--seed", "3"])  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sweep_presets import TINY
 
-from aees.experiments.cli import parse_train_args
-from aees.experiments.plan import (
+from aees.cli import parse_train_args, plan_main
+from aees.sweep.plan import (
     SCHEMA_VERSION,
     Manifest,
     PlanError,
@@ -22,7 +22,6 @@ from aees.experiments.plan import (
     preset_names,
     write_manifest,
 )
-from aees.experiments.sweep_cli import plan_main
 
 # Run counts derived from thesis-experiments.md §6.1 (and §5.0 / §5.5-5.9 for the cells).
 EXPECTED_RUNS = {
@@ -79,14 +78,14 @@ def test_preset_expands_to_the_thesis_grid(name: str, tmp_path: Path) -> None:
         assert run.run_id.endswith(f"_seed{run.seed}")
         assert run.flags["epochs"] >= 1
         assert run.needs_gpu == (run.task != "digits")
-        assert run.command[1:5] == ["-m", "aees.experiments.cli", "train", run.task]
+        assert run.command[1:5] == ["-m", "aees.cli", "train", run.task]
         assert run.command[run.command.index("--output") + 1] == str(tmp_path / run.output)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_RUNS))
 def test_preset_commands_parse(name: str, tmp_path: Path) -> None:
     """Every generated ``train`` argv is accepted by the task's real parser, as planned."""
-    from aees.experiments.tasks import get_task
+    from aees.runner.tasks import get_task
 
     manifest = build_plan(name, seeds=[0], output_root=tmp_path)
     for run in manifest.runs:

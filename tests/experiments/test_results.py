@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from aees.experiments import results
-from aees.experiments.results import (
+from aees.results import (
     LEGACY_SCHEMA_VERSION,
     REDACTED,
     SCHEMA_VERSION,
@@ -33,6 +32,7 @@ from aees.experiments.results import (
     scrub_secrets,
     variant_id,
 )
+from aees.results import schema as results
 
 HOST = {"hostname": "test-host", "cuda_available": False, "gpu_count": 0}
 
@@ -634,11 +634,11 @@ def test_provenance_git_revision_and_dirty_flag(tmp_path: Path) -> None:
 
 def test_importing_results_pulls_in_no_experiment_dependencies() -> None:
     heavy = ("torchvision", "transformers", "datasets", "matplotlib", "scipy", "ray")
-    names = ("aees.experiments.results", "aees.experiments.hardware")
+    names = ("aees.results", "aees.results.hardware")
     saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
     before = set(sys.modules)
     try:
-        importlib.import_module("aees.experiments.results")
+        importlib.import_module("aees.results")
         added = set(sys.modules) - before
     finally:
         for name in names:

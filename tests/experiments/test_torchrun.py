@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from aees.experiments.checkpoint import load_checkpoint
-from aees.experiments.cifar import InMemoryLoader
-from aees.experiments.engine import CHECKPOINT_NAME
-from aees.experiments.results import load_run_result
-from aees.experiments.tasks.digits import digits_cnn, load_digits_split
+from aees.results import load_run_result
+from aees.runner.checkpoint import load_checkpoint
+from aees.runner.cifar import InMemoryLoader
+from aees.runner.engine import CHECKPOINT_NAME
+from aees.runner.tasks.digits import digits_cnn, load_digits_split
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -24,7 +24,7 @@ def test_torchrun_two_ranks_identical_decisions_one_result(tmp_path):
     out, ckpt = tmp_path / "results" / "ddp.json", tmp_path / "ck"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "aees.experiments.cli", "train", "digits", "--epochs", "2", "--device", "cpu",
+        "-m", "aees.cli", "train", "digits", "--epochs", "2", "--device", "cpu",
         "--control-mode", "adaptive", "--lr-candidates", "0.5,1,2", "--noise-candidates",
         "0,0.01", "--episode-length", "4", "--quiet", "--output", str(out),
         "--checkpoint-dir", str(ckpt),

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aees.experiments import cli, engine
-from aees.experiments.results import load_run_result
+from aees import cli
+from aees.results import load_run_result
+from aees.runner import engine
 
 EventAccumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator"
@@ -71,7 +72,7 @@ def test_tensorboard_and_mlflow_record_the_run_without_changing_it(tmp_path):
     and per episode, the result as an artifact; TensorBoard holds the same numbers; and the
     result equals that of an untracked run."""
     done = subprocess.run(
-        [sys.executable, "-m", "aees.experiments.cli", *RUN, "--output", "tracked.json",
+        [sys.executable, "-m", "aees.cli", *RUN, "--output", "tracked.json",
          "--tensorboard", "tb", "--mlflow"],
         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.results import RunResult, save_run_result
+from aees.results import RunResult, save_run_result
 
 HARDWARE = {"current_device_name": "Fixture GPU", "gpu_names": ["Fixture GPU"], "gpu_count": 1}
 

@@ -1,4 +1,4 @@
-"""``aees report`` (aees.reporting.cli.main) and the scripts."""
+"""``aees report`` (aees.cli.report_main) and the scripts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import report_fixtures as fx
 
-from aees.reporting.cli import console_script, figure_script, main, table_script
+from aees.cli import console_script, figure_script, table_script
+from aees.cli import report_main as main
 from aees.reporting.families import FAMILIES
 from aees.reporting.plots import FIGURE_FAMILIES
 

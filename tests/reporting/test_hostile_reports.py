@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import report_fixtures as fx
 
-from aees.experiments.results import result_to_dict
+from aees.results import result_to_dict
 
 ADAMW = fx.Spec()
 AEES_LR = fx.Spec("adaptive", lr=(0.5, 1.0, 2.0))
@@ -40,7 +40,7 @@ def _limit_memory() -> None:
 def aees_report(root: Path, out: Path) -> subprocess.CompletedProcess[str]:
     """``aees report ROOT --out OUT`` (the console script when installed next to Python)."""
     script = Path(sys.executable).with_name("aees")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "aees.experiments.cli"]
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "aees.cli"]
     return subprocess.run(
         [*head, "report", str(root), "--out", str(out)],
         capture_output=True,

@@ -107,7 +107,7 @@ def test_thesis_era_file_uses_the_decision_tree(tmp_path):
     assert run.result.config["hf_token"] == "<redacted>"
     # the same record under a path without "sgd" falls back to AdamW
     record = fx.thesis_era_record()
-    from aees.experiments.results import RunResult
+    from aees.results import RunResult
 
     other = identify(RunResult.from_dict(record), tmp_path / "run_x")
     assert other.optimizer == "adamw" and other.kind == "aees"

@@ -2,7 +2,7 @@
 
 ``build_report(results_dir, out_dir)`` writes every table family (CSV, LaTeX, Markdown) and
 figure family (PNG, PDF, summary) the runs support, with ``index.md`` and ``index.html``;
-``aees report`` is :func:`aees.reporting.cli.main`. matplotlib, numpy and scipy are imported
+``aees report`` is :func:`aees.cli.report_main`. matplotlib, numpy and scipy are imported
 only when a figure or a paired statistic is computed.
 """
 

@@ -1,7 +1,7 @@
 """The open-loop attribution-control family (thesis-experiments §5.10).
 
 For every (task, label-noise regime, optimizer, epochs) with open-loop control runs
-(``uniform-random`` / ``frequency-matched``, :mod:`aees.experiments.open_loop`) and the matching
+(``uniform-random`` / ``frequency-matched``, :mod:`aees.runner.open_loop`) and the matching
 AEES-LR runs (no schedule, LR candidates 0.5/1/2, noise 0, λ = 0, same episode length):
 
 * per method: n, mean and sample SD of peak (``best_val_accuracy``), final and drop
@@ -18,19 +18,18 @@ AEES-LR runs (no schedule, LR candidates 0.5/1/2, noise 0, λ = 0, same episode 
 
 Outputs (prefix ``cifar`` or ``digits``): ``<prefix>_attribution_controls_summary.json`` and
 ``.csv`` (the thesis columns) and the ``<prefix>_attribution_controls`` table (LaTeX, Markdown,
-CSV). :func:`script_main` is ``scripts/tables/aggregate_cifar_attribution_controls.py``.
+CSV). :func:`aees.reporting.commands.attribution_command` is
+``scripts/tables/aggregate_cifar_attribution_controls.py``.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aees.experiments.open_loop import LR_MULTIPLIERS, trace_problem
-from aees.reporting.families import FamilyOutput, Sel, _choose, pick, prefix
+from aees.reporting.families import FamilyOutput, Sel, choose_cell, pick, prefix
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     Cell,
@@ -57,13 +56,13 @@ from aees.reporting.tables import (
     fmt_pvalue,
     fmt_signed,
 )
+from aees.results.traces import LR_MULTIPLIERS, trace_problem
 
 __all__ = [
     "CSV_HEADER",
     "FAMILY",
     "METHODS",
     "build_attribution_controls",
-    "script_main",
 ]
 
 FAMILY = "cifar_attribution_controls"
@@ -201,7 +200,7 @@ def _groups(runset: RunSet, notes: list[str]) -> list[_Group]:
         for method in CONTROLS:
             kind = METHODS[method][0]
             fitting = [c for c in pool if c.info.kind == kind and c.info.optimizer == opt]
-            cells[method] = _choose(fitting, None, f"{where}: {method}", notes)
+            cells[method] = choose_cell(fitting, None, f"{where}: {method}", notes)
         lengths = {c.info.episode_length for c in cells.values() if c is not None}
         aees_pool = [c for c in pool if c.info.episode_length in lengths]
         cells["aees"] = pick(aees_pool, _AEES_SEL, optimizer=opt, where=where, notes=notes)
@@ -455,36 +454,3 @@ def build_attribution_controls(runset: RunSet) -> FamilyOutput:
         )
         out.tables.append(_table(task, cells))
     return out
-
-
-def script_main(argv: Sequence[str] | None = None) -> int:
-    """``aggregate_cifar_attribution_controls.py --aees-trace-root --controls-root --out-dir``.
-
-    Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
-    runs or an output error, 2 a bad flag or a missing directory.
-    """
-    from aees.experiments.config import OneLineArgumentParser
-    from aees.reporting.cli import _discover, write_family
-
-    prog = "aggregate_cifar_attribution_controls.py"
-    parser = OneLineArgumentParser(
-        prog=prog, description="AEES vs open-loop attribution controls (thesis §5.10)."
-    )
-    parser.add_argument("--aees-trace-root", default="results/cifar_noisy")
-    parser.add_argument("--controls-root", default="results/cifar_attribution_controls")
-    parser.add_argument("--out-dir", default=OUT_DIR)
-    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
-    args = parser.parse_args(argv)
-    runs: dict[str, Run] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for root in (args.aees_trace_root, args.controls_root):
-            found = _discover(prog, root, args.strict)
-            if isinstance(found, int):
-                return found
-            for run in found.runs:
-                runs.setdefault(str(run.path.resolve()), run)  # the roots may overlap
-    output = build_attribution_controls(RunSet(list(runs.values())))
-    return write_family(
-        prog, output, args.out_dir, empty=f"{args.controls_root}: no open-loop control runs"
-    )

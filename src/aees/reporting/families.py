@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.results import atomic_write_text
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     NLP_TASKS,
@@ -60,16 +59,30 @@ from aees.reporting.tables import (
     render_table_csv,
     write_csv,
 )
+from aees.results import atomic_write_text
 
 __all__ = [
+    "CLEAN_METHODS",
+    "DECOMPOSITION_COLUMNS",
     "FAMILIES",
+    "NLP_AXIS",
+    "NLP_MAIN",
+    "NOISY_METHODS",
     "AccStats",
     "Family",
     "FamilyOutput",
     "Sel",
     "acc_stats",
+    "choose_cell",
+    "decomposition_config",
+    "method_label",
+    "nlp_groups",
+    "nlp_key",
+    "noise_ablation_pairs",
+    "overhead_cells",
     "pick",
     "prefix",
+    "sigma_ablation_rows",
 ]
 
 
@@ -184,7 +197,7 @@ def _cell_order(sel: Sel | None) -> Callable[[Cell], tuple[Any, ...]]:
     return key
 
 
-def _choose(cells: list[Cell], sel: Sel | None, where: str, notes: list[str]) -> Cell | None:
+def choose_cell(cells: list[Cell], sel: Sel | None, where: str, notes: list[str]) -> Cell | None:
     """The preferred cell; a note names the ones not used."""
     if not cells:
         return None
@@ -207,7 +220,7 @@ def pick(
         for c in cells
         if sel.matches(c.info) and (optimizer is None or c.info.optimizer == optimizer)
     ]
-    return _choose(fitting, sel, f"{where}: {sel.label}", notes)
+    return choose_cell(fitting, sel, f"{where}: {sel.label}", notes)
 
 
 def counterpart(
@@ -230,7 +243,7 @@ def counterpart(
         spec = {k: v for k, v in other.info.spec.items() if k not in ignore}
         if spec == target:
             fitting.append(other)
-    return _choose(fitting, None, where, notes)
+    return choose_cell(fitting, None, where, notes)
 
 
 def prefix(task: str) -> str:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.atomic import atomic_write, atomic_write_text
 from aees.reporting.families import (
     CLEAN_METHODS,
     DECOMPOSITION_COLUMNS,
@@ -57,6 +56,7 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
+from aees.results.io import atomic_write, atomic_write_text
 
 __all__ = [
     "DPI",

@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aees.experiments.results import atomic_write_text
 from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
 from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
@@ -33,6 +32,7 @@ from aees.reporting.runs import (
     task_label,
 )
 from aees.reporting.tables import render_html, render_markdown
+from aees.results import atomic_write_text
 
 __all__ = ["ReportSummary", "build_report", "figure_families_for"]
 

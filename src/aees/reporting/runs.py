@@ -1,6 +1,6 @@
 """Run discovery and identification: result files -> :class:`Run` -> :class:`Cell`.
 
-Reporting reads result JSON only, through :func:`aees.experiments.results.load_run_result` (the
+Reporting reads result JSON only, through :func:`aees.results.load_run_result` (the
 one schema). A run is identified by what it wrote -- ``variant`` and ``config`` -- never by its
 file name. Thesis-era files (no ``schema_version``) may lack the keys that pin the optimizer or
 the method kind; only for those the thesis decision tree (``thesis-experiments.md`` §5.12) fills
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.results import (
+from aees.results import (
     RunResult,
     RunResultError,
     method_spec,
     scrub_secrets,
     variant_id,
 )
+from aees.results.io import MAX_RESULT_BYTES, display_path, read_result_bytes
 
 __all__ = [
     "CIFAR_LIKE_TASKS",
@@ -113,7 +113,7 @@ def noise_setting(noise_type: Any, rate: Any) -> str:
 class RunInfo:
     """What a run was: task, label-noise setting, epochs, seed and the method.
 
-    ``spec_json`` is :func:`~aees.experiments.results.method_spec` as canonical JSON; ``kind``,
+    ``spec_json`` is :func:`~aees.results.method_spec` as canonical JSON; ``kind``,
     ``optimizer``, ``scheduler``, the candidate lists, ``episode_length``, ``context_mode`` and
     ``instability_lambda`` are read from it. ``axes`` (AEES and random runs) names the axes with
     more than one candidate: ``lr``, ``noise`` or ``dual``.
@@ -366,35 +366,11 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
 # Discovery
 # --------------------------------------------------------------------------------------------
 
-MAX_RESULT_BYTES = 64 * 1024 * 1024
-"""Largest file discovery reads (64 MiB; results are kilobytes, thesis-era noisy CIFAR files
-a few MB). A larger file is listed and skipped unread, so one stray file cannot exhaust memory."""
-
 MAX_EPOCHS = 1_000_000
 """Largest ``total_epochs`` a result may claim (per-epoch lists are checked against it)."""
 
 _SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed accepts
 _STEP_LIMIT = 10**15
-
-_FILE_KINDS = (
-    (stat.S_ISDIR, "directory"),
-    (stat.S_ISFIFO, "FIFO"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISSOCK, "socket"),
-)
-
-
-def display_path(path: str | os.PathLike[str]) -> str:
-    """``path`` as one printable line: control characters (a newline in a file name) and bytes
-    that are not UTF-8 are shown as backslash escapes, so a listing stays one line per file."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        text = "".join(
-            ch.encode("unicode_escape").decode("ascii") if ord(ch) < 32 or ord(ch) == 127 else ch
-            for ch in text
-        )
-    return text
 
 
 def _name_problem(path: Path) -> str | None:
@@ -409,75 +385,8 @@ def _name_problem(path: Path) -> str | None:
     return None
 
 
-def _kind(mode: int) -> str:
-    return next((name for test, name in _FILE_KINDS if test(mode)), "special file")
-
-
-def read_result_bytes(path: str | os.PathLike[str], limit: int = MAX_RESULT_BYTES) -> bytes:
-    """The bytes of ``path`` if it is (or links to) a regular file of at most ``limit`` bytes.
-
-    Why so careful: opening a FIFO blocks until a writer appears and reading a link to
-    ``/dev/zero`` never ends. So the target is stat-ed first (following links, which is what a
-    read would reach), opened non-blocking, checked again on the open descriptor (the path may
-    have been swapped in between) and read for at most ``limit + 1`` bytes.
-
-    Raises:
-        RunResultError: not a regular file, larger than ``limit``, or unreadable.
-    """
-    source = Path(path)
-    try:
-        before = os.stat(source)
-    except FileNotFoundError as exc:
-        problem = "broken link" if source.is_symlink() else "no such file"
-        raise RunResultError(display_path(source), problem) from exc
-    except OSError as exc:
-        raise RunResultError(display_path(source), f"cannot stat ({exc.strerror or exc})") from exc
-    _check_regular(source, before, limit)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(source, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise RunResultError(
-            display_path(source), f"cannot read file ({exc.strerror or exc})"
-        ) from exc
-    try:
-        _check_regular(source, os.fstat(fd), limit)
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise RunResultError(
-            display_path(source), f"cannot read file ({exc.strerror or exc})"
-        ) from exc
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise RunResultError(display_path(source), _too_large(size, limit, grew=True))
-    return b"".join(chunks)
-
-
-def _check_regular(source: Path, st: os.stat_result, limit: int) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        kind = _kind(st.st_mode)
-        via = ", reached through a link" if source.is_symlink() else ""
-        raise RunResultError(display_path(source), f"not a regular file ({kind}{via}); not read")
-    if st.st_size > limit:
-        raise RunResultError(display_path(source), _too_large(st.st_size, limit))
-
-
-def _too_large(size: int, limit: int, *, grew: bool = False) -> str:
-    cap = f"the {limit / 2**20:g} MiB cap"
-    if grew:
-        return f"grew larger than {cap} while being read; not used"
-    return f"larger than {cap} ({size} bytes); not read"
-
-
 def _decode(raw: bytes, shown: str) -> dict[str, Any]:
-    """The JSON object in ``raw`` (the messages of :func:`~aees.experiments.results.
+    """The JSON object in ``raw`` (the messages of :func:`~aees.results.
     load_run_result`, plus numbers too long to convert)."""
     if not raw.strip():
         raise RunResultError(shown, "empty file (expected a JSON object)")

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aees.experiments.results import RunResult
+from aees.results import RunResult
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.results import atomic_write_text
 from aees.reporting.stats import Summary
+from aees.results import atomic_write_text
 
 __all__ = [
     "MISSING",

@@ -1,9 +1,10 @@
-"""Command-line entry points: ``aees report`` and the thin ``scripts/`` wrappers.
+"""What the report commands do once :mod:`aees.cli` has parsed their flags.
 
-* :func:`main` -- ``aees report RESULTS_DIR --out DIR [--strict]`` (argv without "report");
-* :func:`table_script` -- ``scripts/tables/make_<family>.py --runs-root --out-dir``;
-* :func:`figure_script` -- ``scripts/plots/<family>_plots.py --runs-root --out-dir``;
-* :func:`console_script` -- ``scripts/report_{cifar_runs,sst2_results,agnews_results}.py``.
+* :func:`report_command` -- ``aees report RESULTS_DIR --out DIR [--strict] [--quiet]``;
+* :func:`table_command` -- ``scripts/tables/make_<family>.py --runs-root --out-dir``;
+* :func:`figure_command` -- ``scripts/plots/<family>_plots.py --runs-root --out-dir``;
+* :func:`console_command` -- ``scripts/report_{cifar_runs,sst2_results,agnews_results}.py``;
+* :func:`attribution_command` -- ``scripts/tables/aggregate_cifar_attribution_controls.py``.
 
 Exit status: 0 done; 1 nothing to report, a figure MISSING, or (``--strict``) an unreadable
 result file; 2 command-line misuse (bad flag, missing results directory). Every error is one
@@ -16,13 +17,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TextIO
 
-from aees.experiments.config import OneLineArgumentParser
 from aees.reporting.families import FAMILIES, method_label
 from aees.reporting.runs import (
     Discovery,
     ReportError,
+    Run,
     RunSet,
     discover_runs,
     setting_label,
@@ -31,14 +33,23 @@ from aees.reporting.runs import (
 from aees.reporting.stats import mean_sd, run_metrics
 from aees.reporting.tables import CsvTable, write_csv
 
-__all__ = ["console_script", "figure_script", "main", "table_script"]
+__all__ = [
+    "attribution_command",
+    "console_command",
+    "console_summary",
+    "discover_or_status",
+    "figure_command",
+    "report_command",
+    "table_command",
+    "write_family",
+]
 
 
 def _err(prog: str, message: str, stream: TextIO | None = None) -> None:
     print(f"{prog}: {message}", file=stream or sys.stderr)
 
 
-def _discover(prog: str, root: str, strict: bool) -> Discovery | int:
+def discover_or_status(prog: str, root: str, strict: bool) -> Discovery | int:
     """Runs under ``root``; an int exit status (after a one-line message) on failure."""
     path = Path(root)
     if not path.is_dir():
@@ -61,22 +72,10 @@ def _discover(prog: str, root: str, strict: bool) -> Discovery | int:
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``aees report RESULTS_DIR --out DIR [--strict] [--quiet]``: every table and figure family
-    the runs support, plus ``index.md`` and a self-contained ``index.html``."""
-    parser = OneLineArgumentParser(
-        prog="aees report",
-        description="Tables (CSV, LaTeX, Markdown), figures (PNG, PDF) and an index page "
-        "from a directory of result JSON files.",
-    )
-    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="directory of result files")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument(
-        "--strict", action="store_true", help="fail on the first unreadable result file"
-    )
-    parser.add_argument("--quiet", action="store_true", help="print only problems")
-    args = parser.parse_args(argv)
-    prog = parser.prog
+def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet: bool) -> int:
+    """``aees report``: every table and figure family the runs support, plus ``index.md`` and a
+    self-contained ``index.html``."""
+    args = SimpleNamespace(results_dir=results_dir, out=out, strict=strict, quiet=quiet)
     root = Path(args.results_dir)
     if not root.is_dir():
         _err(prog, f"error: {root}: {'not a directory' if root.exists() else 'no such directory'}")
@@ -112,27 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _script_parser(
-    prog: str, description: str, runs_root: str, out_dir: str
-) -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--runs-root", default=runs_root, help=f"directory of result files (default {runs_root})"
-    )
-    parser.add_argument("--out-dir", default=out_dir, help=f"output directory (default {out_dir})")
-    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
-    return parser
-
-
-def table_script(family: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """``make_<family>.py``: build one table family from ``--runs-root`` into ``--out-dir``."""
+def table_command(prog: str, family: str, runs_root: str, out_dir: str, *, strict: bool) -> int:
+    """``make_<family>.py``: build one table family from ``runs_root`` into ``out_dir``."""
     spec = FAMILIES[family]
-    prog = prog or f"make_{family}_tables.py"
-    parser = _script_parser(
-        prog, f"{spec.title}: tables from result JSON.", spec.runs_root, spec.out_dir
-    )
-    args = parser.parse_args(argv)
-    found = _discover(prog, args.runs_root, args.strict)
+    args = SimpleNamespace(runs_root=runs_root, out_dir=out_dir, strict=strict)
+    found = discover_or_status(prog, args.runs_root, args.strict)
     if isinstance(found, int):
         return found
     output = spec.builder(RunSet(found.runs))
@@ -160,21 +143,12 @@ def write_family(prog: str, output: Any, out_dir: str, *, empty: str) -> int:
     return 0
 
 
-def figure_script(
-    family: str, argv: Sequence[str] | None = None, *, prog: str | None = None
-) -> int:
+def figure_command(prog: str, family: str, runs_root: str, out_dir: str, *, strict: bool) -> int:
     """``<family>_plots.py``: every figure of one figure family; exit 1 if any is MISSING."""
     from aees.reporting.plots import FIGURE_FAMILIES
 
-    prog = prog or f"{family}_plots.py"
-    parser = _script_parser(
-        prog,
-        f"{family} figures (PNG + PDF + summary) from result JSON.",
-        "archived_results",
-        f"reproduced_artifacts/figures/{family}",
-    )
-    args = parser.parse_args(argv)
-    found = _discover(prog, args.runs_root, args.strict)
+    args = SimpleNamespace(runs_root=runs_root, out_dir=out_dir, strict=strict)
+    found = discover_or_status(prog, args.runs_root, args.strict)
     if isinstance(found, int):
         return found
     try:
@@ -265,22 +239,12 @@ def console_summary(runset: RunSet, tasks: Sequence[str]) -> tuple[list[str], Cs
     return lines, csv
 
 
-def console_script(
-    tasks: Sequence[str],
-    default_root: str,
-    default_csv: str,
-    argv: Sequence[str] | None = None,
-    *,
-    prog: str,
+def console_command(
+    prog: str, tasks: Sequence[str], runs_root: str, csv: str, *, no_runs: bool, strict: bool
 ) -> int:
     """``report_*.py``: print the console summary of ``tasks`` and write its CSV."""
-    parser = OneLineArgumentParser(prog=prog, description="Console summary + CSV of result files.")
-    parser.add_argument("--runs-root", default=default_root, help=f"(default {default_root})")
-    parser.add_argument("--csv", default=default_csv, help=f"CSV of means (default {default_csv})")
-    parser.add_argument("--no-runs", action="store_true", help="omit the per-seed lines")
-    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
-    args = parser.parse_args(argv)
-    found = _discover(prog, args.runs_root, args.strict)
+    args = SimpleNamespace(runs_root=runs_root, csv=csv, no_runs=no_runs, strict=strict)
+    found = discover_or_status(prog, args.runs_root, args.strict)
     if isinstance(found, int):
         return found
     lines, csv = console_summary(RunSet(found.runs), tasks)
@@ -299,3 +263,26 @@ def console_script(
         return 1
     print(f"{prog}: wrote {target.parent / (csv.name + '.csv')}")
     return 0
+
+
+def attribution_command(
+    prog: str, aees_trace_root: str, controls_root: str, out_dir: str, *, strict: bool
+) -> int:
+    """``aggregate_cifar_attribution_controls.py``: AEES vs the open-loop controls.
+
+    Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
+    runs or an output error, 2 a missing directory.
+    """
+    from aees.reporting.attribution import build_attribution_controls
+
+    runs: dict[str, Run] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for root in (aees_trace_root, controls_root):
+            found = discover_or_status(prog, root, strict)
+            if isinstance(found, int):
+                return found
+            for run in found.runs:
+                runs.setdefault(str(run.path.resolve()), run)  # the roots may overlap
+    output = build_attribution_controls(RunSet(list(runs.values())))
+    return write_family(prog, output, out_dir, empty=f"{controls_root}: no open-loop control runs")

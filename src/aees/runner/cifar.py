@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from aees.experiments.config import UserError
+from aees.runner.config import UserError
 
 __all__ = [
     "CIFAR100_DIRNAME",
@@ -107,7 +107,7 @@ def _get(mapping: Mapping[Any, Any], key: str, path: Path) -> Any:
 class UnsafePickleError(UserError, ValueError):
     """A CIFAR file that refers to something beyond arrays, dtypes and containers.
 
-    A :class:`~aees.experiments.config.UserError` (one line, exit 2) and a ``ValueError`` (what
+    A :class:`~aees.runner.config.UserError` (one line, exit 2) and a ``ValueError`` (what
     :func:`load_cifar100` raises for a malformed file).
     """
 

@@ -40,7 +40,7 @@ AG News label noise hits the same examples as the thesis runner's):
 **Offline.** ``--local-files-only`` applies to the tokenizer, the model *and* the dataset (the Hub
 dataset is then read from ``--cache-dir`` only; §7.4 defect 15). The datasets library is not
 touched at all when the tokenized cache is valid. Whatever is missing is reported as one line
-naming the exact command that fetches it (:class:`~aees.experiments.config.UserError`).
+naming the exact command that fetches it (:class:`~aees.runner.config.UserError`).
 ``--hf-token`` (default: ``$HF_TOKEN``) is passed as ``token=`` and never stored (§7.1 defect 6).
 """
 
@@ -63,9 +63,9 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset
 
-from aees.experiments.config import RunConfig, UserError, writable_location_problem
-from aees.experiments.label_noise import LabelCorruption
-from aees.experiments.tasks import TaskSetup
+from aees.runner.config import RunConfig, UserError, writable_location_problem
+from aees.runner.label_noise import LabelCorruption
+from aees.runner.tasks import TaskSetup
 
 __all__ = [
     "CACHE_FORMAT",

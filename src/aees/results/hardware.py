@@ -6,7 +6,7 @@ fails on CPU-only machines, or without torch: unknown values are ``None`` (or ``
 counts and lists), so a result can always be saved.
 
 ``torch`` is imported lazily, inside :func:`probe_host`, so importing this module (and therefore
-``aees.experiments.results``) stays cheap for reporting code that only reads result JSON.
+``aees.results``) stays cheap for reporting code that only reads result JSON.
 
 The key set is the thesis one (``hostname``, ``platform``, ``python_version``, ``torch_version``,
 ``cuda_available``, ``torch_cuda_version``, ``cudnn_version``, ``gpu_count``, ``gpu_names``,

@@ -4,14 +4,14 @@
   ``data/cifar100``; missing files end in one line naming the download command). All images live
   on the training device as one uint8 tensor; each training batch is cropped (4-pixel zero
   padding) and flipped per sample on the device, then normalised with the thesis mean/std
-  (:mod:`aees.experiments.cifar`), so the input pipeline never waits on host workers.
+  (:mod:`aees.runner.cifar`), so the input pipeline never waits on host workers.
 * Validation: the thesis evaluates every epoch on the official test set (§2.1.3) and that stays
   the default. ``--val-split N`` holds N training images out (a fixed split, seed 0, independent
   of ``--seed``) as the validation set; the test set is then evaluated at the final epoch and
   with the best-validation weights.
 * Label noise: ``--label-noise-type symmetric|asymmetric --label-noise-rate r`` corrupts the
   training labels by the thesis protocols (§2.1.6), seeded with ``--seed``
-  (:func:`aees.experiments.label_noise.cifar100_label_noise`).
+  (:func:`aees.runner.label_noise.cifar100_label_noise`).
 * Open-loop controls (``--control-mode uniform-random|frequency-matched``, §2.1.8) are limited
   to the thesis regimes asym 0.2, sym 0.2 and sym 0.4 (the digits task has no such restriction).
 * Model: torchvision ``resnet18(num_classes=100)`` with a 3x3 stride-1 stem and no max-pool;
@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from aees.experiments.config import OPEN_LOOP_MODES, RunConfig, UserError
-from aees.experiments.label_noise import cifar100_label_noise
-from aees.experiments.tasks import TaskSetup
+from aees.runner.config import OPEN_LOOP_MODES, RunConfig, UserError
+from aees.runner.label_noise import cifar100_label_noise
+from aees.runner.tasks import TaskSetup
 
 __all__ = ["DEFAULT_DATA_DIR", "SPLIT_SEED", "Cifar100Task"]
 
@@ -57,7 +57,7 @@ class Cifar100Task:
             parser.error(f"--val-split must be < {NUM_TRAIN}, got {args.val_split}")
         if args.control_mode in OPEN_LOOP_MODES:
             # thesis v-B: only the three noisy regimes have AEES source traces
-            from aees.experiments.open_loop import NOISE_REGIMES
+            from aees.runner.open_loop import NOISE_REGIMES
 
             regime = (args.label_noise_type, args.label_noise_rate)
             if not any(
@@ -71,8 +71,8 @@ class Cifar100Task:
                 )
 
     def load_data(self, data_dir: str) -> dict[str, Any]:
-        """:func:`aees.experiments.cifar.load_cifar100`, its errors as one-line ``UserError``."""
-        from aees.experiments.cifar import load_cifar100
+        """:func:`aees.runner.cifar.load_cifar100`, its errors as one-line ``UserError``."""
+        from aees.runner.cifar import load_cifar100
 
         try:
             return load_cifar100(data_dir)
@@ -80,7 +80,7 @@ class Cifar100Task:
             raise UserError(f"--data-dir: {err}") from None
 
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
-        from aees.experiments.cifar import (
+        from aees.runner.cifar import (
             DeviceAugment,
             InMemoryLoader,
             cifar_resnet18,

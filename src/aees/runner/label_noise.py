@@ -43,7 +43,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aees.experiments.atomic import atomic_write
+from aees.results.io import atomic_write
 
 __all__ = [
     "AGNEWS_DEFAULT_NOISE_SEED",

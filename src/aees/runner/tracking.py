@@ -20,8 +20,9 @@ Lightning use, so curves of every framework line up):
 ``--tensorboard DIR`` writes one run directory ``DIR/<result stem>`` (several runs may share
 ``DIR``: point ``tensorboard --logdir DIR`` at it). A resumed run appends to it with
 ``purge_step`` just past the checkpoint's step, so TensorBoard drops what the killed segment
-logged after the checkpoint. ``--mlflow`` uses the experiment ``aees-<task>``; a resumed run continues the
-unfinished MLflow run of the same result path (tag ``aees.run_key``) instead of opening a second.
+logged after the checkpoint. ``--mlflow`` uses the experiment ``aees-<task>``; a resumed run
+continues the unfinished MLflow run of the same result path (tag ``aees.run_key``) instead of
+opening a second.
 
 The writers are imported only when asked for (``import aees`` stays torch-only); only rank 0 of a
 ``torchrun`` job tracks.
@@ -38,8 +39,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.config import RunConfig, UserError
-from aees.experiments.results import scrub_secrets, variant_id
+from aees.results import scrub_secrets, variant_id
+from aees.runner.config import RunConfig, UserError
 
 __all__ = ["MlflowWriter", "RunTracker", "TensorBoardWriter", "open_tracker", "run_name"]
 

@@ -1,6 +1,6 @@
 """The task registry: ``name -> Task``. A task supplies data, model, loss and its own flags.
 
-The engine (:mod:`aees.experiments.engine`) owns everything else: the loop, evaluation, timing,
+The engine (:mod:`aees.runner.engine`) owns everything else: the loop, evaluation, timing,
 FLOPs, checkpoints, progress and the result. A task is any object with this interface
 (:class:`Task`)::
 
@@ -32,10 +32,22 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from aees.experiments.config import RunConfig
-from aees.experiments.label_noise import LabelCorruption
+from aees.console import OneLineArgumentParser
+from aees.runner.config import RunConfig, add_common_arguments
+from aees.runner.label_noise import LabelCorruption
 
-__all__ = ["TASKS", "Task", "TaskSetup", "get_task", "register_task", "task_names"]
+__all__ = [
+    "TASKS",
+    "Task",
+    "TaskSetup",
+    "TrainFlag",
+    "add_task_arguments",
+    "get_task",
+    "register_task",
+    "task_names",
+    "task_parser",
+    "train_flags",
+]
 
 
 @dataclass
@@ -88,10 +100,10 @@ class Task(Protocol):
 
 
 TASKS: dict[str, str | Task] = {
-    "cifar100": "aees.experiments.tasks.cifar100:Cifar100Task",
-    "digits": "aees.experiments.tasks.digits:DigitsTask",
-    "sst2": "aees.experiments.tasks.sst2:SST2Task",
-    "agnews": "aees.experiments.tasks.agnews:AGNewsTask",
+    "cifar100": "aees.runner.tasks.cifar100:Cifar100Task",
+    "digits": "aees.runner.tasks.digits:DigitsTask",
+    "sst2": "aees.runner.tasks.sst2:SST2Task",
+    "agnews": "aees.runner.tasks.agnews:AGNewsTask",
 }
 
 
@@ -115,3 +127,74 @@ def get_task(name: str) -> Task:
         entry = obj() if isinstance(obj, type) else obj
         TASKS[name] = entry
     return entry
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> list[argparse.Action]:
+    """Add every ``aees train <task>`` flag of ``task`` to ``parser`` (the shared flags in the
+    task's style, then its own) and its defaults; returns the added flags' actions in order."""
+    actions: list[argparse.Action] = []
+    recording = _Recorder(parser, actions)
+    add_common_arguments(recording, style=getattr(task, "flag_style", "cifar"))
+    task.add_arguments(recording)
+    parser.set_defaults(**task.defaults)
+    return actions
+
+
+class _Recorder:
+    """Stands in for a parser (or one of its groups) while flags are added, and keeps the
+    :class:`argparse.Action` each public ``add_argument`` call returns."""
+
+    def __init__(self, target: Any, actions: list[argparse.Action]) -> None:
+        self._target = target
+        self._kept = actions
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = self._target.add_argument(*args, **kwargs)
+        self._kept.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Recorder:
+        return _Recorder(self._target.add_argument_group(*args, **kwargs), self._kept)
+
+    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> _Recorder:
+        return _Recorder(self._target.add_mutually_exclusive_group(*args, **kwargs), self._kept)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def task_parser(name: str, *, prog: str | None = None) -> argparse.ArgumentParser:
+    """A stand-alone parser of ``aees train <name>`` (``KeyError`` for an unknown task)."""
+    task = get_task(name)
+    parser = OneLineArgumentParser(prog=prog or f"aees train {name}", description=task.__doc__)
+    add_task_arguments(parser, task)
+    return parser
+
+
+@dataclass(frozen=True)
+class TrainFlag:
+    """One ``aees train <task>`` flag as the planner type-checks it.
+
+    ``switch`` is a bare ``--flag`` (``store_true`` / ``store_false``); otherwise ``type`` is the
+    argparse type (``int``, ``float``, or None for a string) and ``choices`` the allowed values.
+    """
+
+    dest: str
+    type: Any
+    choices: tuple[str, ...] | None
+    switch: bool
+
+
+def train_flags(name: str) -> dict[str, TrainFlag]:
+    """The flags of ``aees train <name>`` by dest, in the order they are added (``KeyError``
+    for an unknown task)."""
+    task = get_task(name)
+    parser = OneLineArgumentParser(prog=f"aees train {name}", add_help=False)
+    flags: dict[str, TrainFlag] = {}
+    for action in add_task_arguments(parser, task):
+        if action.dest == argparse.SUPPRESS or not action.option_strings:
+            continue
+        switch = action.nargs == 0 and isinstance(action.const, bool)
+        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
+        flags[action.dest] = TrainFlag(action.dest, action.type, choices, switch)
+    return flags

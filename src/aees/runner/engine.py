@@ -1,13 +1,13 @@
 """The one training loop of every task: epochs, evaluation, timing, FLOPs, checkpoints, the result.
 
-A task (:mod:`aees.experiments.tasks`) supplies data, model and loss; :func:`run` does the rest:
+A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` does the rest:
 
 * **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW`` or ``SGD``):
   no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
   same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
   span epoch boundaries, the global step is never reset (thesis §2.0).
   ``uniform-random`` / ``frequency-matched`` (open-loop controls, §2.1.8) precompute the LR-arm
-  sequence before the first step (:mod:`aees.experiments.open_loop`) and replay it with
+  sequence before the first step (:mod:`aees.runner.open_loop`) and replay it with
   :meth:`aees.AEES.replay`; the result's ``config.open_loop_policy`` records the plan, and the
   executed arms are checked against it.
 * **Per step** the loss and the correct-prediction count are accumulated on the device; nothing
@@ -15,7 +15,7 @@ A task (:mod:`aees.experiments.tasks`) supplies data, model and loss; :func:`run
 * **Per epoch** (§2.0): train, evaluate on the validation split, record ``train_losses``,
   ``train_accuracies``, ``val_accuracies``, ``epoch_wall_clock_seconds`` (train + eval,
   ``time.perf_counter``; on CUDA one ``torch.cuda.synchronize`` before the clock is read) and
-  ``epoch_tflops`` (measured FLOPs, :mod:`aees.experiments.flops`), print the status line, step
+  ``epoch_tflops`` (measured FLOPs, :mod:`aees.runner.flops`), print the status line, step
   the epoch-level LR scheduler, then write the checkpoint (with ``--checkpoint-dir``).
 * **After training**: ``AEES.finalize()``; test accuracy at the final epoch and with the weights
   of the best-validation epoch (kept in host memory, so no rerun is needed; §7.1 defect 3); with
@@ -49,22 +49,22 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aees import AEES
-from aees.experiments.atomic import atomic_write, target_problem
-from aees.experiments.checkpoint import (
+from aees.results import RunResult, collect_provenance, save_run_result
+from aees.results.io import atomic_write, target_problem
+from aees.runner.checkpoint import (
     APPLY_ERRORS,
     CHECKPOINT_VERSION,
     does_not_fit,
     load_checkpoint,
 )
-from aees.experiments.config import RunConfig, UserError
-from aees.experiments.controller_logs import ControllerLogRecorder
-from aees.experiments.flops import FlopAccumulator, MeasuredFlopModel
-from aees.experiments.label_noise import label_noise_accuracies
-from aees.experiments.open_loop import OpenLoopPlan, build_open_loop_plan, check_executed
-from aees.experiments.results import RunResult, collect_provenance, save_run_result
-from aees.experiments.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
-from aees.experiments.tasks import Task, TaskSetup
-from aees.experiments.tracking import RunTracker, open_tracker
+from aees.runner.config import RunConfig, UserError
+from aees.runner.flops import FlopAccumulator, MeasuredFlopModel
+from aees.runner.label_noise import label_noise_accuracies
+from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan, check_executed
+from aees.runner.record import ControllerLogRecorder
+from aees.runner.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
+from aees.runner.tasks import Task, TaskSetup
+from aees.runner.tracking import RunTracker, open_tracker
 from aees.types import EpisodeRecord, NonFiniteLossError, candidate_name
 
 __all__ = [

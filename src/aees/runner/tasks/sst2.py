@@ -1,6 +1,6 @@
 """``aees train sst2``: DistilBERT on GLUE SST-2 (thesis ``thesis-experiments.md`` §2.2).
 
-Everything lives in :mod:`aees.experiments.tasks.nlp`; this module sets the SST-2 specifics:
+Everything lives in :mod:`aees.runner.tasks.nlp`; this module sets the SST-2 specifics:
 ``nyu-mll/glue`` config ``sst2`` (column ``sentence``, 2 labels), validation = the GLUE validation
 split (872; with ``--val-split N``: N training examples, and the GLUE validation split becomes the
 test set), tokenized cache under ``data/sst2_tokenized``. No label noise (the result still records
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from aees.experiments.tasks.nlp import TextClassificationTask
+from aees.runner.tasks.nlp import TextClassificationTask
 
 __all__ = ["SST2Task"]
 

@@ -1,6 +1,6 @@
 """``aees train agnews``: DistilBERT on AG News (thesis ``thesis-experiments.md`` §2.3).
 
-Everything lives in :mod:`aees.experiments.tasks.nlp`; this module sets the AG News specifics:
+Everything lives in :mod:`aees.runner.tasks.nlp`; this module sets the AG News specifics:
 ``fancyzhx/ag_news`` (column ``text``, 4 labels; the model head is re-initialised with
 ``ignore_mismatched_sizes=True``), validation = 10 % of the official training split
 (``train_test_split(test_size=0.1, seed=42)``: 108,000 / 12,000; ``--val-split N`` holds out N
@@ -8,7 +8,7 @@ instead), the official test split (7,600) as the test set, tokenized cache under
 ``data/agnews_tokenized``.
 
 Label noise (``--label-noise-rate`` in [0, 1), ``--label-noise-seed``, default 42): the thesis
-protocol, :func:`aees.experiments.label_noise.agnews_label_noise` -- ``random.Random(noise_seed)``
+protocol, :func:`aees.runner.label_noise.agnews_label_noise` -- ``random.Random(noise_seed)``
 samples ``round(rate * N)`` training examples and relabels them, in sorted index order, uniformly
 to one of the 3 other classes. The noise seed is independent of ``--seed``, so every training seed
 sees the same corrupted set (the thesis policy for AG News, recorded as ``label_noise_seed``).
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from aees.experiments.config import RunConfig
-from aees.experiments.label_noise import AGNEWS_NUM_CLASSES, LabelCorruption, agnews_label_noise
-from aees.experiments.tasks.nlp import TextClassificationTask
+from aees.runner.config import RunConfig
+from aees.runner.label_noise import AGNEWS_NUM_CLASSES, LabelCorruption, agnews_label_noise
+from aees.runner.tasks.nlp import TextClassificationTask
 
 __all__ = ["AGNewsTask"]
 

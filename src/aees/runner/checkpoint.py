@@ -18,7 +18,7 @@ never end in a traceback. :func:`load_checkpoint` therefore
 4. checks the structure the engine relies on (every top-level key, its type, the progress
    fields).
 
-Any failure raises :class:`CheckpointError` (a :class:`~aees.experiments.config.UserError`:
+Any failure raises :class:`CheckpointError` (a :class:`~aees.runner.config.UserError`:
 one line, exit status 2) naming the file and saying to delete it to start over.
 """
 
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from aees.experiments.config import UserError
+from aees.runner.config import UserError
 
 __all__ = [
     "APPLY_ERRORS",

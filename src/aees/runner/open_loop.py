@@ -28,8 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.experiments.config import RunConfig, UserError
-from aees.experiments.results import RunResult, RunResultError, load_run_result
+from aees.results import RunResult, RunResultError, load_run_result
+from aees.results.traces import (
+    LR_MULTIPLIERS,
+    close_to,
+    episode_count,
+    trace_problem,
+)
+from aees.runner.config import RunConfig, UserError
 
 __all__ = [
     "CIFAR100_SOURCE_SEEDS",
@@ -53,7 +59,6 @@ __all__ = [
 ]
 
 OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
-LR_MULTIPLIERS = (0.5, 1.0, 2.0)
 NOISE_CANDIDATES = (0.0,)
 #: The thesis CIFAR-100 regimes: name -> (label-noise type, rate).
 NOISE_REGIMES = {
@@ -64,18 +69,10 @@ NOISE_REGIMES = {
 #: CIFAR-100 source seeds (thesis SOURCE_SEEDS); other tasks use the seeds that exist.
 CIFAR100_SOURCE_SEEDS = (0, 1, 2, 3, 4)
 _TOL = 1e-12
-_AEES_METHOD = "AdaptiveScheduler"
 
 
 class TraceError(UserError):
     """A missing, duplicate or invalid AEES source trace (one line; CLI exit 2)."""
-
-
-def episode_count(steps_per_epoch: int, epochs: int, episode_length: int) -> int:
-    """⌈steps_per_epoch · epochs / episode_length⌉ (391 for the production CIFAR setup)."""
-    if steps_per_epoch <= 0 or epochs <= 0 or episode_length <= 0:
-        raise ValueError("steps_per_epoch, epochs and episode_length must be > 0")
-    return -(-(steps_per_epoch * epochs) // episode_length)
 
 
 def apportion(probabilities: Sequence[float], total: int) -> list[int]:
@@ -238,18 +235,11 @@ class Trace:
     lr_values: tuple[float, ...]
 
 
-def _close(a: Any, b: float) -> bool:
-    try:
-        return abs(float(a) - float(b)) <= _TOL * max(1.0, abs(float(b)))
-    except (TypeError, ValueError):
-        return False
-
-
 def _same_list(a: Any, b: Sequence[float]) -> bool:
     return (
         isinstance(a, list)
         and len(a) == len(b)
-        and all(_close(x, y) for x, y in zip(a, b, strict=True))
+        and all(close_to(x, y) for x, y in zip(a, b, strict=True))
     )
 
 
@@ -264,76 +254,23 @@ def trace_mismatch(result: RunResult, config: RunConfig) -> str | None:
         ("task", result.task_name == config.task_name),
         ("optimizer", c.get("optimizer") == config.optimizer),
         ("label_noise_type", c.get("label_noise_type") == config.label_noise_type),
-        ("label_noise_rate", _close(c.get("label_noise_rate"), config.label_noise_rate)),
+        ("label_noise_rate", close_to(c.get("label_noise_rate"), config.label_noise_rate)),
         ("lr_candidates", _same_list(c.get("lr_candidates"), config.lr_candidates)),
         ("noise_candidates", _same_list(c.get("noise_candidates"), config.noise_candidates)),
         ("episode_length", c.get("episode_length") == config.episode_length),
         ("epochs", c.get("epochs") == config.epochs),
         ("batch_size", c.get("batch_size") == config.batch_size),
-        ("lr", _close(c.get("lr"), config.lr)),
-        ("weight_decay", _close(c.get("weight_decay"), config.weight_decay)),
+        ("lr", close_to(c.get("lr"), config.lr)),
+        ("weight_decay", close_to(c.get("weight_decay"), config.weight_decay)),
         ("lr_scheduler", c.get("lr_scheduler", "none") == "none"),
         ("structured_control_mode", c.get("structured_control_mode") == "independent"),
         ("context_mode", c.get("context_mode", "none") == "none"),
     ]
     if config.optimizer == "SGD":
-        checks.append(("momentum", _close(c.get("momentum"), config.momentum)))
+        checks.append(("momentum", close_to(c.get("momentum"), config.momentum)))
     for key, ok in checks:
         if not ok:
             return f"config {key} differs"
-    return None
-
-
-def trace_problem(result: RunResult, steps_per_epoch: int) -> str | None:
-    """Why a matching AEES result is not a complete trace for the run geometry (None if it is).
-
-    Checked: method name, ``seed`` = ``config.seed``, ``total_epochs`` = epochs, one validation
-    accuracy per epoch, ``steps_per_epoch`` and ``total_steps``; the five episode lists have
-    ⌈total/L⌉ entries, values are candidates and match their indices, and episode boundaries
-    are contiguous (starts i·L, ends min(start + L − 1, total − 1)).
-    """
-    c = result.config
-    epochs, length = int(c["epochs"]), int(c["episode_length"])
-    cands = [float(v) for v in c["lr_candidates"]]
-    total = steps_per_epoch * epochs
-    if result.method_name != _AEES_METHOD:
-        return f"method_name is {result.method_name!r}"
-    if c.get("seed", result.seed) != result.seed:
-        return f"config.seed {c.get('seed')!r} differs from seed {result.seed}"
-    if result.total_epochs != epochs or len(result.val_accuracies) != epochs:
-        return f"{len(result.val_accuracies)} of {epochs} epochs (unfinished?)"
-    if c.get("steps_per_epoch", steps_per_epoch) != steps_per_epoch:
-        return f"steps_per_epoch {c.get('steps_per_epoch')} != {steps_per_epoch}"
-    if result.total_steps != total:
-        return f"total_steps {result.total_steps} != {total}"
-    logs = result.episode_logs or {}
-    n = episode_count(steps_per_epoch, epochs, length)
-    keys = (
-        "selected_lr_values",
-        "selected_lr_indices",
-        "episode_start_steps",
-        "episode_end_steps",
-        "episode_rewards",
-    )
-    for key in keys:
-        value = logs.get(key)
-        if not isinstance(value, list) or len(value) != n:
-            got = len(value) if isinstance(value, list) else "no"
-            return f"episode_logs.{key} has {got} entries, expected {n}"
-    for i, (value, index) in enumerate(
-        zip(logs["selected_lr_values"], logs["selected_lr_indices"], strict=True)
-    ):
-        if (
-            not isinstance(index, int)
-            or not 0 <= index < len(cands)
-            or not _close(value, cands[index])
-        ):
-            return f"episode {i}: LR value {value!r} does not match index {index!r}"
-    for i, (start, end) in enumerate(
-        zip(logs["episode_start_steps"], logs["episode_end_steps"], strict=True)
-    ):
-        if start != i * length or end != min(start + length - 1, total - 1):
-            return f"episode {i} spans steps {start}-{end}, not contiguous"
     return None
 
 
@@ -439,13 +376,13 @@ def check_executed(plan: OpenLoopPlan, episode_logs: Mapping[str, Any] | None) -
     executed = [float(v) for v in (episode_logs or {}).get("selected_lr_values", [])]
     planned = plan.multipliers
     if len(executed) != len(planned) or any(
-        not _close(a, b) for a, b in zip(executed, planned, strict=True)
+        not close_to(a, b) for a, b in zip(executed, planned, strict=True)
     ):
         first = next(
             (
                 i
                 for i, (a, b) in enumerate(zip(executed, planned, strict=False))
-                if not _close(a, b)
+                if not close_to(a, b)
             ),
             min(len(executed), len(planned)),
         )

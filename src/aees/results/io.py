@@ -24,23 +24,36 @@ temporary file on this host is never touched, whatever its age.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from aees.results.identity import variant_id
+from aees.results.metrics import build_runtime_metrics
+from aees.results.schema import RunResult, RunResultError
+from aees.results.secrets import scrub_secrets
+from aees.results.values import type_name
 
 __all__ = [
+    "MAX_RESULT_BYTES",
     "STALE_TEMP_SECONDS",
     "UnsafeTargetError",
     "atomic_write",
     "atomic_write_text",
+    "display_path",
+    "load_run_result",
+    "read_result_bytes",
     "remove_stale_temps",
     "resolve_target",
+    "result_to_dict",
+    "save_run_result",
     "target_problem",
     "write_probe",
 ]
@@ -240,3 +253,183 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """:func:`atomic_write` of ``text`` as UTF-8 (``\\n`` line ends kept as given)."""
     data = text.encode("utf-8")
     return atomic_write(path, lambda handle: handle.write(data))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading result files safely
+# --------------------------------------------------------------------------------------------
+
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""Largest file discovery reads (64 MiB; results are kilobytes, thesis-era noisy CIFAR files
+a few MB). A larger file is listed and skipped unread, so one stray file cannot exhaust memory."""
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as one printable line: control characters (a newline in a file name) and bytes
+    that are not UTF-8 are shown as backslash escapes, so a listing stays one line per file."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        text = "".join(
+            ch.encode("unicode_escape").decode("ascii") if ord(ch) < 32 or ord(ch) == 127 else ch
+            for ch in text
+        )
+    return text
+
+
+def _file_kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+
+
+def read_result_bytes(path: str | os.PathLike[str], limit: int = MAX_RESULT_BYTES) -> bytes:
+    """The bytes of ``path`` if it is (or links to) a regular file of at most ``limit`` bytes.
+
+    Why so careful: opening a FIFO blocks until a writer appears and reading a link to
+    ``/dev/zero`` never ends. So the target is stat-ed first (following links, which is what a
+    read would reach), opened non-blocking, checked again on the open descriptor (the path may
+    have been swapped in between) and read for at most ``limit + 1`` bytes.
+
+    Raises:
+        RunResultError: not a regular file, larger than ``limit``, or unreadable.
+    """
+    source = Path(path)
+    try:
+        before = os.stat(source)
+    except FileNotFoundError as exc:
+        problem = "broken link" if source.is_symlink() else "no such file"
+        raise RunResultError(display_path(source), problem) from exc
+    except OSError as exc:
+        raise RunResultError(display_path(source), f"cannot stat ({exc.strerror or exc})") from exc
+    _check_regular(source, before, limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(source, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise RunResultError(
+            display_path(source), f"cannot read file ({exc.strerror or exc})"
+        ) from exc
+    try:
+        _check_regular(source, os.fstat(fd), limit)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise RunResultError(
+            display_path(source), f"cannot read file ({exc.strerror or exc})"
+        ) from exc
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise RunResultError(display_path(source), _too_large(size, limit, grew=True))
+    return b"".join(chunks)
+
+
+def _check_regular(source: Path, st: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = _file_kind(st.st_mode)
+        via = ", reached through a link" if source.is_symlink() else ""
+        raise RunResultError(display_path(source), f"not a regular file ({kind}{via}); not read")
+    if st.st_size > limit:
+        raise RunResultError(display_path(source), _too_large(st.st_size, limit))
+
+
+def _too_large(size: int, limit: int, *, grew: bool = False) -> str:
+    cap = f"the {limit / 2**20:g} MiB cap"
+    if grew:
+        return f"grew larger than {cap} while being read; not used"
+    return f"larger than {cap} ({size} bytes); not read"
+
+
+# --------------------------------------------------------------------------------------------
+# Saving and loading
+# --------------------------------------------------------------------------------------------
+
+
+def result_to_dict(
+    result: RunResult, *, hardware: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The dict that :func:`save_run_result` writes.
+
+    :meth:`RunResult.to_dict`, then: ``run_tag`` falls back to ``config.run_tag``;
+    ``config["diagnostics"]`` (the thesis location) moves to ``diagnostics``; a missing
+    ``variant`` is computed with :func:`variant_id`; ``runtime_metrics`` is always recomputed
+    (:func:`build_runtime_metrics`); finally secrets are redacted (:func:`scrub_secrets`).
+    """
+    data = result.to_dict()
+    config = data["config"]
+    if data.get("run_tag") is None:
+        tag = config.get("run_tag")
+        data["run_tag"] = tag if isinstance(tag, str) else None
+    if isinstance(config.get("diagnostics"), Mapping):
+        moved = config.pop("diagnostics")
+        data["diagnostics"] = {**moved, **data["diagnostics"]}
+    if data.get("variant") is None:
+        data["variant"] = variant_id(config, data["method_name"])
+    data["runtime_metrics"] = build_runtime_metrics(data, hardware=hardware)
+    return scrub_secrets(data)
+
+
+def save_run_result(
+    result: RunResult,
+    path: str | os.PathLike[str],
+    *,
+    hardware: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``result`` as JSON (indent 2, sorted keys, trailing newline) atomically.
+
+    The written dict is :func:`result_to_dict` (derived ``runtime_metrics``, no secrets).
+    Non-finite floats are written as ``NaN`` / ``Infinity``, as the thesis did. Returns the
+    path written.
+    """
+    payload = result_to_dict(result, hardware=hardware)
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    return atomic_write_text(path, text)
+
+
+def load_run_result(path: str | os.PathLike[str]) -> RunResult:
+    """Read and validate one result file: ours or a thesis-era one (any file name, with or
+    without ``.json``). Secrets still present in old files are redacted on load.
+
+    Raises:
+        RunResultError: (a ``ValueError``) with a one-line ``"<path>: <problem>"`` message for a
+            missing, unreadable, empty, truncated or corrupt file, a non-object top level, a
+            missing required field, a field of the wrong type, or an unknown schema version.
+    """
+    source = Path(path)
+    if source.is_dir():
+        raise RunResultError(source, "is a directory, not a result file")
+    # Regular files only, non-blocking, size-capped: a FIFO or /dev/zero under an output root
+    # must not hang a sweep (the reader reporting uses).
+    raw = read_result_bytes(source)
+    if not raw.strip():
+        raise RunResultError(source, "empty file (expected a JSON object)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunResultError(source, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(text.rstrip())
+        kind = "truncated JSON" if truncated else "corrupt JSON"
+        raise RunResultError(
+            source, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise RunResultError(source, "corrupt JSON: nested too deeply") from exc
+    if not isinstance(data, dict):
+        raise RunResultError(
+            source, f"top-level JSON value must be an object, got {type_name(data)}"
+        )
+    return RunResult.from_dict(scrub_secrets(data), source=str(source))

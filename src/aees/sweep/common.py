@@ -1,35 +1,7 @@
-"""Sweep executors: run the pending runs of a manifest locally (N at a time) or on a Ray cluster.
+"""What both sweep executors share: the sweep bookkeeping (:class:`Sweep`), one attempt of one
+run (its command, log, checkpoint clean-up and result check), progress and the summary.
 
-Both executors share the semantics of the thesis launcher (``thesis-experiments.md`` §2.4):
-
-* **Resume** (default): a run whose result file exists, parses and matches the plan
-  (:func:`aees.experiments.plan.check_result`) is ``skipped``. An existing result that does not
-  match is reported and the run marked ``failed``; it is never replaced unless ``overwrite``.
-  Without resume every existing result needs ``overwrite`` to be replaced.
-* A finished run is ``completed`` only if it exited 0 and its result validates; otherwise
-  ``failed`` with the reason (exit status and the last line of its log, or what did not match).
-* One log per run, ``<output_root>/_logs/<run_id>.log``, appended to per attempt, each attempt
-  starting with a header (command, ``CUDA_VISIBLE_DEVICES``, the environment the sweep set).
-* The manifest is rewritten atomically after every change of a run's status. Two locks
-  (``flock``) keep a second sweep off: ``<output_root>/.aees-sweep.lock`` (copies of one manifest
-  share the output root) and ``.<manifest>.lock`` next to the manifest.
-* A manifest is data, never a script. Loading it checks every field's type, that every path
-  field resolves inside the output root and that each stored ``command`` is the one
-  :func:`aees.experiments.plan.run_command` builds from the run's task, flags, seed and paths;
-  a manifest failing any check is refused (one line, exit status 2) before anything runs or is
-  deleted. The executors run the command they build themselves, with their own interpreter.
-* The sweep deletes only what it wrote: a run's checkpoint directory (after the run completes,
-  or with ``--overwrite`` before it starts over) is removed only while it holds nothing but the
-  runner's checkpoint files; otherwise it is kept and the run's log says why.
-* Ctrl-C / SIGTERM: no new runs start; running ones get SIGTERM, then SIGKILL after a grace
-  period (a second Ctrl-C kills at once); they go back to ``pending``. The exit status is
-  128 + the signal number (130 for Ctrl-C).
-* At the end: a summary, each failed run with its log path, and the ``aees sweep`` command that
-  retries exactly the failed runs. Exit status 0 (all done), 1 (some failed), 2 (bad input).
-* Progress on stderr: done / running / failed counts and the running run ids -- one updating line
-  on a terminal, plain lines otherwise.
-
-Ray is optional (``pip install 'aees[sweep]'``) and imported only by :func:`run_ray`.
+The semantics are those of :mod:`aees.sweep.local` (see there).
 """
 
 from __future__ import annotations
@@ -52,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from aees.experiments.config import EXIT_DIVERGED
-from aees.experiments.plan import (
+from aees.results import RunResultError, load_run_result
+from aees.runner.config import EXIT_DIVERGED
+from aees.sweep.plan import (
     DONE_STATUSES,
     PATH_FIELDS,
     Manifest,
@@ -65,23 +38,36 @@ from aees.experiments.plan import (
     run_command,
     write_manifest,
 )
-from aees.experiments.results import RunResultError, load_run_result
 
 __all__ = [
+    "DEFAULT_GRACE_PERIOD",
+    "POLL_SECONDS",
     "RAY_INSTALL_HINT",
+    "ROOT_LOCK_NAME",
+    "RUN_ENVIRONMENT",
     "FailedRun",
     "Progress",
+    "Sweep",
     "SweepError",
     "SweepSummary",
-    "run_local",
-    "run_ray",
+    "check_common",
+    "default_workers",
+    "existing_result_verdict",
+    "finish_attempt",
+    "new_sweep",
+    "paths_problem",
+    "prepare_attempt",
+    "run_argv",
+    "spawn_run",
+    "stop_processes",
+    "wrote_valid_result",
 ]
 
 RAY_INSTALL_HINT = "pip install 'aees[sweep]'"
 DEFAULT_GRACE_PERIOD = 10.0
-_POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1
 #: Set for every run: unbuffered output (logs follow the run live), no tqdm bars in log files.
-_RUN_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+RUN_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
 #: The lock file in the output root that keeps two sweeps off one output root.
 ROOT_LOCK_NAME = ".aees-sweep.lock"
 
@@ -232,7 +218,7 @@ class Progress:
 # --------------------------------------------------------------------------------------------
 
 
-def _existing_result_verdict(
+def existing_result_verdict(
     run: PlannedRun, output: Path, *, resume: bool, overwrite: bool
 ) -> tuple[str, str] | None:
     """``(status, detail)`` if the existing result decides the run without running it, else None."""
@@ -254,13 +240,13 @@ def _existing_result_verdict(
     )
 
 
-def _command(run: PlannedRun, root: Path) -> list[str]:
+def run_argv(run: PlannedRun, root: Path) -> list[str]:
     """What a run executes: its command rebuilt from its fields under ``root``, with this
     interpreter -- never the argv stored in the manifest (which loading checked against it)."""
     return run_command(run, root, python=sys.executable)
 
 
-def _paths_problem(run: PlannedRun, root: Path) -> str | None:
+def paths_problem(run: PlannedRun, root: Path) -> str | None:
     """Why a run's paths may not be used under ``root`` now (a link may have changed since the
     manifest was loaded, or a Ray worker sees other storage), or None."""
     for key in PATH_FIELDS:
@@ -287,7 +273,7 @@ def _remove_checkpoint_dir(run: PlannedRun, root: Path) -> str | None:
     """
     if not run.checkpoint_dir:
         return None
-    from aees.experiments.engine import checkpoint_path  # the name the runner writes
+    from aees.runner.engine import checkpoint_path  # the name the runner writes
 
     checkpoint_name = checkpoint_path(".").name
     directory = root / run.checkpoint_dir
@@ -330,7 +316,7 @@ def _note_in_log(log: Path | IO[bytes], message: str) -> None:
         log.flush()
 
 
-def _prepare_attempt(
+def prepare_attempt(
     run: PlannedRun, root: Path, command: Sequence[str], extra_env: dict[str, str], overwrite: bool
 ) -> IO[bytes]:
     """Create the run's directories, open the log (append) with the attempt header, and drop the
@@ -374,7 +360,7 @@ def _last_log_line(log: Path, limit: int = 300) -> str | None:
     return None
 
 
-def _finish_attempt(run: PlannedRun, root: Path, return_code: int) -> tuple[str, str | None]:
+def finish_attempt(run: PlannedRun, root: Path, return_code: int) -> tuple[str, str | None]:
     """``(status, detail)`` of a finished attempt; removes the checkpoint of a completed run."""
     output, log = root / run.output, root / run.log
     if return_code == 0:
@@ -416,7 +402,7 @@ def _diverged_detail(run: PlannedRun, output: Path) -> str | None:
     return f"diverged at step {result.diverged_at_step} (epoch {result.diverged_at_epoch})"
 
 
-def _wrote_valid_result(run: PlannedRun, root: Path, since: float) -> bool:
+def wrote_valid_result(run: PlannedRun, root: Path, since: float) -> bool:
     """Whether a stopped attempt had already written its (valid) result: it then counts as
     complete, whatever its exit status (it may be stopped while exiting)."""
     output = root / run.output
@@ -444,7 +430,9 @@ def _death_signal_preexec() -> Callable[[], None] | None:
     return preexec
 
 
-def _spawn(command: Sequence[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+def spawn_run(
+    command: Sequence[str], env: dict[str, str], log: IO[bytes]
+) -> subprocess.Popen[bytes]:
     """Start a run in its own process group (so a terminal Ctrl-C reaches only the sweep, which
     then stops the run itself), output to ``log``."""
     return subprocess.Popen(
@@ -463,7 +451,7 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _stop_processes(
+def stop_processes(
     procs: Sequence[subprocess.Popen[bytes]], grace: float, kill_now: Callable[[], bool]
 ) -> None:
     """SIGTERM every process group, wait up to ``grace`` seconds (or until ``kill_now()``), then
@@ -478,7 +466,7 @@ def _stop_processes(
                 if proc.poll() is None:
                     _signal_group(proc, signal.SIGKILL)
             break
-        time.sleep(_POLL_SECONDS)
+        time.sleep(POLL_SECONDS)
     for proc in procs:
         proc.wait()
 
@@ -488,7 +476,7 @@ def _stop_processes(
 # --------------------------------------------------------------------------------------------
 
 
-class _Sweep:
+class Sweep:
     """Manifest, selection, statuses, lock, progress and the summary of one sweep."""
 
     def __init__(
@@ -716,7 +704,7 @@ class _Sweep:
         return summary
 
 
-def _check_common(workers: int | None, grace_period: float) -> None:
+def check_common(workers: int | None, grace_period: float) -> None:
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SweepError(f"--workers must be >= 1, got {workers}")
     if not grace_period >= 0:
@@ -728,14 +716,14 @@ def _check_common(workers: int | None, grace_period: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _cpu_count() -> int:
+def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def _new_sweep(
+def new_sweep(
     manifest_path: str | os.PathLike[str],
     retry: list[str],
     resume: bool,
@@ -744,11 +732,11 @@ def _new_sweep(
     output_root: str | os.PathLike[str] | None,
     progress: bool,
     stream: IO[str] | None,
-) -> _Sweep:
+) -> Sweep:
     """The shared sweep state of both executors; ``retry`` = the executor's own retry flags."""
     if output_root is not None:
         retry = [*retry, "--output-root", os.fspath(output_root)]
-    return _Sweep(
+    return Sweep(
         manifest_path,
         resume=resume,
         overwrite=overwrite,
@@ -758,325 +746,3 @@ def _new_sweep(
         progress=progress,
         stream=stream,
     )
-
-
-def run_local(
-    manifest_path: str | os.PathLike[str],
-    *,
-    workers: int | None = None,
-    gpus: Sequence[int] | None = None,
-    resume: bool = True,
-    overwrite: bool = False,
-    run_ids: Sequence[str] | None = None,
-    output_root: str | os.PathLike[str] | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    progress: bool = True,
-    stream: IO[str] | None = None,
-) -> SweepSummary:
-    """Run the manifest's selected runs as subprocesses, ``workers`` at a time.
-
-    Args:
-        workers: concurrent runs (default: the number of ``gpus``, else 1).
-        gpus: GPU ids; worker slot ``i`` runs with ``CUDA_VISIBLE_DEVICES=gpus[i % len(gpus)]``.
-            Without it ``CUDA_VISIBLE_DEVICES`` is inherited.
-        resume, overwrite: see the module docstring.
-        run_ids: run only these (default all).
-        output_root: results, logs and checkpoints go here instead of the manifest's root (the
-            manifest is updated).
-        grace_period: seconds between SIGTERM and SIGKILL when stopping runs.
-        progress: print progress and the final report to ``stream`` (default stderr).
-
-    Each run gets ``OMP_NUM_THREADS = cores // workers`` unless the environment sets it.
-    Raises :class:`SweepError` for bad input; Ctrl-C / SIGTERM end the sweep cleanly (the summary's
-    ``exit_code`` is 130 / 143).
-    """
-    gpu_list = list(gpus or [])
-    if any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpu_list):
-        raise SweepError(f"--gpus must list GPU indices >= 0, got {gpu_list}")
-    if len(set(gpu_list)) != len(gpu_list):
-        raise SweepError(f"--gpus must not repeat an index, got {gpu_list}")
-    _check_common(workers, grace_period)
-    n_workers = workers if workers is not None else max(1, len(gpu_list))
-    retry = ["--workers", str(n_workers)]
-    if gpu_list:
-        retry += ["--gpus", ",".join(map(str, gpu_list))]
-    sweep = _new_sweep(
-        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
-    )
-    base_env = {**_RUN_ENVIRONMENT}
-    if "OMP_NUM_THREADS" not in os.environ:
-        base_env["OMP_NUM_THREADS"] = str(max(1, _cpu_count() // n_workers))
-    host = socket.gethostname()
-    root = sweep.root
-
-    with sweep.locked(), sweep.signals():
-        todo = sweep.verdicts(
-            lambda runs: [
-                _existing_result_verdict(r, root / r.output, resume=resume, overwrite=overwrite)
-                for r in runs
-            ]
-        )
-        free_slots = list(range(n_workers))
-        active: dict[int, tuple[PlannedRun, subprocess.Popen[bytes]]] = {}
-        started_at: dict[str, float] = {}
-        try:
-            while (todo or active) and sweep.stop_signal is None:
-                for slot, (run, proc) in list(active.items()):
-                    code = proc.poll()
-                    if code is None:
-                        continue
-                    del active[slot]
-                    free_slots.append(slot)
-                    status, detail = _finish_attempt(run, root, code)
-                    sweep.mark_finished(run, status, detail, code)
-                while todo and free_slots and sweep.stop_signal is None:
-                    slot = free_slots.pop(0)
-                    run = todo.pop(0)
-                    env = dict(base_env)
-                    if gpu_list:
-                        env["CUDA_VISIBLE_DEVICES"] = str(gpu_list[slot % len(gpu_list)])
-                    command = _command(run, root)
-                    sweep.mark_started(run, env, host)
-                    moved = _paths_problem(run, root)  # a link changed since loading?
-                    if moved is not None:
-                        sweep.mark_finished(run, "failed", moved, None)
-                        free_slots.append(slot)
-                        continue
-                    log = _prepare_attempt(run, root, command, env, overwrite)
-                    try:
-                        proc = _spawn(command, {**os.environ, **env}, log)
-                    except OSError as err:
-                        sweep.mark_finished(run, "failed", f"cannot start: {err}", None)
-                        free_slots.append(slot)
-                        continue
-                    finally:
-                        log.close()
-                    active[slot] = (run, proc)
-                    started_at[run.run_id] = time.time()
-                sweep.show()
-                time.sleep(_POLL_SECONDS)
-        except KeyboardInterrupt:  # signal handlers not installed (not the main thread)
-            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
-        finally:
-            if active:
-                if sweep.stop_signal is None:  # an unexpected error: do not leave runs behind
-                    sweep.stop_signal = signal.SIGTERM
-                _stop_processes(
-                    [proc for _, proc in active.values()], grace_period, lambda: sweep.kill_now
-                )
-                for run, proc in active.values():
-                    if _wrote_valid_result(run, root, started_at[run.run_id]):
-                        sweep.mark_finished(run, "completed", None, proc.returncode)
-                    else:
-                        sweep.mark_interrupted(run)
-                sweep.save()
-        return sweep.summary()
-
-
-# --------------------------------------------------------------------------------------------
-# Ray executor
-# --------------------------------------------------------------------------------------------
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError(
-            f"the ray executor needs Ray, which is not installed: {RAY_INSTALL_HINT}"
-        ) from None
-    return ray
-
-
-def _ray_verdicts(
-    runs: list[PlannedRun], root: str, resume: bool, overwrite: bool
-) -> list[tuple[str, str] | None]:
-    """Ray task: resume/overwrite verdicts, computed where the shared storage is mounted."""
-    base = Path(root)
-    return [
-        _existing_result_verdict(r, base / r.output, resume=resume, overwrite=overwrite)
-        for r in runs
-    ]
-
-
-def _ray_execute(run: PlannedRun, root: str, overwrite: bool, grace: float) -> dict[str, Any]:
-    """Ray task: run one attempt on this worker, writing result and log under ``root``.
-
-    Cancellation (``ray.cancel``) stops the run: SIGTERM, SIGKILL after ``grace`` seconds.
-    """
-    base = Path(root)
-    problem = _paths_problem(run, base)  # as this worker sees the shared storage
-    if problem is not None:
-        return {
-            "status": "failed",
-            "detail": problem,
-            "return_code": None,
-            "environment": {},
-            "host": socket.gethostname(),
-            "seconds": 0.0,
-        }
-    command = _command(run, base)
-    env = dict(_RUN_ENVIRONMENT)
-    for key in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):  # what Ray assigned to this task
-        if key in os.environ:
-            env[key] = os.environ[key]
-    started = time.monotonic()
-    log = _prepare_attempt(run, base, command, env, overwrite)
-    try:
-        proc = _spawn(command, {**os.environ, **env}, log)
-    finally:
-        log.close()
-    try:
-        while proc.poll() is None:
-            time.sleep(_POLL_SECONDS * 2)
-    except BaseException:
-        _stop_processes([proc], grace, lambda: False)
-        raise
-    status, detail = _finish_attempt(run, base, proc.returncode)
-    return {
-        "status": status,
-        "detail": detail,
-        "return_code": proc.returncode,
-        "environment": env,
-        "host": socket.gethostname(),
-        "seconds": time.monotonic() - started,
-    }
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[-1] if text else ''}".strip()
-
-
-def run_ray(
-    manifest_path: str | os.PathLike[str],
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    resume: bool = True,
-    overwrite: bool = False,
-    run_ids: Sequence[str] | None = None,
-    output_root: str | os.PathLike[str] | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    progress: bool = True,
-    stream: IO[str] | None = None,
-) -> SweepSummary:
-    """Run the manifest's selected runs as Ray tasks: one GPU (and one CPU) per run that needs a
-    GPU, one CPU otherwise; Ray sets ``CUDA_VISIBLE_DEVICES``.
-
-    The tasks write results and logs under the output root (``output_root`` or the manifest's),
-    which must be storage every node sees; they also decide resume/overwrite and validate results
-    there. Workers run the command with their own Python interpreter.
-
-    Args:
-        address: ``auto``, ``ray://host:port`` or None (connect to / start a local instance).
-            Ignored when Ray is already initialised in this process.
-        workers: maximum runs in flight (default: the cluster's GPUs, or CPUs for a CPU-only
-            plan).
-
-    Same statuses, logs, manifest updates, Ctrl-C and exit codes as :func:`run_local`.
-    """
-    _check_common(workers, grace_period)
-    ray = _import_ray()
-    retry = ["--executor", "ray"]
-    if address:
-        retry += ["--address", address]
-    if workers is not None:
-        retry += ["--workers", str(workers)]
-    sweep = _new_sweep(
-        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
-    )
-    started_ray = False
-    if not ray.is_initialized():
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=False, log_to_driver=False)
-        except Exception as err:  # connection refused, bad address, ...
-            raise SweepError(
-                f"cannot start or reach Ray ({address or 'local'}): {_first_line(err)}"
-            ) from None
-        started_ray = True
-    try:
-        return _run_ray_sweep(ray, sweep, workers, grace_period)
-    finally:
-        if started_ray:
-            ray.shutdown()
-
-
-def _run_ray_sweep(ray: Any, sweep: _Sweep, workers: int | None, grace: float) -> SweepSummary:
-    root = str(sweep.root)
-    resources = ray.cluster_resources()
-    needs_gpu = any(run.needs_gpu for run in sweep.selected)
-    if needs_gpu and resources.get("GPU", 0) < 1:
-        raise SweepError(
-            "the plan's runs need a GPU but the Ray cluster has none "
-            "(plan with --set device=cpu to run them on CPUs)"
-        )
-    capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
-    limit = workers if workers is not None else capacity
-    verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
-    execute = ray.remote(max_retries=0)(_ray_execute)
-
-    with sweep.locked(), sweep.signals():
-        try:
-            todo = sweep.verdicts(
-                lambda runs: ray.get(verdict_task.remote(runs, root, sweep.resume, sweep.overwrite))
-            )
-        except KeyboardInterrupt:
-            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
-            return sweep.summary()
-        except Exception as err:  # e.g. aees not importable on the workers
-            raise SweepError(
-                f"Ray task checking existing results failed: {_first_line(err)}"
-            ) from None
-        in_flight: dict[Any, PlannedRun] = {}
-        try:
-            while (todo or in_flight) and sweep.stop_signal is None:
-                while todo and len(in_flight) < limit and sweep.stop_signal is None:
-                    run = todo.pop(0)
-                    options = {"num_gpus": 1, "num_cpus": 1} if run.needs_gpu else {"num_cpus": 1}
-                    sweep.mark_started(run, {}, None)
-                    ref = execute.options(**options).remote(run, root, sweep.overwrite, grace)
-                    in_flight[ref] = run
-                if not in_flight:
-                    break
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    run = in_flight.pop(ref)
-                    try:
-                        out = ray.get(ref)
-                    except Exception as err:  # the task itself failed (worker died, ...)
-                        sweep.mark_finished(
-                            run, "failed", f"Ray task failed: {_first_line(err)}", None
-                        )
-                        continue
-                    run.environment, run.host = out["environment"], out["host"]
-                    sweep.mark_finished(run, out["status"], out["detail"], out["return_code"])
-                sweep.show()
-        except KeyboardInterrupt:
-            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
-        finally:
-            if in_flight:
-                if sweep.stop_signal is None:
-                    sweep.stop_signal = signal.SIGTERM
-                for ref in in_flight:
-                    ray.cancel(ref)
-                deadline = time.monotonic() + grace + 5
-                pending = list(in_flight)
-                while pending and time.monotonic() < deadline and not sweep.kill_now:
-                    _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                for ref, run in in_flight.items():
-                    result = None
-                    if ref not in pending:
-                        with contextlib.suppress(Exception):
-                            result = ray.get(ref, timeout=1)
-                    if result is not None and result.get("status") == "completed":
-                        sweep.mark_finished(run, "completed", None, result["return_code"])
-                    else:
-                        sweep.mark_interrupted(run)
-                sweep.save()
-        return sweep.summary()

@@ -25,6 +25,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from aees.console import OneLineArgumentParser, UserError
+
 __all__ = [
     "CONTROL_MODES",
     "DEFAULT_AEES_TRACE_ROOT",
@@ -91,32 +93,6 @@ NLP_METHODS = {
 #: Flag styles: ``cifar`` (``--control-mode``/``--optimizer``/``--label-noise-type``; CIFAR and
 #: digits) and ``nlp`` (``--method``; AdamW only; label-noise flags are the task's own).
 FLAG_STYLES = ("cifar", "nlp")
-
-
-class UserError(Exception):
-    """A problem the user can fix (missing data, a mismatched checkpoint, ...): one line.
-
-    The CLI prints ``aees train <task>: error: <message>`` and exits with status 2; tasks raise
-    it for data or model files that are missing or malformed (naming the path and, offline, the
-    command that fetches them).
-    """
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), exit 2.
-
-    Abbreviated long options are refused (``allow_abbrev=False``): a prefix such as ``--epoch``
-    or ``--hf-tok`` would otherwise silently set a flag under a spelling nothing else knows (the
-    secret scrubber included). Sub-parsers made by ``add_subparsers`` inherit the class.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        text = " ".join(str(message).split())
-        self.exit(2, f"{self.prog}: error: {text}\n")
 
 
 def parse_candidates(text: str | None, *, flag: str, allow_zero: bool) -> tuple[float, ...]:
@@ -271,7 +247,7 @@ def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> 
     created and removed in the directory that will hold the file, or in its nearest existing
     ancestor when that does not exist yet. Nothing else is created.
     """
-    from aees.experiments.atomic import target_problem, write_probe
+    from aees.results.io import target_problem, write_probe
 
     text = os.path.expanduser(os.fspath(path))
     target = Path(text)
@@ -389,7 +365,7 @@ def _validate_open_loop(fail: Any, args: argparse.Namespace) -> None:
     """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched`` (§2.1.1):
     no LR schedule, no context, independent axes, LR candidates exactly 0.5,1.0,2.0 and noise
     exactly 0.0. Fills ``schedule_seed`` (10000 + seed) and ``aees_trace_root``. The CIFAR-100
-    regime restriction is the task's (:mod:`aees.experiments.tasks.cifar100`)."""
+    regime restriction is the task's (:mod:`aees.runner.tasks.cifar100`)."""
     if not hasattr(args, "schedule_seed"):
         args.schedule_seed = None
         args.aees_trace_root = None

@@ -25,14 +25,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from aees.experiments.config import RunConfig
-from aees.experiments.label_noise import (
+from aees.runner.config import RunConfig
+from aees.runner.label_noise import (
     PROTOCOL_CYCLIC_ASYMMETRIC,
     LabelCorruption,
     cifar_symmetric_noise,
     no_label_noise,
 )
-from aees.experiments.tasks import TaskSetup
+from aees.runner.tasks import TaskSetup
 
 __all__ = [
     "DIGITS_NUM_CLASSES",

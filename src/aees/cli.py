@@ -1,0 +1,595 @@
+"""The ``aees`` console script.
+
+Subcommands:
+
+* ``aees train <task> [flags]`` -- one training run, one result JSON (``aees train digits -h``);
+* ``aees plan`` / ``aees sweep`` -- run plans (presets in ``configs/``) and their execution;
+* ``aees report RESULTS_DIR --out DIR`` -- tables, figures, ``index.md`` / ``index.html``;
+* ``aees demo`` -- the library demonstration on digits.
+
+Every invalid flag ends with exit status 2 and one line naming it, before any data is loaded.
+
+This module is the one argparse front of the project, and the only one that imports across the
+runner, sweep and reporting packages: every subcommand's parser lives here, as do the parsers of
+the seed's scripts (``experiments/task_*.py``, ``scripts/tables/make_*.py``,
+``scripts/plots/*_plots.py``, ``scripts/report_*.py``), which call :func:`task_script_main`,
+:func:`table_script`, :func:`figure_script`, :func:`console_script` and
+:func:`attribution_script`. ``python -m aees.cli ...`` works without the console script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aees.console import OneLineArgumentParser
+from aees.runner.config import EXIT_DIVERGED, RunConfig, validate_common_args
+
+__all__ = [
+    "DEMO_PRESET",
+    "attribution_script",
+    "build_parser",
+    "console_script",
+    "figure_script",
+    "main",
+    "parse_train_args",
+    "plan_main",
+    "report_main",
+    "run_demo",
+    "sweep_main",
+    "table_script",
+    "task_script_main",
+]
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``aees`` parser and, per task, its ``aees train <task>`` sub-parser."""
+    from aees.runner.tasks import add_task_arguments, get_task, task_names
+
+    parser = OneLineArgumentParser(prog="aees", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo",
+        help="the digits study: 7 methods x 3 seeds, swept and reported (CPU, a few minutes)",
+        description="Plan, sweep and report the digits study (configs/demo.toml).",
+    )
+    demo.add_argument("--epochs", type=int, default=None, help="epochs per run (preset: 30)")
+    demo.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
+    demo.add_argument("--seeds", default=None, help="e.g. 0-2 or 0,1 (preset: 0-2)")
+    demo.add_argument("--results-dir", default="runs/demo", help="default runs/demo")
+    demo.add_argument("--report-dir", default="reports/demo", help="default reports/demo")
+    demo.add_argument(
+        "--library",
+        action="store_true",
+        help="instead: the 30-second library demo (AdamW vs AEES, one process)",
+    )
+
+    for name, (_, _, text) in _DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (aees {name} -h)", add_help=False)
+    train = sub.add_parser("train", help="train one run of a task and write its result JSON")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    task_parsers: dict[str, argparse.ArgumentParser] = {}
+    for name in task_names():
+        task = get_task(name)
+        task_parser = tasks.add_parser(
+            name, help=f"{task.dataset_name} / {task.model_name}", description=task.__doc__
+        )
+        add_task_arguments(task_parser, task)
+        task_parsers[name] = task_parser
+    return parser, task_parsers
+
+
+def parse_train_args(
+    argv: list[str] | None = None, *, prog: str | None = None
+) -> tuple[RunConfig, argparse.Namespace]:
+    """Parse and validate ``train <task> [flags]``; exits with status 2 on a bad flag.
+
+    ``prog`` renames the task's parser in help and errors (the seed's ``task_*.py`` scripts).
+    """
+    from aees.results import is_secret_key
+    from aees.runner.tasks import get_task
+
+    parser, task_parsers = build_parser()
+    if prog is not None:
+        for task_parser in task_parsers.values():
+            task_parser.prog = prog
+    args = parser.parse_args(argv)
+    if args.command != "train":
+        parser.error("expected the train subcommand")
+    # Secrets by destination, before a task's validate() moves them out of the namespace: the
+    # command line recorded in the result is redacted by these values, however they were passed.
+    args.secret_values = tuple(
+        value
+        for dest, value in vars(args).items()
+        if is_secret_key(dest) and isinstance(value, str) and value
+    )
+    task = get_task(args.task)
+    task_parser = task_parsers[args.task]
+    validate_common_args(task_parser, args)
+    task.validate(task_parser, args)
+    config = RunConfig.from_args(args, task_name=args.task, task_option_names=task.option_names)
+    return config, args
+
+
+def _train(argv: list[str] | None, prog: str | None = None) -> int:
+    from aees.results import redact_values
+    from aees.runner.config import UserError
+    from aees.runner.engine import run
+    from aees.runner.tasks import get_task
+
+    config, args = parse_train_args(argv, prog=prog)
+    if prog is not None:
+        command = list(sys.argv)
+    else:
+        command = ["aees", *(sys.argv[1:] if argv is None else argv)]
+    command = redact_values(command, args.secret_values)
+    name = prog or f"aees train {args.task}"
+    task = get_task(args.task)
+    try:
+        if getattr(args, "pretokenize_only", False):
+            # NLP tasks: build and save the tokenized dataset, then stop (thesis §2.2.2).
+            task.pretokenize(config)
+            return 0
+        result, output = run(config, task, argv=command)
+    except UserError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    if result is not None and result.diverged:
+        print(
+            f"{name}: diverged: non-finite training loss at step {result.diverged_at_step} "
+            f"(epoch {result.diverged_at_epoch}); result marked diverged written to {output} "
+            "(lower --lr, or --nonfinite skip to leave such steps out of AEES rewards)",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    return 0
+
+
+def task_script_main(task: str, argv: list[str] | None = None) -> int:
+    """What ``experiments/task_<task>.py`` runs: ``aees train <task>`` under the script's name."""
+    import os
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return _train(["train", task, *args], prog=os.path.basename(sys.argv[0]) or task)
+
+
+#: Subcommands whose packages are imported only when used (a missing extra is one line).
+_DELEGATED = {
+    "report": (
+        "aees.reporting.commands",
+        "report_main",
+        "tables, figures and index.html from result JSON",
+    ),
+    "plan": ("aees.sweep.plan", "plan_main", "expand a preset into a run manifest"),
+    "sweep": ("aees.sweep.local", "sweep_main", "execute a manifest (local or Ray)"),
+}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, func, _ = _DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        extra = "report" if command == "report" else "sweep"
+        print(
+            f"aees {command}: error: {err}; install with pip install 'aees[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    del module
+    return int(globals()[func](argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["train"]:
+        return _train(raw)
+    if raw[:1] and raw[0] in _DELEGATED:
+        return _delegate(raw[0], raw[1:])
+    parser, _ = build_parser()
+    args = parser.parse_args(raw)
+    if args.command == "demo":
+        if args.epochs is not None and args.epochs < 1:
+            parser.error(f"--epochs must be >= 1, got {args.epochs}")
+        if args.workers < 1:
+            parser.error(f"--workers must be >= 1, got {args.workers}")
+        if args.library:
+            try:
+                from aees.runner.library_demo import main as demo_main
+            except ImportError as err:  # scikit-learn missing
+                print(f"aees demo: error: {err}; pip install 'aees[demo]'", file=sys.stderr)
+                return 2
+            demo_main(epochs=args.epochs or 15)
+            return 0
+        return run_demo(
+            results_dir=args.results_dir,
+            report_dir=args.report_dir,
+            workers=args.workers,
+            epochs=args.epochs,
+            seeds=args.seeds,
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# aees plan and aees sweep
+# --------------------------------------------------------------------------------------------
+
+
+def _plan_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="aees plan",
+        description="Expand a preset (configs/<name>.toml or a TOML file) into a run manifest.",
+    )
+    parser.add_argument("preset", nargs="?", help="preset name or path to a TOML preset")
+    parser.add_argument("--seeds", help="seeds, e.g. 0-4 or 0,2,5 (default: the preset's)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a flag for every run, e.g. --set epochs=1 (repeatable)",
+    )
+    parser.add_argument(
+        "--output-root", help="where results, logs and checkpoints go (default results/<preset>)"
+    )
+    parser.add_argument("--out", help="manifest path (default <output-root>/manifest.json)")
+    ckpt = parser.add_mutually_exclusive_group()
+    ckpt.add_argument(
+        "--checkpoint",
+        dest="checkpoint",
+        action="store_true",
+        default=None,
+        help="checkpoint every run each epoch and resume from it (default: the preset's)",
+    )
+    ckpt.add_argument("--no-checkpoint", dest="checkpoint", action="store_false")
+    parser.add_argument("--list", action="store_true", help="list the presets and exit")
+    return parser
+
+
+def _list_presets() -> int:
+    from aees.sweep.plan import PlanError, load_preset, preset_names, presets_dir
+
+    names = preset_names()
+    if not names:
+        print(f"no presets in {presets_dir()}")
+        return 0
+    for name in names:
+        try:
+            preset = load_preset(name)
+        except PlanError as err:
+            print(f"{name:22s} (invalid: {err})")
+            continue
+        runs = preset.combination_count * len(preset.seeds)
+        print(f"{name:22s} {runs:4d} runs  {preset.description}")
+    return 0
+
+
+def plan_main(argv: list[str] | None = None) -> int:
+    """``aees plan PRESET [--seeds S] [--set K=V ...] [--output-root DIR] [--out FILE]``."""
+    from aees.sweep.plan import PlanError, build_plan, parse_overrides, parse_seeds, write_manifest
+
+    parser = _plan_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        return _list_presets()
+    if not args.preset:
+        parser.error("a preset is required (aees plan --list shows them)")
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        overrides = parse_overrides(args.overrides)
+        manifest = build_plan(
+            args.preset,
+            seeds=seeds,
+            overrides=overrides,
+            output_root=args.output_root,
+            checkpoint=args.checkpoint,
+        )
+        out = Path(args.out) if args.out else Path(manifest.output_root) / "manifest.json"
+        if out.is_dir():
+            raise PlanError(f"--out {str(out)!r} is a directory")
+        write_manifest(manifest, out)
+    except PlanError as err:
+        parser.error(str(err))
+    except OSError as err:
+        parser.error(f"cannot write the manifest: {err.strerror or err} ({err.filename})")
+    gpu = sum(run.needs_gpu for run in manifest.runs)
+    print(
+        f"wrote {out}: {len(manifest.runs)} runs of preset {manifest.preset} "
+        f"(seeds {','.join(map(str, manifest.seeds))}; {gpu} need a GPU); "
+        f"results under {manifest.output_root}"
+    )
+    print(f"next: aees sweep {out} --workers N")
+    return 0
+
+
+def _parse_gpus(text: str) -> list[int]:
+    gpus = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token.isdigit():
+            raise ValueError(f"--gpus: {token!r} is not a GPU index (expected e.g. 0,1,2)")
+        gpus.append(int(token))
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus must not repeat an index, got {text!r}")
+    return gpus
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="aees sweep",
+        description="Run the pending runs of a manifest (made by aees plan), resuming by default.",
+    )
+    parser.add_argument("manifest", help="manifest JSON written by aees plan")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="runs at a time (local default: #gpus or 1)"
+    )
+    parser.add_argument("--gpus", help="local: GPU ids, one per worker slot, e.g. 0,1,2,3")
+    parser.add_argument(
+        "--address", help="ray: cluster address (auto, ray://host:port); default local"
+    )
+    parser.add_argument(
+        "--output-root",
+        help="write results and logs here (ray: storage every node sees); default the manifest's",
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip runs whose result exists and matches the plan (default on)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing results that are kept otherwise"
+    )
+    parser.add_argument("--run-ids", help="comma-separated run ids to run (default: all)")
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL when stopping runs (default 10)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    return parser
+
+
+def sweep_main(argv: list[str] | None = None) -> int:
+    """``aees sweep MANIFEST [--executor local|ray] [--workers N] [--gpus ...] ...``."""
+    from aees.sweep.local import SweepError, run_local, run_ray
+    from aees.sweep.plan import PlanError
+
+    parser = _sweep_parser()
+    args = parser.parse_args(argv)
+    try:
+        gpus = _parse_gpus(args.gpus) if args.gpus else None
+    except ValueError as err:
+        parser.error(str(err))
+    if args.executor == "ray" and gpus:
+        parser.error("--gpus is for the local executor; Ray assigns GPUs to runs itself")
+    if args.executor == "local" and args.address:
+        parser.error("--address is for the ray executor")
+    run_ids = [r.strip() for r in args.run_ids.split(",") if r.strip()] if args.run_ids else None
+    if args.run_ids is not None and not run_ids:
+        parser.error("--run-ids is empty")
+    common = {
+        "workers": args.workers,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "run_ids": run_ids,
+        "output_root": args.output_root,
+        "grace_period": args.grace_period,
+        "progress": not args.quiet,
+    }
+    try:
+        if args.executor == "ray":
+            summary = run_ray(args.manifest, address=args.address, **common)
+        else:
+            summary = run_local(args.manifest, gpus=gpus, **common)
+    except (SweepError, PlanError) as err:
+        parser.error(str(err))
+    except OSError as err:
+        parser.error(f"{err.filename or args.manifest}: {err.strerror or err}")
+    return summary.exit_code
+
+
+# --------------------------------------------------------------------------------------------
+# aees demo
+# --------------------------------------------------------------------------------------------
+
+DEMO_PRESET = "demo"
+
+
+def run_demo(
+    *,
+    results_dir: str | Path = "runs/demo",
+    report_dir: str | Path = "reports/demo",
+    workers: int = 2,
+    epochs: int | None = None,
+    seeds: str | None = None,
+) -> int:
+    """``aees demo``: the thesis's noisy-label comparison in miniature, end to end, on 2 CPU cores.
+
+    1. **Plan** the ``demo`` preset (``configs/demo.toml``): scikit-learn digits with 40 %
+       symmetric label noise; AdamW, AdamW + cosine, fixed LR x0.5, fixed LR x2, AEES-LR,
+       AEES-LR + cosine and the random-arm control; 3 seeds -- 21 runs.
+    2. **Sweep** them locally, 2 at a time (:func:`aees.sweep.local.run_local`), with a live
+       progress line. Runs whose result is already complete are reused, so the demo is
+       re-runnable and resumes after Ctrl-C.
+    3. **Report** (:func:`aees.reporting.report.build_report`) into ``reports/demo``: tables
+       (CSV, LaTeX, Markdown), figures (PNG, PDF) and ``index.html``; the main table is printed.
+
+    Returns the process exit status.
+    """
+    from aees.sweep.local import SweepError, run_local
+    from aees.sweep.plan import PlanError, build_plan, write_manifest
+
+    results = Path(results_dir).absolute()
+    overrides = {"epochs": epochs} if epochs is not None else None
+    try:
+        manifest = build_plan(DEMO_PRESET, seeds=seeds, output_root=results, overrides=overrides)
+    except PlanError as err:
+        print(f"aees demo: error: {err}", file=sys.stderr)
+        return 2
+    manifest_path = write_manifest(manifest, results / "manifest.json")
+    print(f"aees demo: {len(manifest.runs)} runs ({manifest.description})")
+    print(f"aees demo: results in {results}, {workers} at a time (finished runs are reused)")
+    try:
+        summary = run_local(manifest_path, workers=workers)
+    except SweepError as err:
+        print(f"aees demo: error: {err}", file=sys.stderr)
+        return 2
+    if summary.exit_code != 0:
+        print("aees demo: not every run finished; the report covers the ones that did.")
+    try:
+        from aees.reporting.report import build_report
+    except ImportError as err:
+        print(
+            f"aees demo: error: {err}; install the report extra: pip install 'aees[report]'",
+            file=sys.stderr,
+        )
+        return 2
+    report = build_report(results, report_dir)
+    for problem in report.problems:
+        print(f"aees demo: skipped {problem}", file=sys.stderr)
+    tables_dir = Path(report_dir) / "tables"
+    main_tables = sorted(tables_dir.glob("cifar_noisy/*main_table.md")) or sorted(
+        tables_dir.glob("*/*main*.md")
+    )
+    for table in main_tables[:1]:
+        print(f"\n{table}:\n")
+        print(table.read_text(encoding="utf-8").rstrip())
+    tables = sorted({p.parent for p in report.paths if p.parent.parent.name == "tables"})
+    figures = sorted(p for p in report.paths if p.suffix == ".png")
+    print(f"\naees demo: report: {report.index_html} (and {report.index_md})")
+    print(f"aees demo: {len(tables)} table families under {Path(report_dir) / 'tables'}")
+    print(f"aees demo: {len(figures)} figures under {Path(report_dir) / 'figures'}")
+    return summary.exit_code
+
+
+# --------------------------------------------------------------------------------------------
+# aees report and the seed's report scripts
+# --------------------------------------------------------------------------------------------
+
+
+def report_main(argv: Sequence[str] | None = None) -> int:
+    """``aees report RESULTS_DIR --out DIR [--strict] [--quiet]`` (argv without "report").
+
+    Exit status: 0 done; 1 nothing to report, a figure MISSING, or (``--strict``) an unreadable
+    result file; 2 command-line misuse (bad flag, missing results directory).
+    """
+    from aees.reporting.commands import report_command
+
+    parser = OneLineArgumentParser(
+        prog="aees report",
+        description="Tables (CSV, LaTeX, Markdown), figures (PNG, PDF) and an index page "
+        "from a directory of result JSON files.",
+    )
+    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="directory of result files")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail on the first unreadable result file"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only problems")
+    args = parser.parse_args(argv)
+    return report_command(
+        parser.prog, args.results_dir, args.out, strict=args.strict, quiet=args.quiet
+    )
+
+
+def _script_parser(
+    prog: str, description: str, runs_root: str, out_dir: str
+) -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--runs-root", default=runs_root, help=f"directory of result files (default {runs_root})"
+    )
+    parser.add_argument("--out-dir", default=out_dir, help=f"output directory (default {out_dir})")
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    return parser
+
+
+def table_script(family: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """``make_<family>.py``: build one table family from ``--runs-root`` into ``--out-dir``."""
+    from aees.reporting.commands import table_command
+    from aees.reporting.families import FAMILIES
+
+    spec = FAMILIES[family]
+    prog = prog or f"make_{family}_tables.py"
+    parser = _script_parser(
+        prog, f"{spec.title}: tables from result JSON.", spec.runs_root, spec.out_dir
+    )
+    args = parser.parse_args(argv)
+    return table_command(prog, family, args.runs_root, args.out_dir, strict=args.strict)
+
+
+def figure_script(
+    family: str, argv: Sequence[str] | None = None, *, prog: str | None = None
+) -> int:
+    """``<family>_plots.py``: every figure of one figure family; exit 1 if any is MISSING."""
+    from aees.reporting.commands import figure_command
+
+    prog = prog or f"{family}_plots.py"
+    parser = _script_parser(
+        prog,
+        f"{family} figures (PNG + PDF + summary) from result JSON.",
+        "archived_results",
+        f"reproduced_artifacts/figures/{family}",
+    )
+    args = parser.parse_args(argv)
+    return figure_command(prog, family, args.runs_root, args.out_dir, strict=args.strict)
+
+
+def console_script(
+    tasks: Sequence[str],
+    default_root: str,
+    default_csv: str,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+) -> int:
+    """``report_*.py``: print the console summary of ``tasks`` and write its CSV."""
+    from aees.reporting.commands import console_command
+
+    parser = OneLineArgumentParser(prog=prog, description="Console summary + CSV of result files.")
+    parser.add_argument("--runs-root", default=default_root, help=f"(default {default_root})")
+    parser.add_argument("--csv", default=default_csv, help=f"CSV of means (default {default_csv})")
+    parser.add_argument("--no-runs", action="store_true", help="omit the per-seed lines")
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    args = parser.parse_args(argv)
+    return console_command(
+        prog, tasks, args.runs_root, args.csv, no_runs=args.no_runs, strict=args.strict
+    )
+
+
+def attribution_script(argv: Sequence[str] | None = None) -> int:
+    """``aggregate_cifar_attribution_controls.py --aees-trace-root --controls-root --out-dir``.
+
+    Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
+    runs or an output error, 2 a bad flag or a missing directory.
+    """
+    from aees.reporting.attribution import OUT_DIR
+    from aees.reporting.commands import attribution_command
+
+    prog = "aggregate_cifar_attribution_controls.py"
+    parser = OneLineArgumentParser(
+        prog=prog, description="AEES vs open-loop attribution controls (thesis §5.10)."
+    )
+    parser.add_argument("--aees-trace-root", default="results/cifar_noisy")
+    parser.add_argument("--controls-root", default="results/cifar_attribution_controls")
+    parser.add_argument("--out-dir", default=OUT_DIR)
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable result file")
+    args = parser.parse_args(argv)
+    return attribution_command(
+        prog, args.aees_trace_root, args.controls_root, args.out_dir, strict=args.strict
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

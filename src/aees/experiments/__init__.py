@@ -1,1 +1,0 @@
-"""Experiment runners, result schema and run plans (imports heavy dependencies lazily)."""

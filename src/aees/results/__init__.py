@@ -1,0 +1,51 @@
+"""The result contract between the runner, the sweep and reporting (standard library only).
+
+* :mod:`~aees.results.schema` -- :class:`RunResult`, field validation, the legacy upgrade;
+* :mod:`~aees.results.identity` -- :func:`method_spec` and :func:`variant_id`;
+* :mod:`~aees.results.provenance` -- :func:`collect_provenance` (and :mod:`.hardware`, the probe);
+* :mod:`~aees.results.metrics` -- :func:`build_runtime_metrics`;
+* :mod:`~aees.results.secrets` -- secret keys and their redaction;
+* :mod:`~aees.results.io` -- atomic writes, the safe result reader, load/save;
+* :mod:`~aees.results.traces` -- AEES arm traces read from result files.
+
+``torch`` is imported only inside the hardware probe.
+"""
+
+from aees.results.identity import method_spec, variant_id
+from aees.results.io import (
+    MAX_RESULT_BYTES,
+    atomic_write,
+    atomic_write_text,
+    load_run_result,
+    read_result_bytes,
+    result_to_dict,
+    save_run_result,
+)
+from aees.results.metrics import STEADY_STATE_RULE, build_runtime_metrics
+from aees.results.provenance import DEFAULT_PROVENANCE_PACKAGES, collect_provenance
+from aees.results.schema import LEGACY_SCHEMA_VERSION, SCHEMA_VERSION, RunResult, RunResultError
+from aees.results.secrets import REDACTED, is_secret_key, redact_values, scrub_secrets
+
+__all__ = [
+    "DEFAULT_PROVENANCE_PACKAGES",
+    "LEGACY_SCHEMA_VERSION",
+    "MAX_RESULT_BYTES",
+    "REDACTED",
+    "SCHEMA_VERSION",
+    "STEADY_STATE_RULE",
+    "RunResult",
+    "RunResultError",
+    "atomic_write",
+    "atomic_write_text",
+    "build_runtime_metrics",
+    "collect_provenance",
+    "is_secret_key",
+    "load_run_result",
+    "method_spec",
+    "read_result_bytes",
+    "redact_values",
+    "result_to_dict",
+    "save_run_result",
+    "scrub_secrets",
+    "variant_id",
+]

@@ -1,0 +1,192 @@
+"""Sweep executors: run the pending runs of a manifest locally (N at a time) or on a Ray cluster.
+
+Both executors share the semantics of the thesis launcher (``thesis-experiments.md`` §2.4):
+
+* **Resume** (default): a run whose result file exists, parses and matches the plan
+  (:func:`aees.sweep.plan.check_result`) is ``skipped``. An existing result that does not
+  match is reported and the run marked ``failed``; it is never replaced unless ``overwrite``.
+  Without resume every existing result needs ``overwrite`` to be replaced.
+* A finished run is ``completed`` only if it exited 0 and its result validates; otherwise
+  ``failed`` with the reason (exit status and the last line of its log, or what did not match).
+* One log per run, ``<output_root>/_logs/<run_id>.log``, appended to per attempt, each attempt
+  starting with a header (command, ``CUDA_VISIBLE_DEVICES``, the environment the sweep set).
+* The manifest is rewritten atomically after every change of a run's status. Two locks
+  (``flock``) keep a second sweep off: ``<output_root>/.aees-sweep.lock`` (copies of one manifest
+  share the output root) and ``.<manifest>.lock`` next to the manifest.
+* A manifest is data, never a script. Loading it checks every field's type, that every path
+  field resolves inside the output root and that each stored ``command`` is the one
+  :func:`aees.sweep.plan.run_command` builds from the run's task, flags, seed and paths;
+  a manifest failing any check is refused (one line, exit status 2) before anything runs or is
+  deleted. The executors run the command they build themselves, with their own interpreter.
+* The sweep deletes only what it wrote: a run's checkpoint directory (after the run completes,
+  or with ``--overwrite`` before it starts over) is removed only while it holds nothing but the
+  runner's checkpoint files; otherwise it is kept and the run's log says why.
+* Ctrl-C / SIGTERM: no new runs start; running ones get SIGTERM, then SIGKILL after a grace
+  period (a second Ctrl-C kills at once); they go back to ``pending``. The exit status is
+  128 + the signal number (130 for Ctrl-C).
+* At the end: a summary, each failed run with its log path, and the ``aees sweep`` command that
+  retries exactly the failed runs. Exit status 0 (all done), 1 (some failed), 2 (bad input).
+* Progress on stderr: done / running / failed counts and the running run ids -- one updating line
+  on a terminal, plain lines otherwise.
+
+Ray is optional (``pip install 'aees[sweep]'``) and imported only by :func:`run_ray`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import IO
+
+from aees.sweep.common import (
+    DEFAULT_GRACE_PERIOD,
+    POLL_SECONDS,
+    RAY_INSTALL_HINT,
+    RUN_ENVIRONMENT,
+    FailedRun,
+    Progress,
+    SweepError,
+    SweepSummary,
+    check_common,
+    default_workers,
+    existing_result_verdict,
+    finish_attempt,
+    new_sweep,
+    paths_problem,
+    prepare_attempt,
+    run_argv,
+    spawn_run,
+    stop_processes,
+    wrote_valid_result,
+)
+from aees.sweep.plan import (
+    PlannedRun,
+)
+from aees.sweep.ray import run_ray
+
+__all__ = [
+    "RAY_INSTALL_HINT",
+    "FailedRun",
+    "Progress",
+    "SweepError",
+    "SweepSummary",
+    "run_local",
+    "run_ray",
+]
+
+
+def run_local(
+    manifest_path: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    gpus: Sequence[int] | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    run_ids: Sequence[str] | None = None,
+    output_root: str | os.PathLike[str] | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    progress: bool = True,
+    stream: IO[str] | None = None,
+) -> SweepSummary:
+    """Run the manifest's selected runs as subprocesses, ``workers`` at a time.
+
+    Args:
+        workers: concurrent runs (default: the number of ``gpus``, else 1).
+        gpus: GPU ids; worker slot ``i`` runs with ``CUDA_VISIBLE_DEVICES=gpus[i % len(gpus)]``.
+            Without it ``CUDA_VISIBLE_DEVICES`` is inherited.
+        resume, overwrite: see the module docstring.
+        run_ids: run only these (default all).
+        output_root: results, logs and checkpoints go here instead of the manifest's root (the
+            manifest is updated).
+        grace_period: seconds between SIGTERM and SIGKILL when stopping runs.
+        progress: print progress and the final report to ``stream`` (default stderr).
+
+    Each run gets ``OMP_NUM_THREADS = cores // workers`` unless the environment sets it.
+    Raises :class:`SweepError` for bad input; Ctrl-C / SIGTERM end the sweep cleanly (the summary's
+    ``exit_code`` is 130 / 143).
+    """
+    gpu_list = list(gpus or [])
+    if any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpu_list):
+        raise SweepError(f"--gpus must list GPU indices >= 0, got {gpu_list}")
+    if len(set(gpu_list)) != len(gpu_list):
+        raise SweepError(f"--gpus must not repeat an index, got {gpu_list}")
+    check_common(workers, grace_period)
+    n_workers = workers if workers is not None else max(1, len(gpu_list))
+    retry = ["--workers", str(n_workers)]
+    if gpu_list:
+        retry += ["--gpus", ",".join(map(str, gpu_list))]
+    sweep = new_sweep(
+        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
+    )
+    base_env = {**RUN_ENVIRONMENT}
+    if "OMP_NUM_THREADS" not in os.environ:
+        base_env["OMP_NUM_THREADS"] = str(max(1, default_workers() // n_workers))
+    host = socket.gethostname()
+    root = sweep.root
+
+    with sweep.locked(), sweep.signals():
+        todo = sweep.verdicts(
+            lambda runs: [
+                existing_result_verdict(r, root / r.output, resume=resume, overwrite=overwrite)
+                for r in runs
+            ]
+        )
+        free_slots = list(range(n_workers))
+        active: dict[int, tuple[PlannedRun, subprocess.Popen[bytes]]] = {}
+        started_at: dict[str, float] = {}
+        try:
+            while (todo or active) and sweep.stop_signal is None:
+                for slot, (run, proc) in list(active.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    del active[slot]
+                    free_slots.append(slot)
+                    status, detail = finish_attempt(run, root, code)
+                    sweep.mark_finished(run, status, detail, code)
+                while todo and free_slots and sweep.stop_signal is None:
+                    slot = free_slots.pop(0)
+                    run = todo.pop(0)
+                    env = dict(base_env)
+                    if gpu_list:
+                        env["CUDA_VISIBLE_DEVICES"] = str(gpu_list[slot % len(gpu_list)])
+                    command = run_argv(run, root)
+                    sweep.mark_started(run, env, host)
+                    moved = paths_problem(run, root)  # a link changed since loading?
+                    if moved is not None:
+                        sweep.mark_finished(run, "failed", moved, None)
+                        free_slots.append(slot)
+                        continue
+                    log = prepare_attempt(run, root, command, env, overwrite)
+                    try:
+                        proc = spawn_run(command, {**os.environ, **env}, log)
+                    except OSError as err:
+                        sweep.mark_finished(run, "failed", f"cannot start: {err}", None)
+                        free_slots.append(slot)
+                        continue
+                    finally:
+                        log.close()
+                    active[slot] = (run, proc)
+                    started_at[run.run_id] = time.time()
+                sweep.show()
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:  # signal handlers not installed (not the main thread)
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+        finally:
+            if active:
+                if sweep.stop_signal is None:  # an unexpected error: do not leave runs behind
+                    sweep.stop_signal = signal.SIGTERM
+                stop_processes(
+                    [proc for _, proc in active.values()], grace_period, lambda: sweep.kill_now
+                )
+                for run, proc in active.values():
+                    if wrote_valid_result(run, root, started_at[run.run_id]):
+                        sweep.mark_finished(run, "completed", None, proc.returncode)
+                    else:
+                        sweep.mark_interrupted(run)
+                sweep.save()
+        return sweep.summary()

@@ -1,0 +1,248 @@
+"""The Ray executor: the semantics of :func:`aees.sweep.local.run_local` on a Ray cluster.
+
+Ray is optional (``pip install 'aees[sweep]'``) and imported only when :func:`run_ray` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from aees.sweep.common import (
+    DEFAULT_GRACE_PERIOD,
+    POLL_SECONDS,
+    RAY_INSTALL_HINT,
+    RUN_ENVIRONMENT,
+    Sweep,
+    SweepError,
+    SweepSummary,
+    check_common,
+    existing_result_verdict,
+    finish_attempt,
+    new_sweep,
+    paths_problem,
+    prepare_attempt,
+    run_argv,
+    spawn_run,
+    stop_processes,
+)
+from aees.sweep.plan import (
+    PlannedRun,
+)
+
+__all__ = ["run_ray"]
+
+
+# --------------------------------------------------------------------------------------------
+# Ray executor
+# --------------------------------------------------------------------------------------------
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(
+            f"the ray executor needs Ray, which is not installed: {RAY_INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def _ray_verdicts(
+    runs: list[PlannedRun], root: str, resume: bool, overwrite: bool
+) -> list[tuple[str, str] | None]:
+    """Ray task: resume/overwrite verdicts, computed where the shared storage is mounted."""
+    base = Path(root)
+    return [
+        existing_result_verdict(r, base / r.output, resume=resume, overwrite=overwrite)
+        for r in runs
+    ]
+
+
+def _ray_execute(run: PlannedRun, root: str, overwrite: bool, grace: float) -> dict[str, Any]:
+    """Ray task: run one attempt on this worker, writing result and log under ``root``.
+
+    Cancellation (``ray.cancel``) stops the run: SIGTERM, SIGKILL after ``grace`` seconds.
+    """
+    base = Path(root)
+    problem = paths_problem(run, base)  # as this worker sees the shared storage
+    if problem is not None:
+        return {
+            "status": "failed",
+            "detail": problem,
+            "return_code": None,
+            "environment": {},
+            "host": socket.gethostname(),
+            "seconds": 0.0,
+        }
+    command = run_argv(run, base)
+    env = dict(RUN_ENVIRONMENT)
+    for key in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):  # what Ray assigned to this task
+        if key in os.environ:
+            env[key] = os.environ[key]
+    started = time.monotonic()
+    log = prepare_attempt(run, base, command, env, overwrite)
+    try:
+        proc = spawn_run(command, {**os.environ, **env}, log)
+    finally:
+        log.close()
+    try:
+        while proc.poll() is None:
+            time.sleep(POLL_SECONDS * 2)
+    except BaseException:
+        stop_processes([proc], grace, lambda: False)
+        raise
+    status, detail = finish_attempt(run, base, proc.returncode)
+    return {
+        "status": status,
+        "detail": detail,
+        "return_code": proc.returncode,
+        "environment": env,
+        "host": socket.gethostname(),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".strip()
+
+
+def run_ray(
+    manifest_path: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    run_ids: Sequence[str] | None = None,
+    output_root: str | os.PathLike[str] | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    progress: bool = True,
+    stream: IO[str] | None = None,
+) -> SweepSummary:
+    """Run the manifest's selected runs as Ray tasks: one GPU (and one CPU) per run that needs a
+    GPU, one CPU otherwise; Ray sets ``CUDA_VISIBLE_DEVICES``.
+
+    The tasks write results and logs under the output root (``output_root`` or the manifest's),
+    which must be storage every node sees; they also decide resume/overwrite and validate results
+    there. Workers run the command with their own Python interpreter.
+
+    Args:
+        address: ``auto``, ``ray://host:port`` or None (connect to / start a local instance).
+            Ignored when Ray is already initialised in this process.
+        workers: maximum runs in flight (default: the cluster's GPUs, or CPUs for a CPU-only
+            plan).
+
+    Same statuses, logs, manifest updates, Ctrl-C and exit codes as :func:`run_local`.
+    """
+    check_common(workers, grace_period)
+    ray = _import_ray()
+    retry = ["--executor", "ray"]
+    if address:
+        retry += ["--address", address]
+    if workers is not None:
+        retry += ["--workers", str(workers)]
+    sweep = new_sweep(
+        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
+    )
+    started_ray = False
+    if not ray.is_initialized():
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False)
+        except Exception as err:  # connection refused, bad address, ...
+            raise SweepError(
+                f"cannot start or reach Ray ({address or 'local'}): {_first_line(err)}"
+            ) from None
+        started_ray = True
+    try:
+        return _run_ray_sweep(ray, sweep, workers, grace_period)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run_ray_sweep(ray: Any, sweep: Sweep, workers: int | None, grace: float) -> SweepSummary:
+    root = str(sweep.root)
+    resources = ray.cluster_resources()
+    needs_gpu = any(run.needs_gpu for run in sweep.selected)
+    if needs_gpu and resources.get("GPU", 0) < 1:
+        raise SweepError(
+            "the plan's runs need a GPU but the Ray cluster has none "
+            "(plan with --set device=cpu to run them on CPUs)"
+        )
+    capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
+    limit = workers if workers is not None else capacity
+    verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
+    execute = ray.remote(max_retries=0)(_ray_execute)
+
+    with sweep.locked(), sweep.signals():
+        try:
+            todo = sweep.verdicts(
+                lambda runs: ray.get(verdict_task.remote(runs, root, sweep.resume, sweep.overwrite))
+            )
+        except KeyboardInterrupt:
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+            return sweep.summary()
+        except Exception as err:  # e.g. aees not importable on the workers
+            raise SweepError(
+                f"Ray task checking existing results failed: {_first_line(err)}"
+            ) from None
+        in_flight: dict[Any, PlannedRun] = {}
+        try:
+            while (todo or in_flight) and sweep.stop_signal is None:
+                while todo and len(in_flight) < limit and sweep.stop_signal is None:
+                    run = todo.pop(0)
+                    options = {"num_gpus": 1, "num_cpus": 1} if run.needs_gpu else {"num_cpus": 1}
+                    sweep.mark_started(run, {}, None)
+                    ref = execute.options(**options).remote(run, root, sweep.overwrite, grace)
+                    in_flight[ref] = run
+                if not in_flight:
+                    break
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    run = in_flight.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except Exception as err:  # the task itself failed (worker died, ...)
+                        sweep.mark_finished(
+                            run, "failed", f"Ray task failed: {_first_line(err)}", None
+                        )
+                        continue
+                    run.environment, run.host = out["environment"], out["host"]
+                    sweep.mark_finished(run, out["status"], out["detail"], out["return_code"])
+                sweep.show()
+        except KeyboardInterrupt:
+            sweep.stop_signal = sweep.stop_signal or signal.SIGINT
+        finally:
+            if in_flight:
+                if sweep.stop_signal is None:
+                    sweep.stop_signal = signal.SIGTERM
+                for ref in in_flight:
+                    ray.cancel(ref)
+                deadline = time.monotonic() + grace + 5
+                pending = list(in_flight)
+                while pending and time.monotonic() < deadline and not sweep.kill_now:
+                    _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                for ref, run in in_flight.items():
+                    result = None
+                    if ref not in pending:
+                        with contextlib.suppress(Exception):
+                            result = ray.get(ref, timeout=1)
+                    if result is not None and result.get("status") == "completed":
+                        sweep.mark_finished(run, "completed", None, result["return_code"])
+                    else:
+                        sweep.mark_interrupted(run)
+                sweep.save()
+        return sweep.summary()
