@@ -327,3 +327,15 @@ def test_checkpoint_dir_with_foreign_files_is_kept(checkpoint_sweep: dict[str, A
     log = (state["root"] / run["log"]).read_text()
     assert f"kept {state['foreign_dir']}" in log and "notes.txt" in log
     assert (state["root"] / "_checkpoints").is_dir()
+
+
+def test_fifo_at_a_planned_output_does_not_hang_the_sweep(tmp_path: Path) -> None:
+    """The resume check reads results with the regular-file, non-blocking reader: a FIFO where
+    a result should be is an invalid existing result (kept, run failed), not a hang."""
+    manifest, data = _plan(tmp_path)
+    output = Path(data["output_root"]) / _run(data)["output"]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(output)
+    proc = _sweep(manifest, "--run-ids", RUN, timeout=60)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    assert "not a regular file (FIFO)" in proc.stderr, proc.stderr[-2000:]

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from aees.results import RunResultError, load_run_result
 from aees.runner.config import EXIT_DIVERGED
-from aees.sweep.plan import (
+from aees.sweep.manifest import (
     DONE_STATUSES,
     PATH_FIELDS,
     Manifest,

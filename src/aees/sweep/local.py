@@ -63,7 +63,7 @@ from aees.sweep.common import (
     stop_processes,
     wrote_valid_result,
 )
-from aees.sweep.plan import (
+from aees.sweep.manifest import (
     PlannedRun,
 )
 from aees.sweep.ray import run_ray

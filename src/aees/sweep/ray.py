@@ -32,7 +32,7 @@ from aees.sweep.common import (
     spawn_run,
     stop_processes,
 )
-from aees.sweep.plan import (
+from aees.sweep.manifest import (
     PlannedRun,
 )
 
