@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from lib_helpers import batch, tiny_model
 
@@ -83,3 +84,39 @@ def test_user_unscale_before_clipping_is_respected():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         aees.step_end(loss)  # must not unscale a second time (torch would raise)
     assert len(aees.get_logs()["episode_rewards"]) == 2
+
+
+def test_the_grad_scaler_layout_aees_reads_is_still_torchs():
+    """aees.amp reads ``scaler._per_optimizer_states`` (no public sync-free skip flag exists);
+    this fails first if a torch release changes that record, before training goes wrong."""
+    from torch.amp.grad_scaler import OptState
+
+    from aees.amp import ScalerStep, _optimizer_state
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    scaler.scale(w.sum()).backward()
+    scaler.unscale_(opt)
+    state = scaler._per_optimizer_states[id(opt)]
+    assert state["stage"] is OptState.UNSCALED
+    (flag,) = state["found_inf_per_device"].values()
+    assert isinstance(flag, torch.Tensor) and flag.item() == 0.0
+    assert _optimizer_state(scaler, opt) is state
+    assert ScalerStep(scaler, opt).skipped().item() == 0.0  # already unscaled: not again
+    assert torch.equal(w.grad, torch.ones(3))
+    opt.zero_grad()
+    scaler.update()
+    scaler.scale(w.sum()).backward()
+    w.grad[1] = float("inf")
+    assert ScalerStep(scaler, opt).skipped().item() == 1.0
+
+
+def test_without_the_private_record_skips_are_still_counted(monkeypatch):
+    import aees.amp
+
+    monkeypatch.setattr(aees.amp, "_optimizer_state", lambda scaler, opt: None)
+    monkeypatch.setattr(aees.amp, "_warned", False)
+    with pytest.warns(RuntimeWarning, match="get_scale"):
+        test_skipped_step_is_excluded_from_reward_and_counted()
+    test_user_unscale_before_clipping_is_respected()  # the second unscale_ is tolerated

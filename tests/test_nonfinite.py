@@ -63,5 +63,6 @@ def test_optimizer_exception_restores_lr_and_closes_the_step():
         aees.step_end(1.0)
     assert opt.param_groups[0]["lr"] == 0.1
     opt.step = original
-    train_steps(aees, model, 3, start=1)  # usable again
+    assert aees.num_steps == 0  # the step that raised did not happen
+    train_steps(aees, model, 3, start=0)  # usable again, from num_steps
     assert aees.num_steps == 3

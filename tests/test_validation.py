@@ -73,7 +73,7 @@ def test_optimizer_type_and_call_order_errors():
 
 def test_import_aees_pulls_in_no_experiment_dependencies():
     code = (
-        "import sys, aees, aees.scheduler;"
+        "import sys, aees, aees.wrapper;"
         "heavy = {'torchvision','transformers','datasets','matplotlib','scipy','ray','pandas'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )

@@ -21,7 +21,6 @@ from aees.episode import StructuredEpisodeManager
 from aees.noise import CounterNoise, PulseoptNoise
 from aees.optimizer import AEESOptimizer
 from aees.reward import NormalizedLossImprovementReward, episode_reward
-from aees.scheduler import AEES
 from aees.types import (
     CandidateConfig,
     EpisodeRecord,
@@ -31,6 +30,7 @@ from aees.types import (
     StructuredSelection,
     candidate_name,
 )
+from aees.wrapper import AEES
 
 __version__ = "0.1.0"
 

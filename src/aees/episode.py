@@ -2,9 +2,8 @@
 
 An episode opens lazily at the first ``open_episode(global_step)`` after the previous one closed;
 the LR controller picks its arm first, then the noise controller (the one belonging to that LR
-arm in ``"conditional"`` mode). The episode closes when its losses are handed over — all at once
-by :class:`aees.AEES` (``close_episode``), or step by step through the pulseopt-compatible
-``on_step_end`` — and both controllers receive the same scalar reward.
+arm in ``"conditional"`` mode). The episode closes when :class:`aees.AEES` hands over all its
+step losses at once (``close_episode``), and both controllers receive the same scalar reward.
 
 The manager works on host floats only; it never touches tensors.
 """
@@ -124,8 +123,6 @@ class StructuredEpisodeManager:
         self._active: StructuredSelection | None = None
         self._active_config: CandidateConfig | None = None
         self._start_step = 0
-        self._step_losses: list[float] = []  # the pulseopt-compatible per-step path only
-        self._step_norms: list[float] = []
         self._end_loss_history: list[float] = []
         keys = LOG_KEYS + (EXTENDED_LOG_KEYS if extended_logs else ())
         if self.context_mode != "none":
@@ -197,39 +194,8 @@ class StructuredEpisodeManager:
             self._active_config = CandidateConfig(name, lr_value, noise_value)
             self._start_step = global_step
             self._episode_index += 1
-            self._step_losses = []
-            self._step_norms = []
         assert self._active_config is not None
         return self._active_config
-
-    on_step_start = open_episode  # pulseopt's name
-
-    # ------------------------------------------------------------------ per-step path
-    def on_step_end(self, loss: float, update_norm: float | None = None) -> EpisodeSummary | None:
-        """pulseopt-compatible: record one finite step; close the episode when it is full."""
-        if self._active is None:
-            raise RuntimeError("on_step_end() called without an active episode.")
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise ValueError(f"loss must be finite, got {loss!r}.")
-        if update_norm is not None:
-            update_norm = float(update_norm)
-            if not math.isfinite(update_norm):
-                raise ValueError(f"update_norm must be finite when provided, got {update_norm!r}.")
-            self._step_norms.append(update_norm)
-        self._step_losses.append(loss)
-        if len(self._step_losses) >= self.episode_length:
-            return self.close_episode(self._step_losses, update_norms=self._step_norms)
-        return None
-
-    def finalize(self) -> EpisodeSummary | None:
-        """Close a partial episode fed through ``on_step_end`` (no-op when nothing is open)."""
-        if self._active is None:
-            return None
-        if not self._step_losses:
-            self._active = self._active_config = None
-            return None
-        return self.close_episode(self._step_losses, update_norms=self._step_norms)
 
     # ------------------------------------------------------------------ closing
     def close_episode(
@@ -298,8 +264,6 @@ class StructuredEpisodeManager:
         if summary.loss_end is not None:
             self._end_loss_history.append(summary.loss_end)
         self._active = self._active_config = None
-        self._step_losses = []
-        self._step_norms = []
         if self.on_close is not None:  # the episode is closed and logged: the state is consistent
             self.on_close(summary)
         if bad_steps and nonfinite == "raise":
@@ -366,8 +330,6 @@ class StructuredEpisodeManager:
                 "noise_index": a.noise_index,
                 "context_bucket": a.context_bucket,
                 "start_step": self._start_step,
-                "step_losses": list(self._step_losses),
-                "step_norms": list(self._step_norms),
             }
         return {
             "version": _STATE_VERSION,
@@ -409,16 +371,19 @@ class StructuredEpisodeManager:
         active = state["active"]
         if active is None:
             self._active = self._active_config = None
-            self._step_losses, self._step_norms = [], []
         else:
+            if active.get("step_losses") or active.get("step_norms"):
+                # only the removed per-step path (on_step_end) wrote these
+                raise ValueError(
+                    "cannot load AEES state: its open episode holds per-step losses "
+                    "(the removed on_step_end path)."
+                )
             li, ni = int(active["lr_index"]), int(active["noise_index"])
             lr, noise = self.lr_candidates[li], self.noise_candidates[ni]
             name = candidate_name(lr, noise)
             self._active = StructuredSelection(li, ni, lr, noise, name, active["context_bucket"])
             self._active_config = CandidateConfig(name, lr, noise)
             self._start_step = int(active["start_step"])
-            self._step_losses = [float(v) for v in active["step_losses"]]
-            self._step_norms = [float(v) for v in active["step_norms"]]
 
 
 def _check_controllers(

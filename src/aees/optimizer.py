@@ -18,7 +18,8 @@ breaks them; so this one is, and it shares (never copies) the wrapped optimizer'
 The contract:
 
 - ``AEESOptimizer(optimizer, **aees_kwargs)``: every keyword is :class:`aees.AEES`'s (same names,
-  defaults and decisions); AEES owns the step counter, so episodes open and close by themselves.
+  defaults and decisions, injected ``lr_controller``/``noise_controller`` included); AEES owns
+  the step counter, so episodes open and close by themselves.
 - ``observe_loss(loss)``: hand over a micro-batch's (unscaled) loss, a scalar tensor kept on its
   device (no host sync) or a float. Call it once per micro-batch under gradient accumulation,
   after ``zero_grad()``; the step's loss is the mean of the losses observed since the previous step.
@@ -65,7 +66,8 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from aees.scheduler import AEES, EpisodeHook, Loss
+from aees.amp import adopt_unscale
+from aees.wrapper import AEES, EpisodeHook, Loss
 
 _STATE_KEY = "aees"
 _STATE_FORMAT = "AEESOptimizer"
@@ -224,7 +226,7 @@ class AEESOptimizer(torch.optim.Optimizer):
             raise RuntimeError(_NO_LOSS)
         self._adopt_wrapper_unscale()
         aees = h.aees
-        aees.step_start(aees.num_steps)
+        aees.step_start()
         if closure is None:
             return aees.step_end(self._take_observed())
         first: list[Any] = []
@@ -247,18 +249,8 @@ class AEESOptimizer(torch.optim.Optimizer):
         """With ``grad_scaler=``: a ``scaler.unscale_(self)`` (before clipping) is recorded by the
         scaler under this object; hand it to the wrapped optimizer, which AEES steps through the
         scaler, so the gradients are not unscaled twice."""
-        scaler = self._holder.scaler
-        states = getattr(scaler, "_per_optimizer_states", None)
-        if not states or id(self) not in states:
-            return
-        from torch.amp.grad_scaler import OptState
-
-        mine = states.pop(id(self))
-        inner = id(self._wrapped)
-        if mine["stage"] is OptState.UNSCALED and (
-            inner not in states or states[inner]["stage"] is OptState.READY
-        ):
-            states[inner] = mine
+        if self._holder.scaler is not None:
+            adopt_unscale(self._holder.scaler, self, self._wrapped)
 
     # ------------------------------------------------------------------ episodes and logs
     def register_episode_end_hook(self, hook: EpisodeHook) -> RemovableHandle:

@@ -1,8 +1,8 @@
-"""The AEES facade: wraps any ``torch.optim.Optimizer`` with a per-axis episodic bandit.
+"""The AEES wrapper: any ``torch.optim.Optimizer`` with a per-axis episodic bandit.
 
 Call order per optimizer step (the contract)::
 
-    aees.step_start(step)                 # opens an episode (and picks its arms) when none is open
+    aees.step_start()                     # opens an episode (and picks its arms) when none is open
     optimizer.zero_grad(); loss = ...; loss.backward()     # or scaler.scale(loss).backward()
     # optional: scaler.unscale_(optimizer); clip_grad_norm_(...)
     aees.step_end(loss)                   # unscale → noise → LR×m → step → restore LR → scheduler
@@ -10,6 +10,10 @@ Call order per optimizer step (the contract)::
 ``step_end`` keeps the loss on its device; losses (and, when enabled, update norms and the
 scaler's skip flags) are read back once, when the episode closes. Nothing per step waits for the
 device, and no copy of the parameters is held unless ``track_update_norm=True``.
+
+AEES owns the step count: ``num_steps`` is the number of completed ``step_end`` calls. The
+episodes' start/end steps and the counter noise's step index are both ``num_steps``; a step given
+to ``step_start(step)`` (pulseopt's signature) must equal it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
+from aees.amp import ScalerStep
 from aees.controllers import Controller, PrecomputedController, build_controller
 from aees.distributed import average_across_ranks, resolve_group, shared_random_seed
 from aees.episode import StructuredEpisodeManager
@@ -45,6 +50,9 @@ from aees.types import (
 _STATE_VERSION = 1
 Loss = Tensor | float
 EpisodeHook = Callable[[EpisodeRecord], None]
+NoiseControllerArg = Controller | Sequence[Controller] | None
+_DEFAULT_LR_CANDIDATES = (1.0,)
+_DEFAULT_NOISE_CANDIDATES = (0.0,)
 
 
 class AEES:
@@ -66,7 +74,10 @@ class AEES:
         episode_length: optimizer steps per episode. Default 100.
         lr_scheduler: if given, ``lr_scheduler.step()`` is called after every ``step_end`` (it only
             ever sees the base LR). If not, step your scheduler yourself.
-        control_mode: ``"adaptive"`` (UCB) or ``"random"`` (uniform; ignores rewards).
+        control_mode: ``"adaptive"`` (UCB) or ``"random"`` (uniform; ignores rewards): how the
+            controllers of the axes not given by ``lr_controller``/``noise_controller`` are
+            built. The mode in force is :attr:`control_mode` (``"replay"``/``"custom"`` when
+            controllers were injected).
         structured_control_mode: ``"independent"`` (one bandit per axis) or ``"conditional"``
             (one noise bandit per LR arm).
         context_mode: ``"none"`` or ``"trend"`` (bandits per loss-trend bucket).
@@ -94,6 +105,22 @@ class AEES:
         on_episode_end: a hook, or a list of hooks, called with an
             :class:`~aees.types.EpisodeRecord` whenever an episode closes (see
             :meth:`register_episode_end_hook`).
+        lr_controller: a :class:`~aees.controllers.Controller` (``n_arms ==
+            len(lr_candidates)``) used for the LR axis instead of the one ``control_mode`` would
+            build. Only for an axis with several candidates.
+        noise_controller: the same for the noise axis; in ``"conditional"`` mode with several
+            LR and noise candidates, a sequence of ``len(lr_candidates)`` controllers (one per
+            LR arm). Injected controllers are used as given (not copied); their
+            ``state_dict`` is saved in :meth:`state_dict`, so a run resumes exactly when the
+            fresh object is built with controllers of the same kind (a
+            :class:`~aees.controllers.PrecomputedController` with the same schedule).
+
+    Steps: AEES owns the step count (:attr:`num_steps`, the completed ``step_end`` calls).
+    Episodes start and end at ``num_steps`` and the counter noise of a step is drawn for
+    ``num_steps``; ``step_start()`` needs no argument, and a ``global_step`` given to it (the
+    pulseopt signature, where it only labelled the episode's start step) must equal
+    ``num_steps``, or ``ValueError`` says so. After ``load_state_dict`` the count continues
+    from the saved one.
     """
 
     def __init__(
@@ -121,6 +148,8 @@ class AEES:
         nonfinite: str = "raise",
         process_group: Any = None,
         on_episode_end: EpisodeHook | Sequence[EpisodeHook] | None = None,
+        lr_controller: Controller | None = None,
+        noise_controller: NoiseControllerArg = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
@@ -173,30 +202,51 @@ class AEES:
         self.nonfinite = nonfinite
         self._scaler = grad_scaler
         self._noise = make_noise_source(noise_source, self.seed)
+        conditional = (
+            structured_control_mode == "conditional"
+            and len(lr_values) > 1
+            and len(noise_values) > 1
+        )
+        injected_lr = _check_injected("lr_controller", lr_controller, len(lr_values), "LR")
+        injected_noise = _check_injected_noise(
+            noise_controller, len(noise_values), len(lr_values), conditional
+        )
+        _check_distinct(injected_lr, injected_noise)
+
+        lr_ctrl: Controller | None
+        if injected_lr is not None:
+            lr_ctrl, lr_source = injected_lr, _source(injected_lr)
+        else:
+            lr_ctrl = build_controller(len(lr_values), control_mode, context_mode, self.seed)
+            lr_source = "built"
+        noise_ctrl: Controller | list[Controller] | None
+        if injected_noise is not None:
+            noise_ctrl = injected_noise
+            noise_source_name = _source(injected_noise)
+        elif conditional:
+            noise_ctrl = [
+                build_controller(len(noise_values), control_mode, context_mode, self.seed + 101 + i)
+                for i in range(len(lr_values))
+            ]  # type: ignore[misc]
+            noise_source_name = "built"
+        else:
+            noise_ctrl = build_controller(
+                len(noise_values), control_mode, context_mode, self.seed + 101
+            )
+            noise_source_name = "built"
+        sources = {"lr": lr_source, "noise": noise_source_name}
+        in_use = _flatten(lr_ctrl, noise_ctrl)
         self._config = {
-            "control_mode": control_mode,
+            "control_mode": _effective_control_mode(
+                control_mode, _flatten(injected_lr, injected_noise), in_use
+            ),
+            "controllers": sources,
             "structured_control_mode": structured_control_mode,
             "context_mode": context_mode,
             "noise_source": noise_source,
             "nonfinite": nonfinite,
             "track_update_norm": track_update_norm,
         }
-
-        lr_ctrl = build_controller(len(lr_values), control_mode, context_mode, self.seed)
-        noise_ctrl: Controller | list[Controller] | None
-        if (
-            structured_control_mode == "conditional"
-            and len(lr_values) > 1
-            and len(noise_values) > 1
-        ):
-            noise_ctrl = [
-                build_controller(len(noise_values), control_mode, context_mode, self.seed + 101 + i)
-                for i in range(len(lr_values))
-            ]  # type: ignore[misc]
-        else:
-            noise_ctrl = build_controller(
-                len(noise_values), control_mode, context_mode, self.seed + 101
-            )
         self._manager = StructuredEpisodeManager(
             lr_values,
             noise_values,
@@ -242,7 +292,16 @@ class AEES:
 
     @property
     def num_steps(self) -> int:
+        """Optimizer steps completed (``step_end`` calls); the one step count AEES uses."""
         return self._num_steps
+
+    @property
+    def control_mode(self) -> str:
+        """The control mode in force: the ``control_mode`` argument when no controller was
+        injected; ``"replay"`` when every controller in use was injected and is a
+        :class:`~aees.controllers.PrecomputedController` (what :meth:`replay` builds);
+        ``"custom"`` for any other injection. Saved in the state dict and checked on load."""
+        return str(self._config["control_mode"])
 
     def get_logs(self) -> dict[str, list[Any]]:
         """Per closed episode: arms, rewards and their parts, steps, losses (pulseopt keys)."""
@@ -251,10 +310,10 @@ class AEES:
     def register_episode_end_hook(self, hook: EpisodeHook) -> RemovableHandle:
         """Call ``hook(record)`` (an :class:`~aees.types.EpisodeRecord`) whenever an episode closes.
 
-        Episodes close inside ``step_end`` (the step that fills one), in ``finalize``, and in the
-        pulseopt-compatible ``episode_manager.on_step_end``; hooks run after the episode is
-        logged and the bandits are updated, in registration order, on every rank. The record is
-        built from host numbers the close already read, so a hook adds no device sync. Hooks
+        Episodes close inside ``step_end`` (the step that fills one) and in ``finalize``; hooks
+        run after the episode is logged and the bandits are updated, in registration order, on
+        every rank. The record is built from host numbers the close already read, so a hook adds
+        no device sync. Hooks
         are not part of ``state_dict``: register them again after building a fresh object.
         Returns a handle whose ``remove()`` unregisters the hook.
         """
@@ -278,11 +337,28 @@ class AEES:
         )
 
     # ------------------------------------------------------------------ the step
-    def step_start(self, global_step: int) -> CandidateConfig:
-        """Open a step; if no episode is open, open one at ``global_step`` and pick its arms."""
+    def step_start(self, global_step: int | None = None) -> CandidateConfig:
+        """Open step :attr:`num_steps`; if no episode is open, open one there and pick its arms.
+
+        ``global_step`` is optional (pulseopt's signature); when given it must equal
+        :attr:`num_steps`, the step count AEES owns (see the class docstring).
+        """
         if self._step_open:
             raise RuntimeError("step_start() called twice without an intervening step_end().")
-        candidate = self._manager.open_episode(global_step)
+        if global_step is not None:
+            if isinstance(global_step, bool) or not isinstance(global_step, numbers.Integral):
+                raise TypeError(f"global_step must be an int or None, got {global_step!r}.")
+            if global_step < 0:
+                raise ValueError(f"global_step must be non-negative, got {global_step!r}.")
+            if global_step != self._num_steps:
+                raise ValueError(
+                    f"step_start(global_step={global_step}) but this AEES has completed "
+                    f"{self._num_steps} steps: AEES owns the step count, so the step given must "
+                    f"equal aees.num_steps ({self._num_steps}); call step_start() without an "
+                    "argument, or count steps from 0 in the same loop (and restore both from "
+                    "one checkpoint)."
+                )
+        candidate = self._manager.open_episode(self._num_steps)
         self._current = candidate
         self._step_open = True
         return candidate
@@ -365,7 +441,7 @@ class AEES:
     def _optimizer_step(self, candidate: CandidateConfig, closure: Callable[[], Any] | None) -> Any:
         opt, std, step = self._optimizer, candidate.noise_std, self._num_steps
         scaler = self._scaler if self._scaler_enabled() else None
-        skipped = self._unscale(scaler) if scaler is not None else None
+        amp_step = ScalerStep(scaler, opt) if scaler is not None else None
         if closure is not None and std > 0.0:
             user_closure = closure
 
@@ -406,8 +482,8 @@ class AEES:
             with torch.no_grad():
                 for lr, base in scaled:
                     lr.copy_(base)
-        if skipped is not None:
-            self._skipped.append(skipped)
+        if amp_step is not None:
+            self._skipped.append(amp_step.skipped())
         if params is not None:
             self._record_update_norm(params)
         return result
@@ -443,18 +519,6 @@ class AEES:
         if len(self._lr_buffers) > len(seen):  # LR tensors the groups no longer hold
             for key in self._lr_buffers.keys() - seen:
                 del self._lr_buffers[key]
-
-    def _unscale(self, scaler: Any) -> Tensor:
-        from torch.amp.grad_scaler import OptState
-
-        state = scaler._per_optimizer_states[id(self._optimizer)]
-        if state["stage"] is not OptState.UNSCALED:
-            scaler.unscale_(self._optimizer)
-        # 1.0 on every device whose gradients held an inf/NaN: scaler.step will skip the step
-        found = list(state["found_inf_per_device"].values())
-        if len(found) == 1:
-            return found[0].to(torch.float64)  # a copy: the scaler's own flag is reset later
-        return sum(f.to(torch.float64).cpu() for f in found)
 
     def _take_snapshot(self, params: list[Tensor]) -> None:
         snap = self._snapshot
@@ -579,17 +643,111 @@ class AEES:
     ) -> AEES:
         """An open-loop AEES that replays the arms recorded in ``logs`` (from ``get_logs()``).
 
-        ``kwargs`` must give the same ``lr_candidates``, ``noise_candidates`` and
-        ``episode_length`` as the recorded run; rewards are still computed and logged.
+        Builds a :class:`~aees.controllers.PrecomputedController` per axis with several
+        candidates (from ``logs["selected_lr_indices"]`` / ``logs["selected_noise_indices"]``)
+        and passes them as ``lr_controller`` / ``noise_controller``; :attr:`control_mode` is
+        then ``"replay"``. ``kwargs`` are :class:`AEES`'s and must give the recorded run's
+        ``lr_candidates``, ``noise_candidates`` and ``episode_length``; ``control_mode`` is
+        accepted and ignored (no bandit runs) and ``structured_control_mode`` is
+        ``"independent"`` (one fixed sequence per axis). Rewards are still computed and logged.
+        Equivalent to ``AEES(optimizer, lr_controller=PrecomputedController(n_lr, lr_arms),
+        noise_controller=PrecomputedController(n_noise, noise_arms), **kwargs)``.
         """
-        kwargs["structured_control_mode"] = "independent"  # one fixed sequence per axis
-        aees = cls(optimizer, **kwargs)
-        m = aees._manager
-        if len(m.lr_candidates) > 1:
-            lr_arms = [int(i) for i in logs["selected_lr_indices"]]
-            m.lr_controller = PrecomputedController(len(m.lr_candidates), lr_arms)
-        if len(m.noise_candidates) > 1:
-            noise_arms = [int(i) for i in logs["selected_noise_indices"]]
-            m.noise_controller = PrecomputedController(len(m.noise_candidates), noise_arms)
-        aees._config["control_mode"] = "replay"
-        return aees
+        for key in ("lr_controller", "noise_controller"):
+            if key in kwargs:
+                raise TypeError(f"replay() builds the controllers from logs; got {key}=.")
+        kwargs.pop("control_mode", None)
+        kwargs["structured_control_mode"] = "independent"
+        axes = (
+            ("lr", kwargs.get("lr_candidates", _DEFAULT_LR_CANDIDATES), False),
+            ("noise", kwargs.get("noise_candidates", _DEFAULT_NOISE_CANDIDATES), True),
+        )
+        for axis, candidates, allow_zero in axes:
+            n = len(check_candidates(f"{axis}_candidates", candidates, allow_zero=allow_zero))
+            if n == 1:
+                continue
+            key = f"selected_{axis}_indices"
+            if key not in logs:
+                raise ValueError(
+                    f"replay() needs logs[{key!r}] for the {n} {axis} candidates; got keys "
+                    f"{sorted(logs)}."
+                )
+            kwargs[f"{axis}_controller"] = PrecomputedController(n, [int(i) for i in logs[key]])
+        return cls(optimizer, **kwargs)
+
+
+def _source(ctrl: Controller | list[Controller]) -> str:
+    """How the state dict names an injected controller (or one per LR arm)."""
+    if isinstance(ctrl, list):
+        return "injected:[" + ",".join(type(c).__name__ for c in ctrl) + "]"
+    return f"injected:{type(ctrl).__name__}"
+
+
+def _check_injected(name: str, ctrl: Any, n: int, axis: str) -> Controller | None:
+    if ctrl is None:
+        return None
+    if not isinstance(ctrl, Controller):
+        raise TypeError(
+            f"{name} must be a Controller (n_arms, select_mode, update, state_dict, "
+            f"load_state_dict), got {ctrl!r}."
+        )
+    if n == 1:
+        raise ValueError(
+            f"{name} was given, but the {axis} axis has a single candidate and uses no "
+            "controller; pass more candidates or drop it."
+        )
+    if isinstance(ctrl.n_arms, bool) or ctrl.n_arms != n:
+        raise ValueError(f"{name} has n_arms={ctrl.n_arms!r}, but there are {n} {axis} candidates.")
+    return ctrl
+
+
+def _check_injected_noise(
+    ctrl: Any, n_noise: int, n_lr: int, conditional: bool
+) -> Controller | list[Controller] | None:
+    if ctrl is None:
+        return None
+    is_seq = isinstance(ctrl, Sequence) and not isinstance(ctrl, (str, bytes))
+    if not conditional:
+        if is_seq:
+            raise TypeError(
+                "noise_controller must be one Controller here (a sequence, one per LR arm, is "
+                "only for structured_control_mode='conditional' with several LR and noise "
+                f"candidates), got {ctrl!r}."
+            )
+        return _check_injected("noise_controller", ctrl, n_noise, "noise")
+    if not is_seq:
+        raise TypeError(
+            "structured_control_mode='conditional' needs one noise controller per LR arm: pass "
+            f"noise_controller as a sequence of them, got {ctrl!r}."
+        )
+    ctrls = list(ctrl)
+    if len(ctrls) != n_lr:
+        raise ValueError(
+            f"structured_control_mode='conditional' needs {n_lr} noise controllers (one per LR "
+            f"arm), got {len(ctrls)}."
+        )
+    for i, c in enumerate(ctrls):
+        _check_injected(f"noise_controller[{i}]", c, n_noise, "noise")
+    return ctrls
+
+
+def _flatten(lr: Controller | None, noise: Controller | list[Controller] | None) -> list[Any]:
+    out: list[Any] = [lr] if lr is not None else []
+    out += noise if isinstance(noise, list) else [noise] if noise is not None else []
+    return out
+
+
+def _check_distinct(lr: Controller | None, noise: Controller | list[Controller] | None) -> None:
+    ctrls = _flatten(lr, noise)
+    if len({id(c) for c in ctrls}) != len(ctrls):
+        raise ValueError("each injected controller must be a distinct object (one per axis/arm).")
+
+
+def _effective_control_mode(control_mode: str, injected: list[Any], in_use: list[Any]) -> str:
+    """See :attr:`AEES.control_mode`."""
+    if not injected:
+        return control_mode
+    built = [c for c in in_use if not any(c is i for i in injected)]
+    if built or not all(isinstance(c, PrecomputedController) for c in in_use):
+        return "custom"  # an axis still runs a bandit built from control_mode, or a custom one
+    return "replay"
