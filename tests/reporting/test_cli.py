@@ -14,7 +14,7 @@ import report_fixtures as fx
 from aees.cli import console_script, figure_script, table_script
 from aees.cli import report_main as main
 from aees.reporting.families import FAMILIES
-from aees.reporting.plots import FIGURE_FAMILIES
+from aees.reporting.figures import FIGURE_FAMILIES
 
 REPO = Path(__file__).resolve().parents[2]
 AEES_LR = fx.Spec("adaptive", lr=(0.5, 1.0, 2.0))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import report_fixtures as fx
 
-from aees.reporting.plots import (
+from aees.reporting.figures import (
     DPI,
     FIGSIZE,
     cifar_figures,

@@ -11,7 +11,7 @@ import report_fixtures as fx
 from scipy import stats as sps
 
 from aees.reporting.families import FAMILIES, FamilyOutput
-from aees.reporting.tables import (
+from aees.reporting.render import (
     Table,
     TCell,
     latex_text,

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aees.reporting.families import FamilyOutput, Sel, choose_cell, pick, prefix
+from aees.reporting.families.common import FamilyOutput
+from aees.reporting.render import MISSING, CsvTable, Table, fmt_num, fmt_pm, fmt_pvalue, fmt_signed
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     Cell,
@@ -39,6 +40,7 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
+from aees.reporting.select import Sel, choose_cell, pick, prefix
 from aees.reporting.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -46,15 +48,6 @@ from aees.reporting.stats import (
     compare_paired,
     mean_sd,
     run_metrics,
-)
-from aees.reporting.tables import (
-    MISSING,
-    CsvTable,
-    Table,
-    fmt_num,
-    fmt_pm,
-    fmt_pvalue,
-    fmt_signed,
 )
 from aees.results.traces import LR_MULTIPLIERS, trace_problem
 

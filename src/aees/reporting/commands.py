@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any, TextIO
 
 from aees.reporting.families import FAMILIES, method_label
+from aees.reporting.render import CsvTable, write_csv
 from aees.reporting.runs import (
     Discovery,
     ReportError,
@@ -31,7 +32,6 @@ from aees.reporting.runs import (
     task_label,
 )
 from aees.reporting.stats import mean_sd, run_metrics
-from aees.reporting.tables import CsvTable, write_csv
 
 __all__ = [
     "attribution_command",
@@ -145,7 +145,7 @@ def write_family(prog: str, output: Any, out_dir: str, *, empty: str) -> int:
 
 def figure_command(prog: str, family: str, runs_root: str, out_dir: str, *, strict: bool) -> int:
     """``<family>_plots.py``: every figure of one figure family; exit 1 if any is MISSING."""
-    from aees.reporting.plots import FIGURE_FAMILIES
+    from aees.reporting.figures import FIGURE_FAMILIES
 
     args = SimpleNamespace(runs_root=runs_root, out_dir=out_dir, strict=strict)
     found = discover_or_status(prog, args.runs_root, args.strict)

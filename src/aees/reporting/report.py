@@ -20,7 +20,8 @@ from pathlib import Path
 from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
 from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
-from aees.reporting.plots import FIGURE_FAMILIES, FigureResult
+from aees.reporting.figures import FIGURE_FAMILIES, FigureResult
+from aees.reporting.render import render_html, render_markdown
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     NLP_TASKS,
@@ -31,7 +32,6 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
-from aees.reporting.tables import render_html, render_markdown
 from aees.results import atomic_write_text
 
 __all__ = ["ReportSummary", "build_report", "figure_families_for"]

@@ -28,13 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.results import (
-    RunResult,
-    RunResultError,
-    method_spec,
-    scrub_secrets,
-    variant_id,
-)
+from aees.results import RunResult, RunResultError, method_spec, scrub_secrets, variant_id
 from aees.results.io import MAX_RESULT_BYTES, display_path, read_result_bytes
 
 __all__ = [

@@ -1,0 +1,175 @@
+"""One builder per thesis table family (``thesis-experiments.md`` §5.1-§5.9;
+§5.10 is :mod:`aees.reporting.attribution`).
+
+Every builder takes a :class:`~aees.reporting.runs.RunSet` and returns a
+:class:`FamilyOutput`: tables (each written as LaTeX, Markdown and CSV), numeric summary CSVs,
+the cells that had no runs (``missing``) and notes (ambiguous or skipped inputs).
+
+Rows are chosen by *what a run was* (:class:`Sel` on :class:`~aees.reporting.runs.RunInfo`),
+never by file name. When several variants fit a row (say two AEES grids), the preferred one
+(by the selector's preference, then most seeds, then most epochs) is used and the others are
+named in a note. Ablations pair a variant with its *counterpart*: the cell whose method spec is
+equal except for the ablated keys, on the same task, setting and epochs.
+
+Conventions (thesis §5.0): accuracies ×100 in %, drop in pp, "m ± s" with the sample SD; best
+in bold and second best in italics within a comparison block (higher is better for accuracies,
+lower for drop). Digits runs are reported with the CIFAR families (prefix ``digits_``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aees.reporting.families.ablation import noise_ablation_pairs
+from aees.reporting.families.checkpointing import build_checkpointing
+from aees.reporting.families.cifar_clean import CLEAN_METHODS, build_cifar_clean
+from aees.reporting.families.cifar_noise_ablation import build_cifar_noise_ablation
+from aees.reporting.families.cifar_noisy import NOISY_METHODS, build_cifar_noisy
+from aees.reporting.families.cifar_noisy_fixed_lr_ablation import (
+    build_cifar_noisy_fixed_lr_ablation,
+)
+from aees.reporting.families.common import FamilyOutput
+from aees.reporting.families.compute_overhead import (
+    DECOMPOSITION_COLUMNS,
+    build_compute_overhead,
+    decomposition_config,
+    overhead_cells,
+)
+from aees.reporting.families.instability_penalty_ablation import build_instability_penalty_ablation
+from aees.reporting.families.nlp import (
+    NLP_AXIS,
+    NLP_MAIN,
+    build_nlp,
+    method_label,
+    nlp_groups,
+    nlp_key,
+)
+from aees.reporting.families.nlp_noise_ablation import build_nlp_noise_ablation, sigma_ablation_rows
+from aees.reporting.families.trend_context_ablation import build_trend_context_ablation
+from aees.reporting.runs import Cell, RunSet
+from aees.reporting.select import AccStats, Sel, acc_stats, choose_cell, pick, prefix
+
+__all__ = [
+    "CLEAN_METHODS",
+    "DECOMPOSITION_COLUMNS",
+    "FAMILIES",
+    "NLP_AXIS",
+    "NLP_MAIN",
+    "NOISY_METHODS",
+    "AccStats",
+    "Family",
+    "FamilyOutput",
+    "Sel",
+    "acc_stats",
+    "choose_cell",
+    "decomposition_config",
+    "method_label",
+    "nlp_groups",
+    "nlp_key",
+    "noise_ablation_pairs",
+    "overhead_cells",
+    "pick",
+    "prefix",
+    "sigma_ablation_rows",
+    "spec_text",
+]
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """A table family: its builder and the thesis default input and output paths."""
+
+    name: str
+    title: str
+    builder: Callable[[RunSet], FamilyOutput]
+    runs_root: str
+    out_dir: str
+
+
+_T = "reproduced_artifacts/tables"
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "cifar_clean",
+            "Clean CIFAR (§5.1)",
+            build_cifar_clean,
+            "archived_results/cifar_clean",
+            f"{_T}/cifar_clean",
+        ),
+        Family(
+            "cifar_noisy",
+            "Noisy CIFAR (§5.2)",
+            build_cifar_noisy,
+            "archived_results/cifar_noisy",
+            f"{_T}/cifar_noisy",
+        ),
+        Family(
+            "cifar_noisy_fixed_lr_ablation",
+            "Noisy CIFAR fixed-LR ablation (§5.3)",
+            build_cifar_noisy_fixed_lr_ablation,
+            "archived_results/cifar_noisy",
+            f"{_T}/cifar_noisy",
+        ),
+        Family(
+            "checkpointing",
+            "Best-epoch diagnostics (§5.4)",
+            build_checkpointing,
+            "archived_results/cifar_noisy",
+            f"{_T}/checkpointing",
+        ),
+        Family(
+            "cifar_noise_ablation",
+            "CIFAR gradient-noise ablation (§5.5)",
+            build_cifar_noise_ablation,
+            "archived_results/cifar_noise_ablation",
+            f"{_T}/cifar_ablation",
+        ),
+        Family(
+            "compute_overhead",
+            "Compute overhead (§5.6)",
+            build_compute_overhead,
+            "archived_results/compute_overhead",
+            f"{_T}/compute_overhead",
+        ),
+        Family(
+            "instability_penalty_ablation",
+            "Instability-penalty ablation (§5.7)",
+            build_instability_penalty_ablation,
+            "archived_results",
+            f"{_T}/ablations",
+        ),
+        Family(
+            "trend_context_ablation",
+            "Trend-context ablation (§5.7)",
+            build_trend_context_ablation,
+            "archived_results",
+            f"{_T}/ablations",
+        ),
+        Family(
+            "nlp",
+            "NLP main, axis and detailed (§5.8)",
+            build_nlp,
+            "archived_results",
+            f"{_T}/nlp_tables",
+        ),
+        Family(
+            "nlp_noise_ablation",
+            "NLP gradient-noise ablation (§5.9)",
+            build_nlp_noise_ablation,
+            "archived_results",
+            f"{_T}/nlp_noise_ablation",
+        ),
+    )
+}
+
+
+def spec_text(cell: Cell) -> str:
+    """The method spec of a cell as compact JSON (for the report's run list)."""
+    return json.dumps(cell.info.spec, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,158 @@
+"""What every table family shares: :class:`FamilyOutput` (tables, CSVs, notes, missing cells),
+:class:`Builder` (one family build's state) and the accuracy row cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aees.reporting.render import (
+    CsvTable,
+    Table,
+    TCell,
+    fmt_pm,
+    mark_ranks,
+    render_latex,
+    render_markdown,
+    render_table_csv,
+    write_csv,
+)
+from aees.reporting.runs import Cell, RunSet
+from aees.reporting.select import AccStats, Sel, acc_stats, pick
+from aees.results import atomic_write_text
+
+# --------------------------------------------------------------------------------------------
+# Output container
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FamilyOutput:
+    """What one family builder produced."""
+
+    family: str
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    csvs: list[CsvTable] = field(default_factory=list)
+    all_tex: dict[str, list[str]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    populated: int = 0
+    jsons: dict[str, Any] = field(default_factory=dict)
+    """Machine-readable summaries: file stem -> JSON-ready object (``<stem>.json``)."""
+
+    @property
+    def supported(self) -> bool:
+        """True when at least one row of one table has runs."""
+        return self.populated > 0 and bool(self.tables)
+
+    def write(self, out_dir: str | os.PathLike[str]) -> list[Path]:
+        """Write ``<table>.tex/.md/.csv`` per table, the summary CSVs and the ``*_all.tex``
+        concatenations into ``out_dir`` (atomically); returns the paths written."""
+        out = Path(out_dir)
+        paths: list[Path] = []
+        by_name = {t.name: t for t in self.tables}
+        for table in self.tables:
+            paths.append(atomic_write_text(out / f"{table.name}.tex", render_latex(table)))
+            paths.append(atomic_write_text(out / f"{table.name}.md", render_markdown(table)))
+            paths.append(atomic_write_text(out / f"{table.name}.csv", render_table_csv(table)))
+        for csv_table in self.csvs:
+            paths.append(write_csv(csv_table, out))
+        for stem, data in self.jsons.items():
+            text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+            paths.append(atomic_write_text(out / f"{stem}.json", text))
+        for all_name, members in self.all_tex.items():
+            text = "\n".join(
+                f"% ---- {name} ----\n{render_latex(by_name[name])}"
+                for name in members
+                if name in by_name
+            )
+            if text:
+                paths.append(atomic_write_text(out / f"{all_name}.tex", text))
+        return paths
+
+
+def acc_cells(st: AccStats, *, digits: int = 2, with_n: bool = True) -> list[TCell]:
+    """[n,] Best (%), Final (%), Drop (pp), Peak epoch (1 decimal)."""
+    cells = [
+        TCell(fmt_pm(st.best, digits, 100)),
+        TCell(fmt_pm(st.final, digits, 100)),
+        TCell(fmt_pm(st.drop, digits, 100)),
+        TCell(fmt_pm(st.peak, 1)),
+    ]
+    return [TCell(str(st.n)), *cells] if with_n else cells
+
+
+def rank_acc(rows: Sequence[list[TCell]], stats: Sequence[AccStats], best_col: int) -> None:
+    """Rank Best and Final (higher is better) and Drop (lower is better) within ``rows``."""
+    for offset, attr, higher in ((0, "best", True), (1, "final", True), (2, "drop", False)):
+        mark_ranks(
+            [row[best_col + offset] for row in rows],
+            [getattr(st, attr).mean for st in stats],
+            higher_is_better=higher,
+        )
+
+
+def summary_fields(st: AccStats) -> list[Any]:
+    """n, best/final/drop/peak mean and sd (fractions; the thesis summary CSV columns)."""
+    out: list[Any] = [st.n]
+    for s in (st.best, st.final, st.drop, st.peak):
+        out += [s.mean, s.sd]
+    return out
+
+
+SUMMARY_HEADER = [
+    "n",
+    "best_val_mean",
+    "best_val_std",
+    "final_val_mean",
+    "final_val_std",
+    "drop_val_mean",
+    "drop_val_std",
+    "peak_epoch_mean",
+    "peak_epoch_std",
+]
+ACC_HEADER = ["Best (%)", "Final (%)", "Drop (pp)", "Peak epoch"]
+
+
+class Builder:
+    """Shared state of one family build: output, notes, missing cells, populated count."""
+
+    def __init__(self, family: str, title: str, runset: RunSet) -> None:
+        self.runset = runset
+        self.out = FamilyOutput(family, title)
+
+    def row(
+        self,
+        cells: Iterable[Cell],
+        sel: Sel,
+        *,
+        optimizer: str | None,
+        where: str,
+    ) -> AccStats:
+        cell = pick(cells, sel, optimizer=optimizer, where=where, notes=self.out.notes)
+        st = acc_stats(cell)
+        self.count(st.n, f"{where}: {sel.label}")
+        if cell is not None:
+            self.note_duplicates(cell)
+        return st
+
+    def count(self, n: int, what: str) -> None:
+        if n:
+            self.out.populated += 1
+        else:
+            self.out.missing.append(f"{what}: no runs")
+
+    def note_duplicates(self, cell: Cell) -> None:
+        dups = cell.duplicate_seed_paths()
+        if dups:
+            note = f"{cell.describe()}: repeated seeds, used the first file per seed; ignored " + (
+                ", ".join(str(p) for p in dups)
+            )
+            if note not in self.out.notes:
+                self.out.notes.append(note)

@@ -1,0 +1,277 @@
+"""Table family: §5.6 compute overhead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aees.reporting.families.common import Builder, FamilyOutput
+from aees.reporting.render import CsvTable, Table, fmt_num, fmt_pm, fmt_signed
+from aees.reporting.runs import (
+    CIFAR_LIKE_TASKS,
+    NLP_TASKS,
+    RunInfo,
+    RunSet,
+    optimizer_label,
+    task_label,
+)
+from aees.reporting.select import WL
+from aees.reporting.stats import Summary, mean_sd, steady_state
+
+# --------------------------------------------------------------------------------------------
+# §5.6 compute overhead
+# --------------------------------------------------------------------------------------------
+
+_AXIS_CONFIG = {"lr": "aees_lr_only", "noise": "aees_noise_only", "dual": "aees_both"}
+_AXIS_LABEL = {"lr": "AEES-LR", "noise": "AEES-Noise", "dual": "AEES-Dual"}
+SCHED_LABEL = {
+    "none": "",
+    "cosine": " + Cosine",
+    "linear": " + Linear",
+    WL: " + Warmup-linear",
+}
+
+
+def overhead_config(info: RunInfo) -> tuple[str, str] | None:
+    """``(config id, label)`` of a timing run: ``baseline_<sched>`` or
+    ``aees_{lr_only,noise_only,both}_<sched>`` (AEES without context or penalty); None for
+    other runs."""
+    sched = info.scheduler
+    suffix = SCHED_LABEL.get(sched, f" + {sched}")
+    if info.kind == "baseline":
+        return f"baseline_{sched}", ("Baseline" + suffix)
+    if info.kind == "aees" and (info.context_mode != "none" or info.instability_lambda):
+        return None  # ablation variants are not timing configurations
+    if info.kind == "aees" and info.axes in _AXIS_CONFIG:
+        return f"{_AXIS_CONFIG[info.axes]}_{sched}", _AXIS_LABEL[info.axes] + suffix
+    return None
+
+
+def _config_order(config: str) -> tuple[int, int, str]:
+    scheds = ["none", "cosine", "linear", WL]
+    for i, head in enumerate(("baseline", "aees_lr_only", "aees_noise_only", "aees_both")):
+        if config.startswith(head + "_"):
+            sched = config[len(head) + 1 :]
+            return (scheds.index(sched) if sched in scheds else 9, i, config)
+    return (99, 99, config)
+
+
+def device_name(run_result: Any) -> str | None:
+    """The accelerator or CPU a run was timed on (provenance, then runtime metrics)."""
+    for block in (
+        (run_result.provenance or {}).get("hardware"),
+        (run_result.runtime_metrics or {}).get("hardware"),
+    ):
+        if isinstance(block, dict):
+            for key in ("current_device_name", "device_name"):
+                if isinstance(block.get(key), str) and block[key]:
+                    return block[key]
+            names = block.get("gpu_names")
+            if isinstance(names, list) and names:
+                return str(names[0])
+    return None
+
+
+@dataclass
+class OverheadCell:
+    """Timing of one (task, optimizer, config) over its repeats (all runs, seeds may repeat)."""
+
+    task: str
+    optimizer: str
+    config: str
+    label: str
+    sec_per_epoch: Summary
+    steps_per_second: Summary
+    sec_per_step: Summary
+    tflops_per_second: Summary
+    wall_minutes: Summary
+    total_epochs: list[int]
+    total_steps: list[int]
+    devices: list[str]
+    paths: list[str]
+    overhead_pct: float | None = None
+
+
+def lr_schedule_for(task: str) -> str:
+    """The scheduler baseline of the overhead decomposition: cosine (CIFAR-style), WL (NLP)."""
+    return WL if task in NLP_TASKS else "cosine"
+
+
+def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[OverheadCell]:
+    """Steady-state timing per (task, optimizer, config); overhead % = 100·(s/ep(config) /
+    s/ep(baseline_none of the same task and optimizer) − 1). Runs with fewer than two epochs
+    (no steady state) are left out with a note."""
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    labels: dict[str, str] = {}
+    for run in runset.runs:
+        found = overhead_config(run.info)
+        if found is None:
+            continue
+        ss = steady_state(run.result)
+        if ss is None:
+            if notes is not None:
+                notes.append(f"{run.path}: fewer than 2 epochs, no steady-state timing; left out")
+            continue
+        labels[found[0]] = found[1]
+        groups.setdefault((run.info.task, run.info.optimizer, found[0]), []).append((run, ss))
+    out: list[OverheadCell] = []
+    task_order = {t: i for i, t in enumerate((*CIFAR_LIKE_TASKS, *NLP_TASKS))}
+    for (task, opt, config), members in sorted(
+        groups.items(),
+        key=lambda kv: (
+            task_order.get(kv[0][0], 9),
+            {"sgd": 0, "adamw": 1}.get(kv[0][1], 2),
+            _config_order(kv[0][2]),
+        ),
+    ):
+        members.sort(key=lambda m: str(m[0].path))
+        out.append(
+            OverheadCell(
+                task=task,
+                optimizer=opt,
+                config=config,
+                label=labels[config],
+                sec_per_epoch=mean_sd([ss.seconds_per_epoch for _, ss in members]),
+                steps_per_second=mean_sd([ss.steps_per_second for _, ss in members]),
+                sec_per_step=mean_sd(
+                    [1 / ss.steps_per_second for _, ss in members if ss.steps_per_second]
+                ),
+                tflops_per_second=mean_sd([ss.tflops_per_second for _, ss in members]),
+                wall_minutes=mean_sd([r.result.wall_clock_seconds / 60 for r, _ in members]),
+                total_epochs=sorted({r.result.total_epochs for r, _ in members}),
+                total_steps=sorted({r.result.total_steps for r, _ in members}),
+                devices=sorted({device_name(r.result) or "unknown" for r, _ in members}),
+                paths=[str(r.path) for r, _ in members],
+            )
+        )
+    base = {(c.task, c.optimizer): c for c in out if c.config == "baseline_none"}
+    for c in out:
+        ref = base.get((c.task, c.optimizer))
+        if ref is not None and ref.sec_per_epoch.mean > 0:
+            c.overhead_pct = 100 * (c.sec_per_epoch.mean / ref.sec_per_epoch.mean - 1)
+        if notes is not None and len(c.devices) > 1:
+            notes.append(
+                f"{task_label(c.task)} {optimizer_label(c.optimizer)} {c.label}: timings from "
+                f"different devices ({', '.join(c.devices)})"
+            )
+        if notes is not None and len(set(c.total_epochs)) > 1:
+            notes.append(
+                f"{task_label(c.task)} {optimizer_label(c.optimizer)} {c.label}: runs with "
+                f"different epoch counts {c.total_epochs}"
+            )
+    return out
+
+
+DECOMPOSITION_COLUMNS = (
+    ("LR sched.", None),
+    ("AEES-LR", "aees_lr_only_none"),
+    ("AEES-Noise", "aees_noise_only_none"),
+    ("AEES-Dual", "aees_both_none"),
+)
+"""Columns of the overhead decomposition (and the wall-clock figure): the LR-schedule
+baseline (cosine or warmup-linear, :func:`lr_schedule_for`) and AEES without a scheduler."""
+
+
+def decomposition_config(task: str, column: str | None) -> str:
+    return column if column is not None else f"baseline_{lr_schedule_for(task)}"
+
+
+def build_compute_overhead(runset: RunSet) -> FamilyOutput:
+    """§5.6 with the first epoch excluded everywhere: time/epoch = mean(epoch times[1:]) per
+    run, mean ± sample SD over repeats (SD 0 for one repeat), steps/s and TFLOP/s over the same
+    epochs; overhead % vs the no-scheduler baseline of the same task and optimizer."""
+    b = Builder("compute_overhead", "Compute overhead", runset)
+    cells = overhead_cells(runset, b.out.notes)
+    if not cells:
+        return b.out
+    devices = sorted({d for c in cells for d in c.devices})
+    where = f"measured on {', '.join(devices)}"
+    decomposition = Table(
+        name="compute_overhead_decomposition_table",
+        caption="Steady-state time per epoch (first epoch excluded) of the baseline and "
+        f"overhead (%) of an LR schedule and of AEES without a schedule; {where}",
+        label="tab:compute-overhead",
+        header=["Task", "Optimizer", "Baseline (s/epoch)"] + [c for c, _ in DECOMPOSITION_COLUMNS],
+        align="llrrrrr",
+    )
+    by_key = {(c.task, c.optimizer, c.config): c for c in cells}
+    for task, opt in dict.fromkeys((c.task, c.optimizer) for c in cells):
+        base = by_key.get((task, opt, "baseline_none"))
+        b.count(base.sec_per_epoch.n if base else 0, f"{task_label(task)} {opt}: baseline")
+        texts = []
+        for name, col in DECOMPOSITION_COLUMNS:
+            cell = by_key.get((task, opt, decomposition_config(task, col)))
+            if cell is None:
+                b.out.missing.append(f"{task_label(task)} {opt}: {name}: no timing runs")
+            texts.append(fmt_signed(cell.overhead_pct if cell else None, 1))
+        decomposition.add(
+            task_label(task),
+            optimizer_label(opt),
+            fmt_num(base.sec_per_epoch.mean if base else None, 2),
+            *texts,
+        )
+    detailed = Table(
+        name="compute_overhead_detailed_table",
+        caption=f"Steady-state timing of every configuration (first epoch excluded); {where}",
+        label="tab:compute_overhead_detailed",
+        header=[
+            "Task",
+            "Optimizer",
+            "Configuration",
+            "n",
+            "Time/epoch (s)",
+            "Overhead (%)",
+            "Steps/s",
+            "TFLOP/s",
+        ],
+        align="lllrrrrr",
+        merge=2,
+    )
+    csv = CsvTable(
+        "compute_overhead_summary",
+        ["task", "optimizer", "config", "label", "n"]
+        + [
+            f"{m}_{s}"
+            for m in (
+                "wall_minutes",
+                "sec_per_epoch",
+                "sec_per_step",
+                "steps_per_second",
+                "tflops_per_second",
+            )
+            for s in ("mean", "std")
+        ]
+        + ["overhead_vs_baseline_none_pct", "total_epochs", "total_steps", "devices", "paths"],
+    )
+    for c in cells:
+        detailed.add(
+            task_label(c.task),
+            optimizer_label(c.optimizer),
+            c.label,
+            str(c.sec_per_epoch.n),
+            fmt_pm(c.sec_per_epoch, 2),
+            fmt_signed(c.overhead_pct, 1),
+            fmt_pm(c.steps_per_second, 1),
+            fmt_pm(c.tflops_per_second, 3),
+        )
+        csv.rows.append(
+            [task_label(c.task), optimizer_label(c.optimizer), c.config, c.label]
+            + [c.sec_per_epoch.n]
+            + [
+                v
+                for s in (
+                    c.wall_minutes,
+                    c.sec_per_epoch,
+                    c.sec_per_step,
+                    c.steps_per_second,
+                    c.tflops_per_second,
+                )
+                for v in (s.mean, s.sd)
+            ]
+            + [c.overhead_pct, " ".join(map(str, c.total_epochs))]
+            + [" ".join(map(str, c.total_steps)), ";".join(c.devices), ";".join(c.paths)]
+        )
+    b.out.tables += [decomposition, detailed]
+    b.out.all_tex["compute_overhead_tables_all"] = [decomposition.name, detailed.name]
+    b.out.csvs.append(csv)
+    return b.out

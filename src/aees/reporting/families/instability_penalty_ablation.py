@@ -1,0 +1,29 @@
+"""Table family: families.instability_penalty_ablation."""
+
+from __future__ import annotations
+
+from aees.reporting.families.ablation import ablation_pairs, delta_table
+from aees.reporting.families.common import Builder, FamilyOutput
+from aees.reporting.runs import CIFAR_LIKE_TASKS, NLP_TASKS, RunSet
+
+
+def build_instability_penalty_ablation(runset: RunSet) -> FamilyOutput:
+    """§5.7: AEES with an instability penalty λ_inst > 0 vs the same AEES with λ_inst = 0."""
+    b = Builder("instability_penalty_ablation", "Instability-penalty ablation", runset)
+    pairs = ablation_pairs(
+        runset,
+        (*CIFAR_LIKE_TASKS, *NLP_TASKS),
+        lambda i: i.kind == "aees" and i.instability_lambda > 0,
+        {"reward_instability_lambda": "0"},
+        notes=b.out.notes,
+        missing=b.out.missing,
+    )
+    delta_table(
+        b,
+        "instability_penalty_ablation_table",
+        "Instability penalty in the AEES reward: λ_inst = 0 vs λ_inst > 0 (Δ = penalty − none)",
+        "tab:instability-penalty-ablation",
+        ("No penalty", "Penalty"),
+        pairs,
+    )
+    return b.out

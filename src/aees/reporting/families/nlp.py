@@ -1,0 +1,206 @@
+"""Table family: §5.8 NLP main / axis / detailed, §5.9 NLP noise ablation."""
+
+from __future__ import annotations
+
+from aees.reporting.families.common import ACC_HEADER, Builder, FamilyOutput, acc_cells, rank_acc
+from aees.reporting.families.compute_overhead import SCHED_LABEL
+from aees.reporting.render import MISSING, CsvTable, Table
+from aees.reporting.runs import (
+    NLP_TASKS,
+    Cell,
+    RunInfo,
+    RunSet,
+    optimizer_label,
+    setting_label,
+    task_label,
+)
+from aees.reporting.select import WL, Sel, acc_stats, aees_sel, num_token
+from aees.reporting.stats import Summary, mean_sd, run_metrics
+
+# --------------------------------------------------------------------------------------------
+# §5.8 NLP main / axis / detailed, §5.9 NLP noise ablation
+# --------------------------------------------------------------------------------------------
+
+
+def nlp_key(task: str, setting: str) -> str:
+    """``sst2``, ``agnews`` (clean) or ``agnews_noise20`` (sym20), ``agnews_asym20``, ..."""
+    if setting == "clean":
+        return task
+    return f"{task}_{setting.replace('sym', 'noise', 1) if setting.startswith('sym') else setting}"
+
+
+def nlp_sched_suffix(scheduler: str, short: bool = False) -> str:
+    if scheduler == "none":
+        return ""
+    if scheduler == WL:
+        return " + WL" if short else " + warmup-linear"
+    return f" + {scheduler}"
+
+
+NLP_MAIN = (
+    Sel("AdamW", "baseline"),
+    Sel("AdamW + warmup-linear", "baseline", WL),
+    aees_sel("AEES", prefer_axes=("dual", "noise", "lr"), context=None),
+    aees_sel("AEES + warmup-linear", WL, prefer_axes=("dual", "noise", "lr"), context=None),
+)
+NLP_AXIS = (
+    Sel("AdamW + warmup-linear", "baseline", WL),
+    aees_sel("AEES-LR + warmup-linear", WL, axes="lr", context=None),
+    aees_sel("AEES-Noise + warmup-linear", WL, axes="noise", context=None),
+    aees_sel("AEES-Dual + warmup-linear", WL, axes="dual", context=None),
+)
+_NLP_CAPTIONS = {"sst2": "SST-2", "agnews": "AG News (clean)"}
+
+
+def method_label(info: RunInfo, *, short: bool = True) -> str:
+    """A readable method label from the identity: ``AdamW + WL``, ``AEES-Dual (trend ctx)``,
+    ``Fixed ×0.5``, ``Fixed σ=0.005 + WL``, ``Random σ + WL`` ..."""
+    sched = (
+        nlp_sched_suffix(info.scheduler, short)
+        if info.is_nlp
+        else SCHED_LABEL.get(info.scheduler, f" + {info.scheduler}")
+    )
+    opt = optimizer_label(info.optimizer)
+    if info.kind == "baseline":
+        return opt + sched
+    if info.kind == "fixed":
+        lr, noise = info.lr_candidates[0], info.noise_candidates[0]
+        parts = []
+        if lr != 1.0 or noise == 0:
+            parts.append(f"×{num_token(lr)}")
+        if noise:
+            parts.append(f"σ={num_token(noise)}")
+        return f"Fixed {' '.join(parts)}{sched}"
+    axes = {"lr": "LR", "noise": "Noise", "dual": "Dual"}.get(info.axes or "", "")
+    if info.kind == "random":
+        base = "Random σ" if info.axes == "noise" else f"Random-{axes}" if axes else "Random"
+    elif info.kind == "aees":
+        base = f"AEES-{axes}" if axes else "AEES"
+    else:
+        base = info.kind
+    extras = []
+    if info.context_mode != "none":
+        extras.append(f"{info.context_mode} ctx")
+    if info.instability_lambda:
+        extras.append(f"λ={num_token(info.instability_lambda)}")
+    return base + sched + (f" ({', '.join(extras)})" if extras else "")
+
+
+def axes_text(info: RunInfo) -> str:
+    """``LR: 0.5, 1, 2; noise: 0, 0.005``."""
+    lr = ", ".join(map(num_token, info.lr_candidates))
+    noise = ", ".join(map(num_token, info.noise_candidates))
+    return f"LR: {lr}; noise: {noise}"
+
+
+def _nlp_run_costs(cell: Cell) -> dict[str, Summary]:
+    """Per seed: best epoch b = peak epoch; TFLOPs to best = Σ epoch_tflops[:b]; total TFLOPs =
+    estimated_flops/1e12 (else Σ epoch_tflops); time to best = Σ epoch times[:b]; total time =
+    wall clock."""
+    values: dict[str, list[float]] = {
+        k: [] for k in ("tflops_to_best", "total_tflops", "time_to_best", "total_time")
+    }
+    for run in cell.seed_runs():
+        r = run.result
+        peak = run_metrics(r).peak_epoch or 0
+        tflops = r.epoch_tflops or []
+        if tflops:
+            values["tflops_to_best"].append(sum(tflops[:peak]))
+        if r.estimated_flops is not None:
+            values["total_tflops"].append(r.estimated_flops / 1e12)
+        elif tflops:
+            values["total_tflops"].append(sum(tflops))
+        if r.epoch_wall_clock_seconds:
+            values["time_to_best"].append(sum(r.epoch_wall_clock_seconds[:peak]))
+        values["total_time"].append(r.wall_clock_seconds)
+    return {k: mean_sd(v) for k, v in values.items()}
+
+
+def nlp_groups(runset: RunSet) -> list[tuple[str, str, list[Cell]]]:
+    return [
+        (task, setting, runset.select(task, setting))
+        for task in NLP_TASKS
+        for setting in runset.settings(task)
+    ]
+
+
+def build_nlp(runset: RunSet) -> FamilyOutput:
+    """§5.8: per NLP task and setting, the main table (AdamW, AdamW + warmup-linear, AEES,
+    AEES + warmup-linear; AEES prefers the dual-axis variant), the axis table (AEES-LR/-Noise/
+    -Dual + warmup-linear; only when single-axis runs exist), one detailed appendix with every
+    variant (Task | Method | n | Best | Final | Drop | Peak epoch | Episode length | Axes) and
+    per-task summary CSVs with compute-to-best. 2 decimals, ranked over the whole table."""
+    b = Builder("nlp", "NLP (SST-2, AG News)", runset)
+    detailed = Table(
+        name="nlp_detailed_appendix_table",
+        caption="SST-2 and AG News: every configuration",
+        label="tab:nlp_detailed_appendix",
+        header=["Task", "Method", "n", *ACC_HEADER, "Episode length", "Axes"],
+        align="llrrrrrrl",
+        merge=1,
+    )
+    names = []
+    for task, setting, cells in nlp_groups(runset):
+        key = nlp_key(task, setting)
+        caption = _NLP_CAPTIONS.get(key, f"{task_label(task)}, {setting_label(setting)} labels")
+        label = {"agnews": "tab:agnews-clean"}.get(key, f"tab:{key.replace('_', '-')}")
+        tables = [(f"{key}_main", NLP_MAIN, label, caption)]
+        if any(c.info.kind == "aees" and c.info.axes in ("lr", "noise") for c in cells):
+            tables.append((f"{key}_axis", NLP_AXIS, f"{label}-axis", f"{caption}: AEES axes"))
+        for name, sels, tab_label, cap in tables:
+            table = Table(name, cap, tab_label, ["Method", *ACC_HEADER], "lrrrr")
+            where = f"{task_label(task)} {setting_label(setting)}"
+            stats = [b.row(cells, s, optimizer=None, where=where) for s in sels]
+            rows = [
+                table.add(s.label, *acc_cells(st, with_n=False))
+                for s, st in zip(sels, stats, strict=True)
+            ]
+            rank_acc(rows, stats, 1)
+            b.out.tables.append(table)
+            names.append(name)
+        csv = CsvTable(
+            f"{key}_summary",
+            ["label", "variant", "n"]
+            + [
+                f"{m}_{s}"
+                for m in (
+                    "best_val_accuracy",
+                    "final_val_accuracy",
+                    "drop_best_to_final",
+                    "best_epoch",
+                    "tflops_to_best",
+                    "total_tflops",
+                    "time_to_best",
+                    "total_time",
+                )
+                for s in ("mean", "std")
+            ],
+        )
+        det_rows, det_stats = [], []
+        for cell in cells:
+            st = acc_stats(cell)
+            costs = _nlp_run_costs(cell)
+            det_stats.append(st)
+            det_rows.append(
+                detailed.add(
+                    caption,
+                    method_label(cell.info),
+                    *acc_cells(st),
+                    str(cell.info.episode_length or MISSING)
+                    if cell.info.kind != "baseline"
+                    else MISSING,
+                    axes_text(cell.info) if cell.info.kind != "baseline" else MISSING,
+                )
+            )
+            csv.rows.append(
+                [method_label(cell.info, short=False), cell.variant, st.n]
+                + [v for s in (st.best, st.final, st.drop, st.peak) for v in (s.mean, s.sd)]
+                + [v for s in costs.values() for v in (s.mean, s.sd)]
+            )
+        rank_acc(det_rows, det_stats, 3)
+        b.out.csvs.append(csv)
+    if detailed.rows:
+        b.out.tables.append(detailed)
+        names.append(detailed.name)
+    b.out.all_tex["all_nlp_tables"] = names
+    return b.out
