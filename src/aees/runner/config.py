@@ -19,7 +19,7 @@ import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -28,9 +28,9 @@ from urllib.request import url2pathname
 from aees.console import OneLineArgumentParser, UserError
 
 __all__ = [
-    "CONTROL_MODES",
     "DEFAULT_AEES_TRACE_ROOT",
     "EXIT_DIVERGED",
+    "FLAG_GROUPS",
     "FLAG_STYLES",
     "LR_SCHEDULERS",
     "MAX_INT_FLAG",
@@ -41,17 +41,26 @@ __all__ = [
     "OPEN_LOOP_MODES",
     "OPTIMIZERS",
     "PRECISIONS",
+    "RUN_CONTROL_MODES",
+    "ConfigError",
+    "FieldSpec",
     "OneLineArgumentParser",
     "RunConfig",
     "UserError",
     "add_common_arguments",
+    "config_values",
     "default_output_path",
+    "field_specs",
+    "flag_of",
+    "nlp_style_fields",
     "parse_candidates",
     "validate_common_args",
     "writable_location_problem",
 ]
 
-CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "frequency-matched")
+#: The runner's ``--control-mode`` values: the plain baseline, the two AEES controllers (the
+#: library's :data:`aees.types.CONTROL_MODES`) and the two open-loop controls.
+RUN_CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "frequency-matched")
 #: The reward-free open-loop attribution controls (thesis §2.1.8; see ``open_loop``).
 OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
 DEFAULT_AEES_TRACE_ROOT = "results/cifar_noisy"
@@ -124,119 +133,6 @@ def parse_candidates(text: str | None, *, flag: str, allow_zero: bool) -> tuple[
     return tuple(values)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar") -> None:
-    """Add the flags shared by every task.
-
-    ``style="cifar"``: the thesis CIFAR runner's names and defaults (``--control-mode``,
-    ``--optimizer``, ``--momentum``, ``--label-noise-type``, ``--label-noise-rate``).
-    ``style="nlp"``: the SST-2 / AG News runners' ``--method {AdamW,AdaptiveScheduler,
-    RandomScheduler}`` instead (AdamW only, no label-noise flags: a task adds its own), and
-    ``--scheduler-t-max`` counts optimizer steps.
-    """
-    if style not in FLAG_STYLES:
-        raise ValueError(f"style must be one of {FLAG_STYLES}, got {style!r}")
-    nlp = style == "nlp"
-    g = parser.add_argument_group("method")
-    if nlp:
-        g.add_argument("--method", choices=tuple(NLP_METHODS), default="AdamW")
-    else:
-        g.add_argument("--control-mode", choices=CONTROL_MODES, default="baseline")
-    g.add_argument("--epochs", type=int, default=10, help="> 0 (default 10)")
-    g.add_argument("--batch-size", type=int, default=128, help="> 0 (default 128)")
-    g.add_argument("--lr", type=float, default=1e-3, help="base learning rate, > 0")
-    g.add_argument("--weight-decay", type=float, default=1e-4, help=">= 0")
-    if not nlp:
-        g.add_argument("--optimizer", choices=OPTIMIZERS, default="AdamW")
-        g.add_argument("--momentum", type=float, default=0.9, help=">= 0 (SGD only)")
-    g.add_argument("--lr-scheduler", choices=LR_SCHEDULERS, default="none")
-    unit = "optimizer steps" if nlp else "epochs"
-    g.add_argument(
-        "--scheduler-t-max", type=int, default=None, help=f"> 0, in {unit}; default: the run"
-    )
-    g.add_argument("--warmup-epochs", type=int, default=0, help=">= 0")
-
-    a = parser.add_argument_group("AEES")
-    a.add_argument("--lr-candidates", default=None, help="comma list of LR multipliers (> 0)")
-    a.add_argument("--noise-candidates", default=None, help="comma list of noise stds (>= 0)")
-    a.add_argument("--episode-length", type=int, default=200, help="optimizer steps, > 0")
-    a.add_argument(
-        "--structured-control-mode", choices=STRUCTURED_CONTROL_MODES, default="independent"
-    )
-    a.add_argument("--context-mode", choices=CONTEXT_MODES, default="none")
-    a.add_argument("--context-trend-window", type=int, default=3, help="> 0")
-    a.add_argument("--context-trend-epsilon", type=float, default=1e-3, help=">= 0")
-    a.add_argument("--reward-epsilon", type=float, default=1e-8, help="> 0")
-    a.add_argument("--reward-instability-lambda", type=float, default=0.0, help=">= 0")
-    a.add_argument("--reward-clip-min", type=float, default=-1.0)
-    a.add_argument("--reward-clip-max", type=float, default=1.0)
-    a.add_argument("--ema-alpha", type=float, default=0.1, help="in (0, 1]")
-    if not nlp:
-        a.add_argument(
-            "--schedule-seed",
-            type=int,
-            default=None,
-            help="open-loop modes only: seed of the private schedule RNG (default 10000 + seed)",
-        )
-        a.add_argument(
-            "--aees-trace-root",
-            default=None,
-            help="open-loop modes: where the AEES source traces are found by content "
-            f"(default {DEFAULT_AEES_TRACE_ROOT})",
-        )
-    a.add_argument(
-        "--nonfinite",
-        choices=NONFINITE_POLICIES,
-        default="raise",
-        help="raise (default): stop at the first non-finite loss and write a result marked "
-        "diverged; skip: leave such steps out of AEES rewards and continue",
-    )
-    a.add_argument(
-        "--track-update-norm",
-        action="store_true",
-        help="record ||delta theta||_2 per step (one extra buffer per parameter)",
-    )
-
-    if not nlp:
-        n = parser.add_argument_group("label noise")
-        n.add_argument("--label-noise-type", choices=LABEL_NOISE_TYPES, default="none")
-        n.add_argument("--label-noise-rate", type=float, default=0.0, help="in [0, 1]")
-
-    r = parser.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--run-tag", default=None)
-    r.add_argument("--output", default="", help="result JSON (default results/<name>.json)")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i>")
-    r.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    r.add_argument(
-        "--num-workers", type=int, default=0, help="DataLoader workers, 0..the CPU count"
-    )
-    r.add_argument("--data-dir", default=None, help="dataset directory (task default if unset)")
-    r.add_argument(
-        "--model-name", default=None, help="model id or local directory (task default if unset)"
-    )
-    r.add_argument("--checkpoint-dir", default=None, help="save a checkpoint every epoch here")
-    r.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
-    r.add_argument(
-        "--val-split", type=int, default=None, help="held-out validation examples (task default)"
-    )
-    r.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
-    r.add_argument(
-        "--tensorboard",
-        default=None,
-        metavar="DIR",
-        help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
-    )
-    r.add_argument(
-        "--mlflow",
-        nargs="?",
-        const=MLFLOW_DEFAULT_STORE,
-        default=None,
-        metavar="URI",
-        help="also track the run in MLflow; URI default: a file store ./mlruns "
-        "(pip install 'aees[tracking]')",
-    )
-
-
 def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> str | None:
     """Why ``path`` could not be created/written (a short phrase), or None if it can.
 
@@ -299,27 +195,21 @@ def default_output_path(
     return os.path.join("results", f"{task}_{control_mode}_{optimizer.lower()}_seed{seed}.json")
 
 
-def _normalise_style(args: argparse.Namespace) -> None:
-    """Give an NLP-style namespace the CIFAR-style fields the rest of the code reads."""
-    method = getattr(args, "method", None)
-    if method is not None:
-        args.control_mode = NLP_METHODS[method]
-        args.optimizer = "AdamW"
-        args.momentum = 0.9  # unused by AdamW; kept so every config has the same fields
-    else:
-        args.method = None
-    if not hasattr(args, "label_noise_rate"):
-        args.label_noise_rate = 0.0
-    if not hasattr(args, "label_noise_type"):
-        args.label_noise_type = "symmetric" if args.label_noise_rate > 0 else "none"
+def _device_format_problem(device: Any) -> str | None:
+    """Why ``device`` is not ``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``, else None."""
+    if not isinstance(device, str) or (
+        device not in ("auto", "cpu", "cuda")
+        and not (device.startswith("cuda:") and device[5:].isdigit())
+    ):
+        return f"must be auto, cpu, cuda or cuda:<index>, got {device!r}"
+    return None
 
 
 def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
     """(flag, message) for an unusable ``--device`` / ``--precision``, else None."""
-    if device not in ("auto", "cpu", "cuda") and not (
-        device.startswith("cuda:") and device[5:].isdigit()
-    ):
-        return "--device", f"must be auto, cpu, cuda or cuda:<index>, got {device!r}"
+    why = _device_format_problem(device)
+    if why is not None:
+        return "--device", why
     if device in ("cpu", "auto") and precision != "fp16":
         return None  # nothing to check (auto falls back to the CPU)
     import torch
@@ -359,41 +249,6 @@ def _check_int_ranges(fail: Any, args: argparse.Namespace) -> None:
                 fail(flag, f"must be in [0, {MAX_SEED}], got {value}")
         elif abs(value) > MAX_INT_FLAG:
             fail(flag, f"must be at most {MAX_INT_FLAG} in magnitude, got {value}")
-
-
-def _validate_open_loop(fail: Any, args: argparse.Namespace) -> None:
-    """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched`` (§2.1.1):
-    no LR schedule, no context, independent axes, LR candidates exactly 0.5,1.0,2.0 and noise
-    exactly 0.0. Fills ``schedule_seed`` (10000 + seed) and ``aees_trace_root``. The CIFAR-100
-    regime restriction is the task's (:mod:`aees.runner.tasks.cifar100`)."""
-    if not hasattr(args, "schedule_seed"):
-        args.schedule_seed = None
-        args.aees_trace_root = None
-    if args.control_mode not in OPEN_LOOP_MODES:
-        if args.schedule_seed is not None:
-            fail(
-                "--schedule-seed",
-                f"is only for --control-mode uniform-random or frequency-matched, "
-                f"not {args.control_mode}",
-            )
-        return
-    mode = f"with --control-mode {args.control_mode}"
-    if args.lr_scheduler != "none":
-        fail("--lr-scheduler", f"must be none {mode}, got {args.lr_scheduler}")
-    if args.context_mode != "none":
-        fail("--context-mode", f"must be none {mode}, got {args.context_mode}")
-    if args.structured_control_mode != "independent":
-        fail("--structured-control-mode", f"must be independent {mode}")
-    if tuple(args.lr_candidates) != (0.5, 1.0, 2.0):
-        got = ",".join(format(v, "g") for v in args.lr_candidates)
-        fail("--lr-candidates", f"must be exactly 0.5,1.0,2.0 {mode}, got {got}")
-    if tuple(args.noise_candidates) != (0.0,):
-        got = ",".join(format(v, "g") for v in args.noise_candidates)
-        fail("--noise-candidates", f"must be exactly 0.0 {mode}, got {got}")
-    if args.schedule_seed is None:
-        args.schedule_seed = 10_000 + args.seed
-    if not args.aees_trace_root:
-        args.aees_trace_root = DEFAULT_AEES_TRACE_ROOT
 
 
 def _local_store_path(uri: str) -> str | None:
@@ -449,171 +304,468 @@ def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
     args.mlflow = uri
 
 
-def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+# --------------------------------------------------------------------------------------------
+# The field specs: every shared flag is a RunConfig field's metadata
+# --------------------------------------------------------------------------------------------
+
+_SAME = object()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one :class:`RunConfig` field is a flag of ``aees train`` and how it is checked.
+
+    ``check`` is the bound (``">0"``, ``">=0"``, ``"(0,1]"``, ``"[0,1]"``; a float field is also
+    finite); ``styles`` the flag styles (:data:`FLAG_STYLES`) that have the flag; ``cli_default``
+    the argparse default where it differs from the field's (``--method``, candidate lists).
+    ``help`` may hold ``{unit}`` (epochs, or optimizer steps for the NLP style). The flag is
+    ``--`` + the field name with ``-`` for ``_``; its group is the :data:`FLAG_GROUPS` entry.
+    """
+
+    help: str | None = None
+    choices: tuple[str, ...] | None = None
+    check: str | None = None
+    styles: tuple[str, ...] = FLAG_STYLES
+    cli_default: Any = _SAME
+    metavar: str | None = None
+    nargs: str | None = None
+    const: Any = None
+
+
+def _flag(default: Any = None, *, factory: Any = None, **spec: Any) -> Any:
+    metadata = {"flag": FieldSpec(**spec)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+#: The argparse groups of the shared flags and the fields in each, in help order.
+FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "method": (
+        "method",
+        "control_mode",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "optimizer",
+        "momentum",
+        "lr_scheduler",
+        "scheduler_t_max",
+        "warmup_epochs",
+    ),
+    "AEES": (
+        "lr_candidates",
+        "noise_candidates",
+        "episode_length",
+        "structured_control_mode",
+        "context_mode",
+        "context_trend_window",
+        "context_trend_epsilon",
+        "reward_epsilon",
+        "reward_instability_lambda",
+        "reward_clip_min",
+        "reward_clip_max",
+        "ema_alpha",
+        "schedule_seed",
+        "aees_trace_root",
+        "nonfinite",
+        "track_update_norm",
+    ),
+    "label noise": ("label_noise_type", "label_noise_rate"),
+    "run": (
+        "seed",
+        "run_tag",
+        "output",
+        "device",
+        "precision",
+        "num_workers",
+        "data_dir",
+        "model_name",
+        "checkpoint_dir",
+        "resume",
+        "val_split",
+        "quiet",
+        "tensorboard",
+        "mlflow",
+    ),
+}
+
+_BOUNDS = {
+    ">0": (lambda v: v > 0, "must be > 0"),
+    ">=0": (lambda v: v >= 0, "must be >= 0"),
+    "(0,1]": (lambda v: 0.0 < v <= 1.0, "must be in (0, 1]"),
+    "[0,1]": (lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
+}
+
+
+class ConfigError(ValueError):
+    """A :class:`RunConfig` value that the CLI would refuse. ``field`` is the field's name and
+    ``text`` the CLI's message (``--flag ...``, the text of ``parser.error``)."""
+
+    def __init__(self, field_name: str, text: str) -> None:
+        super().__init__(f"RunConfig.{field_name}: {text}")
+        self.field = field_name
+        self.text = text
+
+
+def flag_of(name: str) -> str:
+    """``lr_scheduler`` -> ``--lr-scheduler``."""
+    return "--" + name.replace("_", "-")
+
+
+def _kind(annotation: Any) -> str:
+    text = str(annotation)
+    if text.startswith("tuple"):
+        return "candidates"
+    for kind in ("bool", "int", "float"):
+        if text.split(" ")[0] == kind:
+            return kind
+    return "str"
+
+
+def field_specs(style: str | None = None) -> dict[str, tuple[FieldSpec, str]]:
+    """``{field name: (spec, kind)}`` of the flagged :class:`RunConfig` fields, in declaration
+    order; ``style`` keeps only the fields that style has as flags. ``kind`` is ``int``,
+    ``float``, ``str``, ``bool`` (a bare ``--flag``) or ``candidates`` (a comma list)."""
+    out: dict[str, tuple[FieldSpec, str]] = {}
+    for f in fields(RunConfig):
+        spec = f.metadata.get("flag")
+        if spec is None or (style is not None and style not in spec.styles):
+            continue
+        out[f.name] = (spec, _kind(f.type))
+    return out
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar") -> None:
+    """Add the flags shared by every task: one per flagged :class:`RunConfig` field of
+    ``style``, in the :data:`FLAG_GROUPS` groups.
+
+    ``style="cifar"``: the thesis CIFAR runner's names and defaults (``--control-mode``,
+    ``--optimizer``, ``--momentum``, ``--label-noise-type``, ``--label-noise-rate``).
+    ``style="nlp"``: the SST-2 / AG News runners' ``--method {AdamW,AdaptiveScheduler,
+    RandomScheduler}`` instead (AdamW only, no label-noise flags: a task adds its own), and
+    ``--scheduler-t-max`` counts optimizer steps.
+    """
+    if style not in FLAG_STYLES:
+        raise ValueError(f"style must be one of {FLAG_STYLES}, got {style!r}")
+    unit = "optimizer steps" if style == "nlp" else "epochs"
+    specs = field_specs(style)
+    defaults = {f.name: f.default for f in fields(RunConfig)}
+    for title, names in FLAG_GROUPS.items():
+        present = [name for name in names if name in specs]
+        if not present:
+            continue
+        group = parser.add_argument_group(title)
+        for name in present:
+            spec, kind = specs[name]
+            default = defaults[name] if spec.cli_default is _SAME else spec.cli_default
+            kwargs: dict[str, Any] = {}
+            if spec.help is not None:
+                kwargs["help"] = spec.help.format(unit=unit)
+            if spec.metavar is not None:
+                kwargs["metavar"] = spec.metavar
+            if kind == "bool":
+                group.add_argument(flag_of(name), action="store_true", **kwargs)
+                continue
+            if spec.nargs is not None:
+                kwargs["nargs"] = spec.nargs
+                kwargs["const"] = spec.const
+            if spec.choices is not None:
+                kwargs["choices"] = spec.choices
+            if kind in ("int", "float"):
+                kwargs["type"] = int if kind == "int" else float
+            group.add_argument(flag_of(name), default=default, **kwargs)
+
+
+def nlp_style_fields(method: str | None) -> dict[str, Any]:
+    """The CIFAR-style fields an NLP runner's ``--method`` means (``control_mode`` and
+    ``optimizer``; AdamW only, so ``momentum`` keeps its unused default); ``{}`` for None."""
+    if method is None:
+        return {}
+    return {"control_mode": NLP_METHODS[method], "optimizer": "AdamW"}
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`RunConfig` field values a parsed namespace gives (the namespace is not
+    changed): its fields of that name, ``--method`` translated by :func:`nlp_style_fields`,
+    and an NLP task's own ``--label-noise-rate`` given a type (``symmetric`` when > 0)."""
+    names = [f.name for f in fields(RunConfig) if f.name not in ("task_name", "task_options")]
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    values.update(nlp_style_fields(values.get("method")))
+    if "label_noise_type" not in values and "label_noise_rate" in values:
+        values["label_noise_type"] = "symmetric" if values["label_noise_rate"] > 0 else "none"
+    return values
+
+
+def _candidates(value: Any, flag: str, allow_zero: bool) -> tuple[float, ...]:
+    if value is None or isinstance(value, str):
+        return parse_candidates(value, flag=flag, allow_zero=allow_zero)
+    try:
+        text = ",".join(repr(float(v)) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a list of numbers, got {value!r}") from None
+    return parse_candidates(text, flag=flag, allow_zero=allow_zero)
+
+
+def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
     """Check every shared flag; the first problem ends the process via ``parser.error``.
 
-    Also normalises ``args.lr_candidates`` / ``args.noise_candidates`` to tuples of floats and
-    fills an empty ``args.output`` with :func:`default_output_path`. An NLP-style namespace
-    (``--method``) gets ``control_mode``, ``optimizer`` and the label-noise fields filled in.
+    The value checks are :class:`RunConfig`'s own (a config built in code is checked the same
+    way); here come the ones that ask the machine: every integer flag (the task's too) fits a C
+    type, the device exists, ``--output`` / ``--checkpoint-dir`` / the trackers can be written.
+    Writes back to ``args`` what the config resolved: ``output`` (:attr:`RunConfig.output_path`),
+    the candidate tuples, the open-loop ``schedule_seed`` / ``aees_trace_root`` and a local
+    ``mlflow`` store as a ``file:`` URI. Returns the config (without ``task_options``).
     """
-    _normalise_style(args)
 
     def fail(flag: str, message: str) -> NoReturn:
         parser.error(f"{flag} {message}")
 
-    def finite(flag: str, value: float) -> None:
-        if not math.isfinite(value):
-            fail(flag, f"must be finite, got {value}")
-
     _check_int_ranges(fail, args)
-    positive_ints = {
-        "--epochs": args.epochs,
-        "--batch-size": args.batch_size,
-        "--episode-length": args.episode_length,
-        "--context-trend-window": args.context_trend_window,
-    }
-    for flag, value in positive_ints.items():
-        if value <= 0:
-            fail(flag, f"must be > 0, got {value}")
-    if args.scheduler_t_max is not None and args.scheduler_t_max <= 0:
-        fail("--scheduler-t-max", f"must be > 0, got {args.scheduler_t_max}")
-    if args.warmup_epochs < 0:
-        fail("--warmup-epochs", f"must be >= 0, got {args.warmup_epochs}")
-    if args.num_workers < 0:
-        fail("--num-workers", f"must be >= 0, got {args.num_workers}")
-    if args.num_workers > usable_cpu_count():
-        fail(
-            "--num-workers",
-            f"must be <= {usable_cpu_count()} (the CPUs this process may use), "
-            f"got {args.num_workers}",
-        )
-    if args.val_split is not None and args.val_split <= 0:
-        fail("--val-split", f"must be > 0, got {args.val_split}")
-
-    floats = {
-        "--lr": args.lr,
-        "--weight-decay": args.weight_decay,
-        "--momentum": args.momentum,
-        "--context-trend-epsilon": args.context_trend_epsilon,
-        "--reward-epsilon": args.reward_epsilon,
-        "--reward-instability-lambda": args.reward_instability_lambda,
-        "--reward-clip-min": args.reward_clip_min,
-        "--reward-clip-max": args.reward_clip_max,
-        "--ema-alpha": args.ema_alpha,
-        "--label-noise-rate": args.label_noise_rate,
-    }
-    for flag, value in floats.items():
-        finite(flag, value)
-    for flag in ("--lr", "--reward-epsilon"):
-        if floats[flag] <= 0:
-            fail(flag, f"must be > 0, got {floats[flag]}")
-    for flag in (
-        "--weight-decay",
-        "--momentum",
-        "--context-trend-epsilon",
-        "--reward-instability-lambda",
-    ):
-        if floats[flag] < 0:
-            fail(flag, f"must be >= 0, got {floats[flag]}")
-    if args.reward_clip_min > args.reward_clip_max:
-        fail(
-            "--reward-clip-min",
-            f"({args.reward_clip_min}) must be <= --reward-clip-max ({args.reward_clip_max})",
-        )
-    if not 0.0 < args.ema_alpha <= 1.0:
-        fail("--ema-alpha", f"must be in (0, 1], got {args.ema_alpha}")
-    if not 0.0 <= args.label_noise_rate <= 1.0:
-        fail("--label-noise-rate", f"must be in [0, 1], got {args.label_noise_rate}")
-    if args.label_noise_type == "none" and args.label_noise_rate != 0.0:
-        fail(
-            "--label-noise-rate",
-            f"must be 0.0 when --label-noise-type is none, got {args.label_noise_rate}",
-        )
-
     try:
-        args.lr_candidates = parse_candidates(
-            args.lr_candidates, flag="--lr-candidates", allow_zero=False
-        )
-        args.noise_candidates = parse_candidates(
-            args.noise_candidates, flag="--noise-candidates", allow_zero=True
-        )
-    except ValueError as err:
-        parser.error(str(err))
-
-    _validate_open_loop(fail, args)
-
-    if args.resume and not args.checkpoint_dir:
-        fail("--resume", "needs --checkpoint-dir (where the checkpoint to resume from is)")
-    problem = _device_problem(args.device, args.precision)
+        config = RunConfig(task_name=args.task, **config_values(args))
+    except ConfigError as err:
+        parser.error(err.text)
+    problem = _device_problem(config.device, config.precision)
     if problem is not None:
         fail(*problem)
-
-    if not args.output:
-        args.output = default_output_path(
-            args.task, args.control_mode, args.optimizer, args.seed, args.method
-        )
-    why = writable_location_problem(args.output, is_dir=False)
+    output = config.output_path
+    why = writable_location_problem(output, is_dir=False)
     if why is not None:
-        fail("--output", f"{args.output!r} cannot be written: {why}")
-    if args.checkpoint_dir:
-        why = writable_location_problem(args.checkpoint_dir, is_dir=True)
+        fail("--output", f"{output!r} cannot be written: {why}")
+    if config.checkpoint_dir:
+        why = writable_location_problem(config.checkpoint_dir, is_dir=True)
         if why is not None:
-            fail("--checkpoint-dir", f"{args.checkpoint_dir!r} cannot be written: {why}")
+            fail("--checkpoint-dir", f"{config.checkpoint_dir!r} cannot be written: {why}")
     _validate_tracking(fail, args)
+    args.output = output
+    for name in ("lr_candidates", "noise_candidates", "schedule_seed", "aees_trace_root"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(config, name))
+    return config
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One run, fully specified. Field names are the thesis ``ExperimentConfig`` ones (§3.2).
 
+    The one definition of the shared run configuration: each field's ``metadata["flag"]``
+    (:class:`FieldSpec`) generates its ``aees train`` flag (:func:`add_common_arguments`), the
+    planner's type checks (:func:`field_specs`) and, through :meth:`to_dict`, the result's
+    ``config``. Construction checks the values as the CLI does (:class:`ConfigError`, a
+    ``ValueError`` naming the field) and fills the open-loop ``schedule_seed`` (10000 + seed)
+    and ``aees_trace_root`` (:data:`DEFAULT_AEES_TRACE_ROOT`).
+
     ``task_options`` holds the task-specific flags (e.g. ``{"max_length": 128}``).
     """
 
     task_name: str
-    control_mode: str = "baseline"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "AdamW"
-    momentum: float = 0.9
-    lr_scheduler: str = "none"
-    scheduler_t_max: int | None = None
-    warmup_epochs: int = 0
-    reward_epsilon: float = 1e-8
-    reward_instability_lambda: float = 0.0
-    reward_clip_min: float = -1.0
-    reward_clip_max: float = 1.0
-    episode_length: int = 200
-    lr_candidates: tuple[float, ...] = (1.0,)
-    noise_candidates: tuple[float, ...] = (0.0,)
-    structured_control_mode: str = "independent"
-    context_mode: str = "none"
-    context_trend_window: int = 3
-    context_trend_epsilon: float = 1e-3
-    label_noise_type: str = "none"
-    label_noise_rate: float = 0.0
-    seed: int = 0
-    output: str = ""
-    ema_alpha: float = 0.1
-    num_workers: int = 0
-    data_dir: str | None = None
-    model_name: str | None = None
-    run_tag: str | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    val_split: int | None = None
-    quiet: bool = False
-    tensorboard: str | None = None  # --tensorboard DIR
-    mlflow: str | None = None  # --mlflow: the tracking URI (a local store as a file: URI)
-    track_update_norm: bool = False
-    nonfinite: str = "raise"
-    method: str | None = None  # the NLP runners' --method; None for CIFAR-style tasks
-    schedule_seed: int | None = None  # open-loop modes only
-    aees_trace_root: str | None = None  # open-loop modes: where the AEES traces are found
+    control_mode: str = _flag("baseline", choices=RUN_CONTROL_MODES, styles=("cifar",))
+    epochs: int = _flag(10, help="> 0 (default 10)", check=">0")
+    batch_size: int = _flag(128, help="> 0 (default 128)", check=">0")
+    lr: float = _flag(1e-3, help="base learning rate, > 0", check=">0")
+    weight_decay: float = _flag(1e-4, help=">= 0", check=">=0")
+    optimizer: str = _flag("AdamW", choices=OPTIMIZERS, styles=("cifar",))
+    momentum: float = _flag(0.9, help=">= 0 (SGD only)", check=">=0", styles=("cifar",))
+    lr_scheduler: str = _flag("none", choices=LR_SCHEDULERS)
+    scheduler_t_max: int | None = _flag(None, help="> 0, in {unit}; default: the run", check=">0")
+    warmup_epochs: int = _flag(0, help=">= 0", check=">=0")
+    reward_epsilon: float = _flag(1e-8, help="> 0", check=">0")
+    reward_instability_lambda: float = _flag(0.0, help=">= 0", check=">=0")
+    reward_clip_min: float = _flag(-1.0)
+    reward_clip_max: float = _flag(1.0)
+    episode_length: int = _flag(200, help="optimizer steps, > 0", check=">0")
+    lr_candidates: tuple[float, ...] = _flag(
+        (1.0,), help="comma list of LR multipliers (> 0)", check=">0", cli_default=None
+    )
+    noise_candidates: tuple[float, ...] = _flag(
+        (0.0,), help="comma list of noise stds (>= 0)", check=">=0", cli_default=None
+    )
+    structured_control_mode: str = _flag("independent", choices=STRUCTURED_CONTROL_MODES)
+    context_mode: str = _flag("none", choices=CONTEXT_MODES)
+    context_trend_window: int = _flag(3, help="> 0", check=">0")
+    context_trend_epsilon: float = _flag(1e-3, help=">= 0", check=">=0")
+    label_noise_type: str = _flag("none", choices=LABEL_NOISE_TYPES, styles=("cifar",))
+    label_noise_rate: float = _flag(0.0, help="in [0, 1]", check="[0,1]", styles=("cifar",))
+    seed: int = _flag(0)
+    output: str = _flag("", help="result JSON (default results/<name>.json)")
+    ema_alpha: float = _flag(0.1, help="in (0, 1]", check="(0,1]")
+    num_workers: int = _flag(0, help="DataLoader workers, 0..the CPU count", check=">=0")
+    data_dir: str | None = _flag(None, help="dataset directory (task default if unset)")
+    model_name: str | None = _flag(None, help="model id or local directory (task default if unset)")
+    run_tag: str | None = _flag(None)
+    device: str = _flag("auto", help="auto, cpu, cuda or cuda:<i>")
+    precision: str = _flag("fp32", choices=PRECISIONS)
+    checkpoint_dir: str | None = _flag(None, help="save a checkpoint every epoch here")
+    resume: bool = _flag(False, help="continue from --checkpoint-dir")
+    val_split: int | None = _flag(
+        None, help="held-out validation examples (task default)", check=">0"
+    )
+    quiet: bool = _flag(False, help="no progress bar or status lines")
+    tensorboard: str | None = _flag(  # --tensorboard DIR
+        None,
+        metavar="DIR",
+        help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
+    )
+    mlflow: str | None = _flag(  # the tracking URI (a local store as a file: URI)
+        None,
+        nargs="?",
+        const=MLFLOW_DEFAULT_STORE,
+        metavar="URI",
+        help="also track the run in MLflow; URI default: a file store ./mlruns "
+        "(pip install 'aees[tracking]')",
+    )
+    track_update_norm: bool = _flag(
+        False, help="record ||delta theta||_2 per step (one extra buffer per parameter)"
+    )
+    nonfinite: str = _flag(
+        "raise",
+        choices=NONFINITE_POLICIES,
+        help="raise (default): stop at the first non-finite loss and write a result marked "
+        "diverged; skip: leave such steps out of AEES rewards and continue",
+    )
+    # The NLP runners' --method; None for CIFAR-style tasks.
+    method: str | None = _flag(
+        None, choices=tuple(NLP_METHODS), styles=("nlp",), cli_default="AdamW"
+    )
+    schedule_seed: int | None = _flag(  # open-loop modes only
+        None,
+        styles=("cifar",),
+        help="open-loop modes only: seed of the private schedule RNG (default 10000 + seed)",
+    )
+    aees_trace_root: str | None = _flag(  # open-loop modes: where the AEES traces are found
+        None,
+        styles=("cifar",),
+        help="open-loop modes: where the AEES source traces are found by content "
+        f"(default {DEFAULT_AEES_TRACE_ROOT})",
+    )
     task_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad_candidates: dict[str, str] = {}
+        for name, allow_zero in (("lr_candidates", False), ("noise_candidates", True)):
+            try:
+                value = _candidates(getattr(self, name), flag_of(name), allow_zero)
+            except ValueError as err:
+                bad_candidates[name] = str(err)
+            else:
+                object.__setattr__(self, name, value)
+        problem = self._problem(bad_candidates)
+        if problem is not None:
+            raise ConfigError(*problem)
+        if self.open_loop:
+            if self.schedule_seed is None:
+                object.__setattr__(self, "schedule_seed", 10_000 + self.seed)
+            if not self.aees_trace_root:
+                object.__setattr__(self, "aees_trace_root", DEFAULT_AEES_TRACE_ROOT)
+
+    def _problem(self, bad_candidates: Mapping[str, str]) -> tuple[str, str] | None:
+        """(field, ``--flag message``) of the first value the CLI would refuse, or None."""
+        specs = field_specs()
+        by_kind: dict[str, list[str]] = {}
+        for name, (_, kind) in specs.items():
+            by_kind.setdefault(kind, []).append(name)
+
+        for name, (spec, kind) in specs.items():
+            value = getattr(self, name)
+            if kind == "str" and spec.choices and value is not None and value not in spec.choices:
+                choices = ", ".join(spec.choices)
+                return name, f"{flag_of(name)} must be one of {choices}, got {value!r}"
+        for name in sorted(by_kind["int"]):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                return name, f"{flag_of(name)} must be an integer, got {value!r}"
+            if name == "seed" or name.endswith("_seed"):
+                if not 0 <= value <= MAX_SEED:
+                    return name, f"{flag_of(name)} must be in [0, {MAX_SEED}], got {value}"
+            elif abs(value) > MAX_INT_FLAG:
+                return name, (
+                    f"{flag_of(name)} must be at most {MAX_INT_FLAG} in magnitude, got {value}"
+                )
+        for name in by_kind["int"]:
+            found = self._bound_problem(name, specs[name][0])
+            if found is not None:
+                return found
+            if name == "num_workers" and self.num_workers > usable_cpu_count():
+                return name, (
+                    f"--num-workers must be <= {usable_cpu_count()} (the CPUs this process may "
+                    f"use), got {self.num_workers}"
+                )
+        for name in by_kind["float"]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return name, f"{flag_of(name)} must be a number, got {value!r}"
+            if not math.isfinite(value):
+                return name, f"{flag_of(name)} must be finite, got {value}"
+        for name in by_kind["float"]:
+            found = self._bound_problem(name, specs[name][0])
+            if found is not None:
+                return found
+        if self.reward_clip_min > self.reward_clip_max:
+            return "reward_clip_min", (
+                f"--reward-clip-min ({self.reward_clip_min}) must be <= --reward-clip-max "
+                f"({self.reward_clip_max})"
+            )
+        if self.label_noise_type == "none" and self.label_noise_rate != 0.0:
+            return "label_noise_rate", (
+                "--label-noise-rate must be 0.0 when --label-noise-type is none, "
+                f"got {self.label_noise_rate}"
+            )
+        for name, text in bad_candidates.items():
+            return name, text
+        found = self._open_loop_problem()
+        if found is not None:
+            return found
+        if self.resume and not self.checkpoint_dir:
+            return "resume", (
+                "--resume needs --checkpoint-dir (where the checkpoint to resume from is)"
+            )
+        device = _device_format_problem(self.device)
+        if device is not None:
+            return "device", f"--device {device}"
+        return None
+
+    def _bound_problem(self, name: str, spec: FieldSpec) -> tuple[str, str] | None:
+        value = getattr(self, name)
+        if spec.check is None or value is None or spec.check not in _BOUNDS:
+            return None
+        ok, message = _BOUNDS[spec.check]
+        if ok(value):
+            return None
+        return name, f"{flag_of(name)} {message}, got {value}"
+
+    def _open_loop_problem(self) -> tuple[str, str] | None:
+        """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched``
+        (§2.1.1): no LR schedule, no context, independent axes, LR candidates exactly
+        0.5,1.0,2.0 and noise exactly 0.0. The CIFAR-100 regime restriction is the task's
+        (:mod:`aees.runner.tasks.cifar100`)."""
+        if not self.open_loop:
+            if self.schedule_seed is not None:
+                return "schedule_seed", (
+                    "--schedule-seed is only for --control-mode uniform-random or "
+                    f"frequency-matched, not {self.control_mode}"
+                )
+            return None
+        mode = f"with --control-mode {self.control_mode}"
+        if self.lr_scheduler != "none":
+            return "lr_scheduler", f"--lr-scheduler must be none {mode}, got {self.lr_scheduler}"
+        if self.context_mode != "none":
+            return "context_mode", f"--context-mode must be none {mode}, got {self.context_mode}"
+        if self.structured_control_mode != "independent":
+            return (
+                "structured_control_mode",
+                f"--structured-control-mode must be independent {mode}",
+            )
+        if tuple(self.lr_candidates) != (0.5, 1.0, 2.0):
+            got = ",".join(format(v, "g") for v in self.lr_candidates)
+            return "lr_candidates", f"--lr-candidates must be exactly 0.5,1.0,2.0 {mode}, got {got}"
+        if tuple(self.noise_candidates) != (0.0,):
+            got = ",".join(format(v, "g") for v in self.noise_candidates)
+            return "noise_candidates", f"--noise-candidates must be exactly 0.0 {mode}, got {got}"
+        return None
 
     @property
     def method_name(self) -> str:
@@ -633,12 +785,13 @@ class RunConfig:
 
     @property
     def output_path(self) -> str:
+        """``output``, or the default path (:func:`default_output_path`) when empty."""
         return self.output or default_output_path(
             self.task_name, self.control_mode, self.optimizer, self.seed, self.method
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists, ``task_options`` a plain dict)."""
+        """JSON-ready dict of every field (tuples become lists, ``task_options`` a plain dict)."""
         data = asdict(self)
         data["lr_candidates"] = list(self.lr_candidates)
         data["noise_candidates"] = list(self.noise_candidates)
@@ -649,10 +802,7 @@ class RunConfig:
     def from_args(
         cls, args: argparse.Namespace, *, task_name: str, task_option_names: Sequence[str] = ()
     ) -> RunConfig:
-        """Build from a validated namespace (see :func:`validate_common_args`)."""
-        names = {f for f in cls.__dataclass_fields__ if f not in ("task_name", "task_options")}
-        values = {name: getattr(args, name) for name in names if hasattr(args, name)}
-        values["lr_candidates"] = tuple(float(v) for v in values["lr_candidates"])
-        values["noise_candidates"] = tuple(float(v) for v in values["noise_candidates"])
+        """Build from a validated namespace (see :func:`validate_common_args`); the namespace's
+        values are read by :func:`config_values`."""
         options = {name: getattr(args, name) for name in task_option_names}
-        return cls(task_name=task_name, task_options=options, **values)
+        return cls(task_name=task_name, task_options=options, **config_values(args))
