@@ -17,7 +17,7 @@ import html
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ from aees.results import atomic_write_text
 
 __all__ = [
     "MISSING",
+    "Column",
     "CsvTable",
     "TCell",
     "Table",
+    "TableSpec",
     "fmt_num",
     "fmt_pm",
     "fmt_pvalue",
@@ -100,6 +102,69 @@ class CsvTable:
     name: str
     header: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table spec, read from one row item (any object the spec's table rows
+    are built from).
+
+    ``header``: the displayed header (None: a CSV-only column); ``text``: item -> displayed
+    text; ``csv``: the CSV keys the column writes (empty: a display-only column) and
+    ``values``: item -> one value per key; ``align``: l, c or r; ``best``: ``"max"`` or
+    ``"min"`` to mark best/second best within a block by ``score(item)``.
+    """
+
+    header: str | None
+    text: Callable[[Any], str] | None = None
+    csv: tuple[str, ...] = ()
+    values: Callable[[Any], Sequence[Any]] | None = None
+    align: str = "r"
+    best: str | None = None
+    score: Callable[[Any], float | None] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table defined once: its columns produce the displayed table (LaTeX, Markdown and the
+    displayed-cells CSV, via :class:`Table`) and the numeric summary CSV (:class:`CsvTable`)."""
+
+    columns: tuple[Column, ...]
+
+    @property
+    def shown(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.header is not None)
+
+    def table(self, name: str, caption: str, label: str, **kw: Any) -> Table:
+        """An empty :class:`Table` with this spec's header and alignment."""
+        header = [c.header for c in self.shown]
+        return Table(name, caption, label, header, "".join(c.align for c in self.shown), **kw)
+
+    def add(self, table: Table, item: Any) -> list[TCell]:
+        """Append the displayed row of ``item``."""
+        return table.add(*(TCell(c.text(item)) for c in self.shown))  # type: ignore[misc]
+
+    def block(self, table: Table, items: Sequence[Any]) -> list[list[TCell]]:
+        """Append one comparison block and mark its best and second best per ranked column."""
+        rows = [self.add(table, item) for item in items]
+        for j, col in enumerate(self.shown):
+            if col.best is not None and col.score is not None:
+                mark_ranks(
+                    [row[j] for row in rows],
+                    [col.score(item) for item in items],
+                    higher_is_better=col.best == "max",
+                )
+        return rows
+
+    def csv_header(self) -> list[str]:
+        return [key for c in self.columns for key in c.csv]
+
+    def csv_row(self, item: Any) -> list[Any]:
+        return [v for c in self.columns if c.csv for v in c.values(item)]  # type: ignore[misc]
+
+    def csv_table(self, name: str, items: Sequence[Any]) -> CsvTable:
+        """The numeric CSV of ``items`` (one row each)."""
+        return CsvTable(name, self.csv_header(), [self.csv_row(item) for item in items])
 
 
 # --------------------------------------------------------------------------------------------

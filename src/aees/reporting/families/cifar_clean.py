@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from aees.reporting.families.common import (
-    ACC_HEADER,
-    SUMMARY_HEADER,
+    ACC_COLUMNS,
+    AccRow,
     Builder,
     FamilyOutput,
-    acc_cells,
-    rank_acc,
-    summary_fields,
+    label_column,
 )
-from aees.reporting.render import CsvTable, Table, TCell
+from aees.reporting.render import TableSpec
 from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, task_label
 from aees.reporting.select import Sel, aees_sel, fixed_sel, prefix
 
@@ -53,6 +51,10 @@ CLEAN_TABLES: tuple[tuple[str, str, list[list[str]]], ...] = (
 )
 
 
+CLEAN_SPEC = TableSpec((label_column("Method", "method"), *ACC_COLUMNS))
+"""Method | n | Best | Final | Drop | Peak epoch (the three tables and the summary CSV)."""
+
+
 def build_cifar_clean(runset: RunSet) -> FamilyOutput:
     """§5.1: per CIFAR-style task, the clean AdamW runs: main, fixed-LR ablation and compact
     appendix tables (Method | n | Best | Final | Drop | Peak epoch) and the summary CSV.
@@ -69,24 +71,18 @@ def build_cifar_clean(runset: RunSet) -> FamilyOutput:
         }
         names = []
         for key, caption, blocks in CLEAN_TABLES:
-            table = Table(
-                name=f"{p}_clean_{key}_table",
-                caption=caption.format(T=task_label(task)),
-                label=f"tab:{p}_clean_{key}",
-                header=["Method", "n", *ACC_HEADER],
-                align="lrrrrr",
+            table = CLEAN_SPEC.table(
+                f"{p}_clean_{key}_table",
+                caption.format(T=task_label(task)),
+                f"tab:{p}_clean_{key}",
             )
             for block in blocks:
                 if table.rows:
                     table.midrule_before.add(len(table.rows))
-                rows = [table.add(TCell(m), *acc_cells(stats[m])) for m in block]
-                rank_acc(rows, [stats[m] for m in block], 2)
+                CLEAN_SPEC.block(table, [AccRow(m, stats[m]) for m in block])
             b.out.tables.append(table)
             names.append(table.name)
         b.out.all_tex[f"{p}_clean_tables_all"] = names
-        csv = CsvTable(f"{p}_clean_summary", ["method", *SUMMARY_HEADER])
-        for label in sorted(stats):
-            if stats[label].n:
-                csv.rows.append([label, *summary_fields(stats[label])])
-        b.out.csvs.append(csv)
+        rows = [AccRow(label, stats[label]) for label in sorted(stats) if stats[label].n]
+        b.out.csvs.append(CLEAN_SPEC.csv_table(f"{p}_clean_summary", rows))
     return b.out

@@ -1,4 +1,4 @@
-"""Table family: families.cifar_noise_ablation."""
+"""Table family §5.5 (`cifar_noise_ablation`): AEES with gradient noise vs its counterpart."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aees.reporting.render import (
+    Column,
     CsvTable,
     Table,
     TCell,
@@ -75,6 +76,44 @@ class FamilyOutput:
             if text:
                 paths.append(atomic_write_text(out / f"{all_name}.tex", text))
         return paths
+
+
+@dataclass(frozen=True)
+class AccRow:
+    """One accuracy row of a :class:`~aees.reporting.render.TableSpec`: label and statistics."""
+
+    label: str
+    st: AccStats
+
+
+def acc_column(
+    header: str, key: str, attr: str, digits: int, scale: float, best: str | None
+) -> Column:
+    """A "m ± s" column of ``AccStats.<attr>``; CSV ``<key>_mean``, ``<key>_std`` (fractions)."""
+    return Column(
+        header,
+        lambda r: fmt_pm(getattr(r.st, attr), digits, scale),
+        (f"{key}_mean", f"{key}_std"),
+        lambda r: (getattr(r.st, attr).mean, getattr(r.st, attr).sd),
+        best=best,
+        score=lambda r: getattr(r.st, attr).mean,
+    )
+
+
+ACC_COLUMNS = (
+    Column("n", lambda r: str(r.st.n), ("n",), lambda r: (r.st.n,)),
+    acc_column("Best (%)", "best_val", "best", 2, 100, "max"),
+    acc_column("Final (%)", "final_val", "final", 2, 100, "max"),
+    acc_column("Drop (pp)", "drop_val", "drop", 2, 100, "min"),
+    acc_column("Peak epoch", "peak_epoch", "peak", 1, 1.0, None),
+)
+"""n, Best/Final/Drop (%, pp; best and second best marked, lower Drop is better) and Peak
+epoch; the summary CSV writes each as mean and sample SD (fractions)."""
+
+
+def label_column(header: str, key: str) -> Column:
+    """The row label (left-aligned), written to the CSV as ``key``."""
+    return Column(header, lambda r: r.label, (key,), lambda r: (r.label,), align="l")
 
 
 def acc_cells(st: AccStats, *, digits: int = 2, with_n: bool = True) -> list[TCell]:

@@ -1,4 +1,4 @@
-"""Table family: families.instability_penalty_ablation."""
+"""Table family §5.7 (`instability_penalty_ablation`): λ_inst > 0 vs λ_inst = 0."""
 
 from __future__ import annotations
 

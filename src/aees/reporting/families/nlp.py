@@ -1,4 +1,4 @@
-"""Table family: §5.8 NLP main / axis / detailed, §5.9 NLP noise ablation."""
+"""Table family §5.8 (`nlp`): NLP main, axis and detailed tables."""
 
 from __future__ import annotations
 

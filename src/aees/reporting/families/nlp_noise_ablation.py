@@ -1,20 +1,18 @@
-"""Table family: families.nlp_noise_ablation."""
+"""Table family §5.9 (`nlp_noise_ablation`): NLP gradient noise with and without the bandit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from aees.reporting.families.common import (
-    ACC_HEADER,
-    SUMMARY_HEADER,
+    ACC_COLUMNS,
+    AccRow,
     Builder,
     FamilyOutput,
-    acc_cells,
-    rank_acc,
-    summary_fields,
+    label_column,
 )
 from aees.reporting.families.nlp import nlp_groups, nlp_key
-from aees.reporting.render import CsvTable, Table
+from aees.reporting.render import Column, TableSpec
 from aees.reporting.runs import Cell, RunSet, setting_label, task_label
 from aees.reporting.select import WL, Sel, aees_sel, num_token, same_values
 
@@ -45,6 +43,16 @@ def sigma_ablation_rows(cells: Sequence[Cell]) -> list[Sel] | None:
     ]
 
 
+NOISE_ABLATION_SPEC = TableSpec(
+    (
+        label_column("Condition", "condition"),
+        Column(None, csv=("variant",), values=lambda r: (r.st.cell.variant if r.st.cell else "",)),
+        *ACC_COLUMNS,
+    )
+)
+"""Condition | n | Best | Final | Drop | Peak epoch; the summary CSV adds the variant id."""
+
+
 def build_nlp_noise_ablation(runset: RunSet) -> FamilyOutput:
     """§5.9 (σ-axis falsification): per NLP task and setting that has fixed-σ or random-σ runs:
     AdamW (σ = 0), AdamW + WL, every Fixed σ + WL, Random σ + WL, AEES-Noise + WL and
@@ -55,29 +63,21 @@ def build_nlp_noise_ablation(runset: RunSet) -> FamilyOutput:
         if sels is None:
             continue
         key = nlp_key(task, setting)
-        table = Table(
-            name=f"{key}_noise_ablation_table",
-            caption=f"{task_label(task)}, {setting_label(setting)} labels: gradient noise "
+        table = NOISE_ABLATION_SPEC.table(
+            f"{key}_noise_ablation_table",
+            f"{task_label(task)}, {setting_label(setting)} labels: gradient noise "
             "with and without the bandit",
-            label=f"tab:{key.replace('_', '-')}-noise-ablation",
-            header=["Condition", "n", *ACC_HEADER],
-            align="lrrrrr",
+            f"tab:{key.replace('_', '-')}-noise-ablation",
             midrule_before={2},
         )
         where = f"{task_label(task)} {setting_label(setting)}"
         stats = [b.row(cells, s, optimizer=None, where=where) for s in sels]
-        rows = [table.add(s.label, *acc_cells(st)) for s, st in zip(sels, stats, strict=True)]
-        rank_acc(rows, stats, 2)
+        items = [AccRow(s.label, st) for s, st in zip(sels, stats, strict=True)]
+        NOISE_ABLATION_SPEC.block(table, items)
         b.out.tables.append(table)
         b.out.csvs.append(
-            CsvTable(
-                f"{key}_noise_ablation_summary",
-                ["condition", "variant", *SUMMARY_HEADER],
-                [
-                    [s.label, st.cell.variant if st.cell else "", *summary_fields(st)]
-                    for s, st in zip(sels, stats, strict=True)
-                    if st.n
-                ],
+            NOISE_ABLATION_SPEC.csv_table(
+                f"{key}_noise_ablation_summary", [r for r in items if r.st.n]
             )
         )
     return b.out

@@ -1,4 +1,4 @@
-"""Table family: families.trend_context_ablation."""
+"""Table family §5.7 (`trend_context_ablation`): trend context vs no context."""
 
 from __future__ import annotations
 

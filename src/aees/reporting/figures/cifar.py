@@ -1,4 +1,4 @@
-"""Figure family ``cifar``: figures.cifar."""
+"""Figure family `cifar`: validation curves, clean bar plot, gradient-noise ablation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure family ``compute``: Compute."""
+"""Figure family `compute`: wall-clock overhead bars."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure family ``controllers``: Controller figures."""
+"""Figure family `controllers`: arm selection, reward per arm, update norms."""
 
 from __future__ import annotations
 

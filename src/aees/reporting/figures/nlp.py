@@ -1,4 +1,4 @@
-"""Figure family ``nlp``: figures.nlp."""
+"""Figure family `nlp`: SST-2 / AG News validation curves, the σ-ablation bar plot."""
 
 from __future__ import annotations
 
