@@ -192,3 +192,39 @@ def test_cpu_attention_is_counted_like_the_cuda_kernels():
     assert record.backward_flops == flop_counter.sdpa_backward_flop_count(
         q.shape, q.shape, q.shape, q.shape
     )
+
+
+class _PairModel(nn.Module):
+    """Takes its batch as one (x, scale) pair, and records how each call passed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 4)
+        self.calls: list[tuple[int, tuple[str, ...]]] = []
+
+    def forward(self, *args: object, **kwargs: object) -> torch.Tensor:
+        self.calls.append((len(args), tuple(sorted(kwargs))))
+        (pair,) = args
+        x, scale = pair  # type: ignore[misc]
+        return self.linear(x) * scale
+
+
+def test_flops_are_counted_on_the_call_training_makes():
+    # One helper calls the model for training, evaluation and the FLOP count: a tuple batch is
+    # the one argument in each (the FLOP counter once unpacked it, counting another call).
+    from aees.runner import engine
+    from aees.runner.tasks import call_model
+
+    assert engine.call_model is call_model and fl.call_model is call_model
+    model = _PairModel()
+    batch = (torch.randn(3, 8), torch.tensor(2.0))
+    call_model(model, batch)  # as the training step calls it
+    trained = model.calls[-1]
+    r = fl.measure_flops(model, batch)
+    assert model.calls[-1] == trained == (1, ())
+    assert r.forward_flops == 2 * 3 * 8 * 4 and r.backward_flops == 2 * 3 * 8 * 4
+    assert fl.MeasuredFlopModel(model).train_flops(batch) == r.train_flops
+    # a mapping: keyword arguments, in training and in the count alike
+    kw = nn.Linear(8, 4)
+    assert call_model(kw, {"input": batch[0]}).shape == (3, 4)
+    assert fl.measure_flops(kw, {"input": batch[0]}).forward_flops == 2 * 3 * 8 * 4

@@ -253,3 +253,16 @@ def test_cifar100_regime_restriction(tmp_path: Path, capsys) -> None:
                                   "--label-noise-rate", "0.2", "--seed", "3"])  # fmt: skip
     assert config.schedule_seed == 10_003 and config.aees_trace_root == "results/cifar_noisy"
     assert config.method_name == "UniformRandomOpenLoop"
+
+
+def test_arm_index_is_exact_a_wrong_arm_is_an_error():
+    # One arm lookup for the runner and reporting: a logged value is one of the arms (within
+    # a 1e-12 relative tolerance); anything else is a bug, never the nearest arm.
+    from aees.results.traces import arm_index
+
+    arms = (0.5, 1.0, 2.0)
+    assert [arm_index(v, arms) for v in (0.5, 1.0, 2.0, 2.0 + 1e-13)] == [0, 1, 2, 2]
+    with pytest.raises(ValueError, match=r"0\.9 is not a candidate \[0\.5, 1\.0, 2\.0\]"):
+        arm_index(0.9, arms)
+    with pytest.raises(ValueError, match="is not a candidate"):
+        pooled_frequencies([[0.5, 1.5]], arms)

@@ -6,6 +6,7 @@ Standard library only, so reporting can check traces without importing the runne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aees.results.schema import RunResult
@@ -14,6 +15,7 @@ __all__ = [
     "AEES_METHOD",
     "LR_MULTIPLIERS",
     "TOLERANCE",
+    "arm_index",
     "close_to",
     "episode_count",
     "trace_problem",
@@ -40,6 +42,19 @@ def close_to(a: Any, b: float) -> bool:
         return abs(float(a) - float(b)) <= TOLERANCE * max(1.0, abs(float(b)))
     except (TypeError, ValueError):
         return False
+
+
+def arm_index(value: Any, arms: Sequence[float]) -> int:
+    """The index of the arm ``value`` is (equal within :func:`close_to`).
+
+    A logged arm value is one of the run's configured arms (AEES logs the candidate it
+    applied), so a value that is none of them is a bug -- in the result or in the caller's arm
+    list -- and raises ``ValueError``; it is never mapped to the nearest arm.
+    """
+    for i, arm in enumerate(arms):
+        if close_to(value, arm):
+            return i
+    raise ValueError(f"value {value!r} is not a candidate {list(arms)}")
 
 
 def trace_problem(result: RunResult, steps_per_epoch: int) -> str | None:

@@ -1,6 +1,8 @@
 """The one training loop of every task: epochs, evaluation, timing, FLOPs, checkpoints, the result.
 
-A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` does the rest:
+A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` does the rest. The
+runner's constructor builds every part of the run (and restores a checkpoint into them); its
+``run()`` loops over the epochs and finishes; :mod:`aees.runner.result` assembles the result.
 
 * **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW`` or ``SGD``):
   no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
@@ -40,7 +42,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,15 +59,24 @@ from aees.runner.checkpoint import (
     does_not_fit,
     load_checkpoint,
 )
-from aees.runner.config import RunConfig, UserError
+from aees.runner.config import RunConfig
 from aees.runner.flops import FlopAccumulator, MeasuredFlopModel
-from aees.runner.label_noise import label_noise_accuracies
-from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan, check_executed
+from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan
 from aees.runner.record import ControllerLogRecorder
-from aees.runner.schedules import build_epoch_scheduler, build_step_scheduler, resolve_span
-from aees.runner.tasks import Task, TaskSetup
+from aees.runner.result import (
+    EngineError,
+    RunProgress,
+    build_result,
+    cpu_state,
+    diagnostics,
+    run_label,
+    step_unit,
+    write_side_file,
+)
+from aees.runner.schedules import build_epoch_scheduler, build_step_scheduler
+from aees.runner.tasks import Task, call_model
 from aees.runner.tracking import RunTracker, open_tracker
-from aees.types import EpisodeRecord, NonFiniteLossError, candidate_name
+from aees.types import EpisodeRecord, NonFiniteLossError
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -96,13 +107,6 @@ _RESUME_FREE_OPTIONS = (
     "pretokenize_only",
     "tokenized_dataset_dir",
 )
-
-
-class EngineError(UserError):
-    """A user-facing problem found at run time (e.g. a checkpoint from another configuration).
-
-    The CLI prints it as one line and exits with status 2.
-    """
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -140,18 +144,8 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, Mapping):
-        return model(**inputs)
-    return model(inputs)
-
-
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
@@ -236,30 +230,6 @@ def _decision_digest(logs: Mapping[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- run state
-
-
-@dataclass
-class _Progress:
-    """Everything of the partial result that a checkpoint carries."""
-
-    epochs_done: int = 0
-    global_step: int = 0
-    train_losses: list[float] = field(default_factory=list)
-    train_accuracies: list[float] = field(default_factory=list)
-    val_accuracies: list[float] = field(default_factory=list)
-    epoch_wall_clock_seconds: list[float] = field(default_factory=list)
-    best_val: float = 0.0
-    best_epoch: int | None = None  # 1-based
-    best_weights: dict[str, torch.Tensor] | None = None
-    elapsed_before: float = 0.0  # wall seconds of earlier (interrupted) segments
-    segments: int = 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 def _config_fingerprint(config: RunConfig) -> dict[str, Any]:
@@ -374,15 +344,6 @@ def _raise_first_nonfinite(step_losses: Sequence[torch.Tensor], first_step: int)
     )
 
 
-def _label(config: RunConfig) -> str:
-    """Status-line label: ``AdaptiveScheduler+AdamW`` (CIFAR style) or the NLP ``--method``."""
-    return config.method or f"{config.method_name}+{config.optimizer}"
-
-
-def _step_unit(task: Task) -> str:
-    return getattr(task, "scheduler_unit", "epoch")
-
-
 def _axes_lines(config: RunConfig) -> tuple[str, str]:
     """The thesis ``adaptive axes: ...`` / ``fixed axes: ...`` lines (§2.0)."""
     adaptive, fixed = [], []
@@ -400,66 +361,25 @@ def _axes_lines(config: RunConfig) -> tuple[str, str]:
     )
 
 
-def _result_config(
-    config: RunConfig, task: Task, setup: TaskSetup, device: torch.device, steps_per_epoch: int
-) -> dict[str, Any]:
-    """``asdict(config)`` plus the thesis derived fields (§3.2)."""
-    out = config.to_dict()
-    out["output"] = config.output_path
-    step_unit = _step_unit(task) == "step"
-    total_steps = steps_per_epoch * config.epochs
-    out.update(
-        {
-            "model_name": config.model_name or task.model_name,
-            "dataset_name": task.dataset_name,
-            "device": str(device),
-            "pin_memory": device.type == "cuda",
-            "mixed_precision": config.precision != "fp32",
-            "bf16": config.precision == "bf16",
-            "fp16": config.precision == "fp16",
-            "control_regime": config.method_name,
-            "experiment_label": _label(config),
-            "base_lr": config.lr,
-            "base_weight_decay": config.weight_decay,
-            "optimizer_family": config.optimizer,
-            "optimizer_momentum": config.momentum if config.optimizer == "SGD" else None,
-            "scheduler_t_max": (
-                config.scheduler_t_max
-                if step_unit
-                else resolve_span(config.epochs, config.scheduler_t_max)
-            ),
-            "scheduler_active": config.lr_scheduler != "none",
-            "scheduler_step_unit": "optimizer_step" if step_unit else "epoch",
-            "steps_per_epoch": steps_per_epoch,
-            "label_noise_seed": config.seed,
-            "flop_method": MeasuredFlopModel.method,
-        }
-    )
-    if config.uses_aees:
-        names, definitions = [], []
-        for lr in config.lr_candidates:
-            for noise in config.noise_candidates:
-                name = candidate_name(lr, noise)
-                names.append(name)
-                definitions.append({"name": name, "lr_multiplier": lr, "noise_std": noise})
-        out["candidate_config_names"] = names
-        out["candidate_config_definitions"] = definitions
-    if step_unit:
-        out["scheduler_span_steps"] = config.scheduler_t_max or total_steps
-    out.update(setup.info)
-    return out
-
-
 # ----------------------------------------------------------------------------- the run
 
 
 class _Runner:
-    tracker: RunTracker | None = None  # --tensorboard / --mlflow (rank 0 only)
+    """One run, built by the constructor, trained by :meth:`run`.
+
+    The constructor builds every part the loop needs, in this order (the order fixes the RNG
+    streams, so it is part of the result): the checkpoint to resume from (read and checked
+    first, before anything is built), provenance, the seed, the task's data and model, optimizer,
+    GradScaler, data-order generator and loaders, the open-loop plan, AEES and its controller-log
+    recorder, the LR scheduler, the FLOP model and accumulator, the progress; then it restores
+    the checkpoint into those parts, prints the header lines and opens the tracker (which
+    continues from the restored step). :meth:`run` is then: loop over the remaining epochs,
+    finish (finalize AEES, diagnostics, the result).
+    """
 
     def __init__(self, config: RunConfig, task: Task, argv: Sequence[str] | None) -> None:
         self.config = config
         self.task = task
-        self.argv = argv
         self.dist = _init_distributed(config)
         self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -468,6 +388,145 @@ class _Runner:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         #: (global step, 1-based epoch) of the first non-finite loss under --nonfinite raise
         self.divergence: tuple[int, int] | None = None
+        #: --tensorboard / --mlflow (rank 0 only); opened last, below
+        self.tracker: RunTracker | None = None
+
+        ckpt = self._read_checkpoint()
+        self.provenance = collect_provenance(argv)
+        set_seed(config.seed)
+        self.setup = setup = task.build(config, self.device)
+        self.model = setup.model.to(self.device)  # the bare module: eval, FLOPs, state
+        self.net: nn.Module = self.model  # what the training step calls
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = _build_optimizer(config, self.model)
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+        self.data_generator = torch.Generator().manual_seed(config.seed)
+        loader_kw: dict[str, Any] = {
+            "batch_size": config.batch_size,
+            "num_workers": config.num_workers,
+            "pin_memory": self.device.type == "cuda",
+            "collate_fn": setup.collate_fn,
+        }
+        self.train_sampler, self.train_loader = self._build_train_loader(loader_kw)
+        self.val_loader = setup.val_loader or DataLoader(setup.val_data, shuffle=False, **loader_kw)
+        # open-loop controls: the whole LR schedule is fixed here, before the first step
+        self.plan = (
+            build_open_loop_plan(config, len(self.train_loader)) if config.open_loop else None
+        )
+        self.aees = (
+            _build_aees(config, self.optimizer, self.scaler, self.plan)
+            if config.uses_aees
+            else None
+        )
+        self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
+        if self.aees is not None:
+            self.aees.register_episode_end_hook(self._episode_closed)
+        self.scheduler, self.step_scheduler = self._build_schedulers()
+        self.flop_model = MeasuredFlopModel(self.model)
+        self.flops = FlopAccumulator()
+        self.progress = RunProgress()
+
+        if ckpt is not None:
+            self._resume(ckpt)
+            del ckpt
+        if self.aees is not None and self.progress.epochs_done == 0:
+            for line in _axes_lines(config):
+                self.log(line)
+        if self.plan is not None:
+            self.log(self.plan.summary_line())
+        if self.dist.main:
+            self.tracker = open_tracker(
+                config,
+                start_step=self.progress.global_step,
+                episodes_done=self.recorder.count if self.recorder is not None else 0,
+                resumed=self.progress.epochs_done > 0,
+            )
+
+    # -- building blocks
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """With ``--resume``, the checkpoint's data (checked against this configuration); also
+        refuses a ``--checkpoint-dir`` target a rename could not replace, before any training."""
+        config = self.config
+        ckpt: dict[str, Any] | None = None
+        if config.resume and config.checkpoint_dir:
+            path = checkpoint_path(config.checkpoint_dir)
+            if path.exists():
+                ckpt = load_checkpoint(path)  # data only, checked: one line if unusable
+                _check_resumable(ckpt, config, path)
+            else:
+                self.log(f"no checkpoint at {path}; starting from scratch")
+        if config.checkpoint_dir:
+            # the checkpoint is written by renaming over this path: refuse what a rename would
+            # replace (a directory, FIFO, device) now, not after the first epoch
+            path = checkpoint_path(config.checkpoint_dir)
+            why = target_problem(path)
+            if why is not None:
+                raise EngineError(f"--checkpoint-dir: {path} {why}; remove it or use another")
+        return ckpt
+
+    def _build_train_loader(
+        self, loader_kw: dict[str, Any]
+    ) -> tuple[DistributedSampler[Any] | None, Any]:
+        """(the DDP sampler or None, the training loader): the task's own (sharded under
+        torchrun), a DistributedSampler loader, or a loader shuffled by ``data_generator``."""
+        setup, config = self.setup, self.config
+        if setup.train_loader is not None:
+            if self.dist.enabled:
+                shard = getattr(setup.train_loader, "shard", None)
+                if shard is None:
+                    raise EngineError(
+                        f"task {self.task.name!r} supplies a training loader that cannot be "
+                        "sharded across ranks (it has no shard(rank, world_size) method)"
+                    )
+                shard(self.dist.rank, self.dist.world)
+            return None, setup.train_loader
+        if self.dist.enabled:
+            # Same permutation on every rank (seeded by --seed and the epoch), padded to equal
+            # shards; --batch-size is the per-rank batch.
+            sampler: DistributedSampler[Any] = DistributedSampler(
+                setup.train_data, self.dist.world, self.dist.rank, shuffle=True, seed=config.seed
+            )
+            return sampler, DataLoader(setup.train_data, sampler=sampler, **loader_kw)
+        loader = DataLoader(
+            setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
+        )
+        return None, loader
+
+    def _build_schedulers(self) -> tuple[Any, Any]:
+        """(epoch-level scheduler, per-step scheduler): exactly one is set, by the task's
+        ``scheduler_unit``."""
+        config = self.config
+        if step_unit(self.task) == "step":
+            # NLP (docs/protocols.md): stepped after every optimizer step; span in optimizer steps
+            total = len(self.train_loader) * config.epochs
+            step_scheduler = build_step_scheduler(
+                self.optimizer,
+                config.lr_scheduler,
+                total_steps=config.scheduler_t_max or total,
+                warmup_steps=int(config.warmup_epochs * total / config.epochs),
+            )
+            return None, step_scheduler
+        scheduler = build_epoch_scheduler(
+            self.optimizer,
+            config.lr_scheduler,
+            epochs=config.epochs,
+            scheduler_t_max=config.scheduler_t_max,
+            warmup_epochs=config.warmup_epochs,
+        )
+        return scheduler, None
+
+    def _resume(self, ckpt: Mapping[str, Any]) -> None:
+        """Restore the checkpoint into the built parts (one line if it does not fit them)."""
+        where = checkpoint_path(self.config.checkpoint_dir or "")
+        try:
+            self.load_checkpoint(ckpt)
+        except APPLY_ERRORS as exc:
+            raise does_not_fit(where, exc) from None
+        self.log(f"resumed from {where} after epoch {self.progress.epochs_done}")
 
     @property
     def _scheduler(self) -> Any:
@@ -520,7 +579,7 @@ class _Runner:
                 aees.step_start(self.progress.global_step)
             opt.zero_grad(set_to_none=True)
             with self.autocast():
-                outputs = _call(model, inputs)
+                outputs = call_model(model, inputs)
                 loss = loss_fn(outputs, targets)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -588,7 +647,7 @@ class _Runner:
             inputs = _to_device(inputs, self.device)
             targets = targets.to(self.device, non_blocking=True)
             with self.autocast():
-                outputs = _call(model, inputs)
+                outputs = call_model(model, inputs)
             pred = self.setup.logits_fn(outputs).argmax(dim=-1)
             correct += (pred == targets).sum()
             preds.append(pred)
@@ -646,170 +705,71 @@ class _Runner:
 
     # -- the run
     def run(self) -> tuple[RunResult | None, Path]:
-        config = self.config
-        ckpt: dict[str, Any] | None = None
-        if config.resume and config.checkpoint_dir:
-            path = checkpoint_path(config.checkpoint_dir)
-            if path.exists():
-                ckpt = load_checkpoint(path)  # data only, checked: one line if unusable
-                _check_resumable(ckpt, config, path)
-            else:
-                self.log(f"no checkpoint at {path}; starting from scratch")
-        if config.checkpoint_dir:
-            # the checkpoint is written by renaming over this path: refuse what a rename would
-            # replace (a directory, FIFO, device) now, not after the first epoch
-            path = checkpoint_path(config.checkpoint_dir)
-            why = target_problem(path)
-            if why is not None:
-                raise EngineError(f"--checkpoint-dir: {path} {why}; remove it or use another")
-        self.provenance = collect_provenance(self.argv)
-
-        set_seed(config.seed)
-        self.setup = setup = self.task.build(config, self.device)
-        self.model = setup.model.to(self.device)  # the bare module: eval, FLOPs, state
-        self.net: nn.Module = self.model  # what the training step calls
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = _build_optimizer(config, self.model)
-        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
-        self.data_generator = torch.Generator().manual_seed(config.seed)
-        pin = self.device.type == "cuda"
-        loader_kw: dict[str, Any] = {
-            "batch_size": config.batch_size,
-            "num_workers": config.num_workers,
-            "pin_memory": pin,
-            "collate_fn": setup.collate_fn,
-        }
-        self.train_sampler: DistributedSampler[Any] | None = None
-        if setup.train_loader is not None:
-            self.train_loader = setup.train_loader
-            if self.dist.enabled:
-                shard = getattr(self.train_loader, "shard", None)
-                if shard is None:
-                    raise EngineError(
-                        f"task {self.task.name!r} supplies a training loader that cannot be "
-                        "sharded across ranks (it has no shard(rank, world_size) method)"
-                    )
-                shard(self.dist.rank, self.dist.world)
-        elif self.dist.enabled:
-            # Same permutation on every rank (seeded by --seed and the epoch), padded to equal
-            # shards; --batch-size is the per-rank batch.
-            self.train_sampler = DistributedSampler(
-                setup.train_data, self.dist.world, self.dist.rank, shuffle=True, seed=config.seed
-            )
-            self.train_loader = DataLoader(
-                setup.train_data, sampler=self.train_sampler, **loader_kw
-            )
-        else:
-            self.train_loader = DataLoader(
-                setup.train_data, shuffle=True, generator=self.data_generator, **loader_kw
-            )
-        val_loader = setup.val_loader or DataLoader(setup.val_data, shuffle=False, **loader_kw)
-        # open-loop controls: the whole LR schedule is fixed here, before the first step
-        self.plan = (
-            build_open_loop_plan(config, len(self.train_loader)) if config.open_loop else None
-        )
-        self.aees = (
-            _build_aees(config, self.optimizer, self.scaler, self.plan)
-            if config.uses_aees
-            else None
-        )
-        self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
-        if self.aees is not None:
-            self.aees.register_episode_end_hook(self._episode_closed)
-        self.scheduler = self.step_scheduler = None
-        if _step_unit(self.task) == "step":
-            # NLP (§2.2.6): stepped after every optimizer step; span in optimizer steps.
-            total = len(self.train_loader) * config.epochs
-            self.step_scheduler = build_step_scheduler(
-                self.optimizer,
-                config.lr_scheduler,
-                total_steps=config.scheduler_t_max or total,
-                warmup_steps=int(config.warmup_epochs * total / config.epochs),
-            )
-        else:
-            self.scheduler = build_epoch_scheduler(
-                self.optimizer,
-                config.lr_scheduler,
-                epochs=config.epochs,
-                scheduler_t_max=config.scheduler_t_max,
-                warmup_epochs=config.warmup_epochs,
-            )
-        self.flop_model = MeasuredFlopModel(self.model)
-        self.flops = FlopAccumulator()
-        self.progress = _Progress()
-        if ckpt is not None:
-            where = checkpoint_path(config.checkpoint_dir or "")
-            try:
-                self.load_checkpoint(ckpt)
-            except APPLY_ERRORS as exc:
-                raise does_not_fit(where, exc) from None
-            self.log(f"resumed from {where} after epoch {self.progress.epochs_done}")
-            del ckpt
-
-        label = _label(config)
-        if self.aees is not None and self.progress.epochs_done == 0:
-            for line in _axes_lines(config):
-                self.log(line)
-        if self.plan is not None:
-            self.log(self.plan.summary_line())
-        if self.dist.main:
-            self.tracker = open_tracker(
-                config,
-                start_step=self.progress.global_step,
-                episodes_done=self.recorder.count if self.recorder is not None else 0,
-                resumed=self.progress.epochs_done > 0,
-            )
+        """Train the remaining epochs, then finish: the result (rank 0) and its path."""
         start = time.perf_counter()
-        cuda = self.device.type == "cuda"
-        p = self.progress
-        for epoch in range(p.epochs_done, config.epochs):
-            episodes_before = self.recorder.count if self.recorder is not None else 0
-            t0 = time.perf_counter()
-            try:
-                train_loss, train_acc = self.train_epoch(epoch + 1)
-            except NonFiniteLossError as err:
-                # --nonfinite raise: stop here; the result keeps the completed epochs.
-                self.divergence = (err.step, epoch + 1)
-                self.log(f"diverged: {err}")
+        for epoch in range(self.progress.epochs_done, self.config.epochs):
+            if not self.run_epoch(epoch, start):
                 break
-            val_acc = self.evaluate(val_loader)
-            if cuda:
-                torch.cuda.synchronize(self.device)
-            epoch_seconds = time.perf_counter() - t0
-            self.flops.finish_epoch()
-            p.train_losses.append(train_loss)
-            p.train_accuracies.append(train_acc)
-            p.val_accuracies.append(val_acc)
-            p.epoch_wall_clock_seconds.append(epoch_seconds)
-            if p.best_epoch is None or val_acc > p.best_val:
-                p.best_val, p.best_epoch = max(val_acc, p.best_val), epoch + 1
-                if self.dist.main:  # rank 0 computes the diagnostics
-                    p.best_weights = _cpu_state(self.model)
-            self.log(
-                self.status_line(
-                    label, epoch + 1, train_loss, train_acc, val_acc, epoch_seconds, episodes_before
-                )
-            )
-            if self.tracker is not None:
-                metrics = {
-                    "train_loss": train_loss,
-                    "train_accuracy": train_acc,
-                    "val_accuracy": val_acc,
-                    "seconds": epoch_seconds,
-                    "cum_tflops": self.flops.total_tflops,
-                    "lr": self.optimizer.param_groups[0]["lr"],
-                }
-                self.tracker.log_epoch(epoch + 1, p.global_step, metrics)
-            if self.scheduler is not None:
-                self.scheduler.step()
-            p.epochs_done = epoch + 1
-            self.save_checkpoint(p.elapsed_before + time.perf_counter() - start)
+        return self.finish(start)
 
+    def run_epoch(self, epoch: int, start: float) -> bool:
+        """Epoch ``epoch + 1``: train, validate, record, log, step the scheduler, checkpoint.
+        False when training diverged (``--nonfinite raise``): the loop stops there."""
+        config, p = self.config, self.progress
+        episodes_before = self.recorder.count if self.recorder is not None else 0
+        t0 = time.perf_counter()
+        try:
+            train_loss, train_acc = self.train_epoch(epoch + 1)
+        except NonFiniteLossError as err:
+            # --nonfinite raise: stop here; the result keeps the completed epochs.
+            self.divergence = (err.step, epoch + 1)
+            self.log(f"diverged: {err}")
+            return False
+        val_acc = self.evaluate(self.val_loader)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        epoch_seconds = time.perf_counter() - t0
+        self.flops.finish_epoch()
+        p.train_losses.append(train_loss)
+        p.train_accuracies.append(train_acc)
+        p.val_accuracies.append(val_acc)
+        p.epoch_wall_clock_seconds.append(epoch_seconds)
+        if p.best_epoch is None or val_acc > p.best_val:
+            p.best_val, p.best_epoch = max(val_acc, p.best_val), epoch + 1
+            if self.dist.main:  # rank 0 computes the diagnostics
+                p.best_weights = cpu_state(self.model)
+        self.log(
+            self.status_line(
+                run_label(config),
+                epoch + 1,
+                train_loss,
+                train_acc,
+                val_acc,
+                epoch_seconds,
+                episodes_before,
+            )
+        )
+        if self.tracker is not None:
+            metrics = {
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "val_accuracy": val_acc,
+                "seconds": epoch_seconds,
+                "cum_tflops": self.flops.total_tflops,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            self.tracker.log_epoch(epoch + 1, p.global_step, metrics)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        p.epochs_done = epoch + 1
+        self.save_checkpoint(p.elapsed_before + time.perf_counter() - start)
+        return True
+
+    def finish(self, start: float) -> tuple[RunResult | None, Path]:
+        """Close the last episode, then (rank 0) diagnostics, the result, its files."""
+        config, p = self.config, self.progress
         if self.aees is not None:
+            assert self.recorder is not None
             if self.divergence is None:
                 try:
                     self.aees.finalize()
@@ -823,12 +783,28 @@ class _Runner:
         if not self.dist.main:
             self.finish_distributed()
             return None, output
-        diagnostics = self.diagnostics()
+        diag = diagnostics(config, self.setup, p, self.model, self.predict)
         if distributed is not None:
-            diagnostics["distributed"] = distributed
+            diag["distributed"] = distributed
         wall = p.elapsed_before + time.perf_counter() - start
-        result = self.build_result(wall, diagnostics)
-        self.write_side_file(output, diagnostics)
+        result = build_result(
+            config,
+            self.task,
+            self.setup,
+            self.device,
+            steps_per_epoch=len(self.train_loader),
+            world_size=self.dist.world,
+            progress=p,
+            flops=self.flops,
+            aees=self.aees,
+            recorder=self.recorder,
+            plan=self.plan,
+            provenance=self.provenance,
+            divergence=self.divergence,
+            wall=wall,
+            diagnostics=diag,
+        )
+        write_side_file(self.setup, output, diag)
         save_run_result(result, output)
         if self.tracker is not None:
             self.tracker.finish(result, output)
@@ -890,163 +866,6 @@ class _Runner:
                 f"epoch_mean_reward={mean}"
             )
         return " | ".join(parts)
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Test accuracy and label-noise accuracies at the final and best-validation epochs."""
-        setup, p = self.setup, self.progress
-        out: dict[str, Any] = {"best_val_epoch": p.best_epoch}
-        loader_kw = {"batch_size": self.config.batch_size, "collate_fn": setup.collate_fn}
-        test_loader = setup.test_loader or (
-            DataLoader(setup.test_data, shuffle=False, **loader_kw)
-            if setup.test_data is not None
-            else None
-        )
-        noisy = setup.corruption is not None and setup.corruption.enabled
-        train_eval_loader = None
-        if noisy:
-            train_eval_loader = setup.train_eval_loader or (
-                DataLoader(setup.train_eval_data, shuffle=False, **loader_kw)
-                if setup.train_eval_data is not None
-                else None
-            )
-        diag_flops = FlopAccumulator()
-
-        def measure(point: str) -> dict[str, Any]:
-            block: dict[str, Any] = {}
-            if test_loader is not None:
-                block["test_accuracy"], _ = self.predict(test_loader, None)
-            if train_eval_loader is not None:
-                corruption = setup.corruption
-                assert corruption is not None and setup.clean_train_targets is not None
-                _, preds = self.predict(train_eval_loader, diag_flops)
-                clean = list(setup.clean_train_targets)
-                block.update(
-                    label_noise_accuracies(
-                        preds.tolist(),
-                        clean,
-                        corruption.apply(clean),
-                        corruption.corrupted_mask(),
-                    )
-                )
-            return block
-
-        final = measure("final")
-        final["final_val_accuracy"] = p.val_accuracies[-1] if p.val_accuracies else None
-        best: dict[str, Any] = {}
-        if p.best_weights is not None:
-            final_weights = _cpu_state(self.model)
-            self.model.load_state_dict(p.best_weights)
-            best = measure("best")
-            self.model.load_state_dict(final_weights)
-            best["best_val_accuracy"] = p.best_val
-            best["epoch"] = p.best_epoch
-        if test_loader is not None:
-            out["final_test_accuracy"] = final.get("test_accuracy")
-            out["test_accuracy_at_best_val"] = best.get("test_accuracy")
-        if noisy:
-            assert setup.corruption is not None
-            out["label_noise"] = setup.corruption.manifest()
-            if "label_noise_mapping" in setup.info:
-                out["label_noise"]["mapping"] = setup.info["label_noise_mapping"]
-            out["final_subset_accuracies"] = {
-                k: v for k, v in final.items() if k != "test_accuracy"
-            }
-            out["best_val_subset_accuracies"] = {
-                k: v for k, v in best.items() if k != "test_accuracy"
-            }
-            out["label_noise_diagnostic_eval_flops"] = diag_flops.eval_flops
-        return out
-
-    def write_side_file(self, output: Path, diagnostics: dict[str, Any]) -> None:
-        corruption = self.setup.corruption
-        if corruption is None or not corruption.enabled:
-            return
-        stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
-        side = output.with_name(f"{stem}.label_noise.json.gz")
-        corruption.write_side_file(side)
-        diagnostics["label_noise"]["corrupted_indices_file"] = side.name
-
-    def open_loop_metadata(self, episode_logs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``config.open_loop_policy`` (§2.1.8): the plan, the executed multipliers (checked to
-        equal the plan) and the precomputed controller's state."""
-        assert self.plan is not None and self.aees is not None
-        try:
-            executed = check_executed(self.plan, episode_logs)
-        except ValueError as err:
-            raise EngineError(f"open-loop run: {err}") from None
-        state = self.aees.episode_manager.lr_controller.state_dict()
-        seed = self.config.seed
-        return {
-            **self.plan.to_metadata(),
-            "executed_lr_multipliers": executed,
-            "controller_state": {
-                "kind": state["kind"],
-                "n_arms": state["n_arms"],
-                "schedule_length": len(state["schedule"]),
-                "selection_count": state["position"],
-                "feedback_ignored": True,
-                "bandit_statistics_updated": False,
-            },
-            "training_seeds": {
-                "model": seed,
-                "data_order_and_augmentation": seed,
-                "label_corruption": seed,
-                "optimizer_noise": seed,
-            },
-        }
-
-    def build_result(self, wall: float, diagnostics: dict[str, Any]) -> RunResult:
-        config, p, flops = self.config, self.progress, self.flops
-        total = flops.total_flops
-        tflops = total / 1e12
-        episode_logs = controller_logs = None
-        if self.aees is not None:
-            episode_logs = self.aees.get_logs()
-            episode_logs["selected_candidate_names"] = list(episode_logs["selected_combined_names"])
-            controller_logs = self.recorder.to_dict()
-        provenance = dict(self.provenance)
-        provenance["segments"] = p.segments
-        run_config = _result_config(
-            config, self.task, self.setup, self.device, len(self.train_loader)
-        )
-        run_config["world_size"] = self.dist.world
-        if self.plan is not None:
-            run_config["open_loop_policy"] = self.open_loop_metadata(episode_logs)
-            if controller_logs is not None:
-                controller_logs["open_loop_note"] = (
-                    f"{self.plan.policy}: LR arms precomputed before training "
-                    f"(schedule_seed={self.plan.schedule_seed}); rewards are logged but no "
-                    "controller consumes them"
-                )
-        return RunResult(
-            method_name=config.method_name,
-            task_name=self.task.name,
-            seed=config.seed,
-            model_name=config.model_name or self.task.model_name,
-            dataset_name=self.task.dataset_name,
-            config=run_config,
-            best_val_accuracy=p.best_val,
-            final_val_accuracy=p.val_accuracies[-1] if p.val_accuracies else 0.0,
-            final_train_loss=p.train_losses[-1] if p.train_losses else math.nan,
-            total_steps=p.global_step,
-            total_epochs=config.epochs,
-            wall_clock_seconds=wall,
-            estimated_flops=total,
-            accuracy_per_tflop=p.best_val / tflops if tflops > 0 else None,
-            train_losses=list(p.train_losses),
-            train_accuracies=list(p.train_accuracies),
-            val_accuracies=list(p.val_accuracies),
-            epoch_wall_clock_seconds=list(p.epoch_wall_clock_seconds),
-            epoch_tflops=list(flops.epoch_tflops),
-            episode_logs=episode_logs,
-            controller_logs=controller_logs,
-            run_tag=config.run_tag,
-            provenance=provenance,
-            diagnostics=diagnostics,
-            diverged=self.divergence is not None,
-            diverged_at_step=self.divergence[0] if self.divergence else None,
-            diverged_at_epoch=self.divergence[1] if self.divergence else None,
-        )
 
 
 def run(

@@ -34,6 +34,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from aees.runner.tasks import call_model
+
 __all__ = [
     "FLOP_COUNTER_METHOD",
     "THESIS_ANALYTIC_METHOD",
@@ -128,14 +130,6 @@ def _shape_key(inputs: Any) -> tuple[ShapeKey, int]:
     return tuple(key), batch_size
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, Mapping):
-        return model(**inputs)
-    if isinstance(inputs, tuple):
-        return model(*inputs)
-    return model(inputs)
-
-
 def _default_scalar(output: Any) -> torch.Tensor:
     """A scalar whose gradient reaches every output: the loss if the model returned one."""
     if isinstance(output, torch.Tensor):
@@ -206,7 +200,9 @@ def measure_flops(
 ) -> FlopRecord:
     """Count one batch's forward (and backward) FLOPs with ``FlopCounterMode``.
 
-    ``inputs`` is a tensor (``model(x)``), a tuple (``model(*x)``) or a mapping (``model(**x)``).
+    ``inputs`` is what a training step passes: the model is called by
+    :func:`aees.runner.tasks.call_model`, as the engine calls it (a mapping as keyword arguments,
+    anything else -- a tuple included -- as the one argument).
     The backward is ``torch.autograd.grad`` of ``loss_fn(output)`` (default: the output's ``loss``
     or the sum of its logits -- losses themselves carry no counted FLOPs) with respect to the
     trainable parameters, so it costs what a training step's backward costs.
@@ -226,11 +222,11 @@ def measure_flops(
         with torch.random.fork_rng(devices=_cuda_devices(model)):
             if not backward:
                 with torch.no_grad(), _counter() as fwd:
-                    _call(model, inputs)
+                    call_model(model, inputs)
             else:
                 with torch.enable_grad():
                     with _counter() as fwd:
-                        output = _call(model, inputs)
+                        output = call_model(model, inputs)
                     scalar = (loss_fn or _default_scalar)(output)
                     backward_flops = 0
                     if params and scalar.requires_grad:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from aees import AEES
+from aees.runner.tasks.digits import load_digits_split  # 70 / 15 / 15, the fixed split
 
 METHODS: dict[str, dict | None] = {
     "AdamW": None,
@@ -30,23 +31,6 @@ class Outcome:
     final_train_loss: float
     ms_per_step: float
     arms: Counter
-
-
-def load_digits_split(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """1797 images → 70 % train / 15 % val / 15 % test, a fixed permutation of ``seed``."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(data.target, dtype=torch.long)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_train, n_val = int(0.7 * len(y)), int(0.15 * len(y))
-    parts = {
-        "train": order[:n_train],
-        "val": order[n_train : n_train + n_val],
-        "test": order[n_train + n_val :],
-    }
-    return {k: (x[idx], y[idx]) for k, idx in parts.items()}
 
 
 def small_cnn() -> nn.Module:

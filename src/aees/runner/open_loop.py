@@ -31,11 +31,12 @@ from typing import Any
 from aees.results import RunResult, RunResultError, load_run_result
 from aees.results.traces import (
     LR_MULTIPLIERS,
+    arm_index,
     close_to,
     episode_count,
     trace_problem,
 )
-from aees.runner.config import RunConfig, UserError
+from aees.runner.config import OPEN_LOOP_MODES, RunConfig, UserError
 
 __all__ = [
     "CIFAR100_SOURCE_SEEDS",
@@ -58,7 +59,6 @@ __all__ = [
     "uniform_plan",
 ]
 
-OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
 NOISE_CANDIDATES = (0.0,)
 #: The thesis CIFAR-100 regimes: name -> (label-noise type, rate).
 NOISE_REGIMES = {
@@ -103,18 +103,11 @@ def pooled_frequencies(
     counts = [0] * len(candidates)
     for values in lr_values:
         for v in values:
-            counts[_arm_index(v, candidates)] += 1
+            counts[arm_index(v, candidates)] += 1
     total = sum(counts)
     if total == 0:
         raise ValueError("no selected LR values to pool")
     return counts, [c / total for c in counts]
-
-
-def _arm_index(value: float, candidates: Sequence[float]) -> int:
-    for i, c in enumerate(candidates):
-        if abs(float(value) - c) <= _TOL:
-            return i
-    raise ValueError(f"LR value {value!r} is not a candidate {list(candidates)}")
 
 
 @dataclass(frozen=True)

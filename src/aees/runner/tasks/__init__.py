@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ __all__ = [
     "TaskSetup",
     "TrainFlag",
     "add_task_arguments",
+    "call_model",
     "get_task",
     "register_task",
     "task_names",
@@ -83,6 +84,18 @@ class TaskSetup:
     val_loader: Iterable[Any] | None = None
     test_loader: Iterable[Any] | None = None
     train_eval_loader: Iterable[Any] | None = None
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """``model`` applied to one batch's ``inputs`` as every pass calls it: training, evaluation
+    and the FLOP count (:mod:`aees.runner.flops`), so FLOPs are counted on the call training makes.
+
+    A mapping is passed as keyword arguments (``model(**inputs)``); anything else, a tuple or
+    list included, as the one positional argument (``model(inputs)``).
+    """
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
 
 
 class Task(Protocol):
