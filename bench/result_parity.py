@@ -39,7 +39,13 @@ VOLATILE_KEYS = frozenset(
         "provenance",
         "runtime_metrics",
         "tokenizer_fingerprint",  # keyed by file mtimes of the fixture written anew
+        "tokenized_dataset_path",  # the cache directory's name embeds that fingerprint
     }
+)
+#: Fields added to results after the first recording (issue 9: divergence; issue 11: tracking).
+#: Present only in AFTER, they are listed apart and do not count as differences.
+ADDED_KEYS = frozenset(
+    {"diverged", "diverged_at_step", "diverged_at_epoch", "nonfinite", "tensorboard", "mlflow"}
 )
 
 
@@ -108,6 +114,8 @@ def _normalise(value: Any, root: str) -> Any:
 def _diff(a: Any, b: Any, where: str, out: list[str]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
+            if key not in a and key in ADDED_KEYS:
+                continue
             if key not in a or key not in b:
                 out.append(f"{where}.{key}: only in {'after' if key in b else 'before'}")
             else:
