@@ -98,3 +98,30 @@ def test_every_flagged_field_has_one_group():
 
     placed = [name for names in FLAG_GROUPS.values() for name in names]
     assert sorted(placed) == sorted(field_specs()) and len(placed) == len(set(placed))
+
+
+@pytest.mark.parametrize("task", task_names())
+def test_planner_flag_types_read_from_the_fields_match_the_parser(task):
+    from aees.runner.tasks import train_flags
+    from aees.sweep.manifest import flag_specs
+
+    specs = flag_specs(task)
+    flags = train_flags(task)
+    assert set(specs) == set(flags)
+    for dest, flag in flags.items():
+        spec = specs[dest]
+        if flag.switch:
+            assert spec.kind == "bool", dest
+        elif dest in ("lr_candidates", "noise_candidates"):
+            assert spec.kind == "candidates"
+        else:
+            assert spec.kind == {int: "int", float: "float"}.get(flag.type, "str"), dest
+        assert (tuple(spec.choices) if spec.choices else None) == flag.choices, dest
+
+
+def test_config_value_reads_legacy_aliases():
+    from aees.results import config_value
+
+    assert config_value({"lr": 0.1, "base_lr": 0.2}, "lr") == 0.1
+    assert config_value({"base_lr": 0.2}, "lr") == 0.2
+    assert config_value({}, "lr") is None and config_value({}, "epochs", 3) == 3

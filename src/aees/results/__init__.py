@@ -25,6 +25,7 @@ from aees.results.metrics import STEADY_STATE_RULE, build_runtime_metrics
 from aees.results.provenance import DEFAULT_PROVENANCE_PACKAGES, collect_provenance
 from aees.results.schema import LEGACY_SCHEMA_VERSION, SCHEMA_VERSION, RunResult, RunResultError
 from aees.results.secrets import REDACTED, is_secret_key, redact_values, scrub_secrets
+from aees.results.values import config_value
 
 __all__ = [
     "DEFAULT_PROVENANCE_PACKAGES",
@@ -39,6 +40,7 @@ __all__ = [
     "atomic_write_text",
     "build_runtime_metrics",
     "collect_provenance",
+    "config_value",
     "is_secret_key",
     "load_run_result",
     "method_spec",

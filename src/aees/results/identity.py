@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aees.results.values import candidate_values, is_number
+from aees.results.values import candidate_values, config_value, is_number
 
 __all__ = [
     "method_spec",
@@ -107,8 +107,8 @@ def method_spec(config: Mapping[str, Any], method_name: str | None = None) -> di
     spec: dict[str, Any] = {
         "kind": kind,
         "optimizer": optimizer,
-        "lr": config.get("lr", config.get("base_lr")),
-        "weight_decay": config.get("weight_decay", config.get("base_weight_decay")),
+        "lr": config_value(config, "lr"),
+        "weight_decay": config_value(config, "weight_decay"),
         "batch_size": config.get("batch_size"),
         "gradient_accumulation_steps": config.get("gradient_accumulation_steps") or 1,
         "lr_scheduler": str(scheduler),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["as_int", "candidate_values", "is_number", "type_name"]
+__all__ = ["CONFIG_ALIASES", "as_int", "candidate_values", "config_value", "is_number", "type_name"]
+
+#: Older names of a result ``config`` key (thesis-era files), tried in order after the key.
+CONFIG_ALIASES: dict[str, tuple[str, ...]] = {
+    "lr": ("base_lr",),
+    "weight_decay": ("base_weight_decay",),
+}
 
 
 def type_name(value: Any) -> str:
@@ -41,3 +47,12 @@ def candidate_values(value: Any) -> list[float] | None:
     if isinstance(value, (list, tuple)) and value and all(is_number(v) for v in value):
         return [float(v) for v in value]
     return None
+
+
+def config_value(config: Any, name: str, default: Any = None) -> Any:
+    """``config[name]``, else the first of its legacy aliases (:data:`CONFIG_ALIASES`) that the
+    config has, else ``default``: the one way to read a result config's field by name."""
+    for key in (name, *CONFIG_ALIASES.get(name, ())):
+        if key in config:
+            return config[key]
+    return default

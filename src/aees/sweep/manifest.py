@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from aees.results import RunResult, RunResultError, atomic_write_text, load_run_result
-from aees.runner.tasks import TrainFlag, task_names, train_flags
+from aees.runner.config import field_specs
+from aees.runner.tasks import TrainFlag, get_task, task_names, train_flags
 
 __all__ = [
     "CPU_TASKS",
@@ -245,13 +246,18 @@ def _spec(flag: TrainFlag) -> FlagSpec:
 def flag_specs(task: str) -> Mapping[str, FlagSpec]:
     """The flags ``aees train <task>`` accepts, by dest (``lr_scheduler``), with their kinds.
 
-    Read from the flags the task's parser is built with (:func:`aees.runner.tasks.train_flags`),
-    so presets and overrides are checked against exactly what the run will accept.
-    :class:`PlanError` for an unknown task.
+    The shared flags are read from :class:`~aees.runner.config.RunConfig`'s field specs (the
+    ones of the task's flag style), the ones a task adds from the flags its ``add_arguments``
+    adds (:func:`aees.runner.tasks.train_flags`), so presets and overrides are checked against
+    exactly what the run will accept. :class:`PlanError` for an unknown task.
     """
     if task not in task_names():
         raise PlanError(f"unknown task {task!r}; known tasks: {', '.join(task_names())}")
-    return {dest: _spec(flag) for dest, flag in train_flags(task).items()}
+    style = getattr(get_task(task), "flag_style", "cifar")
+    shared = field_specs(style).items()
+    common = {name: FlagSpec(name, kind, spec.choices) for name, (spec, kind) in shared}
+    own = {dest: _spec(flag) for dest, flag in train_flags(task).items() if dest not in common}
+    return {**common, **own}
 
 
 def check_flag(task: str, key: str, value: Any, where: str) -> Any:
