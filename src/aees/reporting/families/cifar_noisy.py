@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from aees.reporting.families.common import (
-    ACC_HEADER,
-    SUMMARY_HEADER,
+    ACC_COLUMNS,
     Builder,
     FamilyOutput,
-    acc_cells,
-    rank_acc,
-    summary_fields,
+    label_column,
+    pm_column,
+    text_column,
 )
-from aees.reporting.render import CsvTable, Table, TCell, fmt_pm
+from aees.reporting.render import Table, TableSpec
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     Cell,
@@ -23,7 +23,7 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
-from aees.reporting.select import Sel, aees_sel, optimizers_in, prefix
+from aees.reporting.select import AccStats, Sel, aees_sel, optimizers_in, prefix
 from aees.reporting.stats import Summary, mean_sd
 
 # --------------------------------------------------------------------------------------------
@@ -82,6 +82,45 @@ def noisy_blocks(runset: RunSet, task: str) -> list[tuple[str, str, list[Cell]]]
     return out
 
 
+@dataclass(frozen=True)
+class NoisyRow:
+    """One (noise setting, optimizer, method) row: accuracy statistics and the final-epoch
+    label-noise diagnostics (empty for tables that do not show them)."""
+
+    setting: str
+    opt: str
+    label: str
+    st: AccStats
+    diag: dict[str, Summary]
+
+
+NOISE_COLUMN = text_column(
+    "Noise", "task", lambda r: setting_label(r.setting), csv_get=lambda r: r.setting
+)
+OPTIMIZER_COLUMN = text_column(
+    "Optimizer", "optimizer", lambda r: optimizer_label(r.opt), csv_get=lambda r: r.opt
+)
+NOISY_MAIN_SPEC = TableSpec((OPTIMIZER_COLUMN, label_column("Method", "method"), *ACC_COLUMNS[1:]))
+"""Optimizer | Method | Best | Final | Drop | Peak epoch (one table per noise regime)."""
+
+NOISY_DETAILED_SPEC = TableSpec(
+    (
+        NOISE_COLUMN,
+        OPTIMIZER_COLUMN,
+        label_column("Method", "method"),
+        *ACC_COLUMNS,
+        *(
+            pm_column(header, key, lambda r, k=key: r.diag[k], 2, 100)
+            for header, (key, _) in zip(
+                ("Corr. noisy (%)", "Corr. clean (%)", "Train clean (%)"), SUBSET_KEYS, strict=True
+            )
+        ),
+    )
+)
+"""Noise | Optimizer | Method | n | Best | Final | Drop | Peak epoch | Corr. noisy | Corr. clean
+| Train clean (the appendix and the summary CSV, whose diagnostics are fractions)."""
+
+
 def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
     """§5.2: one main table per noise regime (Optimizer | Method | Best | Final | Drop | Peak
     epoch, ranked per optimizer block) and a detailed appendix with the final-epoch label-noise
@@ -93,67 +132,35 @@ def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
         if not blocks:
             continue
         p = prefix(task)
-        detailed = Table(
-            name=f"{p}_noisy_detailed_appendix_table",
-            caption=f"{task_label(task)} with label noise: all runs with final-epoch diagnostics",
-            label=f"tab:{p}_noisy_detailed_appendix",
-            header=[
-                "Noise",
-                "Optimizer",
-                "Method",
-                "n",
-                *ACC_HEADER,
-                "Corr. noisy (%)",
-                "Corr. clean (%)",
-                "Train clean (%)",
-            ],
-            align="lllrrrrrrrr",
+        detailed = NOISY_DETAILED_SPEC.table(
+            f"{p}_noisy_detailed_appendix_table",
+            f"{task_label(task)} with label noise: all runs with final-epoch diagnostics",
+            f"tab:{p}_noisy_detailed_appendix",
             merge=2,
         )
-        csv = CsvTable(
-            f"{p}_noisy_main_tables_summary",
-            ["task", "optimizer", "method", *SUMMARY_HEADER]
-            + [f"{k}_{s}" for k, _ in SUBSET_KEYS for s in ("mean", "std")],
-        )
+        summary: list[NoisyRow] = []
         mains: dict[str, Table] = {}
         for setting, opt, cells in blocks:
             where = f"{task_label(task)} {setting_label(setting)} {optimizer_label(opt)}"
             main = mains.get(setting)
             if main is None:
-                main = mains[setting] = Table(
-                    name=f"{p}_{setting}_main_table",
-                    caption=f"{task_label(task)}, {setting_label(setting)} label noise",
-                    label=f"tab:{p}_{setting}_main",
-                    header=["Optimizer", "Method", *ACC_HEADER],
-                    align="llrrrr",
+                main = mains[setting] = NOISY_MAIN_SPEC.table(
+                    f"{p}_{setting}_main_table",
+                    f"{task_label(task)}, {setting_label(setting)} label noise",
+                    f"tab:{p}_{setting}_main",
                     merge=1,
                 )
-            stats, main_rows, det_rows = [], [], []
+            items = []
             for sel in NOISY_METHODS:
                 st = b.row(cells, sel, optimizer=opt, where=where)
-                diag = subset_summaries(st.cell, "final")
-                stats.append(st)
-                main_rows.append(
-                    main.add(optimizer_label(opt), sel.label, *acc_cells(st, with_n=False))
+                items.append(
+                    NoisyRow(setting, opt, sel.label, st, subset_summaries(st.cell, "final"))
                 )
-                det_rows.append(
-                    detailed.add(
-                        setting_label(setting),
-                        optimizer_label(opt),
-                        sel.label,
-                        *acc_cells(st),
-                        *(TCell(fmt_pm(diag[k], 2, 100)) for k, _ in SUBSET_KEYS),
-                    )
-                )
-                if st.n:
-                    csv.rows.append(
-                        [setting, opt, sel.label, *summary_fields(st)]
-                        + [v for k, _ in SUBSET_KEYS for v in (diag[k].mean, diag[k].sd)]
-                    )
-            rank_acc(main_rows, stats, 2)
-            rank_acc(det_rows, stats, 4)
+            NOISY_MAIN_SPEC.block(main, items)
+            NOISY_DETAILED_SPEC.block(detailed, items)
+            summary += [r for r in items if r.st.n]
         b.out.tables += [*mains.values(), detailed]
         b.out.all_tex[f"{p}_noisy_main_tables_all"] = [t.name for t in mains.values()]
         b.out.all_tex[f"{p}_noisy_tables_all"] = [t.name for t in (*mains.values(), detailed)]
-        b.out.csvs.append(csv)
+        b.out.csvs.append(NOISY_DETAILED_SPEC.csv_table(f"{p}_noisy_main_tables_summary", summary))
     return b.out

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from aees.reporting.render import (
 )
 from aees.reporting.runs import Cell, RunSet
 from aees.reporting.select import AccStats, Sel, acc_stats, pick
+from aees.reporting.stats import Summary
 from aees.results import atomic_write_text
 
 # --------------------------------------------------------------------------------------------
@@ -86,17 +87,46 @@ class AccRow:
     st: AccStats
 
 
+def pm_column(
+    header: str | None,
+    key: str,
+    get: Callable[[Any], Summary],
+    digits: int,
+    scale: float,
+    best: str | None = None,
+) -> Column:
+    """A "m ± s" column of the summary ``get(item)``; CSV ``<key>_mean``, ``<key>_std``
+    (unscaled)."""
+    return Column(
+        header,
+        lambda r: fmt_pm(get(r), digits, scale),
+        (f"{key}_mean", f"{key}_std"),
+        lambda r: (get(r).mean, get(r).sd),
+        best=best,
+        score=lambda r: get(r).mean,
+    )
+
+
 def acc_column(
     header: str, key: str, attr: str, digits: int, scale: float, best: str | None
 ) -> Column:
     """A "m ± s" column of ``AccStats.<attr>``; CSV ``<key>_mean``, ``<key>_std`` (fractions)."""
+    return pm_column(header, key, lambda r: getattr(r.st, attr), digits, scale, best)
+
+
+def text_column(
+    header: str | None, key: str | None, get: Callable[[Any], Any], **kw: Any
+) -> Column:
+    """A left-aligned column showing ``str(get(item))``, written to the CSV as ``key`` (None:
+    display only); ``csv_get`` (keyword) writes a different CSV value."""
+    csv_get = kw.pop("csv_get", get)
     return Column(
         header,
-        lambda r: fmt_pm(getattr(r.st, attr), digits, scale),
-        (f"{key}_mean", f"{key}_std"),
-        lambda r: (getattr(r.st, attr).mean, getattr(r.st, attr).sd),
-        best=best,
-        score=lambda r: getattr(r.st, attr).mean,
+        lambda r: str(get(r)),
+        (key,) if key else (),
+        (lambda r: (csv_get(r),)) if key else None,
+        align=kw.pop("align", "l"),
+        **kw,
     )
 
 
