@@ -127,9 +127,18 @@ class Column:
 @dataclass(frozen=True)
 class TableSpec:
     """A table defined once: its columns produce the displayed table (LaTeX, Markdown and the
-    displayed-cells CSV, via :class:`Table`) and the numeric summary CSV (:class:`CsvTable`)."""
+    displayed-cells CSV, via :class:`Table`) and the numeric summary CSV (:class:`CsvTable`).
+
+    ``csv_order``: the summary CSV's keys in the order written, where it differs from the
+    column order (every key of the columns, each once)."""
 
     columns: tuple[Column, ...]
+    csv_order: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        keys = [key for c in self.columns for key in c.csv]
+        if self.csv_order and sorted(self.csv_order) != sorted(keys):
+            raise ValueError(f"csv_order {self.csv_order} is not a permutation of {keys}")
 
     @property
     def shown(self) -> tuple[Column, ...]:
@@ -157,10 +166,14 @@ class TableSpec:
         return rows
 
     def csv_header(self) -> list[str]:
-        return [key for c in self.columns for key in c.csv]
+        return list(self.csv_order) or [key for c in self.columns for key in c.csv]
 
     def csv_row(self, item: Any) -> list[Any]:
-        return [v for c in self.columns if c.csv for v in c.values(item)]  # type: ignore[misc]
+        values = [v for c in self.columns if c.csv for v in c.values(item)]  # type: ignore[misc]
+        if not self.csv_order:
+            return values
+        by_key = dict(zip((key for c in self.columns for key in c.csv), values, strict=True))
+        return [by_key[key] for key in self.csv_order]
 
     def csv_table(self, name: str, items: Sequence[Any]) -> CsvTable:
         """The numeric CSV of ``items`` (one row each)."""

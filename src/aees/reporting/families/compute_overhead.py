@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aees.reporting.families.common import Builder, FamilyOutput
-from aees.reporting.render import CsvTable, Table, fmt_num, fmt_pm, fmt_signed
+from aees.reporting.families.common import Builder, FamilyOutput, text_column
+from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm, fmt_signed
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     NLP_TASKS,
@@ -176,6 +176,93 @@ def decomposition_config(task: str, column: str | None) -> str:
     return column if column is not None else f"baseline_{lr_schedule_for(task)}"
 
 
+@dataclass(frozen=True)
+class DecompositionRow:
+    """One (task, optimizer) row of the overhead decomposition."""
+
+    task: str
+    opt: str
+    base: OverheadCell | None
+    overheads: tuple[float | None, ...]
+
+
+DECOMPOSITION_SPEC = TableSpec(
+    (
+        text_column("Task", None, lambda r: task_label(r.task)),
+        text_column("Optimizer", None, lambda r: optimizer_label(r.opt)),
+        Column(
+            "Baseline (s/epoch)",
+            lambda r: fmt_num(r.base.sec_per_epoch.mean if r.base else None, 2),
+        ),
+        *(
+            Column(name, lambda r, j=j: fmt_signed(r.overheads[j], 1))
+            for j, (name, _) in enumerate(DECOMPOSITION_COLUMNS)
+        ),
+    )
+)
+"""Task | Optimizer | Baseline (s/epoch) | overhead (%) per decomposition column (no CSV)."""
+
+_TIMINGS = ("wall_minutes", "sec_per_epoch", "sec_per_step", "steps_per_second")
+_TIMINGS += ("tflops_per_second",)
+
+
+def _timing(header: str | None, key: str, digits: int) -> Column:
+    return Column(
+        header,
+        lambda c: fmt_pm(getattr(c, key), digits),
+        (f"{key}_mean", f"{key}_std"),
+        lambda c: (getattr(c, key).mean, getattr(c, key).sd),
+    )
+
+
+OVERHEAD_DETAILED_SPEC = TableSpec(
+    (
+        text_column("Task", "task", lambda c: task_label(c.task)),
+        text_column("Optimizer", "optimizer", lambda c: optimizer_label(c.optimizer)),
+        text_column(None, "config", lambda c: c.config),
+        text_column("Configuration", "label", lambda c: c.label),
+        Column("n", lambda c: str(c.sec_per_epoch.n), ("n",), lambda c: (c.sec_per_epoch.n,)),
+        _timing(None, "wall_minutes", 2),
+        _timing("Time/epoch (s)", "sec_per_epoch", 2),
+        _timing(None, "sec_per_step", 2),
+        Column(
+            "Overhead (%)",
+            lambda c: fmt_signed(c.overhead_pct, 1),
+            ("overhead_vs_baseline_none_pct",),
+            lambda c: (c.overhead_pct,),
+        ),
+        _timing("Steps/s", "steps_per_second", 1),
+        _timing("TFLOP/s", "tflops_per_second", 3),
+        Column(
+            None,
+            csv=("total_epochs", "total_steps", "devices", "paths"),
+            values=lambda c: (
+                " ".join(map(str, c.total_epochs)),
+                " ".join(map(str, c.total_steps)),
+                ";".join(c.devices),
+                ";".join(c.paths),
+            ),
+        ),
+    ),
+    csv_order=(
+        "task",
+        "optimizer",
+        "config",
+        "label",
+        "n",
+        *(f"{m}_{s}" for m in _TIMINGS for s in ("mean", "std")),
+        "overhead_vs_baseline_none_pct",
+        "total_epochs",
+        "total_steps",
+        "devices",
+        "paths",
+    ),
+)
+"""Task | Optimizer | Configuration | n | Time/epoch | Overhead | Steps/s | TFLOP/s; the
+summary CSV adds the config id, wall minutes, s/step, epoch and step counts, devices and
+paths (timings before the overhead)."""
+
+
 def build_compute_overhead(runset: RunSet) -> FamilyOutput:
     """§5.6 with the first epoch excluded everywhere: time/epoch = mean(epoch times[1:]) per
     run, mean ± sample SD over repeats (SD 0 for one repeat), steps/s and TFLOP/s over the same
@@ -186,92 +273,32 @@ def build_compute_overhead(runset: RunSet) -> FamilyOutput:
         return b.out
     devices = sorted({d for c in cells for d in c.devices})
     where = f"measured on {', '.join(devices)}"
-    decomposition = Table(
-        name="compute_overhead_decomposition_table",
-        caption="Steady-state time per epoch (first epoch excluded) of the baseline and "
+    decomposition = DECOMPOSITION_SPEC.table(
+        "compute_overhead_decomposition_table",
+        "Steady-state time per epoch (first epoch excluded) of the baseline and "
         f"overhead (%) of an LR schedule and of AEES without a schedule; {where}",
-        label="tab:compute-overhead",
-        header=["Task", "Optimizer", "Baseline (s/epoch)"] + [c for c, _ in DECOMPOSITION_COLUMNS],
-        align="llrrrrr",
+        "tab:compute-overhead",
     )
     by_key = {(c.task, c.optimizer, c.config): c for c in cells}
     for task, opt in dict.fromkeys((c.task, c.optimizer) for c in cells):
         base = by_key.get((task, opt, "baseline_none"))
         b.count(base.sec_per_epoch.n if base else 0, f"{task_label(task)} {opt}: baseline")
-        texts = []
+        overheads = []
         for name, col in DECOMPOSITION_COLUMNS:
             cell = by_key.get((task, opt, decomposition_config(task, col)))
             if cell is None:
                 b.out.missing.append(f"{task_label(task)} {opt}: {name}: no timing runs")
-            texts.append(fmt_signed(cell.overhead_pct if cell else None, 1))
-        decomposition.add(
-            task_label(task),
-            optimizer_label(opt),
-            fmt_num(base.sec_per_epoch.mean if base else None, 2),
-            *texts,
-        )
-    detailed = Table(
-        name="compute_overhead_detailed_table",
-        caption=f"Steady-state timing of every configuration (first epoch excluded); {where}",
-        label="tab:compute_overhead_detailed",
-        header=[
-            "Task",
-            "Optimizer",
-            "Configuration",
-            "n",
-            "Time/epoch (s)",
-            "Overhead (%)",
-            "Steps/s",
-            "TFLOP/s",
-        ],
-        align="lllrrrrr",
+            overheads.append(cell.overhead_pct if cell else None)
+        DECOMPOSITION_SPEC.add(decomposition, DecompositionRow(task, opt, base, tuple(overheads)))
+    detailed = OVERHEAD_DETAILED_SPEC.table(
+        "compute_overhead_detailed_table",
+        f"Steady-state timing of every configuration (first epoch excluded); {where}",
+        "tab:compute_overhead_detailed",
         merge=2,
     )
-    csv = CsvTable(
-        "compute_overhead_summary",
-        ["task", "optimizer", "config", "label", "n"]
-        + [
-            f"{m}_{s}"
-            for m in (
-                "wall_minutes",
-                "sec_per_epoch",
-                "sec_per_step",
-                "steps_per_second",
-                "tflops_per_second",
-            )
-            for s in ("mean", "std")
-        ]
-        + ["overhead_vs_baseline_none_pct", "total_epochs", "total_steps", "devices", "paths"],
-    )
     for c in cells:
-        detailed.add(
-            task_label(c.task),
-            optimizer_label(c.optimizer),
-            c.label,
-            str(c.sec_per_epoch.n),
-            fmt_pm(c.sec_per_epoch, 2),
-            fmt_signed(c.overhead_pct, 1),
-            fmt_pm(c.steps_per_second, 1),
-            fmt_pm(c.tflops_per_second, 3),
-        )
-        csv.rows.append(
-            [task_label(c.task), optimizer_label(c.optimizer), c.config, c.label]
-            + [c.sec_per_epoch.n]
-            + [
-                v
-                for s in (
-                    c.wall_minutes,
-                    c.sec_per_epoch,
-                    c.sec_per_step,
-                    c.steps_per_second,
-                    c.tflops_per_second,
-                )
-                for v in (s.mean, s.sd)
-            ]
-            + [c.overhead_pct, " ".join(map(str, c.total_epochs))]
-            + [" ".join(map(str, c.total_steps)), ";".join(c.devices), ";".join(c.paths)]
-        )
+        OVERHEAD_DETAILED_SPEC.add(detailed, c)
     b.out.tables += [decomposition, detailed]
     b.out.all_tex["compute_overhead_tables_all"] = [decomposition.name, detailed.name]
-    b.out.csvs.append(csv)
+    b.out.csvs.append(OVERHEAD_DETAILED_SPEC.csv_table("compute_overhead_summary", cells))
     return b.out
