@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from aees.reporting.families.common import ACC_HEADER, Builder, FamilyOutput, acc_cells, rank_acc
+from dataclasses import dataclass
+
+from aees.reporting.families.common import (
+    ACC_COLUMNS,
+    AccRow,
+    Builder,
+    FamilyOutput,
+    acc_column,
+    label_column,
+    pm_column,
+    text_column,
+)
 from aees.reporting.families.compute_overhead import SCHED_LABEL
-from aees.reporting.render import MISSING, CsvTable, Table
+from aees.reporting.render import MISSING, Column, TableSpec
 from aees.reporting.runs import (
     NLP_TASKS,
     Cell,
@@ -14,7 +25,7 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
-from aees.reporting.select import WL, Sel, acc_stats, aees_sel, num_token
+from aees.reporting.select import WL, AccStats, Sel, acc_stats, aees_sel, num_token
 from aees.reporting.stats import Summary, mean_sd, run_metrics
 
 # --------------------------------------------------------------------------------------------
@@ -124,6 +135,55 @@ def nlp_groups(runset: RunSet) -> list[tuple[str, str, list[Cell]]]:
     ]
 
 
+NLP_SPEC = TableSpec((label_column("Method", "method"), *ACC_COLUMNS[1:]))
+"""Method | Best | Final | Drop | Peak epoch (the main and axis tables; no CSV)."""
+
+
+@dataclass(frozen=True)
+class NlpCellRow:
+    """One variant of the NLP appendix: its cell, statistics and compute costs."""
+
+    caption: str
+    cell: Cell
+    st: AccStats
+    costs: dict[str, Summary]
+
+
+def _variant_only(info: RunInfo, text: str) -> str:
+    return text if info.kind != "baseline" else MISSING
+
+
+NLP_DETAILED_SPEC = TableSpec(
+    (
+        text_column("Task", None, lambda r: r.caption),
+        text_column(
+            "Method",
+            "label",
+            lambda r: method_label(r.cell.info),
+            csv_get=lambda r: method_label(r.cell.info, short=False),
+        ),
+        text_column(None, "variant", lambda r: r.cell.variant),
+        ACC_COLUMNS[0],
+        acc_column("Best (%)", "best_val_accuracy", "best", 2, 100, "max"),
+        acc_column("Final (%)", "final_val_accuracy", "final", 2, 100, "max"),
+        acc_column("Drop (pp)", "drop_best_to_final", "drop", 2, 100, "min"),
+        acc_column("Peak epoch", "best_epoch", "peak", 1, 1.0, None),
+        Column(
+            "Episode length",
+            lambda r: _variant_only(r.cell.info, str(r.cell.info.episode_length or MISSING)),
+        ),
+        text_column("Axes", None, lambda r: _variant_only(r.cell.info, axes_text(r.cell.info))),
+        *(
+            pm_column(None, k, lambda r, k=k: r.costs[k], 2, 1.0)
+            for k in ("tflops_to_best", "total_tflops", "time_to_best", "total_time")
+        ),
+    )
+)
+"""Task | Method | n | Best | Final | Drop | Peak epoch | Episode length | Axes (the appendix);
+the per-task summary CSV writes the long method label, the variant id, the accuracy
+statistics (fractions) and the compute to best and in total."""
+
+
 def build_nlp(runset: RunSet) -> FamilyOutput:
     """§5.8: per NLP task and setting, the main table (AdamW, AdamW + warmup-linear, AEES,
     AEES + warmup-linear; AEES prefers the dual-axis variant), the axis table (AEES-LR/-Noise/
@@ -131,12 +191,10 @@ def build_nlp(runset: RunSet) -> FamilyOutput:
     variant (Task | Method | n | Best | Final | Drop | Peak epoch | Episode length | Axes) and
     per-task summary CSVs with compute-to-best. 2 decimals, ranked over the whole table."""
     b = Builder("nlp", "NLP (SST-2, AG News)", runset)
-    detailed = Table(
-        name="nlp_detailed_appendix_table",
-        caption="SST-2 and AG News: every configuration",
-        label="tab:nlp_detailed_appendix",
-        header=["Task", "Method", "n", *ACC_HEADER, "Episode length", "Axes"],
-        align="llrrrrrrl",
+    detailed = NLP_DETAILED_SPEC.table(
+        "nlp_detailed_appendix_table",
+        "SST-2 and AG News: every configuration",
+        "tab:nlp_detailed_appendix",
         merge=1,
     )
     names = []
@@ -148,57 +206,15 @@ def build_nlp(runset: RunSet) -> FamilyOutput:
         if any(c.info.kind == "aees" and c.info.axes in ("lr", "noise") for c in cells):
             tables.append((f"{key}_axis", NLP_AXIS, f"{label}-axis", f"{caption}: AEES axes"))
         for name, sels, tab_label, cap in tables:
-            table = Table(name, cap, tab_label, ["Method", *ACC_HEADER], "lrrrr")
+            table = NLP_SPEC.table(name, cap, tab_label)
             where = f"{task_label(task)} {setting_label(setting)}"
             stats = [b.row(cells, s, optimizer=None, where=where) for s in sels]
-            rows = [
-                table.add(s.label, *acc_cells(st, with_n=False))
-                for s, st in zip(sels, stats, strict=True)
-            ]
-            rank_acc(rows, stats, 1)
+            NLP_SPEC.block(table, [AccRow(s.label, st) for s, st in zip(sels, stats, strict=True)])
             b.out.tables.append(table)
             names.append(name)
-        csv = CsvTable(
-            f"{key}_summary",
-            ["label", "variant", "n"]
-            + [
-                f"{m}_{s}"
-                for m in (
-                    "best_val_accuracy",
-                    "final_val_accuracy",
-                    "drop_best_to_final",
-                    "best_epoch",
-                    "tflops_to_best",
-                    "total_tflops",
-                    "time_to_best",
-                    "total_time",
-                )
-                for s in ("mean", "std")
-            ],
-        )
-        det_rows, det_stats = [], []
-        for cell in cells:
-            st = acc_stats(cell)
-            costs = _nlp_run_costs(cell)
-            det_stats.append(st)
-            det_rows.append(
-                detailed.add(
-                    caption,
-                    method_label(cell.info),
-                    *acc_cells(st),
-                    str(cell.info.episode_length or MISSING)
-                    if cell.info.kind != "baseline"
-                    else MISSING,
-                    axes_text(cell.info) if cell.info.kind != "baseline" else MISSING,
-                )
-            )
-            csv.rows.append(
-                [method_label(cell.info, short=False), cell.variant, st.n]
-                + [v for s in (st.best, st.final, st.drop, st.peak) for v in (s.mean, s.sd)]
-                + [v for s in costs.values() for v in (s.mean, s.sd)]
-            )
-        rank_acc(det_rows, det_stats, 3)
-        b.out.csvs.append(csv)
+        items = [NlpCellRow(caption, c, acc_stats(c), _nlp_run_costs(c)) for c in cells]
+        NLP_DETAILED_SPEC.block(detailed, items)
+        b.out.csvs.append(NLP_DETAILED_SPEC.csv_table(f"{key}_summary", items))
     if detailed.rows:
         b.out.tables.append(detailed)
         names.append(detailed.name)
