@@ -112,7 +112,8 @@ class Column:
     ``header``: the displayed header (None: a CSV-only column); ``text``: item -> displayed
     text; ``csv``: the CSV keys the column writes (empty: a display-only column) and
     ``values``: item -> one value per key; ``align``: l, c or r; ``best``: ``"max"`` or
-    ``"min"`` to mark best/second best within a block by ``score(item)``.
+    ``"min"`` to mark best/second best within a block by ``score(item)``, ties broken by the
+    lower ``tie_break(item)`` when given.
     """
 
     header: str | None
@@ -122,6 +123,7 @@ class Column:
     align: str = "r"
     best: str | None = None
     score: Callable[[Any], float | None] | None = None
+    tie_break: Callable[[Any], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ class TableSpec:
                     [row[j] for row in rows],
                     [col.score(item) for item in items],
                     higher_is_better=col.best == "max",
+                    tie_break=None
+                    if col.tie_break is None
+                    else [col.tie_break(item) for item in items],
                 )
         return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from aees.reporting.families.cifar_noisy import (
@@ -12,15 +13,102 @@ from aees.reporting.families.cifar_noisy import (
     nan_if_none,
     noisy_blocks,
 )
-from aees.reporting.families.common import Builder, FamilyOutput
-from aees.reporting.render import CsvTable, Table, fmt_num, fmt_pm, mark_ranks
+from aees.reporting.families.common import Builder, FamilyOutput, text_column
+from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm
 from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, optimizer_label, setting_label, task_label
 from aees.reporting.select import pick, prefix
-from aees.reporting.stats import mean_sd, run_metrics
+from aees.reporting.stats import Summary, mean_sd, run_metrics
 
 # --------------------------------------------------------------------------------------------
 # §5.4 checkpoint diagnostics (in-run, at the best-validation epoch)
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """One (setting, optimizer, variant): summaries over its seeds with best-epoch
+    diagnostics (``epoch``, ``val`` and the subset keys)."""
+
+    setting: str
+    opt: str
+    label: str
+    n: int
+    s: dict[str, Summary]
+
+
+@dataclass(frozen=True)
+class CheckpointSeedRow:
+    """One seed of a :class:`CheckpointRow`."""
+
+    setting: str
+    opt: str
+    label: str
+    seed: int
+    epoch: float
+    val: float
+    sub: dict[str, float]
+    path: Path
+
+
+def _summary_column(header: str, key: str, stat: str, scale: float, **kw: object) -> Column:
+    """A "m ± s" column (1 decimal) whose CSV value is the displayed text."""
+
+    def text(r: CheckpointRow) -> str:
+        return fmt_pm(r.s[stat], 1, scale)
+
+    return Column(header, text, (key,), lambda r: (text(r),), **kw)  # type: ignore[arg-type]
+
+
+def _ranked(stat: str, best: str) -> dict[str, object]:
+    return {
+        "best": best,
+        "score": lambda r: r.s[stat].mean,
+        "tie_break": lambda r: r.s[stat].sd,
+    }
+
+
+_SUBSET_HEADERS = ("Corr. noisy ↓", "Corr. clean ↑", "Train clean")
+_RANKS = {"corr_noisy": "min", "corr_clean": "max"}
+
+CHECKPOINT_MAIN_SPEC = TableSpec(
+    (
+        text_column("Setting", "setting_label", lambda r: setting_label(r.setting)),
+        text_column("Opt.", "optimizer_label", lambda r: optimizer_label(r.opt)),
+        text_column("Variant", "variant_label", lambda r: r.label),
+        Column(None, csv=("n",), values=lambda r: (r.n,)),
+        _summary_column("Epoch", "selected_epoch", "epoch", 1.0),
+        _summary_column("Val acc.", "val_acc", "val", 100),
+        *(
+            _summary_column(header, k, k, 100, **(_ranked(k, _RANKS[k]) if k in _RANKS else {}))
+            for header, (k, _) in zip(_SUBSET_HEADERS, SUBSET_KEYS, strict=True)
+        ),
+    )
+)
+"""Setting | Opt. | Variant | Epoch | Val acc. | Corr. noisy ↓ | Corr. clean ↑ | Train clean
+(1 decimal; the two corrupted-subset columns ranked, ties broken by the lower SD); the CSV
+adds the seed count and writes the displayed texts."""
+
+CHECKPOINT_SEED_SPEC = TableSpec(
+    (
+        text_column(
+            "Setting", "setting", lambda r: setting_label(r.setting), csv_get=lambda r: r.setting
+        ),
+        text_column("Opt.", "optimizer", lambda r: optimizer_label(r.opt), csv_get=lambda r: r.opt),
+        text_column("Variant", "variant", lambda r: r.label),
+        text_column("Seed", "seed", lambda r: r.seed, align="r"),
+        Column("Epoch", lambda r: fmt_num(r.epoch, 0), ("selected_epoch",), lambda r: (r.epoch,)),
+        Column("Val acc.", lambda r: fmt_num(r.val, 1, 100), ("val_acc",), lambda r: (r.val,)),
+        *(
+            Column(
+                header, lambda r, k=k: fmt_num(r.sub[k], 1, 100), (k,), lambda r, k=k: (r.sub[k],)
+            )
+            for header, (k, _) in zip(_SUBSET_HEADERS, SUBSET_KEYS, strict=True)
+        ),
+        text_column(None, "path", lambda r: str(r.path)),
+    )
+)
+"""Setting | Opt. | Variant | Seed | Epoch | Val acc. | subsets (per seed, 1 decimal); the
+CSV writes the raw values and the result path."""
 
 
 def build_checkpointing(runset: RunSet) -> FamilyOutput:
@@ -35,59 +123,26 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
         if not blocks:
             continue
         p, tl = prefix(task), task_label(task)
-        header = ["Setting", "Opt.", "Variant", "Epoch", "Val acc.", "Corr. noisy ↓"]
-        header += ["Corr. clean ↑", "Train clean"]
-        main = Table(
-            name=f"{p}_checkpoint_diagnostics_main",
-            caption=f"{tl}: label-noise diagnostics at the best-validation epoch (in-run)",
-            label=f"tab:{p}-checkpoint-diagnostics-main",
-            header=header,
-            align="lllrrrrr",
+        main = CHECKPOINT_MAIN_SPEC.table(
+            f"{p}_checkpoint_diagnostics_main",
+            f"{tl}: label-noise diagnostics at the best-validation epoch (in-run)",
+            f"tab:{p}-checkpoint-diagnostics-main",
             merge=2,
         )
-        per_seed = Table(
-            name=f"{p}_checkpoint_diagnostics_appendix",
-            caption=f"{tl}: best-validation-epoch diagnostics per seed",
-            label=f"tab:{p}-checkpoint-diagnostics-detailed",
-            header=[*header[:3], "Seed", *header[3:]],
-            align="lllrrrrrr",
+        per_seed = CHECKPOINT_SEED_SPEC.table(
+            f"{p}_checkpoint_diagnostics_appendix",
+            f"{tl}: best-validation-epoch diagnostics per seed",
+            f"tab:{p}-checkpoint-diagnostics-detailed",
             merge=3,
         )
-        main_csv = CsvTable(
-            f"{p}_checkpoint_diagnostics_main",
-            [
-                "setting_label",
-                "optimizer_label",
-                "variant_label",
-                "n",
-                "selected_epoch",
-                "val_acc",
-                "corr_noisy",
-                "corr_clean",
-                "train_clean",
-            ],
-        )
-        det_csv = CsvTable(
-            f"{p}_checkpoint_diagnostics_detailed",
-            [
-                "setting",
-                "optimizer",
-                "variant",
-                "seed",
-                "selected_epoch",
-                "val_acc",
-                "corr_noisy",
-                "corr_clean",
-                "train_clean",
-                "path",
-            ],
-        )
+        main_items: list[CheckpointRow] = []
+        seed_items: list[CheckpointSeedRow] = []
         for setting, opt, cells in blocks:
             where = f"{tl} {setting_label(setting)} {optimizer_label(opt)}"
-            rows, sums = [], []
+            items = []
             for sel in NOISY_METHODS:
                 cell = pick(cells, sel, optimizer=opt, where=where, notes=b.out.notes)
-                seeds: list[tuple[int, float, float, dict[str, float], Path]] = []
+                seeds: list[CheckpointSeedRow] = []
                 for run in cell.seed_runs() if cell else []:
                     block = run.result.diagnostics.get("best_val_subset_accuracies")
                     if not isinstance(block, dict) or not block:
@@ -97,7 +152,18 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
                     if epoch is None and metrics.peak_epoch is not None:
                         epoch = float(metrics.peak_epoch)  # no in-run best epoch recorded
                     sub = {k: as_float(block.get(src), math.nan) for k, src in SUBSET_KEYS}
-                    seeds.append((run.info.seed, nan_if_none(epoch), metrics.best, sub, run.path))
+                    seeds.append(
+                        CheckpointSeedRow(
+                            setting,
+                            opt,
+                            sel.label,
+                            run.info.seed,
+                            nan_if_none(epoch),
+                            metrics.best,
+                            sub,  # type: ignore[arg-type]
+                            run.path,
+                        )
+                    )
                 if cell is not None and len(seeds) < cell.n:
                     b.out.notes.append(
                         f"{cell.describe()}: {cell.n - len(seeds)} runs without best-epoch "
@@ -105,44 +171,19 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
                     )
                 b.count(len(seeds), f"{where}: {sel.label} (best-epoch diagnostics)")
                 s = {
-                    "epoch": mean_sd([x[1] for x in seeds]),
-                    "val": mean_sd([x[2] for x in seeds]),
-                    **{k: mean_sd([x[3][k] for x in seeds]) for k, _ in SUBSET_KEYS},
+                    "epoch": mean_sd([x.epoch for x in seeds]),
+                    "val": mean_sd([x.val for x in seeds]),
+                    **{k: mean_sd([x.sub[k] for x in seeds]) for k, _ in SUBSET_KEYS},
                 }
-                sums.append(s)
-                texts = [
-                    fmt_pm(s["epoch"], 1),
-                    fmt_pm(s["val"], 1, 100),
-                    *(fmt_pm(s[k], 1, 100) for k, _ in SUBSET_KEYS),
-                ]
-                rows.append(
-                    main.add(setting_label(setting), optimizer_label(opt), sel.label, *texts)
-                )
-                main_csv.rows.append(
-                    [setting_label(setting), optimizer_label(opt), sel.label, len(seeds), *texts]
-                )
-                for seed, epoch, val, sub, path in seeds:
-                    per_seed.add(
-                        setting_label(setting),
-                        optimizer_label(opt),
-                        sel.label,
-                        str(seed),
-                        fmt_num(epoch, 0),
-                        fmt_num(val, 1, 100),
-                        *(fmt_num(sub[k], 1, 100) for k, _ in SUBSET_KEYS),
-                    )
-                    det_csv.rows.append(
-                        [setting, opt, sel.label, seed, epoch, val]
-                        + [sub[k] for k, _ in SUBSET_KEYS]
-                        + [str(path)]
-                    )
-            for col, key, higher in ((5, "corr_noisy", False), (6, "corr_clean", True)):
-                mark_ranks(
-                    [r[col] for r in rows],
-                    [s[key].mean for s in sums],
-                    higher_is_better=higher,
-                    tie_break=[s[key].sd for s in sums],
-                )
+                items.append(CheckpointRow(setting, opt, sel.label, len(seeds), s))
+                for seed_row in seeds:
+                    CHECKPOINT_SEED_SPEC.add(per_seed, seed_row)
+                seed_items += seeds
+            CHECKPOINT_MAIN_SPEC.block(main, items)
+            main_items += items
         b.out.tables += [main, per_seed]
-        b.out.csvs += [main_csv, det_csv]
+        b.out.csvs += [
+            CHECKPOINT_MAIN_SPEC.csv_table(f"{p}_checkpoint_diagnostics_main", main_items),
+            CHECKPOINT_SEED_SPEC.csv_table(f"{p}_checkpoint_diagnostics_detailed", seed_items),
+        ]
     return b.out
