@@ -2,11 +2,72 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aees.reporting.families.ablation import noise_ablation_pairs, where_label
-from aees.reporting.families.common import Builder, FamilyOutput
-from aees.reporting.render import CsvTable, Table, fmt_num, fmt_pm, mark_ranks
-from aees.reporting.runs import RunSet
-from aees.reporting.select import acc_stats, num_token
+from aees.reporting.families.common import (
+    ACC_COLUMNS,
+    Builder,
+    FamilyOutput,
+    label_column,
+    text_column,
+)
+from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm
+from aees.reporting.runs import Cell, RunSet
+from aees.reporting.select import AccStats, acc_stats, num_token
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """One side of a noise-ablation pair."""
+
+    where: str
+    cell: Cell
+    label: str
+    tag: str
+    st: AccStats
+
+    @property
+    def gap(self) -> float | None:
+        """mean(best)·100 − mean(final)·100 (pp); None without runs."""
+        return self.st.best.mean * 100 - self.st.final.mean * 100 if self.st.n else None
+
+
+def _pct_column(header: str, key: str, attr: str) -> Column:
+    """ "m ± s" (%, 2 decimals) of ``AccStats.<attr>``, ranked higher-is-better; CSV
+    ``<key>_mean_pct``, ``<key>_std_pct``."""
+    return Column(
+        header,
+        lambda r: fmt_pm(getattr(r.st, attr), 2, 100),
+        (f"{key}_mean_pct", f"{key}_std_pct"),
+        lambda r: (getattr(r.st, attr).mean * 100, getattr(r.st, attr).sd * 100),
+        best="max",
+        score=lambda r: getattr(r.st, attr).mean,
+    )
+
+
+NOISE_ABLATION_SPEC = TableSpec(
+    (
+        text_column("Setting", "setting", lambda r: r.where, csv_get=lambda r: r.cell.setting),
+        label_column("Condition", "condition"),
+        text_column(None, "tag", lambda r: r.tag),
+        ACC_COLUMNS[0],
+        text_column(None, "seeds", lambda r: " ".join(map(str, r.st.seeds))),
+        text_column(
+            None,
+            "noise_candidates",
+            lambda r: " ".join(map(num_token, r.cell.info.noise_candidates)),
+        ),
+        text_column(
+            None, "lr_candidates", lambda r: " ".join(map(num_token, r.cell.info.lr_candidates))
+        ),
+        _pct_column("Peak (%)", "peak", "best"),
+        _pct_column("Final (%)", "final", "final"),
+        Column("Gap (pp)", lambda r: fmt_num(r.gap, 2), ("gap_pp",), lambda r: (r.gap,)),
+    )
+)
+"""Setting | Condition | n | Peak (%) | Final (%) | Gap (pp); the summary CSV adds the tag,
+seeds and candidate sets and writes percentages."""
 
 
 def build_cifar_noise_ablation(runset: RunSet) -> FamilyOutput:
@@ -15,77 +76,30 @@ def build_cifar_noise_ablation(runset: RunSet) -> FamilyOutput:
     bold marks the higher peak and the higher final of each pair."""
     b = Builder("cifar_noise_ablation", "CIFAR gradient-noise ablation", runset)
     pairs = noise_ablation_pairs(runset, b.out.notes, b.out.missing)
-    table = Table(
-        name="cifar_noise_ablation_table",
-        caption="Gradient-noise injection in AEES: same configuration with noise candidates "
+    table = NOISE_ABLATION_SPEC.table(
+        "cifar_noise_ablation_table",
+        "Gradient-noise injection in AEES: same configuration with noise candidates "
         "{0} (no gradient noise) and with more than one noise candidate",
-        label="tab:cifar_noise_ablation",
-        header=["Setting", "Condition", "n", "Peak (%)", "Final (%)", "Gap (pp)"],
-        align="llrrrr",
+        "tab:cifar_noise_ablation",
         merge=1,
     )
-    csv = CsvTable(
-        "cifar_noise_ablation_summary",
-        [
-            "setting",
-            "condition",
-            "tag",
-            "n",
-            "seeds",
-            "noise_candidates",
-            "lr_candidates",
-            "peak_mean_pct",
-            "peak_std_pct",
-            "final_mean_pct",
-            "final_std_pct",
-            "gap_pp",
-        ],
-    )
+    items: list[ConditionRow] = []
     for ref, abl in pairs:
         where = where_label(abl)
-        stats = []
-        rows = []
+        pair = []
         for cell, condition, tag in (
             (ref, "No gradient noise", "lronly"),
             (abl, "Gradient-noise injection", "noise"),
         ):
             st = acc_stats(cell)
             b.count(st.n, f"{where}: {condition}")
-            stats.append(st)
-            gap = st.best.mean * 100 - st.final.mean * 100 if st.n else None
-            rows.append(
-                table.add(
-                    where,
-                    condition,
-                    str(st.n),
-                    fmt_pm(st.best, 2, 100),
-                    fmt_pm(st.final, 2, 100),
-                    fmt_num(gap, 2),
-                )
-            )
-            csv.rows.append(
-                [
-                    cell.setting,
-                    condition,
-                    tag,
-                    st.n,
-                    " ".join(map(str, st.seeds)),
-                    " ".join(map(num_token, cell.info.noise_candidates)),
-                    " ".join(map(num_token, cell.info.lr_candidates)),
-                    st.best.mean * 100,
-                    st.best.sd * 100,
-                    st.final.mean * 100,
-                    st.final.sd * 100,
-                    gap,
-                ]
-            )
-        for col, attr in ((3, "best"), (4, "final")):
-            values = [getattr(s, attr).mean for s in stats]
-            mark_ranks([r[col] for r in rows], values, higher_is_better=True)
-            for r in rows:
-                if r[col].rank == 2:
-                    r[col].rank = 0  # bold only, as in the thesis
+            pair.append(ConditionRow(where, cell, condition, tag, st))
+        for row in NOISE_ABLATION_SPEC.block(table, pair):
+            for c in row:
+                if c.rank == 2:
+                    c.rank = 0  # bold only, as in the thesis
+        items += pair
     if pairs:
         b.out.tables.append(table)
-        b.out.csvs.append(csv)
+        b.out.csvs.append(NOISE_ABLATION_SPEC.csv_table("cifar_noise_ablation_summary", items))
     return b.out
