@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Open-loop attribution controls vs AEES (thesis §5.10): JSON + CSV summaries and a table.
+"""Open-loop attribution controls vs AEES (docs/reporting.md §5.10): JSON + CSV summaries and a
+table.
 
 Usage: python scripts/tables/aggregate_cifar_attribution_controls.py
        [--aees-trace-root results/cifar_noisy] [--controls-root results/cifar_attribution_controls]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Best-epoch label-noise diagnostics (thesis §5.4), from the in-run diagnostics.
+"""Best-epoch label-noise diagnostics (docs/reporting.md §5.4), from the in-run diagnostics.
 
 Usage: python scripts/tables/make_checkpointing_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

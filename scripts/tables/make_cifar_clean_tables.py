@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Clean CIFAR tables (thesis §5.1): main, fixed-LR ablation, compact appendix, summary CSV.
+"""Clean CIFAR tables (docs/reporting.md §5.1): main, fixed-LR ablation, compact appendix, summary
+CSV.
 
 Usage: python scripts/tables/make_cifar_clean_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CIFAR gradient-noise ablation (thesis §5.5).
+"""CIFAR gradient-noise ablation (docs/reporting.md §5.5).
 
 Usage: python scripts/tables/make_cifar_noise_ablation_table.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Noisy CIFAR fixed-LR ablation (thesis §5.3): summary, detailed, AEES vs best fixed (paired).
+"""Noisy CIFAR fixed-LR ablation (docs/reporting.md §5.3): summary, detailed, AEES vs best fixed
+(paired).
 
 Usage: python scripts/tables/make_cifar_noisy_fixed_lr_ablation_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Noisy CIFAR tables (thesis §5.2): one main table per regime, detailed appendix with diagnostics.
+"""Noisy CIFAR tables (docs/reporting.md §5.2): one main table per regime, detailed appendix with
+diagnostics.
 
 Usage: python scripts/tables/make_cifar_noisy_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Compute overhead (thesis §5.6): decomposition and detailed tables, first epoch excluded.
+"""Compute overhead (docs/reporting.md §5.6): decomposition and detailed tables, first epoch
+excluded.
 
 Usage: python scripts/tables/make_compute_overhead_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instability-penalty ablation (thesis §5.7).
+"""Instability-penalty ablation (docs/reporting.md §5.7).
 
 Usage: python scripts/tables/make_instability_penalty_ablation_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

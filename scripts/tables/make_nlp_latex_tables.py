@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NLP tables (thesis §5.8): SST-2 / AG News main, axis and detailed appendix.
+"""NLP tables (docs/reporting.md §5.8): SST-2 / AG News main, axis and detailed appendix.
 
 Usage: python scripts/tables/make_nlp_latex_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NLP gradient-noise (sigma) ablation (thesis §5.9).
+"""NLP gradient-noise (sigma) ablation (docs/reporting.md §5.9).
 
 Usage: python scripts/tables/make_nlp_noise_ablation_table.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Trend-context ablation (thesis §5.7).
+"""Trend-context ablation (docs/reporting.md §5.7).
 
 Usage: python scripts/tables/make_trend_context_ablation_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]

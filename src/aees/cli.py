@@ -129,7 +129,7 @@ def _train(argv: list[str] | None, prog: str | None = None) -> int:
     task = get_task(args.task)
     try:
         if getattr(args, "pretokenize_only", False):
-            # NLP tasks: build and save the tokenized dataset, then stop (thesis §2.2.2).
+            # NLP tasks: build and save the tokenized dataset, then stop (docs/protocols.md §2).
             task.pretokenize(config)
             return 0
         result, output = run(config, task, argv=command)
@@ -579,7 +579,7 @@ def attribution_script(argv: Sequence[str] | None = None) -> int:
 
     prog = "aggregate_cifar_attribution_controls.py"
     parser = OneLineArgumentParser(
-        prog=prog, description="AEES vs open-loop attribution controls (thesis §5.10)."
+        prog=prog, description="AEES vs open-loop attribution controls (docs/reporting.md §5.10)."
     )
     parser.add_argument("--aees-trace-root", default="results/cifar_noisy")
     parser.add_argument("--controls-root", default="results/cifar_attribution_controls")

@@ -20,7 +20,7 @@ STEADY_STATE_RULE = "mean of epoch_wall_clock_seconds[1:] (first epoch excluded 
 
 
 # --------------------------------------------------------------------------------------------
-# Runtime metrics (§4.1)
+# Runtime metrics (docs/results-schema.md §7)
 # --------------------------------------------------------------------------------------------
 
 
@@ -243,7 +243,8 @@ def _hardware_block(
 def build_runtime_metrics(
     result: Mapping[str, Any], *, hardware: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Derive the ``runtime_metrics`` block from a result dict (thesis §4.1, key for key).
+    """Derive the ``runtime_metrics`` block from a result dict (docs/results-schema.md §7, key for
+    key).
 
     Whole-run rates (``seconds_per_epoch``, ``seconds_per_step``, TFLOP/s, ...) include the
     first epoch, as in the thesis. The ``steady_state_*`` keys added here exclude it

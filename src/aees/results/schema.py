@@ -77,7 +77,7 @@ class RunResult:
 
     Accuracies are fractions in [0, 1]; ``train_losses`` are per-epoch means per example;
     ``epoch_wall_clock_seconds`` covers train + eval of each epoch; ``estimated_flops`` is the
-    total train + eval FLOPs. See ``thesis-experiments.md`` §3.1 for every field.
+    total train + eval FLOPs. See docs/results-schema.md §2 for every field.
     """
 
     method_name: str
@@ -279,7 +279,7 @@ _FIELD_SPECS: dict[str, tuple[_Check, Any]] = {
     "diverged_at_epoch": (_check_opt_int, lambda: None),
 }
 
-# Old field names the thesis readers fell back to (§3.5).
+# Old field names the thesis readers fell back to (docs/results-schema.md §12).
 _LEGACY_ALIASES = {
     "val_accuracies": ("val_accuracy", "validation_accuracies"),
     "best_val_accuracy": ("best_validation_accuracy", "best_accuracy"),

@@ -1,6 +1,6 @@
 """CIFAR-100 for the ResNet-18 runner: on-disk loading, a device-resident data pipeline, the model.
 
-Behaviour reproduced from ``thesis-experiments.md`` §2.1.2-§2.1.3:
+Behaviour reproduced from docs/protocols.md §4.1:
 
 * data: the official ``cifar-100-python`` pickles, as ``torchvision.datasets.CIFAR100`` downloads;
 * train transform: ``RandomCrop(32, padding=4)`` (zero padding) -> ``RandomHorizontalFlip(p=0.5)``
@@ -528,7 +528,7 @@ class InMemoryLoader:
 
 class CifarLoaders(NamedTuple):
     train: InMemoryLoader  # shuffled, augmented
-    test: InMemoryLoader  # the thesis's "validation" set (§2.1.3)
+    test: InMemoryLoader  # the thesis's "validation" set (docs/protocols.md §4.1)
     train_eval: (
         InMemoryLoader  # training images un-augmented, with indices (label-noise diagnostics)
     )
@@ -576,7 +576,7 @@ def cifar100_loaders(
 
 
 def cifar_resnet18(num_classes: int = CIFAR100_NUM_CLASSES) -> nn.Module:
-    """torchvision ResNet-18, untrained, with the CIFAR stem (§2.1.2).
+    """torchvision ResNet-18, untrained, with the CIFAR stem (docs/protocols.md §4.1).
 
     ``conv1`` is ``Conv2d(3, 64, 3, stride=1, padding=1, bias=False)`` and ``maxpool`` is
     ``Identity``, so a 32 x 32 input reaches the last stage at 4 x 4.

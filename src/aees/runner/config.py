@@ -1,16 +1,16 @@
 """The run configuration shared by every task: argparse flags, their validation, :class:`RunConfig`.
 
-Flag names, defaults and validation rules are the thesis runners' (``thesis-experiments.md``
-§2.1.1, §2.2.2), plus the flags this project adds (``--device``, ``--precision``,
+Flag names, defaults and validation rules are the thesis runners' (docs/protocols.md §2),
+plus the flags this project adds (``--device``, ``--precision``,
 ``--num-workers``, ``--data-dir``, ``--checkpoint-dir``, ``--resume``, ``--val-split``,
 ``--quiet``, ``--ema-alpha``). Every invalid value or combination ends in
 :meth:`argparse.ArgumentParser.error`: exit status 2 and one line, ``aees train <task>: error:
 --flag ...``, before any data is loaded. An ``--output`` (or ``--checkpoint-dir``) that cannot be
 written is caught here too, so a run never trains for hours and then fails to save.
 
-Candidate lists follow pulseopt's parsing (§2.0): comma-separated, whitespace stripped, empty
-tokens dropped, non-empty, floats, LR > 0, noise >= 0, no duplicates, order kept; a missing flag
-means ``[1.0]`` (LR) and ``[0.0]`` (noise).
+Candidate lists follow pulseopt's parsing (docs/protocols.md §3): comma-separated, whitespace
+stripped, empty tokens dropped, non-empty, floats, LR > 0, noise >= 0, no duplicates, order
+kept; a missing flag means ``[1.0]`` (LR) and ``[0.0]`` (noise).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ __all__ = [
 #: The runner's ``--control-mode`` values: the plain baseline, the two AEES controllers (the
 #: library's :data:`aees.types.CONTROL_MODES`) and the two open-loop controls.
 RUN_CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "frequency-matched")
-#: The reward-free open-loop attribution controls (thesis §2.1.8; see ``open_loop``).
+#: The reward-free open-loop attribution controls (docs/protocols.md §11; see ``open_loop``).
 OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
 DEFAULT_AEES_TRACE_ROOT = "results/cifar_noisy"
 OPTIMIZERS = ("AdamW", "SGD")
@@ -85,7 +85,7 @@ MAX_INT_FLAG = 2**31 - 1
 #: Seeds are unsigned 32-bit: NumPy's and every generator the tasks seed accept that range.
 MAX_SEED = 2**32 - 1
 
-#: ``--control-mode`` -> the method name written to the result (thesis §2.1.1).
+#: ``--control-mode`` -> the method name written to the result (docs/protocols.md §1).
 METHOD_NAMES = {
     "baseline": "Baseline",
     "adaptive": "AdaptiveScheduler",
@@ -93,7 +93,7 @@ METHOD_NAMES = {
     "uniform-random": "UniformRandomOpenLoop",
     "frequency-matched": "FrequencyMatchedOpenLoop",
 }
-#: The NLP runners' ``--method`` (thesis §2.2.2) -> the control mode it means.
+#: The NLP runners' ``--method`` (docs/protocols.md §2) -> the control mode it means.
 NLP_METHODS = {
     "AdamW": "baseline",
     "AdaptiveScheduler": "adaptive",
@@ -105,7 +105,8 @@ FLAG_STYLES = ("cifar", "nlp")
 
 
 def parse_candidates(text: str | None, *, flag: str, allow_zero: bool) -> tuple[float, ...]:
-    """Parse a comma-separated candidate list (pulseopt rules, §2.0); ``ValueError`` names ``flag``.
+    """Parse a comma-separated candidate list (pulseopt rules, docs/protocols.md §3);
+    ``ValueError`` names ``flag``.
 
     ``None`` gives ``(0.0,)`` when ``allow_zero`` (noise) and ``(1.0,)`` otherwise (LR).
     """
@@ -548,7 +549,8 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run, fully specified. Field names are the thesis ``ExperimentConfig`` ones (§3.2).
+    """One run, fully specified. Field names are the thesis ``ExperimentConfig`` ones
+    (docs/results-schema.md §3).
 
     The one definition of the shared run configuration: each field's ``metadata["flag"]``
     (:class:`FieldSpec`) generates its ``aees train`` flag (:func:`add_common_arguments`), the
@@ -739,7 +741,7 @@ class RunConfig:
 
     def _open_loop_problem(self) -> tuple[str, str] | None:
         """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched``
-        (§2.1.1): no LR schedule, no context, independent axes, LR candidates exactly
+        (docs/protocols.md §11): no LR schedule, no context, independent axes, LR candidates exactly
         0.5,1.0,2.0 and noise exactly 0.0. The CIFAR-100 regime restriction is the task's
         (:mod:`aees.runner.tasks.cifar100`)."""
         if not self.open_loop:

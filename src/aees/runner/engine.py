@@ -7,22 +7,26 @@ runner's constructor builds every part of the run (and restores a checkpoint int
 * **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW`` or ``SGD``):
   no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
   same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
-  span epoch boundaries, the global step is never reset (thesis §2.0).
-  ``uniform-random`` / ``frequency-matched`` (open-loop controls, §2.1.8) precompute the LR-arm
+  span epoch boundaries, the global step is never reset (docs/protocols.md §3).
+  ``uniform-random`` / ``frequency-matched`` (open-loop controls, docs/protocols.md §11) precompute
+  the LR-arm
   sequence before the first step (:mod:`aees.runner.open_loop`) and replay it with
   :meth:`aees.AEES.replay`; the result's ``config.open_loop_policy`` records the plan, and the
   executed arms are checked against it.
 * **Per step** the loss and the correct-prediction count are accumulated on the device; nothing
   is read back until the epoch ends (AEES itself reads losses once per episode).
-* **Per epoch** (§2.0): train, evaluate on the validation split, record ``train_losses``,
+* **Per epoch** (docs/protocols.md §3): train, evaluate on the validation split, record
+``train_losses``,
   ``train_accuracies``, ``val_accuracies``, ``epoch_wall_clock_seconds`` (train + eval,
   ``time.perf_counter``; on CUDA one ``torch.cuda.synchronize`` before the clock is read) and
   ``epoch_tflops`` (measured FLOPs, :mod:`aees.runner.flops`), print the status line, step
   the epoch-level LR scheduler, then write the checkpoint (with ``--checkpoint-dir``).
 * **After training**: ``AEES.finalize()``; test accuracy at the final epoch and with the weights
-  of the best-validation epoch (kept in host memory, so no rerun is needed; §7.1 defect 3); with
-  label noise, the four label-noise accuracies (§2.1.7) at both points, and the corruption as a
-  compact manifest plus a gzip side file next to the result (§7.5 defect 17). These go to
+  of the best-validation epoch (kept in host memory, so no rerun is needed; docs/protocols.md §10);
+  with
+  label noise, the four label-noise accuracies (docs/protocols.md §10) at both points, and the
+  corruption as a
+  compact manifest plus a gzip side file next to the result (docs/protocols.md §7.6). These go to
   ``RunResult.diagnostics``, not ``config``.
 * **Resume.** The checkpoint holds model, optimizer, scheduler, GradScaler and AEES state, the
   controller logs, the torch / CUDA / Python RNG states, the data-order generator and the partial
@@ -113,7 +117,8 @@ _RESUME_FREE_OPTIONS = (
 
 
 def set_seed(seed: int) -> None:
-    """Thesis ``set_seed`` (§2.0): Python and torch (all devices); cuDNN deterministic."""
+    """Thesis ``set_seed`` (docs/protocols.md §3): Python and torch (all devices); cuDNN
+    deterministic."""
     random.seed(seed)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
@@ -282,7 +287,7 @@ def _load_rng_state(state: Mapping[str, Any], data_generator: torch.Generator) -
 
 
 def _build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """One param group, weight decay on every parameter (thesis §2.1.4)."""
+    """One param group, weight decay on every parameter (docs/protocols.md §5)."""
     if config.optimizer == "SGD":
         return torch.optim.SGD(
             model.parameters(),
@@ -345,7 +350,7 @@ def _raise_first_nonfinite(step_losses: Sequence[torch.Tensor], first_step: int)
 
 
 def _axes_lines(config: RunConfig) -> tuple[str, str]:
-    """The thesis ``adaptive axes: ...`` / ``fixed axes: ...`` lines (§2.0)."""
+    """The thesis ``adaptive axes: ...`` / ``fixed axes: ...`` lines (docs/protocols.md §3)."""
     adaptive, fixed = [], []
     for name, values in (
         ("lr_multiplier", config.lr_candidates),

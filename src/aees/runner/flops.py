@@ -1,8 +1,9 @@
 """FLOP accounting for the runners: measured per input shape, accumulated per epoch.
 
-The thesis hard-coded its FLOP models (``thesis-experiments.md`` §4.2, §2.1.9): a ResNet-18/CIFAR
+The thesis hard-coded its FLOP models (docs/protocols.md §8): a ResNet-18/CIFAR
 forward pass was taken as 3.7e7 FLOPs per image and training as 3x forward. That constant is about
-**30x too low** (§7.2, defect 9): a CIFAR-stem ResNet-18 (3x3 stride-1 stem, no max-pool) costs
+**30x too low** (docs/protocols.md §8): a CIFAR-stem ResNet-18 (3x3 stride-1 stem, no max-pool)
+costs
 ~0.56 GMACs ~= 1.1 GFLOPs per 32x32 image. Its DistilBERT formula counts MACs (~2x low) and assumes
 2 labels. So every CIFAR "TFLOP/s" and "accuracy per TFLOP" in the thesis is off by ~30x.
 
@@ -19,7 +20,8 @@ from the thesis's analytic ones (:data:`THESIS_ANALYTIC_METHOD`, kept only to re
 thesis-era result files: :func:`thesis_resnet18_cifar_batch_flops`,
 :func:`thesis_distilbert_batch_flops`).
 
-:class:`FlopAccumulator` keeps the thesis accumulator's behaviour (§4.2): train and eval totals, a
+:class:`FlopAccumulator` keeps the thesis accumulator's behaviour (docs/protocols.md §8): train and
+eval totals, a
 current-epoch sum, and ``epoch_tflops``.
 """
 
@@ -306,7 +308,8 @@ def _check_flops(value: Any, name: str) -> float:
 
 @dataclass
 class FlopAccumulator:
-    """Run-level FLOP totals (thesis §4.2): train, eval, the open epoch, and per-epoch TFLOPs."""
+    """Run-level FLOP totals (docs/protocols.md §8): train, eval, the open epoch, and per-epoch
+    TFLOPs."""
 
     method: str = FLOP_COUNTER_METHOD
     train_flops: float = 0.0
@@ -378,7 +381,7 @@ def _check_positive_int(value: Any, name: str) -> int:
 
 
 def thesis_resnet18_cifar_batch_flops(batch_size: int, *, train: bool) -> float:
-    """Legacy thesis estimate (§4.2): ``B * 3.7e7`` eval, ``B * 3.7e7 * 3`` train.
+    """Legacy thesis estimate (docs/protocols.md §8): ``B * 3.7e7`` eval, ``B * 3.7e7 * 3`` train.
 
     Only for reproducing or rescaling thesis-era result files; it undercounts ~30x.
     """
@@ -394,7 +397,8 @@ def thesis_distilbert_batch_flops(
     train: bool,
     num_labels: int = THESIS_DISTILBERT_NUM_LABELS,
 ) -> float:
-    """Legacy thesis estimate (§4.2) for DistilBERT, effectively MAC-counted (~2x low).
+    """Legacy thesis estimate (docs/protocols.md §8) for DistilBERT, effectively MAC-counted (~2x
+    low).
 
     eval = ``B * [L * (4 T H^2 + 2 T^2 H + 2 T H F) + 2 T H + 2 H C]``; train = 3 x eval. The thesis
     used ``C = 2`` for AG News too.

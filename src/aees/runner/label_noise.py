@@ -1,6 +1,6 @@
 """Training-label corruption protocols of the thesis, plus their compact manifest and diagnostics.
 
-Three protocols reproduce the thesis runners exactly (``thesis-experiments.md`` §2.1.6 and §2.3):
+Three protocols reproduce the thesis runners exactly (docs/protocols.md §7):
 
 ``cifar_symmetric``
     ``rng = random.Random(seed)``; ``order = list(range(N))``; ``rng.shuffle(order)``; the first
@@ -16,11 +16,12 @@ Three protocols reproduce the thesis runners exactly (``thesis-experiments.md`` 
     the training seed); ``corrupted = set(rng.sample(range(N), int(round(rate * N))))``; for each
     index in **sorted** order the new label is ``rng.choice([c for c in range(C) if c != orig])``.
 
-Seeding policy (§7.4, defect 13): the thesis seeds CIFAR corruption with the *training* seed and AG
+Seeding policy (docs/protocols.md §7.1): the thesis seeds CIFAR corruption with the *training* seed
+and AG
 News with a separate noise seed. The functions here take the seed explicitly and every
 :class:`LabelCorruption` records it, so the policy a runner picks is visible in its results.
 
-Result size (§7.5, defect 17): instead of five 50,000-entry lists per result, store
+Result size (docs/protocols.md §7.6): instead of five 50,000-entry lists per result, store
 :meth:`LabelCorruption.manifest` (protocol, seed, counts, SHA-256 digests) in the result JSON and,
 if the indices are wanted, :meth:`LabelCorruption.write_side_file` (gzip'd JSON) next to it.
 
@@ -99,7 +100,7 @@ SIDE_FILE_FORMAT = "aees.label_corruption"
 _SIDE_FILE_VERSION = 1
 
 #: The 20 CIFAR-100 superclasses in coarse-label order, each with its five fine labels in the order
-#: that defines the asymmetric cycle (thesis §2.1.6).
+#: that defines the asymmetric cycle (docs/protocols.md §7.3).
 CIFAR100_SUPERCLASSES: tuple[tuple[str, tuple[int, int, int, int, int]], ...] = (
     ("aquatic_mammals", (4, 30, 55, 72, 95)),
     ("fish", (1, 32, 67, 73, 91)),
@@ -146,7 +147,7 @@ def _build_superclass_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
 #: ``CIFAR100_ASYMMETRIC_MAP[fine]`` is the label the asymmetric protocol assigns to ``fine``.
 CIFAR100_FINE_TO_COARSE, CIFAR100_ASYMMETRIC_MAP = _build_superclass_tables()
 
-#: Keys of :func:`label_noise_accuracies`, as named in thesis §2.1.7.
+#: Keys of :func:`label_noise_accuracies`, as named in docs/protocols.md §10.
 DIAGNOSTIC_KEYS = (
     "train_all_accuracy",
     "train_clean_accuracy",
@@ -445,7 +446,8 @@ def _cifar_selection(n: int, rate: float, seed: int) -> tuple[random.Random, lis
 def cifar_symmetric_noise(
     targets: Sequence[int], rate: float, seed: int, *, num_classes: int = CIFAR100_NUM_CLASSES
 ) -> LabelCorruption:
-    """Thesis CIFAR symmetric noise (§2.1.6): seeded shuffle, then ``randrange(C-1)`` skip-own."""
+    """Thesis CIFAR symmetric noise (docs/protocols.md §7): seeded shuffle, then
+    ``randrange(C-1)`` skip-own."""
     num_classes = _check_num_classes(num_classes)
     labels = _labels(targets, "targets", num_classes)
     rate = _check_rate(rate, upper_inclusive=True)
@@ -463,7 +465,8 @@ def cifar_symmetric_noise(
 
 
 def cifar_asymmetric_noise(targets: Sequence[int], rate: float, seed: int) -> LabelCorruption:
-    """Thesis CIFAR-100 asymmetric noise (§2.1.6): seeded shuffle, then the superclass cycle."""
+    """Thesis CIFAR-100 asymmetric noise (docs/protocols.md §7): seeded shuffle, then the
+    superclass cycle."""
     labels = _labels(targets, "targets", CIFAR100_NUM_CLASSES)
     rate = _check_rate(rate, upper_inclusive=True)
     seed = _check_seed(seed)
@@ -511,7 +514,8 @@ def agnews_label_noise(
     *,
     num_classes: int = AGNEWS_NUM_CLASSES,
 ) -> LabelCorruption:
-    """Thesis AG News symmetric noise (§2.3): ``rng.sample`` a set, relabel in sorted order.
+    """Thesis AG News symmetric noise (docs/protocols.md §7.5): ``rng.sample`` a set, relabel in
+    sorted order.
 
     ``rate`` must be in [0, 1). ``seed`` is the noise seed (default 42), not the training seed.
     """
@@ -542,7 +546,7 @@ def label_noise_accuracies(
     noisy_labels: Sequence[int],
     corrupted_mask: Sequence[bool],
 ) -> dict[str, float | None]:
-    """The four final label-noise accuracies of thesis §2.1.7, as fractions in [0, 1].
+    """The four final label-noise accuracies of docs/protocols.md §10, as fractions in [0, 1].
 
     * ``train_all_accuracy``: all examples, against the noisy (training) labels;
     * ``train_clean_accuracy``: uncorrupted examples, against their labels;

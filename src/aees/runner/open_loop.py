@@ -1,4 +1,4 @@
-"""Open-loop attribution controls for AEES-LR (thesis-experiments §2.1.8).
+"""Open-loop attribution controls for AEES-LR (docs/protocols.md §11).
 
 Two reward-free controls test whether AEES's noisy-CIFAR gains come from *any* multiplier
 changes or from its arm preference:
@@ -140,7 +140,7 @@ class OpenLoopPlan:
         )
 
     def to_metadata(self) -> dict[str, Any]:
-        """The thesis ``OpenLoopPlan.to_metadata()`` (§2.1.8), JSON-ready."""
+        """The thesis ``OpenLoopPlan.to_metadata()`` (docs/protocols.md §11), JSON-ready."""
         keys = [str(float(c)) for c in self.candidates]
         return {
             "policy": self.policy,

@@ -1,4 +1,5 @@
-"""``controller_logs`` (thesis §3.3): per-axis controller snapshots, one per closed episode.
+"""``controller_logs`` (docs/results-schema.md §5): per-axis controller snapshots, one per closed
+episode.
 
 :class:`ControllerLogRecorder` reads the controllers of an :class:`aees.AEES` after each closed
 episode (host-side statistics only; nothing touches the device) and appends the thesis

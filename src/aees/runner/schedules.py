@@ -1,6 +1,7 @@
 """LR schedules of the runners, built from ``torch.optim.lr_scheduler`` classes.
 
-Epoch granularity (thesis §2.1.5, the CIFAR runner and the digits task): the scheduler is stepped
+Epoch granularity (docs/protocols.md §6.1, the CIFAR runner and the digits task): the scheduler is
+stepped
 once per epoch, after evaluation, so during 0-indexed epoch ``e`` the LR is ``base_lr * λ(e)``.
 The span is ``T = --scheduler-t-max`` if given, else ``--epochs``.
 
@@ -12,12 +13,12 @@ The span is ``T = --scheduler-t-max`` if given, else ``--epochs``.
                    λ = min(s / W, 1), else λ = max(0, 1 − clamp((s − W) / max(T − W, 1), 0, 1))
 =================  ==========================================================================
 
-These are the thesis formulas, kept for comparability. Note their quirks (§7.1, defects 4–5):
+These are the thesis formulas, kept for comparability. Note their quirks (docs/protocols.md §6.1):
 ``linear`` already decays in the first epoch and runs the last epoch (e = T − 1) at LR 0, and with
 the default ``--warmup-epochs 0`` ``warmup_linear`` *is* ``linear``; pass ``--warmup-epochs`` for a
 real warmup. The AEES multiplier scales the scheduled LR: effective LR = base · λ(e) · m.
 
-Step granularity (thesis §2.2.6, the NLP runners) is :func:`build_step_scheduler`.
+Step granularity (docs/protocols.md §6.2, the NLP runners) is :func:`build_step_scheduler`.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def build_step_scheduler(
     total_steps: int,
     warmup_steps: int = 0,
 ) -> LRScheduler | None:
-    """The step-level scheduler ``name`` (thesis §2.2.6): stepped after every optimizer step."""
+    """The step-level scheduler ``name`` (docs/protocols.md §6.2): stepped after every optimizer
+    step."""
     if name == "none":
         return None
     if name == "cosine":

@@ -1,6 +1,6 @@
 """Sweep executors: run the pending runs of a manifest locally (N at a time) or on a Ray cluster.
 
-Both executors share the semantics of the thesis launcher (``thesis-experiments.md`` §2.4):
+Both executors share the semantics of the thesis launcher (docs/protocols.md §15):
 
 * **Resume** (default): a run whose result file exists, parses and matches the plan
   (:func:`aees.sweep.plan.check_result`) is ``skipped``. An existing result that does not

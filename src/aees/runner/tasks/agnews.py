@@ -1,4 +1,4 @@
-"""``aees train agnews``: DistilBERT on AG News (thesis ``thesis-experiments.md`` §2.3).
+"""``aees train agnews``: DistilBERT on AG News (docs/protocols.md §4.4).
 
 Everything lives in :mod:`aees.runner.tasks.nlp`; this module sets the AG News specifics:
 ``fancyzhx/ag_news`` (column ``text``, 4 labels; the model head is re-initialised with
@@ -27,7 +27,8 @@ __all__ = ["AGNewsTask"]
 
 
 class AGNewsTask(TextClassificationTask):
-    """DistilBERT on AG News (4-class topic), optional symmetric label noise: thesis §2.3."""
+    """DistilBERT on AG News (4-class topic), optional symmetric label noise (docs/protocols.md
+    §4.4)."""
 
     name: ClassVar[str] = "agnews"
     dataset_name: ClassVar[str] = "AG News"

@@ -1,18 +1,20 @@
-"""CIFAR-100 / ResNet-18 with the CIFAR stem, the main thesis task (thesis-experiments §2.1).
+"""CIFAR-100 / ResNet-18 with the CIFAR stem, the main thesis task (docs/protocols.md §4.1).
 
 * Data: the official ``cifar-100-python`` pickles under ``--data-dir`` (default
   ``data/cifar100``; missing files end in one line naming the download command). All images live
   on the training device as one uint8 tensor; each training batch is cropped (4-pixel zero
   padding) and flipped per sample on the device, then normalised with the thesis mean/std
   (:mod:`aees.runner.cifar`), so the input pipeline never waits on host workers.
-* Validation: the thesis evaluates every epoch on the official test set (§2.1.3) and that stays
+* Validation: the thesis evaluates every epoch on the official test set (docs/protocols.md §4.1)
+and that stays
   the default. ``--val-split N`` holds N training images out (a fixed split, seed 0, independent
   of ``--seed``) as the validation set; the test set is then evaluated at the final epoch and
   with the best-validation weights.
 * Label noise: ``--label-noise-type symmetric|asymmetric --label-noise-rate r`` corrupts the
-  training labels by the thesis protocols (§2.1.6), seeded with ``--seed``
+  training labels by the thesis protocols (docs/protocols.md §7), seeded with ``--seed``
   (:func:`aees.runner.label_noise.cifar100_label_noise`).
-* Open-loop controls (``--control-mode uniform-random|frequency-matched``, §2.1.8) are limited
+* Open-loop controls (``--control-mode uniform-random|frequency-matched``, docs/protocols.md §11)
+are limited
   to the thesis regimes asym 0.2, sym 0.2 and sym 0.4 (the digits task has no such restriction).
 * Model: torchvision ``resnet18(num_classes=100)`` with a 3x3 stride-1 stem and no max-pool;
   loss ``cross_entropy`` (mean, no smoothing).

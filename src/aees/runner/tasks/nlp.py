@@ -1,6 +1,6 @@
 """The shared implementation of the NLP tasks (SST-2, AG News): DistilBERT on tokenized HF datasets.
 
-Thesis reference: ``thesis-experiments.md`` §2.2 (SST-2) and §2.3 (AG News). :mod:`.sst2` and
+Thesis reference: docs/protocols.md §4.3-§4.5. :mod:`.sst2` and
 :mod:`.agnews` only set the class attributes of :class:`TextClassificationTask`.
 
 **Data.** The raw dataset comes from ``--data-dir`` (a ``DatasetDict`` saved with
@@ -11,7 +11,8 @@ tokenized with ``truncation=True, max_length=--max-length`` and no padding; batc
 their longest sequence by ``DataCollatorWithPadding``. Only ``input_ids`` and ``attention_mask``
 are fed to the model (no ``labels``: the loss is cross-entropy on ``outputs.logits``).
 
-**Tokenized cache** (fixes §7.4 defect 15, which reused caches whatever the model or max length)::
+**Tokenized cache** (fixes docs/protocols.md §4.5, which reused caches whatever the model or max
+length)::
 
     <--tokenized-dataset-dir>/<tokenizer>-<key>_len<max_length>/
         aees_tokenized.json      # metadata, written last; checked before every reuse
@@ -38,10 +39,11 @@ AG News label noise hits the same examples as the thesis runner's):
   (the thesis tokenized it but never evaluated it).
 
 **Offline.** ``--local-files-only`` applies to the tokenizer, the model *and* the dataset (the Hub
-dataset is then read from ``--cache-dir`` only; §7.4 defect 15). The datasets library is not
+dataset is then read from ``--cache-dir`` only; docs/protocols.md §4.5). The datasets library is not
 touched at all when the tokenized cache is valid. Whatever is missing is reported as one line
 naming the exact command that fetches it (:class:`~aees.runner.config.UserError`).
-``--hf-token`` (default: ``$HF_TOKEN``) is passed as ``token=`` and never stored (§7.1 defect 6).
+``--hf-token`` (default: ``$HF_TOKEN``) is passed as ``token=`` and never stored (docs/protocols.md
+§4.5).
 """
 
 from __future__ import annotations
@@ -84,13 +86,13 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_NAME = "distilbert-base-uncased"
-#: Seed of every train/validation split (thesis §2.3: ``train_test_split(seed=42)``).
+#: Seed of every train/validation split (docs/protocols.md §4.4: ``train_test_split(seed=42)``).
 SPLIT_SEED = 42
 #: Version of the tokenized-cache layout (bump to invalidate every cache).
 CACHE_FORMAT = 1
 METADATA_NAME = "aees_tokenized.json"
 MODEL_INPUTS = ("input_ids", "attention_mask")
-#: Thesis NLP defaults (§2.2.2).
+#: Thesis NLP defaults (docs/protocols.md §2).
 NLP_DEFAULTS: dict[str, Any] = {
     "epochs": 3,
     "batch_size": 16,

@@ -1,4 +1,4 @@
-"""``aees train sst2``: DistilBERT on GLUE SST-2 (thesis ``thesis-experiments.md`` §2.2).
+"""``aees train sst2``: DistilBERT on GLUE SST-2 (docs/protocols.md §4.3).
 
 Everything lives in :mod:`aees.runner.tasks.nlp`; this module sets the SST-2 specifics:
 ``nyu-mll/glue`` config ``sst2`` (column ``sentence``, 2 labels), validation = the GLUE validation
@@ -17,7 +17,7 @@ __all__ = ["SST2Task"]
 
 
 class SST2Task(TextClassificationTask):
-    """DistilBERT on GLUE SST-2 (binary sentiment): thesis §2.2."""
+    """DistilBERT on GLUE SST-2 (binary sentiment): docs/protocols.md §4.3."""
 
     name: ClassVar[str] = "sst2"
     dataset_name: ClassVar[str] = "GLUE SST-2"
