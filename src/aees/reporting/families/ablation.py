@@ -5,10 +5,11 @@ its counterpart, and the shared paired-difference table.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aees.reporting.families.common import Builder
-from aees.reporting.render import CsvTable, Table, fmt_num, fmt_signed
+from aees.reporting.families.common import Builder, text_column
+from aees.reporting.render import Column, TableSpec, fmt_num, fmt_signed
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     Cell,
@@ -18,7 +19,7 @@ from aees.reporting.runs import (
     setting_label,
     task_label,
 )
-from aees.reporting.select import acc_stats, counterpart
+from aees.reporting.select import AccStats, acc_stats, counterpart
 
 # --------------------------------------------------------------------------------------------
 # Paired ablations: §5.5 noise injection, §5.7 penalty and trend context
@@ -72,6 +73,72 @@ def where_label(cell: Cell) -> str:
     return f"{text}, {optimizer_label(cell.info.optimizer)}, {cell.epochs} ep"
 
 
+@dataclass(frozen=True)
+class DeltaRow:
+    """One reference/ablated pair of a paired-difference table."""
+
+    where: str
+    sa: AccStats
+    sb: AccStats
+
+
+@dataclass(frozen=True)
+class SideRow:
+    """One side (reference or ablated) of a pair, as the summary CSV writes it."""
+
+    where: str
+    variant: str
+    st: AccStats
+    cell: Cell
+
+
+_ACC_ATTRS = ("best", "final", "drop")
+
+
+def _mean_column(side: str, attr: str) -> Column:
+    return Column(
+        attr.capitalize(), lambda r: fmt_num(getattr(getattr(r, side), attr).mean, 2, 100)
+    )
+
+
+def _delta_column(attr: str) -> Column:
+    return Column(
+        attr.capitalize(),
+        lambda r: fmt_signed((getattr(r.sb, attr).mean - getattr(r.sa, attr).mean) * 100, 1),
+    )
+
+
+DELTA_SPEC = TableSpec(
+    (
+        text_column("Setting", None, lambda r: r.where),
+        *(_mean_column("sa", a) for a in _ACC_ATTRS),
+        *(_mean_column("sb", a) for a in _ACC_ATTRS),
+        *(_delta_column(a) for a in _ACC_ATTRS),
+    )
+)
+"""Setting | A: Best, Final, Drop | B: Best, Final, Drop | Δ: Best, Final, Drop (group labels
+set per table; no CSV: the summary CSV has one row per side, :data:`DELTA_SUMMARY_SPEC`)."""
+
+DELTA_SUMMARY_SPEC = TableSpec(
+    (
+        text_column(None, "setting", lambda r: r.where),
+        text_column(None, "variant", lambda r: r.variant),
+        Column(None, csv=("n",), values=lambda r: (r.st.n,)),
+        *(
+            Column(
+                None,
+                csv=(f"{a}_mean", f"{a}_std"),
+                values=lambda r, a=a: (getattr(r.st, a).mean, getattr(r.st, a).sd),
+            )
+            for a in _ACC_ATTRS
+        ),
+        text_column(None, "variant_id", lambda r: r.cell.variant),
+    )
+)
+"""setting, variant, n, best/final/drop mean and sd (fractions), variant_id: one row per side
+of each pair."""
+
+
 def delta_table(
     b: Builder,
     name: str,
@@ -81,47 +148,17 @@ def delta_table(
     pairs: list[tuple[Cell, Cell]],
 ) -> None:
     """Setting | A: best, final, drop | B: best, final, drop | Δ (B − A, signed, 1 decimal)."""
-    groups = [("", 1), (names[0], 3), (names[1], 3), ("Δ", 3)]
-    table = Table(
-        name=name,
-        caption=caption,
-        label=label,
-        header=["Setting", *(["Best", "Final", "Drop"] * 3)],
-        align="l" + "r" * 9,
+    table = DELTA_SPEC.table(
+        name, caption, label, groups=[("", 1), (names[0], 3), (names[1], 3), ("Δ", 3)]
     )
-    table.groups = groups
-    csv = CsvTable(
-        name.replace("_table", "_summary"),
-        [
-            "setting",
-            "variant",
-            "n",
-            "best_mean",
-            "best_std",
-            "final_mean",
-            "final_std",
-            "drop_mean",
-            "drop_std",
-            "variant_id",
-        ],
-    )
+    sides: list[SideRow] = []
     for ref, abl in pairs:
         where = where_label(abl)
         sa, sb = acc_stats(ref), acc_stats(abl)
         b.count(sa.n, f"{where}: {names[0]}")
         b.count(sb.n, f"{where}: {names[1]}")
-        means = [fmt_num(s.mean, 2, 100) for st in (sa, sb) for s in (st.best, st.final, st.drop)]
-        deltas = [
-            fmt_signed((y.mean - x.mean) * 100, 1)
-            for x, y in ((sa.best, sb.best), (sa.final, sb.final), (sa.drop, sb.drop))
-        ]
-        table.add(where, *means, *deltas)
-        for variant, st, cell in ((names[0], sa, ref), (names[1], sb, abl)):
-            csv.rows.append(
-                [where, variant, st.n]
-                + [v for s in (st.best, st.final, st.drop) for v in (s.mean, s.sd)]
-                + [cell.variant]
-            )
+        DELTA_SPEC.add(table, DeltaRow(where, sa, sb))
+        sides += [SideRow(where, names[0], sa, ref), SideRow(where, names[1], sb, abl)]
     if pairs:
         b.out.tables.append(table)
-        b.out.csvs.append(csv)
+        b.out.csvs.append(DELTA_SUMMARY_SPEC.csv_table(name.replace("_table", "_summary"), sides))
