@@ -30,7 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aees.reporting.families.common import FamilyOutput
-from aees.reporting.render import MISSING, CsvTable, Table, fmt_num, fmt_pm, fmt_pvalue, fmt_signed
+from aees.reporting.render import (
+    MISSING,
+    Column,
+    Table,
+    TableSpec,
+    fmt_num,
+    fmt_pm,
+    fmt_pvalue,
+    fmt_signed,
+)
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     Cell,
@@ -69,28 +78,6 @@ METHODS = {
 CONTROLS = ("uniform-random", "frequency-matched")
 CIFAR_SEEDS = (0, 1, 2, 3, 4)
 _ARMS = tuple(str(float(v)) for v in LR_MULTIPLIERS)
-CSV_HEADER = [
-    "noise_regime",
-    "optimizer",
-    "method",
-    "complete",
-    "n",
-    "peak_mean_pct",
-    "peak_sd_pct",
-    "final_mean_pct",
-    "final_sd_pct",
-    "drop_mean_pp",
-    "drop_sd_pp",
-    *(f"action_p_{a}" for a in _ARMS),
-    *(
-        f"aees_minus_method_{metric}_{part}"
-        for metric in ("peak", "final")
-        for part in ("pp", "ci_low_pp", "ci_high_pp")
-    ),
-    "aees_peak_wins_out_of_5",
-    "aees_final_wins_out_of_5",
-    "missing_run_ids",
-]
 _CSV_OPTIMIZER = {"adamw": "AdamW", "sgd": "SGD"}
 _AEES_SEL = Sel("AEES", "aees", lr=LR_MULTIPLIERS, noise=(0.0,))
 
@@ -309,37 +296,6 @@ def _comparison(aees: dict[int, Any], control: dict[int, Any], complete: bool) -
     return out
 
 
-def _csv_rows(cell: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for method in METHODS:
-        m = cell["methods"][method]
-        comp = cell["comparisons"].get(f"aees_minus_{method.replace('-', '_')}") or {}
-        row: list[Any] = [
-            cell["noise_regime"],
-            _CSV_OPTIMIZER.get(cell["optimizer"], cell["optimizer"]),
-            method,
-            cell["complete"],
-            m["n"],
-            m["peak_pct"]["mean"],
-            m["peak_pct"]["sd"],
-            m["final_pct"]["mean"],
-            m["final_pct"]["sd"],
-            m["drop_pp"]["mean"],
-            m["drop_pp"]["sd"],
-            *(m["action_distribution"]["probabilities"].get(a) for a in _ARMS),
-        ]
-        for metric in ("peak", "final"):
-            c = comp.get(metric) or {}
-            row += [c.get("mean_diff_pp"), c.get("ci_low_pp"), c.get("ci_high_pp")]
-        row += [
-            (comp.get("peak") or {}).get("aees_wins"),
-            (comp.get("final") or {}).get("aees_wins"),
-        ]
-        row.append(";".join(cell["missing_run_ids"]))
-        rows.append(row)
-    return rows
-
-
 def _pp(stats: dict[str, Any]) -> str:
     return fmt_pm(Summary(1, stats["mean"], stats["sd"])) if stats["mean"] is not None else MISSING
 
@@ -353,63 +309,133 @@ def _diff_text(c: dict[str, Any] | None) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _MethodRow:
+    """One method of one attribution cell (a table row and a summary-CSV row)."""
+
+    cell: dict[str, Any]
+    method: str
+
+    @property
+    def m(self) -> dict[str, Any]:
+        return self.cell["methods"][self.method]
+
+    @property
+    def comp(self) -> dict[str, Any]:
+        return self.cell["comparisons"].get(f"aees_minus_{self.method.replace('-', '_')}") or {}
+
+    def metric(self, metric: str) -> dict[str, Any] | None:
+        return self.comp.get(metric)
+
+
+def _regime(r: _MethodRow) -> str:
+    return setting_label(r.cell["noise_regime"]) + ("" if r.cell["complete"] else " †")
+
+
+def _arms(r: _MethodRow) -> str:
+    if not r.m["action_distribution"]["total"]:
+        return MISSING
+    probs = r.m["action_distribution"]["probabilities"]
+    return " / ".join(fmt_num(probs.get(a), 1, 100) for a in _ARMS)
+
+
+def _wins(r: _MethodRow) -> str:
+    peak, final = r.metric("peak"), r.metric("final")
+    if peak and final:
+        return f"{peak['aees_wins']}/{peak['n']} · {final['aees_wins']}/{final['n']}"
+    return MISSING
+
+
+def _stat_column(header: str, stat: str, key: str, unit: str) -> Column:
+    return Column(
+        header,
+        lambda r: _pp(r.m[stat]),
+        (f"{key}_mean_{unit}", f"{key}_sd_{unit}"),
+        lambda r: (r.m[stat]["mean"], r.m[stat]["sd"]),
+    )
+
+
+def _diff_column(header: str, metric: str) -> Column:
+    return Column(
+        header,
+        lambda r: _diff_text(r.metric(metric)),
+        tuple(f"aees_minus_method_{metric}_{part}" for part in ("pp", "ci_low_pp", "ci_high_pp")),
+        lambda r: tuple(
+            (r.metric(metric) or {}).get(k) for k in ("mean_diff_pp", "ci_low_pp", "ci_high_pp")
+        ),
+    )
+
+
+def _p_column(metric: str) -> Column:
+    return Column(
+        "p",
+        lambda r: fmt_pvalue(r.metric(metric)["p_value"]) if r.metric(metric) else MISSING,  # type: ignore[index]
+    )
+
+
+ATTRIBUTION_SPEC = TableSpec(
+    (
+        Column("Regime", _regime, ("noise_regime",), lambda r: (r.cell["noise_regime"],), "l"),
+        Column(
+            "Optimizer",
+            lambda r: optimizer_label(r.cell["optimizer"]),
+            ("optimizer",),
+            lambda r: (_CSV_OPTIMIZER.get(r.cell["optimizer"], r.cell["optimizer"]),),
+            "l",
+        ),
+        Column("Method", lambda r: METHODS[r.method][1], ("method",), lambda r: (r.method,), "l"),
+        Column(None, csv=("complete",), values=lambda r: (r.cell["complete"],)),
+        Column("n", lambda r: str(r.m["n"]), ("n",), lambda r: (r.m["n"],)),
+        _stat_column("Peak (%)", "peak_pct", "peak", "pct"),
+        _stat_column("Final (%)", "final_pct", "final", "pct"),
+        _stat_column("Drop (pp)", "drop_pp", "drop", "pp"),
+        Column(
+            "×0.5 / ×1 / ×2 (%)",
+            _arms,
+            tuple(f"action_p_{a}" for a in _ARMS),
+            lambda r: tuple(r.m["action_distribution"]["probabilities"].get(a) for a in _ARMS),
+            "c",
+        ),
+        _diff_column("Δ Peak (pp)", "peak"),
+        _p_column("peak"),
+        _diff_column("Δ Final (pp)", "final"),
+        _p_column("final"),
+        Column(
+            "AEES wins (peak/final)",
+            _wins,
+            ("aees_peak_wins_out_of_5", "aees_final_wins_out_of_5"),
+            lambda r: tuple((r.metric(k) or {}).get("aees_wins") for k in ("peak", "final")),
+            "c",
+        ),
+        Column(
+            None, csv=("missing_run_ids",), values=lambda r: (";".join(r.cell["missing_run_ids"]),)
+        ),
+    )
+)
+"""Regime | Optimizer | Method | n | Peak | Final | Drop | arm shares | Δ Peak [CI] | p |
+Δ Final [CI] | p | AEES wins, one row per method of each cell; the summary CSV writes the
+raw regime, the completeness flag, the numbers and the missing run ids."""
+
+CSV_HEADER = ATTRIBUTION_SPEC.csv_header()
+"""The summary CSV's columns (from :data:`ATTRIBUTION_SPEC`)."""
+
+
+def _rows(cells: list[dict[str, Any]]) -> list[_MethodRow]:
+    return [_MethodRow(cell, method) for cell in cells for method in METHODS]
+
+
 def _table(task: str, cells: list[dict[str, Any]]) -> Table:
     name = f"{prefix(task)}_attribution_controls"
-    table = Table(
-        name=name,
-        caption=(
-            f"{task_label(task)}: AEES-LR vs reward-free "
-            "open-loop controls (uniform random, frequency matched); mean ± SD over seeds, "
-            "AEES − control in pp with 95% bootstrap CI and paired t-test p; † incomplete cell."
-        ),
-        label=f"tab:{name}",
-        header=[
-            "Regime",
-            "Optimizer",
-            "Method",
-            "n",
-            "Peak (%)",
-            "Final (%)",
-            "Drop (pp)",
-            "×0.5 / ×1 / ×2 (%)",
-            "Δ Peak (pp)",
-            "p",
-            "Δ Final (pp)",
-            "p",
-            "AEES wins (peak/final)",
-        ],
-        align="lllrrrrcrrrrc",
+    table = ATTRIBUTION_SPEC.table(
+        name,
+        f"{task_label(task)}: AEES-LR vs reward-free "
+        "open-loop controls (uniform random, frequency matched); mean ± SD over seeds, "
+        "AEES − control in pp with 95% bootstrap CI and paired t-test p; † incomplete cell.",
+        f"tab:{name}",
         merge=2,
     )
-    for cell in cells:
-        regime = setting_label(cell["noise_regime"]) + ("" if cell["complete"] else " †")
-        for method in METHODS:
-            m = cell["methods"][method]
-            probs = m["action_distribution"]["probabilities"]
-            arms = " / ".join(fmt_num(probs.get(a), 1, 100) for a in _ARMS)
-            comp = cell["comparisons"].get(f"aees_minus_{method.replace('-', '_')}")
-            peak = (comp or {}).get("peak")
-            final = (comp or {}).get("final")
-            wins = (
-                f"{peak['aees_wins']}/{peak['n']} · {final['aees_wins']}/{final['n']}"
-                if peak and final
-                else MISSING
-            )
-            table.add(
-                regime,
-                optimizer_label(cell["optimizer"]),
-                METHODS[method][1],
-                str(m["n"]),
-                _pp(m["peak_pct"]),
-                _pp(m["final_pct"]),
-                _pp(m["drop_pp"]),
-                arms if m["action_distribution"]["total"] else MISSING,
-                _diff_text(peak),
-                fmt_pvalue(peak["p_value"]) if peak else MISSING,
-                _diff_text(final),
-                fmt_pvalue(final["p_value"]) if final else MISSING,
-                wins,
-            )
+    for row in _rows(cells):
+        ATTRIBUTION_SPEC.add(table, row)
     return table
 
 
@@ -442,8 +468,6 @@ def build_attribution_controls(runset: RunSet) -> FamilyOutput:
             "complete": all(c["complete"] for c in cells),
             "cells": cells,
         }
-        out.csvs.append(
-            CsvTable(stem, list(CSV_HEADER), [row for c in cells for row in _csv_rows(c)])
-        )
+        out.csvs.append(ATTRIBUTION_SPEC.csv_table(stem, _rows(cells)))
         out.tables.append(_table(task, cells))
     return out
