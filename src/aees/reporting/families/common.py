@@ -1,12 +1,13 @@
 """What every table family shares: :class:`FamilyOutput` (tables, CSVs, notes, missing cells),
-:class:`Builder` (one family build's state) and the accuracy row cells.
+:class:`Builder` (one family build's state) and the column helpers of the table specs
+(:data:`ACC_COLUMNS`, :func:`label_column`, :func:`pm_column`, :func:`text_column`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,7 @@ from aees.reporting.render import (
     Column,
     CsvTable,
     Table,
-    TCell,
     fmt_pm,
-    mark_ranks,
     render_latex,
     render_markdown,
     render_table_csv,
@@ -144,49 +143,6 @@ epoch; the summary CSV writes each as mean and sample SD (fractions)."""
 def label_column(header: str, key: str) -> Column:
     """The row label (left-aligned), written to the CSV as ``key``."""
     return Column(header, lambda r: r.label, (key,), lambda r: (r.label,), align="l")
-
-
-def acc_cells(st: AccStats, *, digits: int = 2, with_n: bool = True) -> list[TCell]:
-    """[n,] Best (%), Final (%), Drop (pp), Peak epoch (1 decimal)."""
-    cells = [
-        TCell(fmt_pm(st.best, digits, 100)),
-        TCell(fmt_pm(st.final, digits, 100)),
-        TCell(fmt_pm(st.drop, digits, 100)),
-        TCell(fmt_pm(st.peak, 1)),
-    ]
-    return [TCell(str(st.n)), *cells] if with_n else cells
-
-
-def rank_acc(rows: Sequence[list[TCell]], stats: Sequence[AccStats], best_col: int) -> None:
-    """Rank Best and Final (higher is better) and Drop (lower is better) within ``rows``."""
-    for offset, attr, higher in ((0, "best", True), (1, "final", True), (2, "drop", False)):
-        mark_ranks(
-            [row[best_col + offset] for row in rows],
-            [getattr(st, attr).mean for st in stats],
-            higher_is_better=higher,
-        )
-
-
-def summary_fields(st: AccStats) -> list[Any]:
-    """n, best/final/drop/peak mean and sd (fractions; the thesis summary CSV columns)."""
-    out: list[Any] = [st.n]
-    for s in (st.best, st.final, st.drop, st.peak):
-        out += [s.mean, s.sd]
-    return out
-
-
-SUMMARY_HEADER = [
-    "n",
-    "best_val_mean",
-    "best_val_std",
-    "final_val_mean",
-    "final_val_std",
-    "drop_val_mean",
-    "drop_val_std",
-    "peak_epoch_mean",
-    "peak_epoch_std",
-]
-ACC_HEADER = ["Best (%)", "Final (%)", "Drop (pp)", "Peak epoch"]
 
 
 class Builder:
