@@ -169,3 +169,42 @@ def test_compute_figure_uses_the_decomposition_configs(tmp_path):
 def test_rolling_is_centred_and_shrinks_at_the_ends():
     assert rolling([1, 2, 3, 4, 5], 3) == [1.5, 2.0, 3.0, 4.0, 4.5]
     assert rolling([1, 100, 2], 3, "median") == [50.5, 2.0, 51.0]
+
+
+def test_controller_figures_a_logged_value_that_is_no_arm_is_a_listed_problem(tmp_path):
+    """The strict arm lookup (aees.results.traces.arm_index): a run whose log holds a value
+    that is none of its arms is left out and listed; with every run bad, a MISSING note."""
+    from dataclasses import replace
+
+    spec = fx.Spec("adaptive", lr=(0.5, 1.0, 2.0), noise=(0.0, 0.01))
+
+    def bad(seed: int, *, noise_too: bool = False):
+        result = fx.make_result(spec, seed=seed, epochs=6, peak_at=3)
+        logs = dict(result.episode_logs or {})
+        logs["selected_lr_values"] = [0.9, *logs["selected_lr_values"][1:]]
+        if noise_too:
+            logs["selected_noise_values"] = [0.3, *logs["selected_noise_values"][1:]]
+        return replace(result, episode_logs=logs)
+
+    names = (
+        "arm_selection_cifar100_clean_adamw_none_dual",
+        "reward_per_arm_cifar100_clean_adamw_none_dual",
+    )
+    root = tmp_path / "in"
+    fx.write(bad(0), root / "a0.json")
+    for seed in (1, 2):
+        fx.write(fx.make_result(spec, seed=seed, epochs=6, peak_at=3), root / f"a{seed}.json")
+    by_name = {r.name: r for r in controller_figures(_runset(root), tmp_path / "out")}
+    for name in names:
+        assert by_name[name].ok, by_name[name].missing
+        (problem,) = [p for p in by_name[name].partial if "selected_lr_values" in p]
+        assert "a0.json" in problem and "0.9 is not a candidate" in problem
+
+    only_bad = tmp_path / "in2"
+    fx.write(bad(0, noise_too=True), only_bad / "a0.json")
+    by_name = {r.name: r for r in controller_figures(_runset(only_bad), tmp_path / "out2")}
+    for name in names:
+        assert not by_name[name].ok
+        note = (tmp_path / "out2" / f"{name}.MISSING.md").read_text()
+        assert "0.9 is not a candidate" in note and "0.3 is not a candidate" in note
+        assert not (tmp_path / "out2" / f"{name}.png").exists()

@@ -22,7 +22,8 @@ from aees.reporting.figures.common import (
     rolling,
     save_figure,
 )
-from aees.reporting.runs import Cell, RunSet, optimizer_label, setting_label, task_label
+from aees.reporting.runs import Cell, Run, RunSet, optimizer_label, setting_label, task_label
+from aees.results.traces import arm_index
 
 # Controller figures
 # --------------------------------------------------------------------------------------------
@@ -65,8 +66,17 @@ def _cell_title(cell: Cell) -> str:
 _AXES = (("lr", "selected_lr_values", "LR multiplier"), ("noise", "selected_noise_values", "σ"))
 
 
-def _arm_index(value: float, arms: Sequence[float]) -> int:
-    return min(range(len(arms)), key=lambda k: abs(arms[k] - value))
+def _arm_indices(
+    run: Run, key: str, values: Sequence[Any], arms: Sequence[float], problems: list[str]
+) -> list[int] | None:
+    """The arm index of each logged value (:func:`aees.results.traces.arm_index`: equal to a
+    configured arm, never the nearest one); None, with the problem listed, when a value is
+    not one of the run's arms (a bad trace: the run is left out of the figure)."""
+    try:
+        return [arm_index(float(v), arms) for v in values]
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{run.path}: episode_logs.{key}: {exc}; run left out")
+        return None
 
 
 def _episode_epochs(cell: Cell, count: int) -> list[float]:
@@ -80,13 +90,18 @@ def _episode_epochs(cell: Cell, count: int) -> list[float]:
     return [float(i + 1) for i in range(count)]
 
 
-def _arm_fractions(cell: Cell, key: str, arms: Sequence[float]) -> list[list[float]] | None:
-    """fractions[k][e] = share of seeds that chose arm k in episode e (shortest seed)."""
+def _arm_fractions(
+    cell: Cell, key: str, arms: Sequence[float], problems: list[str]
+) -> list[list[float]] | None:
+    """fractions[k][e] = share of seeds that chose arm k in episode e (shortest seed); a seed
+    whose log holds a value that is none of the arms is left out and listed in ``problems``."""
     chosen = []
     for run in cell.seed_runs():
         values = (run.result.episode_logs or {}).get(key)
         if isinstance(values, list) and values:
-            chosen.append([_arm_index(float(v), arms) for v in values])
+            indices = _arm_indices(run, key, values, arms, problems)
+            if indices is not None:
+                chosen.append(indices)
     if not chosen:
         return None
     length = min(len(c) for c in chosen)
@@ -114,11 +129,12 @@ def _arm_selection(cell: Cell, out: Path, tag: str) -> FigureResult:
         for axis, key, label in _AXES
     ]
     axes_info = [a for a in axes_info if len(a[3]) > 1]
-    data = [(a, _arm_fractions(cell, a[1], a[3])) for a in axes_info]
+    problems: list[str] = []
+    data = [(a, _arm_fractions(cell, a[1], a[3], problems)) for a in axes_info]
     data = [(a, f) for a, f in data if f]
     if not data:
         return missing_figure(
-            out, name, [f"{cell.describe()}: no episode logs with arm selections"]
+            out, name, [f"{cell.describe()}: no episode logs with arm selections", *problems]
         )
     fig, axes = new_figure(len(data), sharey=True)
     summary = [f"title: {_cell_title(cell)}", f"seeds: {cell.seeds}", "fraction of seeds per arm"]
@@ -144,12 +160,15 @@ def _arm_selection(cell: Cell, out: Path, tag: str) -> FigureResult:
             summary.append(f"[{axis}] arm {a:g}: {_phase_means(f)}")
     axes[0].set_ylabel("Fraction of seeds")
     fig.suptitle(_cell_title(cell), fontsize=9)
-    return save_figure(fig, out, name, summary)
+    result = save_figure(fig, out, name, summary)
+    result.partial += problems
+    return result
 
 
 def _reward_per_arm(cell: Cell, out: Path, tag: str) -> FigureResult:
     name = f"reward_per_arm_{tag}"
     panels = []
+    problems: list[str] = []
     for axis, key, label in _AXES:
         arms = cell.info.lr_candidates if axis == "lr" else cell.info.noise_candidates
         if len(arms) < 2:
@@ -157,15 +176,20 @@ def _reward_per_arm(cell: Cell, out: Path, tag: str) -> FigureResult:
         buckets: list[list[float]] = [[] for _ in arms]
         for run in cell.seed_runs():
             logs = run.result.episode_logs or {}
-            for v, reward in zip(
-                logs.get(key) or [], logs.get("episode_rewards") or [], strict=False
-            ):
-                if reward is not None and math.isfinite(float(reward)):
-                    buckets[_arm_index(float(v), arms)].append(float(reward))
+            pairs = [
+                (v, float(reward))
+                for v, reward in zip(
+                    logs.get(key) or [], logs.get("episode_rewards") or [], strict=False
+                )
+                if reward is not None and math.isfinite(float(reward))
+            ]
+            indices = _arm_indices(run, key, [v for v, _ in pairs], arms, problems)
+            for k, (_, reward) in zip(indices or [], pairs, strict=False):
+                buckets[k].append(reward)
         if any(buckets):
             panels.append((axis, label, arms, buckets))
     if not panels:
-        return missing_figure(out, name, [f"{cell.describe()}: no episode rewards"])
+        return missing_figure(out, name, [f"{cell.describe()}: no episode rewards", *problems])
     fig, axes = new_figure(len(panels), sharey=True)
     summary = [f"title: {_cell_title(cell)}", "pooled episode rewards per selected arm"]
     for ax, (axis, label, arms, buckets) in zip(axes, panels, strict=True):
@@ -192,7 +216,9 @@ def _reward_per_arm(cell: Cell, out: Path, tag: str) -> FigureResult:
         ax.set_xlabel(label)
     axes[0].set_ylabel("Episode reward")
     fig.suptitle(_cell_title(cell), fontsize=9)
-    return save_figure(fig, out, name, summary)
+    result = save_figure(fig, out, name, summary)
+    result.partial += problems
+    return result
 
 
 def _positive_or_nan(value: Any) -> float:
