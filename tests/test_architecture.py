@@ -203,9 +203,7 @@ def test_the_check_catches_a_bad_import(tmp_path: Path) -> None:
     (pkg / "reporting" / "__init__.py").write_text("")
     (pkg / "runner" / "__init__.py").write_text("")
     (pkg / "reporting" / "a.py").write_text("from aees.runner.engine import run\n")
-    (pkg / "runner" / "engine.py").write_text(
-        "def run():\n    from aees.runner.b import _helper\n"
-    )
+    (pkg / "runner" / "engine.py").write_text("def run():\n    from aees.runner.b import _helper\n")
     (pkg / "runner" / "b.py").write_text("import aees.runner.engine\n")
     _, violations = graph(tmp_path)
     assert "aees.reporting.a -> aees.runner.engine (reporting may not import runner)" in violations

@@ -1,4 +1,4 @@
-"""The open-loop attribution-control family (thesis-experiments §5.10).
+"""The open-loop attribution-control family (docs/reporting.md §5.10).
 
 For every (task, label-noise regime, optimizer, epochs) with open-loop control runs
 (``uniform-random`` / ``frequency-matched``, :mod:`aees.runner.open_loop`) and the matching
@@ -440,7 +440,7 @@ def _table(task: str, cells: list[dict[str, Any]]) -> Table:
 
 
 def build_attribution_controls(runset: RunSet) -> FamilyOutput:
-    """The §5.10 family: JSON + CSV summaries and a table per CIFAR-style task."""
+    """The docs/reporting.md §5.10 family: JSON + CSV summaries and a table per CIFAR-style task."""
     out = FamilyOutput(FAMILY, "Open-loop attribution controls (§5.10)")
     cells_by_task: dict[str, list[dict[str, Any]]] = {}
     for group in _groups(runset, out.notes):

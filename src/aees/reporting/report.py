@@ -111,7 +111,8 @@ def build_report(
             summary.paths += output.write(out / "tables" / name)
         else:
             summary.skipped_families.append(name)
-    # §5.10 reads two kinds of runs (AEES traces and open-loop controls) and has its own script
+    # docs/reporting.md §5.10 reads two kinds of runs (AEES traces and open-loop controls) and has
+    # its own script
     # (scripts/tables/aggregate_cifar_attribution_controls.py), so it is not in FAMILIES
     attribution = build_attribution_controls(runset)
     if attribution.supported:

@@ -3,7 +3,7 @@
 Reporting reads result JSON only, through :func:`aees.results.load_run_result` (the
 one schema). A run is identified by what it wrote -- ``variant`` and ``config`` -- never by its
 file name. Thesis-era files (no ``schema_version``) may lack the keys that pin the optimizer or
-the method kind; only for those the thesis decision tree (``thesis-experiments.md`` §5.12) fills
+the method kind; only for those the thesis decision tree (docs/reporting.md §3) fills
 the gaps, and the variant id is recomputed from the completed config.
 
 Runs are grouped into :class:`Cell` objects: the runs of one variant on one task, label-noise
@@ -246,7 +246,7 @@ def _normalise_optimizer(value: Any) -> str | None:
 
 
 def _legacy_optimizer(result: RunResult, path: Path) -> str:
-    """§5.12 decision tree for the optimizer of a thesis-era file."""
+    """docs/reporting.md §3 decision tree for the optimizer of a thesis-era file."""
     config = result.config
     for key in ("optimizer_family", "optimizer"):
         found = _normalise_optimizer(config.get(key))
@@ -301,7 +301,8 @@ def _legacy_config(result: RunResult, path: Path) -> dict[str, Any]:
     if (label_type in (None, "") or label_type == "none") and _positive(
         config.get("label_noise_rate")
     ):
-        config["label_noise_type"] = "symmetric"  # AG News noise (thesis §2.3) is symmetric
+        # AG News noise (docs/protocols.md §4.4) is symmetric
+        config["label_noise_type"] = "symmetric"
     return config
 
 

@@ -1,4 +1,4 @@
-"""Statistics used by every table and figure (thesis ``thesis-experiments.md`` §5.0, §5.3).
+"""Statistics used by every table and figure (docs/reporting.md §4).
 
 * Mean and **sample** SD (``statistics.stdev``, ddof = 1) over seeds; SD = 0 for n = 1 (printed
   as ``± 0.00``), NaN for n = 0.

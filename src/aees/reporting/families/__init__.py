@@ -1,5 +1,5 @@
-"""One builder per thesis table family (``thesis-experiments.md`` §5.1-§5.9;
-§5.10 is :mod:`aees.reporting.attribution`).
+"""One builder per thesis table family (docs/reporting.md §5.1-§5.9;
+docs/reporting.md §5.10 is :mod:`aees.reporting.attribution`).
 
 Every builder takes a :class:`~aees.reporting.runs.RunSet` and returns a
 :class:`FamilyOutput`: tables (each written as LaTeX, Markdown and CSV), numeric summary CSVs,
@@ -11,7 +11,8 @@ never by file name. When several variants fit a row (say two AEES grids), the pr
 named in a note. Ablations pair a variant with its *counterpart*: the cell whose method spec is
 equal except for the ablated keys, on the same task, setting and epochs.
 
-Conventions (thesis §5.0): accuracies ×100 in %, drop in pp, "m ± s" with the sample SD; best
+Conventions (docs/reporting.md §4): accuracies ×100 in %, drop in pp, "m ± s" with the sample SD;
+best
 in bold and second best in italics within a comparison block (higher is better for accuracies,
 lower for drop). Digits runs are reported with the CIFAR families (prefix ``digits_``).
 """

@@ -1,4 +1,5 @@
-"""Paired ablations (§5.5 noise injection, §5.7 penalty and trend context): a variant against
+"""Paired ablations (docs/reporting.md §5.5 noise injection, docs/reporting.md §5.7 penalty and
+trend context): a variant against
 its counterpart, and the shared paired-difference table.
 """
 
@@ -22,7 +23,8 @@ from aees.reporting.runs import (
 from aees.reporting.select import AccStats, acc_stats, counterpart
 
 # --------------------------------------------------------------------------------------------
-# Paired ablations: §5.5 noise injection, §5.7 penalty and trend context
+# Paired ablations: docs/reporting.md §5.5 noise injection, docs/reporting.md §5.7 penalty and
+# trend context
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Table family: §5.4 checkpoint diagnostics (in-run, at the best-validation epoch)."""
+"""Table family: checkpoint diagnostics, in-run, at the best-validation epoch (docs/reporting.md
+§5.4)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from aees.reporting.select import pick, prefix
 from aees.reporting.stats import Summary, mean_sd, run_metrics
 
 # --------------------------------------------------------------------------------------------
-# §5.4 checkpoint diagnostics (in-run, at the best-validation epoch)
+# docs/reporting.md §5.4 checkpoint diagnostics (in-run, at the best-validation epoch)
 # --------------------------------------------------------------------------------------------
 
 
@@ -112,7 +113,8 @@ CSV writes the raw values and the result path."""
 
 
 def build_checkpointing(runset: RunSet) -> FamilyOutput:
-    """§5.4, from the in-run best-epoch diagnostics (``diagnostics.best_val_subset_
+    """docs/reporting.md §5.4, from the in-run best-epoch diagnostics
+    (``diagnostics.best_val_subset_
     accuracies``) of the main noisy runs, not from truncated reruns: Epoch = best-validation
     epoch, Val acc. = best validation accuracy, Corr. noisy (lower is better), Corr. clean
     (higher is better), Train clean; 1 decimal. Ranking per (setting, optimizer) block on the

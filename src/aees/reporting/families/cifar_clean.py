@@ -1,4 +1,4 @@
-"""Table family: §5.1 clean CIFAR."""
+"""Table family: docs/reporting.md §5.1 clean CIFAR."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, task_label
 from aees.reporting.select import Sel, aees_sel, fixed_sel, prefix
 
 # --------------------------------------------------------------------------------------------
-# §5.1 clean CIFAR
+# docs/reporting.md §5.1 clean CIFAR
 # --------------------------------------------------------------------------------------------
 
 CLEAN_METHODS = {
@@ -56,7 +56,8 @@ CLEAN_SPEC = TableSpec((label_column("Method", "method"), *ACC_COLUMNS))
 
 
 def build_cifar_clean(runset: RunSet) -> FamilyOutput:
-    """§5.1: per CIFAR-style task, the clean AdamW runs: main, fixed-LR ablation and compact
+    """docs/reporting.md §5.1: per CIFAR-style task, the clean AdamW runs: main, fixed-LR ablation
+    and compact
     appendix tables (Method | n | Best | Final | Drop | Peak epoch) and the summary CSV.
     "Fixed ×1.0" comes only from real fixed-multiplier runs (no baseline duplication)."""
     b = Builder("cifar_clean", "Clean CIFAR", runset)

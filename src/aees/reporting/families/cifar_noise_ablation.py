@@ -1,4 +1,5 @@
-"""Table family §5.5 (`cifar_noise_ablation`): AEES with gradient noise vs its counterpart."""
+"""Table family `cifar_noise_ablation` (docs/reporting.md §5.5): AEES with gradient noise vs its
+counterpart."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ seeds and candidate sets and writes percentages."""
 
 
 def build_cifar_noise_ablation(runset: RunSet) -> FamilyOutput:
-    """§5.5: AEES with gradient-noise injection (more than one noise candidate) vs the same
+    """docs/reporting.md §5.5: AEES with gradient-noise injection (more than one noise candidate)
+    vs the same
     AEES with noise candidates [0]. Gap = mean(best)·100 − mean(final)·100 (pp); 2 decimals;
     bold marks the higher peak and the higher final of each pair."""
     b = Builder("cifar_noise_ablation", "CIFAR gradient-noise ablation", runset)

@@ -1,4 +1,4 @@
-"""Table family: §5.2 noisy CIFAR."""
+"""Table family: docs/reporting.md §5.2 noisy CIFAR."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from aees.reporting.select import AccStats, Sel, aees_sel, optimizers_in, prefix
 from aees.reporting.stats import Summary, mean_sd
 
 # --------------------------------------------------------------------------------------------
-# §5.2 noisy CIFAR
+# docs/reporting.md §5.2 noisy CIFAR
 # --------------------------------------------------------------------------------------------
 
 NOISY_METHODS = (
@@ -122,7 +122,8 @@ NOISY_DETAILED_SPEC = TableSpec(
 
 
 def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
-    """§5.2: one main table per noise regime (Optimizer | Method | Best | Final | Drop | Peak
+    """docs/reporting.md §5.2: one main table per noise regime (Optimizer | Method | Best | Final |
+    Drop | Peak
     epoch, ranked per optimizer block) and a detailed appendix with the final-epoch label-noise
     diagnostics (Corr. noisy = accuracy on corrupted examples vs their noisy labels, Corr.
     clean = vs their true labels, Train clean = accuracy on uncorrupted examples)."""

@@ -1,4 +1,4 @@
-"""Table family: §5.3 noisy CIFAR: fixed-LR ablation and AEES vs best fixed."""
+"""Table family: docs/reporting.md §5.3 noisy CIFAR: fixed-LR ablation and AEES vs best fixed."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from aees.reporting.select import AccStats, acc_stats, fixed_sel, prefix, same_v
 from aees.reporting.stats import PairedComparison, compare_seed_maps
 
 # --------------------------------------------------------------------------------------------
-# §5.3 noisy CIFAR: fixed-LR ablation and AEES vs best fixed
+# docs/reporting.md §5.3 noisy CIFAR: fixed-LR ablation and AEES vs best fixed
 # --------------------------------------------------------------------------------------------
 
 
@@ -151,7 +151,8 @@ def _fixed_multipliers(cells: Iterable[Cell]) -> list[float]:
 
 
 def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
-    """§5.3: fixed LR multipliers vs AEES under label noise. The best fixed multiplier of a
+    """docs/reporting.md §5.3: fixed LR multipliers vs AEES under label noise. The best fixed
+    multiplier of a
     (noise, optimizer) cell is the one with the highest mean best accuracy; AEES is compared
     with it on shared seeds: ΔBest = AEES − best fixed, bootstrap 95% CI and paired-t p."""
     b = Builder("cifar_noisy_fixed_lr_ablation", "Noisy CIFAR: fixed-LR ablation", runset)

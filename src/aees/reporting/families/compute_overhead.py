@@ -1,4 +1,4 @@
-"""Table family: §5.6 compute overhead."""
+"""Table family: docs/reporting.md §5.6 compute overhead."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from aees.reporting.select import WL
 from aees.reporting.stats import Summary, mean_sd, steady_state
 
 # --------------------------------------------------------------------------------------------
-# §5.6 compute overhead
+# docs/reporting.md §5.6 compute overhead
 # --------------------------------------------------------------------------------------------
 
 _AXIS_CONFIG = {"lr": "aees_lr_only", "noise": "aees_noise_only", "dual": "aees_both"}
@@ -264,7 +264,8 @@ paths (timings before the overhead)."""
 
 
 def build_compute_overhead(runset: RunSet) -> FamilyOutput:
-    """§5.6 with the first epoch excluded everywhere: time/epoch = mean(epoch times[1:]) per
+    """docs/reporting.md §5.6 with the first epoch excluded everywhere: time/epoch = mean(epoch
+    times[1:]) per
     run, mean ± sample SD over repeats (SD 0 for one repeat), steps/s and TFLOP/s over the same
     epochs; overhead % vs the no-scheduler baseline of the same task and optimizer."""
     b = Builder("compute_overhead", "Compute overhead", runset)

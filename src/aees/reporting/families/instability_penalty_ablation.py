@@ -1,4 +1,4 @@
-"""Table family §5.7 (`instability_penalty_ablation`): λ_inst > 0 vs λ_inst = 0."""
+"""Table family `instability_penalty_ablation` (docs/reporting.md §5.7): λ_inst > 0 vs 0."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from aees.reporting.runs import CIFAR_LIKE_TASKS, NLP_TASKS, RunSet
 
 
 def build_instability_penalty_ablation(runset: RunSet) -> FamilyOutput:
-    """§5.7: AEES with an instability penalty λ_inst > 0 vs the same AEES with λ_inst = 0."""
+    """docs/reporting.md §5.7: AEES with an instability penalty λ_inst > 0 vs the same AEES with
+    λ_inst = 0."""
     b = Builder("instability_penalty_ablation", "Instability-penalty ablation", runset)
     pairs = ablation_pairs(
         runset,

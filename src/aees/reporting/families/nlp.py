@@ -1,4 +1,4 @@
-"""Table family §5.8 (`nlp`): NLP main, axis and detailed tables."""
+"""Table family docs/reporting.md §5.8 (`nlp`): NLP main, axis and detailed tables."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from aees.reporting.select import WL, AccStats, Sel, acc_stats, aees_sel, num_to
 from aees.reporting.stats import Summary, mean_sd, run_metrics
 
 # --------------------------------------------------------------------------------------------
-# §5.8 NLP main / axis / detailed, §5.9 NLP noise ablation
+# docs/reporting.md §5.8 NLP main / axis / detailed, docs/reporting.md §5.9 NLP noise ablation
 # --------------------------------------------------------------------------------------------
 
 
@@ -185,7 +185,8 @@ statistics (fractions) and the compute to best and in total."""
 
 
 def build_nlp(runset: RunSet) -> FamilyOutput:
-    """§5.8: per NLP task and setting, the main table (AdamW, AdamW + warmup-linear, AEES,
+    """docs/reporting.md §5.8: per NLP task and setting, the main table (AdamW, AdamW +
+    warmup-linear, AEES,
     AEES + warmup-linear; AEES prefers the dual-axis variant), the axis table (AEES-LR/-Noise/
     -Dual + warmup-linear; only when single-axis runs exist), one detailed appendix with every
     variant (Task | Method | n | Best | Final | Drop | Peak epoch | Episode length | Axes) and

@@ -1,4 +1,5 @@
-"""Table family §5.9 (`nlp_noise_ablation`): NLP gradient noise with and without the bandit."""
+"""Table family `nlp_noise_ablation` (docs/reporting.md §5.9): NLP gradient noise with and without
+the bandit."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ NOISE_ABLATION_SPEC = TableSpec(
 
 
 def build_nlp_noise_ablation(runset: RunSet) -> FamilyOutput:
-    """§5.9 (σ-axis falsification): per NLP task and setting that has fixed-σ or random-σ runs:
+    """docs/reporting.md §5.9 (σ-axis falsification): per NLP task and setting that has fixed-σ or
+    random-σ runs:
     AdamW (σ = 0), AdamW + WL, every Fixed σ + WL, Random σ + WL, AEES-Noise + WL and
     AEES-Dual + WL; 2 decimals; midrule after the baselines; ranked per column."""
     b = Builder("nlp_noise_ablation", "NLP gradient-noise (σ) ablation", runset)

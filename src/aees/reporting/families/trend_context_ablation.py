@@ -1,4 +1,4 @@
-"""Table family §5.7 (`trend_context_ablation`): trend context vs no context."""
+"""Table family docs/reporting.md §5.7 (`trend_context_ablation`): trend context vs no context."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ _CONTEXT_KEYS = ("context_mode", "context_trend_window", "context_trend_epsilon"
 
 
 def build_trend_context_ablation(runset: RunSet) -> FamilyOutput:
-    """§5.7: AEES with the bucketed trend context vs the same AEES without context."""
+    """docs/reporting.md §5.7: AEES with the bucketed trend context vs the same AEES without
+    context."""
     b = Builder("trend_context_ablation", "Trend-context ablation", runset)
     pairs = ablation_pairs(
         runset,

@@ -1,7 +1,7 @@
 """Figures from result JSON (matplotlib, Agg): PNG + PDF + ``<name>.summary.txt`` with every
 plotted number, or ``<name>.MISSING.md`` naming what is missing. No data is hard-coded.
 
-Families (``thesis-experiments.md`` §5.12-§5.13):
+Families (docs/reporting.md §6):
 
 * ``cifar`` -- validation curves (clean; one per noise regime, a panel per optimizer), the clean
   peak/final bar plot, the gradient-noise ablation bars and curves (CIFAR-100 and digits);
