@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from aees.results import RunResult, RunResultError, method_spec, scrub_secrets, variant_id
-from aees.results.io import MAX_RESULT_BYTES, display_path, read_result_bytes
+from aees.results.io import (
+    MAX_RESULT_BYTES,
+    decode_result_json,
+    display_path,
+    read_result_bytes,
+)
 
 __all__ = [
     "CIFAR_LIKE_TASKS",
@@ -380,33 +385,6 @@ def _name_problem(path: Path) -> str | None:
     return None
 
 
-def _decode(raw: bytes, shown: str) -> dict[str, Any]:
-    """The JSON object in ``raw`` (the messages of :func:`~aees.results.
-    load_run_result`, plus numbers too long to convert)."""
-    if not raw.strip():
-        raise RunResultError(shown, "empty file (expected a JSON object)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunResultError(shown, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(text.rstrip())
-        kind = "truncated JSON" if truncated else "corrupt JSON"
-        raise RunResultError(
-            shown, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except RecursionError as exc:
-        raise RunResultError(shown, "corrupt JSON: nested too deeply") from exc
-    except ValueError as exc:  # an integer literal with thousands of digits
-        raise RunResultError(shown, f"corrupt JSON: {str(exc).split(':')[0]}") from exc
-    if not isinstance(data, dict):
-        kind = {list: "a list", str: "a string", type(None): "null"}.get(type(data), "a number")
-        raise RunResultError(shown, f"top-level JSON value must be an object, got {kind}")
-    return data
-
-
 # ---- value checks ----------------------------------------------------------------------------
 
 
@@ -659,7 +637,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     """
     source = Path(path)
     shown = display_path(source)
-    raw = _decode(read_result_bytes(source), shown)
+    raw = decode_result_json(read_result_bytes(source), shown)
     try:
         result = RunResult.from_dict(scrub_secrets(raw), source=shown)
         divergence = _divergence(raw, result)

@@ -47,6 +47,7 @@ __all__ = [
     "UnsafeTargetError",
     "atomic_write",
     "atomic_write_text",
+    "decode_result_json",
     "display_path",
     "load_run_result",
     "read_result_bytes",
@@ -397,6 +398,36 @@ def save_run_result(
     return atomic_write_text(path, text)
 
 
+def decode_result_json(raw: bytes, shown: str) -> dict[str, Any]:
+    """The JSON object in ``raw``, or :class:`RunResultError` naming ``shown`` with one line:
+    empty, not UTF-8, truncated or corrupt JSON, nested too deeply, an integer literal too long
+    to convert, or a top level that is not an object. One decoder for every reader of results.
+    """
+    if not raw.strip():
+        raise RunResultError(shown, "empty file (expected a JSON object)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunResultError(shown, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(text.rstrip())
+        kind = "truncated JSON" if truncated else "corrupt JSON"
+        raise RunResultError(
+            shown, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise RunResultError(shown, "corrupt JSON: nested too deeply") from exc
+    except ValueError as exc:  # an integer literal with thousands of digits
+        raise RunResultError(shown, f"corrupt JSON: {str(exc).split(':')[0]}") from exc
+    if not isinstance(data, dict):
+        raise RunResultError(
+            shown, f"top-level JSON value must be an object, got {type_name(data)}"
+        )
+    return data
+
+
 def load_run_result(path: str | os.PathLike[str]) -> RunResult:
     """Read and validate one result file: ours or a thesis-era one (any file name, with or
     without ``.json``). Secrets still present in old files are redacted on load.
@@ -412,24 +443,5 @@ def load_run_result(path: str | os.PathLike[str]) -> RunResult:
     # Regular files only, non-blocking, size-capped: a FIFO or /dev/zero under an output root
     # must not hang a sweep (the reader reporting uses).
     raw = read_result_bytes(source)
-    if not raw.strip():
-        raise RunResultError(source, "empty file (expected a JSON object)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunResultError(source, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(text.rstrip())
-        kind = "truncated JSON" if truncated else "corrupt JSON"
-        raise RunResultError(
-            source, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except RecursionError as exc:
-        raise RunResultError(source, "corrupt JSON: nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise RunResultError(
-            source, f"top-level JSON value must be an object, got {type_name(data)}"
-        )
+    data = decode_result_json(raw, str(source))
     return RunResult.from_dict(scrub_secrets(data), source=str(source))
