@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed-aees
 
 RESULTS ?= results
 REPORT_DIR ?= reports
+# Two pytest workers (pytest-xdist), one test module per worker: the suite is mostly
+# single-threaded subprocess and small-model work, so the two cores of CI both stay busy.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts experiments
 	$(BIN)/ruff format --check src tests bench scripts experiments
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
