@@ -117,6 +117,8 @@ TASKS: dict[str, str | Task] = {
     "digits": "aees.runner.tasks.digits:DigitsTask",
     "sst2": "aees.runner.tasks.sst2:SST2Task",
     "agnews": "aees.runner.tasks.agnews:AGNewsTask",
+    "image": "aees.runner.tasks.image:ImageTask",
+    "text": "aees.runner.tasks.text:TextTask",
 }
 
 

@@ -66,19 +66,25 @@ import torch
 from torch.utils.data import Dataset
 
 from aees.runner.config import RunConfig, UserError, writable_location_problem
-from aees.runner.label_noise import LabelCorruption
+from aees.runner.label_noise import LabelCorruption, agnews_label_noise
 from aees.runner.tasks import TaskSetup
 
 __all__ = [
     "CACHE_FORMAT",
     "DEFAULT_MODEL_NAME",
+    "FILE_BUILDERS",
     "METADATA_NAME",
     "NLP_DEFAULTS",
+    "SPLIT_FILE_STEMS",
     "SPLIT_SEED",
     "PadCollate",
     "TextClassificationTask",
+    "TextData",
     "TokenizedCache",
     "TokenizedTextDataset",
+    "check_text_column",
+    "data_files",
+    "label_names_of",
     "logits_cross_entropy",
     "logits_of",
     "split_indices",
@@ -272,26 +278,37 @@ class TokenizedCache:
     path: Path
     metadata: dict[str, Any]
 
+    def saved(self) -> dict[str, Any] | None:
+        """The metadata on disk (None when missing or unreadable)."""
+        try:
+            saved = json.loads((self.path / METADATA_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def splits(self, saved: Mapping[str, Any] | None = None) -> list[str]:
+        """The cached splits: fixed by the task, or (``text``) those the data had, as saved."""
+        if "splits" in self.metadata:
+            return list(self.metadata["splits"])
+        value = (saved if saved is not None else self.saved() or {}).get("splits")
+        return [str(v) for v in value] if isinstance(value, list) else []
+
     def is_valid(self) -> bool:
         """True if the metadata on disk matches and every split directory exists."""
-        meta_file = self.path / METADATA_NAME
-        try:
-            saved = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        if not isinstance(saved, dict):
+        saved = self.saved()
+        if saved is None:
             return False
         for key, value in self.metadata.items():
             if saved.get(key) != value:
                 return False
-        return all((self.path / split).is_dir() for split in self.metadata["splits"])
+        splits = self.splits(saved)
+        return bool(splits) and all((self.path / split).is_dir() for split in splits)
 
     def load(self) -> dict[str, Any]:
         from datasets import load_from_disk
 
         try:
-            splits = self.metadata["splits"]
-            return {split: load_from_disk(str(self.path / split)) for split in splits}
+            return {split: load_from_disk(str(self.path / split)) for split in self.splits()}
         except Exception as err:  # a corrupt cache: name it, say how to rebuild
             raise UserError(
                 f"cannot read the tokenized dataset {str(self.path)!r} ({_first_line(err)}); "
@@ -299,26 +316,176 @@ class TokenizedCache:
             ) from None
 
 
+# ----------------------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class TextData:
+    """What one run reads: hard-coded by SST-2 / AG News, taken from flags by ``text``."""
+
+    text_column: str
+    label_column: str = "label"
+    text_pair_column: str | None = None
+    hub_path: str | None = None
+    hub_config: str | None = None
+    #: The splits read and cached; None: ``train`` plus whichever of ``validation`` / ``test``
+    #: the data has (``text``).
+    splits: tuple[str, ...] | None = None
+    #: The class count; None: from the data's labels (``text``).
+    num_labels: int | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        pair = (self.text_pair_column,) if self.text_pair_column else ()
+        return (self.text_column, *pair)
+
+
+#: File stems of a ``text`` data folder and the split each one is.
+SPLIT_FILE_STEMS = {
+    "train": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+#: File suffixes of a ``text`` data folder and the ``datasets`` packaged builder that reads them.
+FILE_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+def data_files(data_dir: Path) -> dict[str, Path]:
+    """``split -> file`` of a folder of ``train`` / ``validation`` / ``test`` data files."""
+    found: dict[str, Path] = {}
+    for path in sorted(data_dir.iterdir()):
+        split = SPLIT_FILE_STEMS.get(path.stem.lower())
+        if split is None or path.suffix.lower() not in FILE_BUILDERS or not path.is_file():
+            continue
+        if split in found:
+            raise UserError(
+                f"--data-dir {str(data_dir)!r} has two {split} files "
+                f"({found[split].name}, {path.name}); keep one"
+            )
+        found[split] = path
+    return found
+
+
+def _files_fingerprint(root: Path) -> str:
+    """Hash of every file's relative path, size and mtime under ``root`` (a changed file is
+    another cache key)."""
+    rows = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            rows.append(f"{path.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()[:16]
+
+
+def _feature_kind(feature: Any) -> str:
+    """``class_label`` / ``string`` / ``integer`` / ``bool`` or the feature's own name."""
+    from datasets import ClassLabel, Value
+
+    if isinstance(feature, ClassLabel):
+        return "class_label"
+    if isinstance(feature, Value):
+        if feature.dtype in ("string", "large_string"):
+            return "string"
+        if feature.dtype.startswith(("int", "uint")):
+            return "integer"
+        if feature.dtype == "bool":
+            return "bool"
+        return str(feature.dtype)
+    return type(feature).__name__
+
+
+def check_text_column(data: Any, column: str, split: str, where: str) -> None:
+    """The text column must exist and hold strings in every row."""
+    if column not in data.column_names:
+        raise UserError(
+            f"{where} split {split!r} has no {column!r} column "
+            f"(has: {', '.join(data.column_names)})"
+        )
+    kind = _feature_kind(data.features[column])
+    if kind != "string":
+        raise UserError(
+            f"{where} split {split!r}: the text column {column!r} holds {kind} values, not strings"
+        )
+    missing = sum(v is None for v in data.with_format(None)[column])
+    if missing:
+        raise UserError(
+            f"{where} split {split!r}: the text column {column!r} holds non-strings "
+            f"({missing} of {len(data)} rows are empty)"
+        )
+
+
+def label_names_of(
+    raw: Mapping[str, Any], column: str, where: str
+) -> tuple[list[str], dict[Any, int] | None]:
+    """The class names (index = label id) of the data's labels, and the value -> id map
+    (None: the values are the ids).
+
+    String (or bool) labels map to ids in sorted order; integer labels stay as they are (names
+    ``"0"``, ``"1"``, ...; a ``ClassLabel`` keeps its names). Refused: missing labels in any
+    split, a single training class, and labels of another split that ``train`` never has.
+    """
+    train = raw["train"]
+    feature = train.features[column]
+    kind = _feature_kind(feature)
+    if kind not in ("class_label", "string", "integer", "bool"):
+        raise UserError(
+            f"{where} split 'train': the label column {column!r} holds {kind} values; "
+            "labels must be strings or integers"
+        )
+    values = {split: data.with_format(None)[column] for split, data in raw.items()}
+    for split, vals in values.items():
+        missing = sum(v is None or (kind != "string" and int(v) < 0) for v in vals)
+        if missing:
+            raise UserError(
+                f"{where} split {split!r}: {missing} of {len(vals)} rows have no label in "
+                f"{column!r} (None or negative); label every row or drop those rows"
+            )
+    seen = set(values["train"])
+    if len(seen) < 2:
+        raise UserError(
+            f"{where} split 'train' has a single class in {column!r} ({next(iter(seen))!r}); "
+            "classification needs at least two"
+        )
+    for split, vals in values.items():
+        unseen = sorted({str(v) for v in vals if v not in seen})
+        if unseen:
+            shown = ", ".join(repr(v) for v in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+            raise UserError(
+                f"{where} split {split!r} has labels the training split never has: {shown}"
+            )
+    if kind == "class_label":
+        return list(feature.names), None
+    if kind == "integer":
+        return [str(i) for i in range(max(seen) + 1)], None
+    ordered = sorted(seen)
+    return [str(v) for v in ordered], {v: i for i, v in enumerate(ordered)}
+
+
 # ----------------------------------------------------------------------------- the task
 
 
 class TextClassificationTask:
-    """DistilBERT fine-tuning on a text-classification dataset (subclasses set the attributes)."""
+    """Fine-tuning a sequence classifier on a text-classification dataset.
+
+    The class attributes are the thesis tasks' configurations (:mod:`.sst2`, :mod:`.agnews`);
+    :class:`~aees.runner.tasks.text.TextTask` takes the same things from flags
+    (:meth:`data_spec`). Everything else is this one implementation.
+    """
 
     name: ClassVar[str]
-    dataset_name: ClassVar[str]
+    dataset_name: str
     display_name: ClassVar[str]  # "SST-2": used in messages
-    model_name: ClassVar[str] = DEFAULT_MODEL_NAME
-    num_labels: ClassVar[int]
+    model_name: str = DEFAULT_MODEL_NAME
+    num_labels: ClassVar[int | None]
     text_column: ClassVar[str]
-    hub_path: ClassVar[str]
+    hub_path: ClassVar[str | None] = None
     hub_config: ClassVar[str | None] = None
     #: Raw splits read and cached: ``(train, other)``; ``other`` is SST-2's validation split or
-    #: AG News's test split.
-    raw_splits: ClassVar[tuple[str, str]]
-    #: True: the validation set is always a training holdout and ``raw_splits[1]`` is the test
-    #: set (AG News); False: ``raw_splits[1]`` is the validation set unless ``--val-split``.
-    holdout_validation: ClassVar[bool] = False
+    #: AG News's test split (validation, else a training holdout; docs/protocols.md §4.3).
+    raw_splits: ClassVar[tuple[str, ...] | None]
     default_holdout_fraction: ClassVar[float] = 0.1
     default_tokenized_dir: ClassVar[str]
     ignore_mismatched_sizes: ClassVar[bool] = False
@@ -410,12 +577,31 @@ class TextClassificationTask:
         self._hf_token = args.hf_token or os.environ.get("HF_TOKEN") or None
         args.hf_token = None  # keep the secret out of anything built from the namespace
 
+    # -- what this run reads (the generic task overrides these from its flags)
+    def data_spec(self, config: RunConfig) -> TextData:
+        """The columns, source and splits of this run's data."""
+        return TextData(
+            text_column=self.text_column,
+            hub_path=self.hub_path,
+            hub_config=self.hub_config,
+            splits=self.raw_splits,
+            num_labels=self.num_labels,
+        )
+
+    def display(self, config: RunConfig) -> str:
+        """The data's name in messages ("SST-2")."""
+        return self.display_name
+
+    def source_flags(self, config: RunConfig) -> list[str]:
+        """The flags naming this run's raw data (for the commands printed in errors)."""
+        return ["--data-dir", config.data_dir] if config.data_dir else []
+
     # -- helpers on the run configuration
     def _opt(self, config: RunConfig, key: str, default: Any = None) -> Any:
         return config.task_options.get(key, default)
 
     def _model(self, config: RunConfig) -> str:
-        return config.model_name or self.model_name
+        return self._opt(config, "model_path") or config.model_name or self.model_name
 
     def _cache_dir(self, config: RunConfig) -> str:
         return str(self._opt(config, "cache_dir") or Path.cwd() / ".hf_cache")
@@ -424,9 +610,13 @@ class TextClassificationTask:
         return self._hf_token or os.environ.get("HF_TOKEN") or None
 
     def _source(self, config: RunConfig) -> str:
+        spec = self.data_spec(config)
         if config.data_dir:
-            return f"disk:{Path(config.data_dir).resolve()}"
-        return f"hub:{self.hub_path}" + (f"/{self.hub_config}" if self.hub_config else "")
+            source = f"disk:{Path(config.data_dir).resolve()}"
+            if spec.splits is None:  # ``text``: the files' state is part of the key
+                source += f"#{_files_fingerprint(Path(config.data_dir))}"
+            return source
+        return f"hub:{spec.hub_path}" + (f"/{spec.hub_config}" if spec.hub_config else "")
 
     def pretokenize_command(self, config: RunConfig) -> str:
         """The exact command that (online) fetches tokenizer + dataset and writes the cache."""
@@ -443,9 +633,8 @@ class TextClassificationTask:
             str(self._opt(config, "max_length", 128)),
         ]
         if config.model_name:
-            parts += ["--model-name", config.model_name]
-        if config.data_dir:
-            parts += ["--data-dir", config.data_dir]
+            parts += ["--model-name", self._model(config)]
+        parts += self.source_flags(config)
         return shlex.join(parts)
 
     def model_fetch_command(self, config: RunConfig) -> str:
@@ -475,137 +664,256 @@ class TextClassificationTask:
                 f"({_first_line(err)}); fetch it online with: {self.pretokenize_command(config)}"
             ) from None
 
-    def load_model(self, config: RunConfig) -> torch.nn.Module:
+    def _model_error(self, config: RunConfig, err: BaseException) -> UserError:
+        return UserError(
+            f"cannot load the model {self._model(config)!r} from {self._cache_dir(config)!r} "
+            f"({_first_line(err)}); fetch it online with: {self.model_fetch_command(config)}"
+        )
+
+    def check_positions(self, config: RunConfig, model_config: Any) -> None:
+        """``--max-length`` must fit the model's position embeddings."""
+        max_length = int(self._opt(config, "max_length", 128))
+        positions = getattr(model_config, "max_position_embeddings", None)
+        if isinstance(positions, int) and max_length > positions:
+            raise UserError(
+                f"--max-length {max_length} exceeds the {positions} positions of "
+                f"{self._model(config)!r}; use --max-length {positions} or less"
+            )
+
+    def check_model_config(self, config: RunConfig) -> None:
+        """Read the checkpoint's config only (the class count is not known yet): the model
+        exists and ``--max-length`` fits, before anything is tokenized."""
+        from transformers import AutoConfig
+
+        try:
+            model_config = AutoConfig.from_pretrained(
+                self._model(config),
+                cache_dir=self._cache_dir(config),
+                local_files_only=bool(self._opt(config, "local_files_only", False)),
+                token=self._token(),
+            )
+        except Exception as err:
+            raise self._model_error(config, err) from None
+        self.check_positions(config, model_config)
+
+    def load_model(
+        self, config: RunConfig, num_labels: int, label_names: Sequence[str] | None = None
+    ) -> torch.nn.Module:
+        """The checkpoint with a ``num_labels`` head (re-initialised, and logged, when the
+        checkpoint's head is missing or has another shape)."""
         from transformers import AutoModelForSequenceClassification
 
         name = self._model(config)
         kwargs: dict[str, Any] = {
-            "num_labels": self.num_labels,
+            "num_labels": num_labels,
             "cache_dir": self._cache_dir(config),
             "local_files_only": bool(self._opt(config, "local_files_only", False)),
             "token": self._token(),
+            "output_loading_info": True,
         }
+        if label_names is not None:
+            kwargs["id2label"] = dict(enumerate(label_names))
+            kwargs["label2id"] = {label: i for i, label in enumerate(label_names)}
         if self.ignore_mismatched_sizes:
             kwargs["ignore_mismatched_sizes"] = True
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+            model, loading = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
         except Exception as err:
-            raise UserError(
-                f"cannot load the model {name!r} from {self._cache_dir(config)!r} "
-                f"({_first_line(err)}); fetch it online with: {self.model_fetch_command(config)}"
-            ) from None
-        max_length = int(self._opt(config, "max_length", 128))
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if isinstance(positions, int) and max_length > positions:
-            raise UserError(
-                f"--max-length {max_length} exceeds the {positions} positions of {name!r}; "
-                f"use --max-length {positions} or less"
+            raise self._model_error(config, err) from None
+        self.check_positions(config, model.config)
+        mismatched = [str(key[0]) for key in loading.get("mismatched_keys") or ()]
+        missing = [str(key) for key in loading.get("missing_keys") or ()]
+        if mismatched:
+            self._log(
+                config,
+                f"Re-initialised the classification head of {name!r} for {num_labels} labels "
+                f"(the checkpoint's shape differs: {', '.join(sorted(mismatched))})",
+            )
+        elif missing:
+            self._log(
+                config,
+                f"Initialised a new {num_labels}-label classification head on {name!r} "
+                f"(not in the checkpoint: {', '.join(sorted(missing))})",
             )
         return model
 
     def cache_for(self, config: RunConfig, tokenizer: Any) -> TokenizedCache:
         """The cache location and the metadata it must carry for this config and tokenizer."""
+        spec = self.data_spec(config)
         max_length = int(self._opt(config, "max_length", 128))
         fingerprint = tokenizer_fingerprint(tokenizer)
         source = self._source(config)
-        key = hashlib.sha256(f"{fingerprint}\n{source}".encode()).hexdigest()[:10]
-        root = Path(self._opt(config, "tokenized_dataset_dir", self.default_tokenized_dir))
-        path = root / f"{_slug(self._model(config))}-{key}_len{max_length}"
-        metadata = {
+        key_text = f"{fingerprint}\n{source}"
+        metadata: dict[str, Any] = {
             "format": CACHE_FORMAT,
             "task": self.name,
             "tokenizer_name": self._model(config),
             "tokenizer_fingerprint": fingerprint,
             "max_length": max_length,
             "source": source,
-            "text_column": self.text_column,
-            "splits": list(self.raw_splits),
+            "text_column": spec.text_column,
         }
+        if spec.splits is not None:
+            metadata["splits"] = list(spec.splits)
+        else:  # ``text``: the columns are part of the key
+            metadata["text_pair_column"] = spec.text_pair_column
+            metadata["label_column"] = spec.label_column
+            key_text += f"\n{spec.columns}\n{spec.label_column}"
+        key = hashlib.sha256(key_text.encode()).hexdigest()[:10]
+        root = Path(self._opt(config, "tokenized_dataset_dir", self.default_tokenized_dir))
+        path = root / f"{_slug(self._model(config))}-{key}_len{max_length}"
         return TokenizedCache(path, metadata)
 
-    def load_raw(self, config: RunConfig) -> dict[str, Any]:
-        """The raw splits ``raw_splits`` (``--data-dir`` or the Hub), columns checked."""
+    def _read_raw(self, config: RunConfig, spec: TextData) -> tuple[Mapping[str, Any], str]:
+        """The raw dataset (split -> ``Dataset``) and how to name it in messages."""
         if config.data_dir:
-            from datasets import load_from_disk
-
-            try:
-                raw = load_from_disk(config.data_dir)
-            except Exception as err:
-                raise UserError(
-                    f"--data-dir {config.data_dir!r} is not a dataset saved with save_to_disk "
-                    f"({_first_line(err)})"
-                ) from None
             where = f"--data-dir {config.data_dir!r}"
-        else:
-            from datasets import load_dataset
+            root = Path(config.data_dir)
+            saved = (root / "dataset_dict.json").is_file() or (root / "state.json").is_file()
+            if spec.splits is not None or saved:
+                from datasets import load_from_disk
 
-            local = bool(self._opt(config, "local_files_only", False))
+                try:
+                    raw = load_from_disk(config.data_dir)
+                except Exception as err:
+                    raise UserError(
+                        f"--data-dir {config.data_dir!r} is not a dataset saved with "
+                        f"save_to_disk ({_first_line(err)})"
+                    ) from None
+                return (raw if isinstance(raw, Mapping) else {"train": raw}), where
+            return self._read_files(config, root), where
+        from datasets import load_dataset
+
+        local = bool(self._opt(config, "local_files_only", False))
+        try:
+            with _datasets_offline(local):
+                raw = load_dataset(
+                    spec.hub_path,
+                    spec.hub_config,
+                    cache_dir=self._cache_dir(config),
+                    download_mode="reuse_dataset_if_exists",
+                    token=self._token(),
+                )
+        except Exception as err:
+            offline = " with --local-files-only" if local else ""
+            raise UserError(
+                f"cannot load the {self.display(config)} dataset {spec.hub_path!r} from "
+                f"{self._cache_dir(config)!r}{offline} ({_first_line(err)}); fetch it online "
+                f"with: {self.pretokenize_command(config)}"
+            ) from None
+        return raw, f"{spec.hub_path!r}"
+
+    def _read_files(self, config: RunConfig, root: Path) -> dict[str, Any]:
+        """A folder of ``train`` / ``validation`` / ``test`` CSV, JSON Lines or Parquet files,
+        read with the ``datasets`` packaged builders (offline)."""
+        from datasets import load_dataset
+
+        files = data_files(root)
+        if "train" not in files:
+            have = ", ".join(sorted(p.name for p in root.iterdir())) or "nothing"
+            raise UserError(
+                f"--data-dir {str(root)!r} has no dataset saved with save_to_disk and no "
+                f"train.csv / train.jsonl / train.parquet file (has: {have})"
+            )
+        builders = {FILE_BUILDERS[p.suffix.lower()] for p in files.values()}
+        if len(builders) > 1:
+            raise UserError(
+                f"--data-dir {str(root)!r} mixes file formats "
+                f"({', '.join(sorted(p.name for p in files.values()))}); use one"
+            )
+        (builder,) = builders
+        raw: dict[str, Any] = {}
+        for split, path in files.items():
             try:
-                with _datasets_offline(local):
-                    raw = load_dataset(
-                        self.hub_path,
-                        self.hub_config,
+                with _datasets_offline(True):
+                    raw[split] = load_dataset(
+                        builder,
+                        data_files={split: str(path)},
+                        split=split,
                         cache_dir=self._cache_dir(config),
-                        download_mode="reuse_dataset_if_exists",
-                        token=self._token(),
                     )
             except Exception as err:
-                offline = " with --local-files-only" if local else ""
-                raise UserError(
-                    f"cannot load the {self.display_name} dataset {self.hub_path!r} from "
-                    f"{self._cache_dir(config)!r}{offline} ({_first_line(err)}); fetch it online "
-                    f"with: {self.pretokenize_command(config)}"
-                ) from None
-            where = f"{self.hub_path!r}"
+                raise UserError(f"cannot read {str(path)!r} ({_first_line(err)})") from None
+        return raw
+
+    def load_raw(self, config: RunConfig) -> dict[str, Any]:
+        """The raw splits (``--data-dir`` or the Hub), columns checked."""
+        spec = self.data_spec(config)
+        raw, where = self._read_raw(config, spec)
+        wanted = spec.splits or tuple(s for s in ("train", "validation", "test") if s in raw)
+        if spec.splits is None and "train" not in raw:
+            raise UserError(f"{where} has no 'train' split (has: {', '.join(sorted(raw))})")
         splits: dict[str, Any] = {}
-        for split in self.raw_splits:
+        for split in wanted:
             if split not in raw:
                 raise UserError(
                     f"{where} has no {split!r} split (has: {', '.join(sorted(raw))}); "
-                    f"{self.display_name} needs {' and '.join(self.raw_splits)}"
+                    f"{self.display(config)} needs {' and '.join(wanted)}"
                 )
             columns = raw[split].column_names
-            for column in (self.text_column, "label"):
+            for column in (*spec.columns, spec.label_column):
                 if column not in columns:
                     raise UserError(
                         f"{where} split {split!r} has no {column!r} column "
                         f"(has: {', '.join(columns)})"
                     )
+            for column in spec.columns:
+                check_text_column(raw[split], column, split, where)
             splits[split] = raw[split]
         return splits
 
     def tokenized_splits(
         self, config: RunConfig, tokenizer: Any
-    ) -> tuple[dict[str, Any], Path, bool]:
-        """The tokenized splits, the cache path, and whether the cache was built just now."""
+    ) -> tuple[dict[str, Any], Path, bool, list[str] | None]:
+        """The tokenized splits, the cache path, whether the cache was built just now, and the
+        class names (None for a task with fixed labels)."""
         cache = self.cache_for(config, tokenizer)
         if cache.is_valid():
-            return cache.load(), cache.path, False
+            return cache.load(), cache.path, False, self._saved_label_names(cache)
+        spec = self.data_spec(config)
         raw = self.load_raw(config)
+        where = f"--data-dir {config.data_dir!r}" if config.data_dir else repr(spec.hub_path)
+        names: list[str] | None = None
+        lookup: dict[Any, int] | None = None
+        if spec.num_labels is None:
+            names, lookup = label_names_of(raw, spec.label_column, where)
         max_length = int(cache.metadata["max_length"])
-        text = self.text_column
+        label = spec.label_column
 
         def encode(batch: Mapping[str, list[Any]]) -> dict[str, Any]:
-            enc = tokenizer(batch[text], truncation=True, max_length=max_length)
-            return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+            texts = [batch[c] for c in spec.columns]
+            enc = tokenizer(*texts, truncation=True, max_length=max_length)
+            ids = [lookup[v] for v in batch[label]] if lookup is not None else batch[label]
+            return {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                "label": [int(v) for v in ids],
+            }
 
         tokenized: dict[str, Any] = {}
         sizes: dict[str, int] = {}
         for split, data in raw.items():
-            drop = [c for c in data.column_names if c != "label"]
             tokenized[split] = data.map(
                 encode,
                 batched=True,
-                remove_columns=drop,
+                remove_columns=data.column_names,
                 keep_in_memory=True,  # never write cache files next to the raw data
-                desc=f"Tokenizing {self.display_name} {split}",
+                desc=f"Tokenizing {self.display(config)} {split}",
             )
             sizes[split] = len(tokenized[split])
-        self._write_cache(cache, tokenized, sizes)
-        return cache.load(), cache.path, True
+        extra: dict[str, Any] = {"splits": list(raw)}
+        if names is not None:
+            extra["label_names"] = names
+        self._write_cache(cache, tokenized, {"num_rows": sizes, **extra})
+        return cache.load(), cache.path, True, names
+
+    @staticmethod
+    def _saved_label_names(cache: TokenizedCache) -> list[str] | None:
+        names = (cache.saved() or {}).get("label_names")
+        return [str(v) for v in names] if isinstance(names, list) else None
 
     def _write_cache(
-        self, cache: TokenizedCache, tokenized: Mapping[str, Any], sizes: dict[str, int]
+        self, cache: TokenizedCache, tokenized: Mapping[str, Any], extra: Mapping[str, Any]
     ) -> None:
         root = cache.path.parent
         try:
@@ -619,7 +927,7 @@ class TextClassificationTask:
         try:
             for split, data in tokenized.items():
                 data.save_to_disk(str(tmp / split))
-            meta = {**cache.metadata, "num_rows": sizes}
+            meta = {**extra, **cache.metadata}
             (tmp / METADATA_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
             if cache.path.exists():  # stale or incomplete (it failed is_valid): replace it
                 shutil.rmtree(cache.path)
@@ -638,50 +946,77 @@ class TextClassificationTask:
     def pretokenize(self, config: RunConfig) -> None:
         """``--pretokenize-only``: build (or verify) the tokenized cache and print where it is."""
         tokenizer = self.load_tokenizer(config)
-        _, path, built = self.tokenized_splits(config, tokenizer)
+        _, path, built, _ = self.tokenized_splits(config, tokenizer)
         note = "" if built else " (already up to date)"
-        print(f"Saved tokenized {self.display_name} dataset to {path}{note}", flush=True)
+        print(f"Saved tokenized {self.display(config)} dataset to {path}{note}", flush=True)
 
-    def label_noise(self, config: RunConfig, labels: list[int]) -> LabelCorruption | None:
-        """The training-label corruption (None: the task has no label noise)."""
-        return None
+    def _noise_seed(self, config: RunConfig) -> int:
+        return int(config.task_options.get("label_noise_seed", 42))
+
+    def label_noise(
+        self, config: RunConfig, labels: list[int], num_labels: int
+    ) -> LabelCorruption | None:
+        """The AG News protocol (docs/protocols.md §4.4) with ``num_labels`` classes, for a task
+        with label-noise flags (None: no noise)."""
+        rate = config.label_noise_rate
+        if not self.has_label_noise_flags or rate <= 0:
+            return None
+        seed = self._noise_seed(config)
+        corruption = agnews_label_noise(labels, rate, seed, num_classes=num_labels)
+        self._log(
+            config,
+            f"Applied symmetric label noise to {corruption.count} / {len(labels)} "
+            f"{self.display(config)} training examples (rate={rate}, seed={seed}).",
+        )
+        return corruption
 
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
+        spec = self.data_spec(config)
+        display = self.display(config)
         with _hf_quiet(config.quiet):
             tokenizer = self.load_tokenizer(config)
-            model = self.load_model(config)  # first: a bad --max-length fails before tokenizing
-            splits, cache_path, built = self.tokenized_splits(config, tokenizer)
+            model = None
+            if spec.num_labels is not None:  # first: a bad --max-length fails before tokenizing
+                model = self.load_model(config, spec.num_labels)
+            else:
+                self.check_model_config(config)
+            splits, cache_path, built, names = self.tokenized_splits(config, tokenizer)
+            num_labels = spec.num_labels if spec.num_labels is not None else len(names or ())
+            if model is None:
+                model = self.load_model(config, num_labels, names)
         if built:
-            self._log(config, f"Saved tokenized {self.display_name} dataset to {cache_path}")
-        train_table, other_table = (splits[s] for s in self.raw_splits)
-        train_labels = self._labels(train_table, self.raw_splits[0])
-        other_labels = self._labels(other_table, self.raw_splits[1])
+            self._log(config, f"Saved tokenized {display} dataset to {cache_path}")
+        labels = {split: self._labels(table, split, num_labels) for split, table in splits.items()}
+        train_table, train_labels = splits["train"], labels["train"]
         n = len(train_labels)
 
-        if self.holdout_validation or config.val_split is not None:
+        # docs/protocols.md §4.3-§4.7: the data's validation split unless --val-split (or there
+        # is none: a seeded training holdout); the test split, else the displaced validation one.
+        if config.val_split is not None or "validation" not in splits:
             held: float | int = (
                 config.val_split if config.val_split is not None else self.default_holdout_fraction
             )
             if isinstance(held, int) and held >= n:
                 raise UserError(
-                    f"--val-split {held} must be smaller than the {n} {self.display_name} "
-                    "training examples"
+                    f"--val-split {held} must be smaller than the {n} {display} training examples"
                 )
             train_idx, val_idx = split_indices(n, held, SPLIT_SEED)
             val_data = TokenizedTextDataset(
                 train_table, [train_labels[i] for i in val_idx], val_idx
             )
-            test_data: TokenizedTextDataset | None = TokenizedTextDataset(other_table, other_labels)
-            test_name: str | None = self.raw_splits[1]
-            val_desc = f"{len(val_idx)} of {self.raw_splits[0]} (train_test_split seed 42)"
+            val_desc = f"{len(val_idx)} of train (train_test_split seed 42)"
+            test_name = next((s for s in ("test", "validation") if s in splits), None)
         else:
-            train_idx, val_idx = list(range(n)), []
-            val_data = TokenizedTextDataset(other_table, other_labels)
-            test_data, test_name = None, None
-            val_desc = self.raw_splits[1]
+            train_idx = list(range(n))
+            val_data = TokenizedTextDataset(splits["validation"], labels["validation"])
+            val_desc = "validation"
+            test_name = "test" if "test" in splits else None
+        test_data = (
+            TokenizedTextDataset(splits[test_name], labels[test_name]) if test_name else None
+        )
 
         clean = [train_labels[i] for i in train_idx]
-        corruption = self.label_noise(config, clean)
+        corruption = self.label_noise(config, clean, num_labels)
         noisy = corruption.apply(clean) if corruption is not None else clean
         train_data = TokenizedTextDataset(train_table, noisy, train_idx)
         model = model.to(device)
@@ -699,7 +1034,9 @@ class TextClassificationTask:
             "tokenized_dataset_path": str(cache_path),
             "label_noise_seed": 42,
         }
-        info.update(self.extra_info(config))
+        if self.has_label_noise_flags:
+            info["label_noise_seed"] = self._noise_seed(config)
+        info.update(self.extra_info(config, names))
         enabled = corruption is not None and corruption.enabled
         return TaskSetup(
             model=model,
@@ -715,16 +1052,16 @@ class TextClassificationTask:
             info=info,
         )
 
-    def extra_info(self, config: RunConfig) -> dict[str, Any]:
+    def extra_info(self, config: RunConfig, label_names: list[str] | None) -> dict[str, Any]:
         """Task-specific entries of the result config (merged last)."""
         return {}
 
-    def _labels(self, table: Any, split: str) -> list[int]:
+    def _labels(self, table: Any, split: str, num_labels: int) -> list[int]:
         labels = [int(v) for v in table.with_format(None)["label"]]
-        bad = [v for v in labels if not 0 <= v < self.num_labels]
+        bad = [v for v in labels if not 0 <= v < num_labels]
         if bad:
             raise UserError(
-                f"{self.display_name} split {split!r} has labels outside 0..{self.num_labels - 1} "
+                f"{self.display_name} split {split!r} has labels outside 0..{num_labels - 1} "
                 f"(e.g. {bad[0]}); an unlabelled split cannot be used"
             )
         return labels

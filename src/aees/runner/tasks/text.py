@@ -1,0 +1,155 @@
+"""``aees train text``: any ``AutoModelForSequenceClassification`` checkpoint on your own text
+data (docs/protocols.md §4.7).
+
+The flags say what :mod:`.sst2` and :mod:`.agnews` hard-code; the implementation is theirs
+(:class:`~aees.runner.tasks.nlp.TextClassificationTask`):
+
+* data: ``--data-dir`` (a ``save_to_disk`` dataset, or a folder of ``train`` / ``validation`` /
+  ``test`` files in CSV, JSON Lines or Parquet, read offline with the ``datasets`` packaged
+  builders) or ``--dataset HUB_ID[:CONFIG]``; ``--text-column``, optional
+  ``--text-pair-column``, ``--label-column``;
+* labels: strings map to ids in sorted order, integers stay (a ``ClassLabel``'s names are kept);
+  the class names are recorded in the result (``label_names``);
+* splits: the data's own validation / test splits, otherwise a seeded training holdout
+  (``--val-split N``, default 10 %, split seed 42 as AG News);
+* model: ``--model-name`` (a local directory or a Hub id) with a head of the data's class count,
+  re-initialised when the checkpoint's differs (the log says so);
+* label noise: AG News's symmetric protocol with the data's class count.
+
+The result names what was used: ``dataset_name`` = the Hub id or the data directory's name,
+``model_name`` = the checkpoint directory's name or the Hub id (the full path is kept in
+``task_options.model_path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from aees.runner.config import RunConfig
+from aees.runner.tasks import TaskSetup
+from aees.runner.tasks.nlp import DEFAULT_MODEL_NAME, TextClassificationTask, TextData
+
+__all__ = ["TextTask", "model_display_name"]
+
+
+def model_display_name(name: str) -> str:
+    """A checkpoint's name in results: the directory's name, or the Hub id as given."""
+    path = Path(name)
+    if os.path.isdir(name):
+        return path.resolve().name or name
+    return name
+
+
+class TextTask(TextClassificationTask):
+    """Any sequence classifier on your own text data (docs/protocols.md §4.7)."""
+
+    name: ClassVar[str] = "text"
+    dataset_name = "your text data"  # replaced by the data's name when a run is built
+    display_name: ClassVar[str] = "text"
+    model_name = DEFAULT_MODEL_NAME
+    num_labels: ClassVar[int | None] = None
+    text_column: ClassVar[str] = "text"
+    raw_splits: ClassVar[tuple[str, ...] | None] = None
+    default_tokenized_dir: ClassVar[str] = "data/text_tokenized"
+    ignore_mismatched_sizes: ClassVar[bool] = True
+    has_label_noise_flags: ClassVar[bool] = True
+    option_names: ClassVar[tuple[str, ...]] = (
+        *TextClassificationTask.option_names,
+        "label_noise_seed",
+        "dataset",
+        "text_column",
+        "text_pair_column",
+        "label_column",
+        "model_path",
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("data")
+        g.add_argument(
+            "--dataset",
+            default=None,
+            help="HUB_ID[:CONFIG] of a Hub dataset (instead of --data-dir)",
+        )
+        g.add_argument("--text-column", default="text", help="the text column (default text)")
+        g.add_argument(
+            "--text-pair-column",
+            default=None,
+            help="a second text column, encoded as the pair (default: none)",
+        )
+        g.add_argument("--label-column", default="label", help="the label column (default label)")
+        super().add_arguments(parser)
+
+    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+        super().validate(parser, args)
+        if (args.data_dir is None) == (args.dataset is None):
+            parser.error("pass exactly one of --data-dir DIR and --dataset HUB_ID[:CONFIG]")
+        if args.dataset is not None:
+            hub, _, conf = str(args.dataset).partition(":")
+            if not hub.strip() or (":" in args.dataset and not conf.strip()):
+                parser.error(f"--dataset must be HUB_ID or HUB_ID:CONFIG, got {args.dataset!r}")
+        for flag, value in (
+            ("--text-column", args.text_column),
+            ("--label-column", args.label_column),
+        ):
+            if not str(value).strip():
+                parser.error(f"{flag} must not be empty")
+        if args.text_pair_column is not None and not str(args.text_pair_column).strip():
+            parser.error("--text-pair-column must not be empty")
+        columns = [args.text_column, args.text_pair_column, args.label_column]
+        named = [c for c in columns if c is not None]
+        if len(set(named)) != len(named):
+            parser.error(
+                "--text-column, --text-pair-column and --label-column must name different "
+                f"columns, got {', '.join(named)}"
+            )
+        # The result names the checkpoint by its directory name; the path it loads from stays
+        # in task_options.model_path.
+        args.model_path = args.model_name or DEFAULT_MODEL_NAME
+        args.model_name = model_display_name(args.model_path)
+
+    def data_spec(self, config: RunConfig) -> TextData:
+        dataset = self._opt(config, "dataset")
+        hub, conf = (None, None)
+        if dataset and not config.data_dir:
+            hub, _, rest = str(dataset).partition(":")
+            conf = rest or None
+        return TextData(
+            text_column=str(self._opt(config, "text_column", "text")),
+            label_column=str(self._opt(config, "label_column", "label")),
+            text_pair_column=self._opt(config, "text_pair_column"),
+            hub_path=hub,
+            hub_config=conf,
+        )
+
+    def display(self, config: RunConfig) -> str:
+        if config.data_dir:
+            return Path(config.data_dir).resolve().name or str(config.data_dir)
+        return str(self._opt(config, "dataset") or "text")
+
+    def source_flags(self, config: RunConfig) -> list[str]:
+        spec = self.data_spec(config)
+        flags = super().source_flags(config)
+        if not config.data_dir and self._opt(config, "dataset"):
+            flags += ["--dataset", str(self._opt(config, "dataset"))]
+        flags += ["--text-column", spec.text_column, "--label-column", spec.label_column]
+        if spec.text_pair_column:
+            flags += ["--text-pair-column", spec.text_pair_column]
+        return flags
+
+    def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
+        self.dataset_name = self.display(config)  # RunResult.dataset_name: the data used
+        return super().build(config, device)
+
+    def extra_info(self, config: RunConfig, label_names: list[str] | None) -> dict[str, Any]:
+        spec = self.data_spec(config)
+        return {
+            "label_names": list(label_names or ()),
+            "num_labels": len(label_names or ()),
+            "text_columns": list(spec.columns),
+            "label_column": spec.label_column,
+        }
