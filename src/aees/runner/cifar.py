@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from aees.runner.config import UserError
 
 __all__ = [
+    "CIFAR10_DIRNAME",
     "CIFAR100_DIRNAME",
     "CIFAR100_MEAN",
     "CIFAR100_NUM_CLASSES",
@@ -49,7 +50,9 @@ __all__ = [
     "cifar100_fetch_command",
     "cifar100_loaders",
     "cifar_resnet18",
+    "cifar_stem",
     "holdout_split",
+    "load_cifar10",
     "load_cifar100",
     "normalize",
     "resolve_cifar100_dir",
@@ -138,15 +141,16 @@ class _DataUnpickler(pickle.Unpickler):
     """An unpickler that builds arrays and containers only: any other global is refused, so a
     crafted file cannot call ``os.system``, ``exec`` or anything else while being read."""
 
-    def __init__(self, handle: Any, path: Path) -> None:
+    def __init__(self, handle: Any, path: Path, dataset: str = "CIFAR-100") -> None:
         super().__init__(handle, encoding="bytes")
         self.path = path
+        self.dataset = dataset
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_GLOBALS:
             raise UnsafePickleError(
-                f"refusing CIFAR-100 file {self.path}: it refers to {module}.{name}, which the "
-                "official files never do (a crafted file could run code); delete it and fetch "
+                f"refusing {self.dataset} file {self.path}: it refers to {module}.{name}, which "
+                "the official files never do (a crafted file could run code); delete it and fetch "
                 "the data again"
             )
         if module.startswith("numpy.core."):  # NumPy 2 moved numpy.core to numpy._core
@@ -159,21 +163,21 @@ class _DataUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(path: Path, fetch: str) -> Mapping[Any, Any]:
+def _unpickle(path: Path, fetch: str, dataset: str = "CIFAR-100") -> Mapping[Any, Any]:
     """Read one of the official pickles as data only (see :class:`_DataUnpickler`)."""
     try:
         with path.open("rb") as handle:
-            obj = _DataUnpickler(handle, path).load()
+            obj = _DataUnpickler(handle, path, dataset).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{exc} with: {fetch}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
-            f"corrupt CIFAR-100 file {path}: cannot unpickle it ({type(exc).__name__}: {exc}); "
+            f"corrupt {dataset} file {path}: cannot unpickle it ({type(exc).__name__}: {exc}); "
             f"delete {path.parent} and fetch it again with: {fetch}"
         ) from exc
     if not isinstance(obj, Mapping):
         raise ValueError(
-            f"corrupt CIFAR-100 file {path}: expected a dict, got {type(obj).__name__}; "
+            f"corrupt {dataset} file {path}: expected a dict, got {type(obj).__name__}; "
             f"delete {path.parent} and fetch it again with: {fetch}"
         )
     return obj
@@ -272,6 +276,62 @@ def load_cifar100(data_dir: str | Path) -> dict[str, Any]:
         "test_coarse_labels": test["coarse_labels"],
         "class_names": class_names,
         "coarse_class_names": coarse_names,
+        "root": root,
+    }
+
+
+CIFAR10_DIRNAME = "cifar-10-batches-py"
+_CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR10_FILES = (*_CIFAR10_TRAIN, "test_batch", "batches.meta")
+
+
+def load_cifar10(data_dir: str | Path) -> dict[str, Any]:
+    """CIFAR-10 from the official ``cifar-10-batches-py`` pickles, read as data only.
+
+    ``data_dir`` is the torchvision ``root`` or the ``cifar-10-batches-py`` directory. Returns
+    ``train_images`` / ``test_images`` (uint8, N x 3 x 32 x 32), ``train_labels`` /
+    ``test_labels`` (int64), ``class_names`` and ``root``; ``FileNotFoundError`` when files are
+    missing, ``ValueError`` when one is malformed (torchvision's own reader would unpickle it
+    with arbitrary globals).
+    """
+    path = Path(data_dir).expanduser()
+    root = path if path.name == CIFAR10_DIRNAME else path / CIFAR10_DIRNAME
+    fetch = (
+        'python -c "import torchvision; '
+        f'torchvision.datasets.CIFAR10({str(root.parent)!r}, download=True)"'
+    )
+    missing = [name for name in _CIFAR10_FILES if not (root / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found: expected {root}/{{data_batch_1..5,test_batch,batches.meta}} "
+            f"(missing: {', '.join(missing)}); fetch it with: {fetch}"
+        )
+
+    def batch(name: str) -> tuple[Tensor, Tensor]:
+        file = root / name
+        obj = _unpickle(file, fetch, "CIFAR-10")
+        data = _get(obj, "data", file)
+        shape = tuple(getattr(data, "shape", ()))
+        if len(shape) != 2 or shape[1] != _PIXELS or not str(data.dtype).endswith("uint8"):
+            raise ValueError(f"corrupt CIFAR-10 file {file}: 'data' must be N x {_PIXELS} uint8")
+        images = torch.as_tensor(data).reshape(shape[0], *_IMAGE_SHAPE).clone()
+        return images, _labels(_get(obj, "labels", file), shape[0], 10, "labels", file)
+
+    train = [batch(name) for name in _CIFAR10_TRAIN]
+    test_images, test_labels = batch("test_batch")
+    meta_path = root / "batches.meta"
+    names = _names(
+        _get(_unpickle(meta_path, fetch, "CIFAR-10"), "label_names", meta_path),
+        10,
+        "label_names",
+        meta_path,
+    )
+    return {
+        "train_images": torch.cat([x for x, _ in train]),
+        "train_labels": torch.cat([y for _, y in train]),
+        "test_images": test_images,
+        "test_labels": test_labels,
+        "class_names": names,
         "root": root,
     }
 
@@ -587,7 +647,29 @@ def cifar_resnet18(num_classes: int = CIFAR100_NUM_CLASSES) -> nn.Module:
         raise ImportError(
             "the CIFAR-100 task needs torchvision: pip install 'aees[vision]'"
         ) from exc
-    model = resnet18(weights=None, num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    return cifar_stem(resnet18(weights=None, num_classes=num_classes))
+
+
+def cifar_stem(model: nn.Module) -> nn.Module:
+    """``model`` (a ResNet-family network: ``conv1`` + ``maxpool``) with the CIFAR stem, in place.
+
+    ``conv1`` becomes a 3x3 stride-1 convolution with the same channels (no bias when the
+    original had none) and ``maxpool`` an ``Identity``, so small inputs keep their resolution
+    (docs/protocols.md §4.1, §4.6). ``ValueError`` for a model without that stem.
+    """
+    conv, pool = getattr(model, "conv1", None), getattr(model, "maxpool", None)
+    if not isinstance(conv, nn.Conv2d) or not isinstance(pool, nn.Module):
+        raise ValueError(
+            f"--cifar-stem needs a ResNet-style stem (conv1 + maxpool); {type(model).__name__} "
+            "has none"
+        )
+    model.conv1 = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        kernel_size=3,
+        stride=1,
+        padding=1,
+        bias=conv.bias is not None,
+    )
     model.maxpool = nn.Identity()
     return model

@@ -57,16 +57,20 @@ __all__ = [
     "NOISE_TYPES",
     "PROTOCOLS",
     "PROTOCOL_CYCLIC_ASYMMETRIC",
+    "PROTOCOL_MAPPED_ASYMMETRIC",
     "SIDE_FILE_FORMAT",
     "LabelCorruption",
     "agnews_label_noise",
     "cifar100_label_noise",
     "cifar_asymmetric_noise",
     "cifar_symmetric_noise",
+    "cyclic_asymmetric_noise",
     "digest_ints",
     "label_noise_accuracies",
+    "mapped_asymmetric_noise",
     "no_label_noise",
     "num_corrupted",
+    "parse_label_noise_map",
 ]
 
 CIFAR100_NUM_CLASSES = 100
@@ -79,12 +83,16 @@ PROTOCOL_CIFAR_ASYMMETRIC = "cifar_asymmetric"
 PROTOCOL_AGNEWS_SYMMETRIC = "agnews_symmetric"
 #: The digits task's asymmetric noise: the CIFAR selection, then ``d -> (d + 1) mod C``.
 PROTOCOL_CYCLIC_ASYMMETRIC = "cyclic_asymmetric"
+#: The image task's ``--label-noise-map``: the CIFAR selection among the mapped classes' examples,
+#: then ``src -> dst`` from the map.
+PROTOCOL_MAPPED_ASYMMETRIC = "mapped_asymmetric"
 PROTOCOLS = (
     PROTOCOL_NONE,
     PROTOCOL_CIFAR_SYMMETRIC,
     PROTOCOL_CIFAR_ASYMMETRIC,
     PROTOCOL_AGNEWS_SYMMETRIC,
     PROTOCOL_CYCLIC_ASYMMETRIC,
+    PROTOCOL_MAPPED_ASYMMETRIC,
 )
 #: The ``--label-noise-type`` choices of the CIFAR runner.
 NOISE_TYPES = ("none", "symmetric", "asymmetric")
@@ -94,6 +102,7 @@ _NOISE_TYPE_OF_PROTOCOL = {
     PROTOCOL_CIFAR_ASYMMETRIC: "asymmetric",
     PROTOCOL_AGNEWS_SYMMETRIC: "symmetric",
     PROTOCOL_CYCLIC_ASYMMETRIC: "asymmetric",
+    PROTOCOL_MAPPED_ASYMMETRIC: "asymmetric",
 }
 
 SIDE_FILE_FORMAT = "aees.label_corruption"
@@ -505,6 +514,95 @@ def cifar100_label_noise(
     if noise_type == "symmetric":
         return cifar_symmetric_noise(targets, rate, seed)
     return cifar_asymmetric_noise(targets, rate, seed)
+
+
+def cyclic_asymmetric_noise(
+    targets: Sequence[int], rate: float, seed: int, *, num_classes: int
+) -> LabelCorruption:
+    """The CIFAR seeded-shuffle selection, then ``c -> (c + 1) mod C`` (docs/protocols.md §4.6):
+    the class-count-generic form of the digits task's asymmetric noise."""
+    num_classes = _check_num_classes(num_classes)
+    labels = _labels(targets, "targets", num_classes)
+    rate = _check_rate(rate, upper_inclusive=True)
+    seed = _check_seed(seed)
+    if round(len(labels) * rate) == 0:
+        return no_label_noise(len(labels), seed=seed, rate=rate, num_classes=num_classes)
+    _rng, selected = _cifar_selection(len(labels), rate, seed)
+    new = tuple((labels[idx] + 1) % num_classes for idx in selected)
+    return LabelCorruption(
+        PROTOCOL_CYCLIC_ASYMMETRIC, rate, seed, len(labels), num_classes, tuple(selected), new
+    )
+
+
+def mapped_asymmetric_noise(
+    targets: Sequence[int],
+    rate: float,
+    seed: int,
+    mapping: Mapping[int, int],
+    *,
+    num_classes: int,
+) -> LabelCorruption:
+    """Asymmetric noise by an explicit class map (docs/protocols.md §4.6).
+
+    The eligible examples are those whose class is a key of ``mapping`` (all of them for a full
+    map); ``round(eligible * rate)`` of them are chosen by the CIFAR seeded shuffle (over the
+    eligible examples, in dataset order) and relabelled ``mapping[label]``.
+    """
+    num_classes = _check_num_classes(num_classes)
+    labels = _labels(targets, "targets", num_classes)
+    rate = _check_rate(rate, upper_inclusive=True)
+    seed = _check_seed(seed)
+    table = {int(k): int(v) for k, v in mapping.items()}
+    for src, dst in table.items():
+        if not (0 <= src < num_classes and 0 <= dst < num_classes) or src == dst:
+            raise ValueError(f"mapping {src} -> {dst} must join two classes in [0, {num_classes})")
+    eligible = [i for i, y in enumerate(labels) if y in table]
+    count = round(len(eligible) * rate)
+    if count == 0:
+        return no_label_noise(len(labels), seed=seed, rate=rate, num_classes=num_classes)
+    rng = random.Random(seed)
+    order = list(eligible)
+    rng.shuffle(order)
+    selected = order[:count]
+    new = tuple(table[labels[idx]] for idx in selected)
+    return LabelCorruption(
+        PROTOCOL_MAPPED_ASYMMETRIC, rate, seed, len(labels), num_classes, tuple(selected), new
+    )
+
+
+def parse_label_noise_map(payload: Any, class_names: Sequence[str]) -> dict[int, int]:
+    """``{src: dst}`` class indices from a JSON object keyed and valued by class name or index.
+
+    A key or value is first looked up as a class name, then read as an index (an int, or a
+    string of digits). Raises ``ValueError`` (one line) for anything else: not an object, an
+    unknown class, a class mapped to itself, an empty map.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"must be a JSON object {{src: dst}}, got {type(payload).__name__}")
+    if not payload:
+        raise ValueError("maps no class")
+    index = {name: i for i, name in enumerate(class_names)}
+
+    def resolve(value: Any, role: str) -> int:
+        if isinstance(value, str) and value in index:
+            return index[value]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(class_names):
+            return value
+        raise ValueError(
+            f"{role} {value!r} is neither a class name nor an index in [0, {len(class_names)})"
+        )
+
+    out: dict[int, int] = {}
+    for key, value in payload.items():
+        src, dst = resolve(key, "source class"), resolve(value, "target class")
+        if src == dst:
+            raise ValueError(f"maps class {class_names[src]!r} to itself")
+        if src in out:
+            raise ValueError(f"maps class {class_names[src]!r} twice")
+        out[src] = dst
+    return out
 
 
 def agnews_label_noise(

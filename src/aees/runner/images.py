@@ -1,0 +1,525 @@
+"""Image data for the ``image`` task: on-disk formats, the decoded uint8 cache, streaming batches.
+
+docs/protocols.md §4.6. Every format ends as uint8 ``N x C x H x W`` tensors per split plus the
+class names:
+
+* ``imagefolder``: ``train/<class>/*.<ext>`` (and optionally ``val/``, ``test/`` with the same
+  class folders); classes are the sorted folder names of ``train/``. Files that cannot be decoded
+  are skipped, counted and listed; above ``max_bad_fraction`` of the files the data is refused.
+* ``cifar10`` / ``cifar100``: the official pickles, read as data only (:mod:`aees.runner.cifar`).
+* ``mnist`` / ``fashion-mnist``: the idx files under ``<root>/MNIST/raw`` or
+  ``<root>/FashionMNIST/raw``, read by ``torchvision.datasets`` with ``download=False``.
+* ``svhn``: ``train_32x32.mat`` / ``test_32x32.mat`` through ``torchvision.datasets.SVHN``.
+
+Decoding happens once: the tensors are saved to a cache file (``torch.save`` of tensors, strings
+and numbers only, read back with ``weights_only=True``) keyed by a fingerprint of the source
+files (relative paths, sizes, mtimes), the format and ``--image-size``; a changed file list
+rebuilds it. Every error a user can cause is a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from aees.results.io import atomic_write
+from aees.runner.cifar import DeviceAugment, Normalize
+from aees.runner.config import UserError
+
+__all__ = [
+    "CACHE_VERSION",
+    "DATASET_FORMATS",
+    "IMAGE_EXTENSIONS",
+    "ChannelNormalize",
+    "ImageData",
+    "StreamingImages",
+    "channel_stats",
+    "detect_format",
+    "load_image_data",
+    "source_files",
+]
+
+DATASET_FORMATS = ("auto", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+)  # fmt: skip
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1
+_DATASET_NAMES = {
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "svhn": "SVHN",
+}
+_MNIST_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+
+
+@dataclass
+class ImageData:
+    """Decoded images of one data directory (CPU uint8 tensors) and what was learnt reading it."""
+
+    name: str  # the dataset name recorded in results
+    format: str
+    root: Path
+    class_names: tuple[str, ...]
+    splits: dict[str, tuple[Tensor, Tensor]]  # split -> (images N x C x H x W uint8, labels)
+    skipped: list[str] = field(default_factory=list)  # undecodable files, relative to root
+    num_files: int = 0  # image files considered (imagefolder), skipped ones included
+    cache: dict[str, Any] = field(default_factory=dict)  # path, fingerprint, hit
+
+    @property
+    def channels(self) -> int:
+        return int(self.splits["train"][0].shape[1])
+
+    def nbytes(self) -> int:
+        return sum(x.numel() * x.element_size() for x, _ in self.splits.values())
+
+
+# ------------------------------------------------------------------------------ discovery
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _mnist_root(root: Path, fmt: str) -> Path | None:
+    """The torchvision ``root`` holding ``<MNIST|FashionMNIST>/raw/<idx files>``, if any."""
+    folder = _MNIST_DIRS[fmt]
+    for candidate in (root, root.parent, root.parent.parent):
+        raw = candidate / folder / "raw"
+        if all((raw / name).is_file() for name in _MNIST_FILES):
+            return candidate
+    return None
+
+
+def _has_format(root: Path, fmt: str) -> bool:
+    if fmt == "imagefolder":
+        return (root / "train").is_dir()
+    if fmt == "cifar10":
+        return (root / "cifar-10-batches-py").is_dir() or root.name == "cifar-10-batches-py"
+    if fmt == "cifar100":
+        return (root / "cifar-100-python").is_dir() or root.name == "cifar-100-python"
+    if fmt in _MNIST_DIRS:
+        return _mnist_root(root, fmt) is not None
+    return (root / "train_32x32.mat").is_file()  # svhn
+
+
+def detect_format(root: Path) -> str:
+    """The first format whose layout ``root`` holds (``UserError`` naming the expected ones)."""
+    for fmt in DATASET_FORMATS[1:]:
+        if _has_format(root, fmt):
+            return fmt
+    raise UserError(
+        f"--data-dir {root}: no dataset found: expected train/<class>/ image folders, "
+        "cifar-10-batches-py/, cifar-100-python/, MNIST/raw/, FashionMNIST/raw/ or "
+        "train_32x32.mat (or pass --dataset-format)"
+    )
+
+
+def _check_root(data_dir: str | os.PathLike[str], fmt: str) -> tuple[Path, str]:
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise UserError(f"--data-dir {root}: no such directory")
+    if not any(root.iterdir()):
+        raise UserError(f"--data-dir {root}: the directory is empty")
+    if fmt == "auto":
+        return root, detect_format(root)
+    if not _has_format(root, fmt):
+        expected = {
+            "imagefolder": "train/<class>/ image folders",
+            "cifar10": "cifar-10-batches-py/",
+            "cifar100": "cifar-100-python/",
+            "mnist": "MNIST/raw/train-images-idx3-ubyte",
+            "fashion-mnist": "FashionMNIST/raw/train-images-idx3-ubyte",
+            "svhn": "train_32x32.mat",
+        }[fmt]
+        raise UserError(f"--dataset-format {fmt}: {root} holds no {expected}")
+    return root, fmt
+
+
+def _folder_layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int]]]]:
+    """Class names (sorted ``train/`` folders) and, per split present, ``(file, label)``."""
+    class_dirs = _visible_dirs(root / "train")
+    if not class_dirs:
+        raise UserError(f"--data-dir {root}: train/ has no class folders (train/<class>/*.png)")
+    names = tuple(d.name for d in class_dirs)
+    if len(names) < 2:
+        raise UserError(
+            f"--data-dir {root}: train/ has a single class folder ({names[0]!r}); "
+            "classification needs at least 2"
+        )
+    index = {name: i for i, name in enumerate(names)}
+    layout: dict[str, list[tuple[Path, int]]] = {}
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            continue
+        items: list[tuple[Path, int]] = []
+        for class_dir in _visible_dirs(split_dir):
+            if class_dir.name not in index:
+                raise UserError(
+                    f"--data-dir {root}: {split}/{class_dir.name}/ is not a class of train/ "
+                    f"({', '.join(names)})"
+                )
+            files = _image_files(class_dir)
+            if not files:
+                raise UserError(
+                    f"--data-dir {root}: class folder {split}/{class_dir.name}/ holds no image "
+                    f"files ({', '.join(IMAGE_EXTENSIONS)})"
+                )
+            items.extend((f, index[class_dir.name]) for f in files)
+        if not items:
+            raise UserError(f"--data-dir {root}: {split}/ has no class folders")
+        layout[split] = items
+    return names, layout
+
+
+def source_files(root: Path, fmt: str) -> list[Path]:
+    """The files a format reads under ``root`` (what the cache fingerprint covers)."""
+    if fmt == "imagefolder":
+        _, layout = _folder_layout(root)
+        return [f for items in layout.values() for f, _ in items]
+    if fmt == "cifar10":
+        base = root if root.name == "cifar-10-batches-py" else root / "cifar-10-batches-py"
+    elif fmt == "cifar100":
+        base = root if root.name == "cifar-100-python" else root / "cifar-100-python"
+    elif fmt in _MNIST_DIRS:
+        found = _mnist_root(root, fmt)
+        assert found is not None
+        base = found / _MNIST_DIRS[fmt] / "raw"
+    else:
+        base = root
+        return sorted(p for p in base.glob("*_32x32.mat") if p.is_file())
+    return sorted(p for p in base.iterdir() if p.is_file())
+
+
+def fingerprint(root: Path, fmt: str, files: Sequence[Path], image_size: int | None) -> str:
+    """SHA-256 of the format, the size and each file's relative path, size and mtime."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, fmt, image_size]).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"\0{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ decoding
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"})
+
+
+def _decode(path: Path, image_size: int | None) -> Tensor:
+    """One file as uint8 ``C x H x W`` (C = 1 for grayscale, else 3)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        gray = img.mode in _GRAY_MODES or (img.mode == "P" and _palette_is_gray(img))
+        converted = img.convert("L" if gray else "RGB")
+    if image_size is not None and converted.size != (image_size, image_size):
+        converted = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    w, h = converted.size
+    c = 1 if gray else 3
+    pixels = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)
+    return pixels.view(h, w, c).permute(2, 0, 1).contiguous()
+
+
+def _palette_is_gray(img: Any) -> bool:
+    palette = img.getpalette() or []
+    return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette), 3))
+
+
+def _stack(images: list[Tensor], root: Path) -> Tensor:
+    channels = max(int(x.shape[0]) for x in images)
+    sizes = {tuple(x.shape[1:]) for x in images}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
+        raise UserError(
+            f"--data-dir {root}: images have different sizes ({shown}, ...); pass --image-size N "
+            "to resize them to N x N"
+        )
+    return torch.stack(
+        [x.expand(channels, -1, -1) if x.shape[0] != channels else x for x in images]
+    )
+
+
+def _decode_folder(
+    root: Path, image_size: int | None, max_bad_fraction: float
+) -> tuple[tuple[str, ...], dict[str, tuple[Tensor, Tensor]], list[str], int]:
+    names, layout = _folder_layout(root)
+    decoded: dict[str, tuple[list[Tensor], list[int]]] = {}
+    skipped: list[str] = []
+    total = 0
+    for split, items in layout.items():
+        images, labels = [], []
+        for path, label in items:
+            total += 1
+            try:
+                images.append(_decode(path, image_size))
+            except Exception:  # PIL raises many types for a bad file; all mean "unreadable"
+                skipped.append(path.relative_to(root).as_posix())
+                continue
+            labels.append(label)
+        decoded[split] = (images, labels)
+    if skipped and len(skipped) > max_bad_fraction * total:
+        raise UserError(
+            f"--data-dir {root}: {len(skipped)} of {total} image files cannot be decoded "
+            f"({len(skipped) / total:.1%} > --max-bad-images {max_bad_fraction:g}), e.g. "
+            f"{skipped[0]}"
+        )
+    if not decoded["train"][0]:
+        raise UserError(f"--data-dir {root}: no decodable image under train/")
+    # one channel count for every split: RGB if any image is colour
+    channels = max(int(x.shape[0]) for imgs, _ in decoded.values() for x in imgs)
+    splits: dict[str, tuple[Tensor, Tensor]] = {}
+    for split, (images, labels) in decoded.items():
+        if not images:
+            raise UserError(f"--data-dir {root}: no decodable image under {split}/")
+        stacked = _stack(images, root)
+        if stacked.shape[1] != channels:
+            stacked = stacked.expand(-1, channels, -1, -1).contiguous()
+        splits[split] = (stacked, torch.tensor(labels, dtype=torch.int64))
+    sizes = {tuple(x.shape[2:]) for x, _ in splits.values()}
+    if len(sizes) > 1:
+        raise UserError(
+            f"--data-dir {root}: the splits' images have different sizes; pass --image-size N"
+        )
+    return names, splits, skipped, total
+
+
+def _resize(images: Tensor, image_size: int | None) -> Tensor:
+    if image_size is None or tuple(images.shape[-2:]) == (image_size, image_size):
+        return images
+    out = []
+    for chunk in images.split(4096):
+        resized = torch.nn.functional.interpolate(
+            chunk.float(), size=(image_size, image_size), mode="bilinear", antialias=True
+        )
+        out.append(resized.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _decode_torchvision(
+    root: Path, fmt: str, image_size: int | None
+) -> tuple[tuple[str, ...], dict[str, tuple[Tensor, Tensor]]]:
+    if fmt in ("cifar10", "cifar100"):
+        from aees.runner.cifar import load_cifar10, load_cifar100
+
+        try:
+            data = (load_cifar10 if fmt == "cifar10" else load_cifar100)(root)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(f"--data-dir: {err}") from None
+        names = tuple(data["class_names"])
+        train = (data["train_images"], data["train_labels"])
+        test = (data["test_images"], data["test_labels"])
+    elif fmt in _MNIST_DIRS:
+        import torchvision.datasets as tvd
+
+        cls = tvd.MNIST if fmt == "mnist" else tvd.FashionMNIST
+        base = _mnist_root(root, fmt)
+        try:
+            sets = [cls(str(base), train=t, download=False) for t in (True, False)]
+        except (RuntimeError, OSError, ValueError, AssertionError) as err:
+            raise UserError(
+                f"--data-dir {root}: cannot read {_DATASET_NAMES[fmt]}: {err}"
+            ) from None
+        names = tuple(str(c) for c in sets[0].classes)
+        train, test = ((s.data.unsqueeze(1).contiguous(), s.targets.long()) for s in sets)
+    else:
+        import torchvision.datasets as tvd
+
+        try:
+            sets = [tvd.SVHN(str(root), split=s, download=False) for s in ("train", "test")]
+        except (RuntimeError, OSError, ValueError, ImportError) as err:
+            raise UserError(f"--data-dir {root}: cannot read SVHN: {err}") from None
+        names = tuple(str(i) for i in range(10))
+        train, test = (
+            (torch.as_tensor(s.data).contiguous(), torch.as_tensor(s.labels).long()) for s in sets
+        )
+    splits = {"train": train, "test": test}
+    return names, {k: (_resize(x, image_size), y) for k, (x, y) in splits.items()}
+
+
+# ------------------------------------------------------------------------------ the cache
+
+
+def _cache_path(cache_dir: Path, root: Path, fmt: str, image_size: int | None) -> Path:
+    """One cache file per (data directory, format, size): a changed dataset overwrites it."""
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    size = "orig" if image_size is None else str(image_size)
+    return cache_dir / f"{root.name or 'data'}-{key}-{fmt}-{size}.pt"
+
+
+def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        # data only (tensors, strings, numbers); memory-mapped, so a large cache is paged in
+        # as batches read it rather than all at once
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable or foreign: rebuilt
+        return None
+    if not isinstance(payload, dict) or payload.get("fingerprint") != digest:
+        return None
+    return payload
+
+
+def _write_cache(path: Path, payload: dict[str, Any], log: Callable[[str], None]) -> bool:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+    except OSError as err:
+        log(f"image cache not written ({path}: {err}); the images are decoded again next run")
+        return False
+    return True
+
+
+def load_image_data(
+    data_dir: str | os.PathLike[str],
+    *,
+    dataset_format: str = "auto",
+    image_size: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_bad_fraction: float = 0.01,
+    log: Callable[[str], None] = print,
+) -> ImageData:
+    """Decode (or read from the cache) every split under ``data_dir``; see the module doc.
+
+    ``cache_dir`` defaults to ``<data_dir>/.aees-cache``; a cache that cannot be written is
+    logged and skipped.
+    """
+    if dataset_format not in DATASET_FORMATS:
+        raise UserError(f"--dataset-format must be one of {', '.join(DATASET_FORMATS)}")
+    root, fmt = _check_root(data_dir, dataset_format)
+    files = source_files(root, fmt)
+    digest = fingerprint(root, fmt, files, image_size)
+    cache_root = Path(cache_dir).expanduser() if cache_dir else root / ".aees-cache"
+    path = _cache_path(cache_root, root, fmt, image_size)
+    payload = _read_cache(path, digest)
+    hit = payload is not None
+    if payload is None:
+        skipped: list[str] = []
+        num_files = len(files)
+        if fmt == "imagefolder":
+            names, splits, skipped, num_files = _decode_folder(root, image_size, max_bad_fraction)
+        else:
+            names, splits = _decode_torchvision(root, fmt, image_size)
+        payload = {
+            "version": CACHE_VERSION,
+            "fingerprint": digest,
+            "format": fmt,
+            "class_names": list(names),
+            "splits": {k: {"images": x, "labels": y} for k, (x, y) in splits.items()},
+            "skipped": skipped,
+            "num_files": num_files,
+        }
+        written = _write_cache(path, payload, log)
+    else:
+        written = True
+        skipped = list(payload["skipped"])
+        if skipped and len(skipped) > max_bad_fraction * payload["num_files"]:
+            raise UserError(
+                f"--data-dir {root}: {len(skipped)} of {payload['num_files']} image files "
+                f"cannot be decoded (> --max-bad-images {max_bad_fraction:g}), e.g. {skipped[0]}"
+            )
+    names = tuple(payload["class_names"])
+    if len(names) < 2:
+        raise UserError(f"--data-dir {root}: a single class ({names}); need at least 2")
+    splits = {k: (v["images"], v["labels"]) for k, v in payload["splits"].items()}
+    name = (root.name or str(root)) if fmt == "imagefolder" else _DATASET_NAMES[fmt]
+    return ImageData(
+        name=name,
+        format=fmt,
+        root=root,
+        class_names=names,
+        splits=splits,
+        skipped=skipped,
+        num_files=int(payload["num_files"]),
+        cache={"path": str(path), "fingerprint": digest, "hit": hit, "written": written},
+    )
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of uint8 images scaled to [0, 1], in float64."""
+    c = int(images.shape[1])
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for part in images.split(chunk):
+        x = part.to(torch.float64).div_(255)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    return [float(m) for m in mean], [max(float(s), 1e-6) for s in std]
+
+
+class ChannelNormalize:
+    """:class:`Normalize` by the training set's statistics, grayscale repeated to ``channels``
+    when the model wants more input channels than the data has."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], channels: int) -> None:
+        self.repeat = channels // len(mean) if channels != len(mean) else 1
+        self.inner = Normalize(list(mean) * self.repeat, list(std) * self.repeat)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.repeat != 1:
+            images = images.expand(-1, images.shape[1] * self.repeat, -1, -1)
+        return self.inner(images)
+
+
+class StreamingImages(Dataset[tuple[Tensor, Tensor]]):
+    """The host-side path for data too large for the device: items from the (CPU, possibly
+    memory-mapped) uint8 tensors, augmented per item with the global RNG (DataLoader workers
+    are seeded from the loader's generator) and normalised; the engine's ``DataLoader`` adds
+    workers and pinned memory."""
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        normalize: ChannelNormalize,
+        augment: DeviceAugment | None = None,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.normalize, self.augment = normalize, augment
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        x = self.images[index : index + 1]
+        if self.augment is not None:
+            x = self.augment(x, torch.default_generator)
+        return self.normalize(x)[0], self.labels[index]
+
+
+def fits_in_memory(nbytes: int, budget_mb: float) -> bool:
+    """Whether ``nbytes`` of uint8 images stay within ``budget_mb`` (the device-resident path)."""
+    return nbytes <= budget_mb * 2**20 and math.isfinite(budget_mb)
