@@ -42,10 +42,12 @@ VOLATILE_KEYS = frozenset(
         "tokenized_dataset_path",  # the cache directory's name embeds that fingerprint
     }
 )
-#: Fields added to results after the first recording (issue 9: divergence; issue 11: tracking).
-#: Present only in AFTER, they are listed apart and do not count as differences.
+#: Fields added to results after the first recording (issue 9: divergence; issue 11: tracking;
+#: issue 14: the fast-mode flags, docs/protocols.md §17). Present only in AFTER, they are listed
+#: apart and do not count as differences.
 ADDED_KEYS = frozenset(
     {"diverged", "diverged_at_step", "diverged_at_epoch", "nonfinite", "tensorboard", "mlflow"}
+    | {"compile", "compile_backend", "compile_mode", "channels_last", "cudnn_benchmark", "tf32"}
 )
 
 

@@ -13,8 +13,19 @@ from aees.results.values import candidate_values, config_value, is_number
 
 __all__ = [
     "method_spec",
+    "protocol_spec",
     "variant_id",
 ]
+
+#: The training-protocol settings that are not the thesis protocol when set (docs/protocols.md
+#: §17), each with its thesis value: a missing key (results older than fast mode) is that value.
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    "precision": "fp32",
+    "compile": False,
+    "channels_last": False,
+    "cudnn_benchmark": False,
+    "tf32": False,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -40,6 +51,14 @@ _KIND_ALIASES = {
 }
 _BANDIT_KINDS = ("aees", "random")
 _OPEN_LOOP_KINDS = ("uniform-open-loop", "frequency-open-loop")
+#: The LR-free / schedule-free peers' own settings (slugified optimizer -> result config keys
+#: with the runner's defaults; docs/protocols.md §5.1): part of their method, never mixed.
+_PEER_SETTINGS: dict[str, dict[str, Any]] = {
+    "adamwschedulefree": {"sf_warmup_steps": 0, "sf_beta1": 0.9, "sf_beta2": 0.999},
+    "sgdschedulefree": {"sf_warmup_steps": 0},
+    "prodigy": {"prodigy_d_coef": 1.0, "prodigy_safeguard_warmup": False},
+    "dadaptadam": {"dadapt_d0": 1e-6, "dadapt_growth_rate": None},
+}
 _NAME_TOKEN_RE = re.compile(r"^lr([0-9a-z.+-]+)_n([0-9a-z.+-]+)$")
 
 
@@ -89,13 +108,30 @@ def _method_kind(config: Mapping[str, Any], method_name: str | None) -> str:
     return "unknown"
 
 
+def protocol_spec(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of ``config`` that depart from the thesis training protocol (precision,
+    fast mode; with ``compile`` also its backend and mode); ``{}`` for a thesis-protocol run."""
+    out = {
+        key: config[key]
+        for key, default in PROTOCOL_DEFAULTS.items()
+        if config.get(key) is not None and config.get(key) != default
+    }
+    if out.get("compile"):
+        out["compile_backend"] = config.get("compile_backend") or "inductor"
+        out["compile_mode"] = config.get("compile_mode") or "default"
+    return out
+
+
 def method_spec(config: Mapping[str, Any], method_name: str | None = None) -> dict[str, Any]:
     """The normalised method configuration that :func:`variant_id` hashes.
 
     Only keys that define *the method* are kept: the method kind (baseline, aees, random,
-    fixed, open-loop), optimizer, base lr, weight decay, momentum (SGD), batch size, gradient
+    fixed, open-loop), optimizer, base lr, weight decay, momentum (SGD), a peer optimizer's own
+    settings (schedule-free warm-up / betas, Prodigy, D-Adapt), batch size, gradient
     accumulation, LR schedule and warmup, and for AEES-style methods the candidates, episode
-    length, control/context modes and reward settings. Seeds, paths, epochs, task and label
+    length, control/context modes and reward settings; and ``protocol`` (:func:`protocol_spec`)
+    when the run left the thesis training protocol (bf16/fp16, fast mode), so such runs never
+    share a cell with thesis-protocol ones. Seeds, paths, epochs, task and label
     noise are not method settings and never change the variant. Numbers are canonicalised
     (``1`` == ``1.0``); candidate lists may be lists or comma-separated strings; a missing list
     means the runner default (``[1.0]`` for lr, ``[0.0]`` for noise).
@@ -115,6 +151,8 @@ def method_spec(config: Mapping[str, Any], method_name: str | None = None) -> di
     }
     if optimizer.startswith("sgd"):
         spec["momentum"] = config.get("momentum", config.get("optimizer_momentum"))
+    for key, default in _PEER_SETTINGS.get(optimizer, {}).items():
+        spec[key] = config.get(key, default)
     if scheduler != "none":
         spec["warmup_epochs"] = config.get("warmup_epochs") or 0
 
@@ -155,6 +193,9 @@ def method_spec(config: Mapping[str, Any], method_name: str | None = None) -> di
             "ema_alpha",
         ):
             spec[key] = config.get(key)
+    protocol = protocol_spec(config)
+    if protocol:  # absent for the thesis protocol, so older variant ids stay as they were
+        spec["protocol"] = protocol
     return _canonical(spec)
 
 
@@ -180,5 +221,7 @@ def variant_id(config: Mapping[str, Any], method_name: str | None = None) -> str
         parts.append(_slugify(str(spec["context_mode"])))
     if spec.get("episode_length") is not None:
         parts.append(f"ep{spec['episode_length']}")
+    if "protocol" in spec:
+        parts.append("fast")
     parts.append(digest)
     return "-".join(parts)

@@ -40,7 +40,10 @@ __all__ = [
     "NONFINITE_POLICIES",
     "OPEN_LOOP_MODES",
     "OPTIMIZERS",
+    "PEER_FLAG_OPTIMIZERS",
+    "PEER_PACKAGES",
     "PRECISIONS",
+    "SCHEDULE_FREE_OPTIMIZERS",
     "RUN_CONTROL_MODES",
     "ConfigError",
     "FieldSpec",
@@ -64,12 +67,33 @@ RUN_CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "freque
 #: The reward-free open-loop attribution controls (docs/protocols.md §11; see ``open_loop``).
 OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
 DEFAULT_AEES_TRACE_ROOT = "results/cifar_noisy"
-OPTIMIZERS = ("AdamW", "SGD")
+OPTIMIZERS = ("AdamW", "SGD", "AdamWScheduleFree", "SGDScheduleFree", "Prodigy", "DAdaptAdam")
+#: The LR-free / schedule-free peers (docs/protocols.md §5.1) -> the package that provides them.
+PEER_PACKAGES = {
+    "AdamWScheduleFree": "schedulefree",
+    "SGDScheduleFree": "schedulefree",
+    "Prodigy": "prodigyopt",
+    "DAdaptAdam": "dadaptation",
+}
+#: The peers that keep an averaged iterate and need ``optimizer.train()`` / ``.eval()``.
+SCHEDULE_FREE_OPTIMIZERS = ("AdamWScheduleFree", "SGDScheduleFree")
+#: Each peer flag (a RunConfig field) -> the optimizers it applies to (docs/protocols.md §5.1).
+PEER_FLAG_OPTIMIZERS = {
+    "sf_warmup_steps": SCHEDULE_FREE_OPTIMIZERS,
+    "sf_beta1": ("AdamWScheduleFree",),
+    "sf_beta2": ("AdamWScheduleFree",),
+    "prodigy_d_coef": ("Prodigy",),
+    "prodigy_safeguard_warmup": ("Prodigy",),
+    "dadapt_d0": ("DAdaptAdam",),
+    "dadapt_growth_rate": ("DAdaptAdam",),
+}
 LR_SCHEDULERS = ("none", "cosine", "linear", "warmup_linear")
 STRUCTURED_CONTROL_MODES = ("independent", "conditional")
 CONTEXT_MODES = ("none", "trend")
 LABEL_NOISE_TYPES = ("none", "symmetric", "asymmetric")
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``--compile-mode``: the ``torch.compile(mode=...)`` values (docs/protocols.md §17).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: ``--mlflow`` without a value: a file store in the current directory.
 MLFLOW_DEFAULT_STORE = "mlruns"
 #: ``--mlflow URI`` schemes MLflow's tracking client serves (``+driver`` suffixes allowed).
@@ -100,7 +124,8 @@ NLP_METHODS = {
     "RandomScheduler": "random",
 }
 #: Flag styles: ``cifar`` (``--control-mode``/``--optimizer``/``--label-noise-type``; CIFAR and
-#: digits) and ``nlp`` (``--method``; AdamW only; label-noise flags are the task's own).
+#: digits) and ``nlp`` (``--method``, plus ``--optimizer`` default AdamW; label-noise flags are
+#: the task's own).
 FLAG_STYLES = ("cifar", "nlp")
 
 
@@ -190,9 +215,10 @@ def default_output_path(
 ) -> str:
     """The thesis default, relative to the cwd: ``results/<task>_<control_mode>_<optimizer>_
     seed<seed>.json`` (CIFAR style) or ``results/<task>_<method>_seed<seed>.json`` (NLP style,
-    ``method`` lower-cased)."""
+    ``method`` lower-cased; another optimizer than AdamW adds ``_<optimizer>`` after it)."""
     if method is not None:
-        return os.path.join("results", f"{task}_{method.lower()}_seed{seed}.json")
+        name = method.lower() if optimizer == "AdamW" else f"{method}_{optimizer}".lower()
+        return os.path.join("results", f"{task}_{name}_seed{seed}.json")
     return os.path.join("results", f"{task}_{control_mode}_{optimizer.lower()}_seed{seed}.json")
 
 
@@ -351,6 +377,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
         "weight_decay",
         "optimizer",
         "momentum",
+        *PEER_FLAG_OPTIMIZERS,
         "lr_scheduler",
         "scheduler_t_max",
         "warmup_epochs",
@@ -380,6 +407,12 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
         "output",
         "device",
         "precision",
+        "compile",
+        "compile_backend",
+        "compile_mode",
+        "channels_last",
+        "cudnn_benchmark",
+        "tf32",
         "num_workers",
         "data_dir",
         "model_name",
@@ -445,7 +478,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
     ``style="cifar"``: the thesis CIFAR runner's names and defaults (``--control-mode``,
     ``--optimizer``, ``--momentum``, ``--label-noise-type``, ``--label-noise-rate``).
     ``style="nlp"``: the SST-2 / AG News runners' ``--method {AdamW,AdaptiveScheduler,
-    RandomScheduler}`` instead (AdamW only, no label-noise flags: a task adds its own), and
+    RandomScheduler}`` instead (the optimizer is ``--optimizer``, default AdamW; no label-noise
+    flags: a task adds its own), and
     ``--scheduler-t-max`` counts optimizer steps.
     """
     if style not in FLAG_STYLES:
@@ -480,11 +514,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar
 
 
 def nlp_style_fields(method: str | None) -> dict[str, Any]:
-    """The CIFAR-style fields an NLP runner's ``--method`` means (``control_mode`` and
-    ``optimizer``; AdamW only, so ``momentum`` keeps its unused default); ``{}`` for None."""
+    """The CIFAR-style field an NLP runner's ``--method`` means (``control_mode``; the base
+    optimizer is ``--optimizer``, default AdamW as the thesis runners); ``{}`` for None."""
     if method is None:
         return {}
-    return {"control_mode": NLP_METHODS[method], "optimizer": "AdamW"}
+    return {"control_mode": NLP_METHODS[method]}
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -528,9 +562,21 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         config = RunConfig(task_name=args.task, **config_values(args))
     except ConfigError as err:
         parser.error(err.text)
-    problem = _device_problem(config.device, config.precision)
+    from aees.runner.fast import fast_mode_problem  # imports torch: only when validating
+
+    problem = _device_problem(config.device, config.precision) or fast_mode_problem(config)
     if problem is not None:
         fail(*problem)
+    package = PEER_PACKAGES.get(config.optimizer)
+    if package is not None:
+        from importlib.util import find_spec
+
+        if find_spec(package) is None:
+            fail(
+                "--optimizer",
+                f"{config.optimizer} needs the {package} package: pip install 'aees[peers]' "
+                f"(or pip install {package})",
+            )
     output = config.output_path
     why = writable_location_problem(output, is_dir=False)
     if why is not None:
@@ -568,8 +614,27 @@ class RunConfig:
     batch_size: int = _flag(128, help="> 0 (default 128)", check=">0")
     lr: float = _flag(1e-3, help="base learning rate, > 0", check=">0")
     weight_decay: float = _flag(1e-4, help=">= 0", check=">=0")
-    optimizer: str = _flag("AdamW", choices=OPTIMIZERS, styles=("cifar",))
-    momentum: float = _flag(0.9, help=">= 0 (SGD only)", check=">=0", styles=("cifar",))
+    optimizer: str = _flag(
+        "AdamW",
+        choices=OPTIMIZERS,
+        help="the base optimizer; the LR-free / schedule-free peers need pip install "
+        "'aees[peers]' (docs/protocols.md §5.1)",
+    )
+    momentum: float = _flag(0.9, help=">= 0 (SGD only)", check=">=0")
+    # the peers' own settings (docs/protocols.md §5.1); each only with its --optimizer
+    sf_warmup_steps: int = _flag(
+        0, help="schedule-free only: linear LR warm-up, optimizer steps, >= 0", check=">=0"
+    )
+    sf_beta1: float = _flag(0.9, help="AdamWScheduleFree only: beta1 (interpolation), [0, 1)")
+    sf_beta2: float = _flag(0.999, help="AdamWScheduleFree only: beta2, [0, 1)")
+    prodigy_d_coef: float = _flag(1.0, help="Prodigy only: factor on the d estimate, > 0", check=">0")
+    prodigy_safeguard_warmup: bool = _flag(
+        False, help="Prodigy only: leave lr out of the d estimate's denominator"
+    )
+    dadapt_d0: float = _flag(1e-6, help="DAdaptAdam only: initial d estimate, > 0", check=">0")
+    dadapt_growth_rate: float | None = _flag(
+        None, help="DAdaptAdam only: largest growth factor of d per step, >= 1 (default: none)"
+    )
     lr_scheduler: str = _flag("none", choices=LR_SCHEDULERS)
     scheduler_t_max: int | None = _flag(None, help="> 0, in {unit}; default: the run", check=">0")
     warmup_epochs: int = _flag(0, help=">= 0", check=">=0")
@@ -599,6 +664,15 @@ class RunConfig:
     run_tag: str | None = _flag(None)
     device: str = _flag("auto", help="auto, cpu, cuda or cuda:<i>")
     precision: str = _flag("fp32", choices=PRECISIONS)
+    # fast mode (docs/protocols.md §17; aees.runner.fast): all off is the thesis protocol
+    compile: bool = _flag(False, help="torch.compile the model's training step")
+    compile_backend: str = _flag("inductor", help="torch.compile backend (with --compile)")
+    compile_mode: str | None = _flag(
+        None, choices=COMPILE_MODES, help="torch.compile mode (with --compile)"
+    )
+    channels_last: bool = _flag(False, help="model and 4-D inputs in channels-last layout")
+    cudnn_benchmark: bool = _flag(False, help="cuDNN autotuning, not deterministic (CUDA)")
+    tf32: bool = _flag(False, help="TF32 matmuls (CUDA)")
     checkpoint_dir: str | None = _flag(None, help="save a checkpoint every epoch here")
     resume: bool = _flag(False, help="continue from --checkpoint-dir")
     val_split: int | None = _flag(
@@ -698,6 +772,8 @@ class RunConfig:
                 )
         for name in by_kind["float"]:
             value = getattr(self, name)
+            if value is None and name == "dadapt_growth_rate":  # None: unrestricted
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return name, f"{flag_of(name)} must be a number, got {value!r}"
             if not math.isfinite(value):
@@ -718,6 +794,9 @@ class RunConfig:
             )
         for name, text in bad_candidates.items():
             return name, text
+        found = self._optimizer_problem()
+        if found is not None:
+            return found
         found = self._open_loop_problem()
         if found is not None:
             return found
@@ -738,6 +817,29 @@ class RunConfig:
         if ok(value):
             return None
         return name, f"{flag_of(name)} {message}, got {value}"
+
+    def _optimizer_problem(self) -> tuple[str, str] | None:
+        """The peers' settings (docs/protocols.md §5.1): each only with its ``--optimizer`` (a
+        changed value elsewhere would be silently unused), betas in [0, 1), SGDScheduleFree's
+        ``--momentum`` in (0, 1), ``--dadapt-growth-rate`` >= 1."""
+        defaults = {f.name: f.default for f in fields(RunConfig)}
+        for name, owners in PEER_FLAG_OPTIMIZERS.items():
+            if self.optimizer not in owners and getattr(self, name) != defaults[name]:
+                return name, (
+                    f"{flag_of(name)} is only for --optimizer {' or '.join(owners)}, "
+                    f"not {self.optimizer}"
+                )
+        for name in ("sf_beta1", "sf_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                return name, f"{flag_of(name)} must be in [0, 1), got {getattr(self, name)}"
+        if self.optimizer == "SGDScheduleFree" and not 0.0 < self.momentum < 1.0:
+            return "momentum", (
+                f"--momentum must be in (0, 1) with --optimizer SGDScheduleFree, got {self.momentum}"
+            )
+        growth = self.dadapt_growth_rate
+        if growth is not None and growth < 1.0:
+            return "dadapt_growth_rate", f"--dadapt-growth-rate must be >= 1, got {growth}"
+        return None
 
     def _open_loop_problem(self) -> tuple[str, str] | None:
         """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched``

@@ -4,8 +4,8 @@ A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` doe
 runner's constructor builds every part of the run (and restores a checkpoint into them); its
 ``run()`` loops over the epochs and finishes; :mod:`aees.runner.result` assembles the result.
 
-* **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW`` or ``SGD``):
-  no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
+* **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW``, ``SGD`` or
+  an LR-free / schedule-free peer, :mod:`aees.runner.optimizers`): no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
   same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
   span epoch boundaries, the global step is never reset (docs/protocols.md §3).
   ``uniform-random`` / ``frequency-matched`` (open-loop controls, docs/protocols.md §11) precompute
@@ -64,8 +64,10 @@ from aees.runner.checkpoint import (
     load_checkpoint,
 )
 from aees.runner.config import RunConfig
+from aees.runner.fast import apply_backend_flags, compile_net, to_memory_format
 from aees.runner.flops import FlopAccumulator, MeasuredFlopModel
 from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan
+from aees.runner.optimizers import build_optimizer, to_eval, to_train
 from aees.runner.record import ControllerLogRecorder
 from aees.runner.result import (
     EngineError,
@@ -286,18 +288,6 @@ def _load_rng_state(state: Mapping[str, Any], data_generator: torch.Generator) -
 # ----------------------------------------------------------------------------- building blocks
 
 
-def _build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """One param group, weight decay on every parameter (docs/protocols.md §5)."""
-    if config.optimizer == "SGD":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
 def _build_aees(
     config: RunConfig,
     optimizer: torch.optim.Optimizer,
@@ -399,15 +389,18 @@ class _Runner:
         ckpt = self._read_checkpoint()
         self.provenance = collect_provenance(argv)
         set_seed(config.seed)
+        apply_backend_flags(config)  # fast mode: cuDNN autotuning, TF32 (docs/protocols.md §17)
         self.setup = setup = task.build(config, self.device)
         self.model = setup.model.to(self.device)  # the bare module: eval, FLOPs, state
+        self.model = to_memory_format(self.model, config.channels_last)
         self.net: nn.Module = self.model  # what the training step calls
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = _build_optimizer(config, self.model)
+        self.net = compile_net(self.net, config)  # --compile: the training step only
+        self.optimizer = build_optimizer(config, self.model)  # docs/protocols.md §5
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.data_generator = torch.Generator().manual_seed(config.seed)
         loader_kw: dict[str, Any] = {
@@ -558,6 +551,7 @@ class _Runner:
         model, opt, aees, scaler = self.net, self.optimizer, self.aees, self.scaler
         loss_fn, logits_fn = self.setup.loss_fn, self.setup.logits_fn
         model.train()
+        to_train(opt)  # schedule-free: back to the gradient point y (docs/protocols.md §5.1)
         if self.train_sampler is not None:
             self.train_sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -578,7 +572,7 @@ class _Runner:
         set_postfix = getattr(batches, "set_postfix", None)
         refresh = max(1, len(self.train_loader) // 20)
         for i, (inputs, targets) in enumerate(batches):
-            inputs = _to_device(inputs, self.device)
+            inputs = to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
             targets = targets.to(self.device, non_blocking=True)
             if aees is not None:
                 aees.step_start(self.progress.global_step)
@@ -649,7 +643,7 @@ class _Runner:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
         for inputs, targets in loader:
-            inputs = _to_device(inputs, self.device)
+            inputs = to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
             targets = targets.to(self.device, non_blocking=True)
             with self.autocast():
                 outputs = call_model(model, inputs)
@@ -662,6 +656,30 @@ class _Runner:
         model.train(was_training)
         all_preds = torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
         return correct.item() / max(seen, 1), all_preds
+
+    def averaged_weights(self) -> None:
+        """Schedule-free: the model holds the averaged weights ``x``, BatchNorm statistics
+        recomputed at ``x`` (docs/protocols.md §5.1); other optimizers: nothing."""
+        to_eval(self.optimizer, self.model, self._bn_batches, self._bn_forward)
+
+    def _bn_batches(self) -> Iterable[Any]:
+        """Training inputs in dataset order (the BatchNorm recompute of :meth:`averaged_weights`)."""
+        setup = self.setup
+        data = setup.train_data if setup.train_data is not None else setup.train_eval_data
+        if data is None:
+            raise EngineError(
+                f"task {self.task.name!r}: a schedule-free optimizer with BatchNorm needs the "
+                "task's training data to recompute the BatchNorm statistics"
+            )
+        loader = DataLoader(
+            data, shuffle=False, batch_size=self.config.batch_size, collate_fn=setup.collate_fn
+        )
+        for inputs, _ in loader:
+            yield to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
+
+    def _bn_forward(self, inputs: Any) -> None:
+        with self.autocast():
+            call_model(self.model, inputs)
 
     # -- checkpoints
     def save_checkpoint(self, wall_now: float) -> None:
@@ -730,6 +748,7 @@ class _Runner:
             self.divergence = (err.step, epoch + 1)
             self.log(f"diverged: {err}")
             return False
+        self.averaged_weights()  # evaluation, best weights and checkpoint see x
         val_acc = self.evaluate(self.val_loader)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -783,6 +802,7 @@ class _Runner:
             self.recorder.sync()
         if self.tracker is not None and self.aees is not None:
             self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
+        self.averaged_weights()  # a diverged run stopped in train mode
         output = Path(config.output_path)
         distributed = self.distributed_summary()
         if not self.dist.main:
