@@ -3,8 +3,13 @@
 * :func:`write_tiny_distilbert`: a WordPiece tokenizer (built with the ``tokenizers`` library,
   BERT normaliser / pre-tokenizer / ``[CLS] … [SEP]`` template, as ``distilbert-base-uncased``)
   and a randomly initialised 2-layer DistilBERT (dim 32), both saved with ``save_pretrained``.
+* :func:`write_tiny_bert`: the same tokenizer and a 2-layer ``BertForSequenceClassification``
+  (hidden 32) with a head of its own class count, saved with ``save_pretrained`` (the Auto path,
+  and a head the ``text`` task must re-initialise when the data has another class count).
 * :func:`write_sst2` / :func:`write_agnews`: raw ``DatasetDict`` s saved with ``save_to_disk``,
   with the Hub datasets' columns (``sentence``/``idx``/``label``; ``text``/``label``).
+* :func:`write_text_files`: a folder of ``train`` / ``validation`` / ``test`` files (CSV, JSON
+  Lines or Parquet) as a user would bring them to ``aees train text``.
 """
 
 from __future__ import annotations
@@ -46,11 +51,11 @@ def vocabulary() -> list[str]:
     return SPECIALS + sorted(words) + SUBWORDS
 
 
-def write_tiny_distilbert(path: Path) -> Path:
-    """Save a tiny DistilBERT (a base model, as on the Hub) and its tokenizer to ``path``."""
-    import torch
+def tiny_tokenizer(token_type_ids: bool = False):
+    """The WordPiece tokenizer of the tiny models (BERT-style, over :func:`vocabulary`);
+    ``token_type_ids``: it also returns segment ids, as BERT's does."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import DistilBertConfig, DistilBertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate(vocabulary())}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
@@ -68,10 +73,20 @@ def write_tiny_distilbert(path: Path) -> Path:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_input_names=["input_ids", "attention_mask"],
+        model_input_names=["input_ids", "attention_mask"]
+        + (["token_type_ids"] if token_type_ids else []),
     )
+    return tokenizer
+
+
+def write_tiny_distilbert(path: Path) -> Path:
+    """Save a tiny DistilBERT (a base model, as on the Hub) and its tokenizer to ``path``."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    tokenizer = tiny_tokenizer()
     config = DistilBertConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(tokenizer),
         dim=32,
         n_layers=2,
         n_heads=2,
@@ -82,6 +97,30 @@ def write_tiny_distilbert(path: Path) -> Path:
     torch.manual_seed(0)
     path.mkdir(parents=True, exist_ok=True)
     DistilBertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def write_tiny_bert(path: Path, num_labels: int = 2) -> Path:
+    """Save a tiny ``BertForSequenceClassification`` (``num_labels`` head) and its tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = tiny_tokenizer(token_type_ids=True)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
+        num_labels=num_labels,
+    )
+    torch.manual_seed(0)
+    path.mkdir(parents=True, exist_ok=True)
+    BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -148,4 +187,55 @@ def write_agnews(path: Path, n_train: int = 80, n_test: int = 40) -> Path:
             "test": Dataset.from_dict(agnews_rows(n_test, 5), features=features),
         }
     ).save_to_disk(str(path))
+    return path
+
+
+def text_rows(n: int, seed: int, names: tuple[str, ...] = ("world", "sports", "business")) -> dict:
+    """``text`` / string ``label`` rows: topic words of class ``i`` for label ``names[i]``."""
+    rng = random.Random(seed)
+    labels = [rng.randrange(len(names)) for _ in range(n)]
+    return {
+        "text": [_sentence(rng, TOPICS[y]) for y in labels],
+        "label": [names[y] for y in labels],
+    }
+
+
+def pair_rows(n: int, seed: int) -> dict:
+    """Sentence pairs (``premise`` / ``hypothesis``) labelled ``same`` / ``differ`` (sentiment)."""
+    rng = random.Random(seed)
+    rows: dict[str, list] = {"premise": [], "hypothesis": [], "y": []}
+    for _ in range(n):
+        a, b = rng.randrange(2), rng.randrange(2)
+        rows["premise"].append(_sentence(rng, POSITIVE if a else NEGATIVE))
+        rows["hypothesis"].append(_sentence(rng, POSITIVE if b else NEGATIVE))
+        rows["y"].append("same" if a == b else "differ")
+    return rows
+
+
+def write_text_files(path: Path, splits: dict[str, dict], fmt: str = "csv") -> Path:
+    """Write ``split -> columns`` as ``<split>.csv`` / ``.jsonl`` / ``.parquet`` under ``path``."""
+    import csv
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    for split, columns in splits.items():
+        names = list(columns)
+        rows = [
+            dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+        ]
+        if fmt == "csv":
+            with open(path / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=names)
+                writer.writeheader()
+                writer.writerows(rows)
+        elif fmt == "jsonl":
+            lines = [json.dumps(row) for row in rows]
+            (path / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        elif fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table(columns), path / f"{split}.parquet")
+        else:
+            raise ValueError(fmt)
     return path

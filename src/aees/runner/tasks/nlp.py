@@ -98,6 +98,8 @@ SPLIT_SEED = 42
 CACHE_FORMAT = 1
 METADATA_NAME = "aees_tokenized.json"
 MODEL_INPUTS = ("input_ids", "attention_mask")
+#: Also fed when the tokenizer makes it (BERT-style segment ids of a text pair; ``text`` only).
+OPTIONAL_INPUTS = ("token_type_ids",)
 #: Thesis NLP defaults (docs/protocols.md §2).
 NLP_DEFAULTS: dict[str, Any] = {
     "epochs": 3,
@@ -216,7 +218,8 @@ class TokenizedTextDataset(Dataset):
     def __init__(
         self, table: Any, labels: Sequence[int], indices: Sequence[int] | None = None
     ) -> None:
-        self.table = table.with_format(None, columns=list(MODEL_INPUTS))
+        self.inputs = MODEL_INPUTS + tuple(c for c in OPTIONAL_INPUTS if c in table.column_names)
+        self.table = table.with_format(None, columns=list(self.inputs))
         self.indices = None if indices is None else list(indices)
         self.labels = [int(v) for v in labels]
         if len(self.labels) != (len(table) if indices is None else len(self.indices)):
@@ -230,13 +233,13 @@ class TokenizedTextDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[dict[str, list[int]], int]:
         row = self.table[self._row(int(i))]
-        return {k: row[k] for k in MODEL_INPUTS}, self.labels[int(i)]
+        return {k: row[k] for k in self.inputs}, self.labels[int(i)]
 
     def __getitems__(self, idx: Sequence[int]) -> list[tuple[dict[str, list[int]], int]]:
         rows = self.table[[self._row(int(i)) for i in idx]]
-        columns = [rows[k] for k in MODEL_INPUTS]
+        columns = [rows[k] for k in self.inputs]
         return [
-            ({k: col[j] for k, col in zip(MODEL_INPUTS, columns, strict=True)}, self.labels[int(i)])
+            ({k: col[j] for k, col in zip(self.inputs, columns, strict=True)}, self.labels[int(i)])
             for j, i in enumerate(idx)
         ]
 
@@ -254,7 +257,7 @@ class PadCollate:
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         features = [dict(f) for f, _ in batch]
         padded = self.pad(features)
-        inputs = {k: padded[k] for k in MODEL_INPUTS}
+        inputs = {k: padded[k] for k in (*MODEL_INPUTS, *OPTIONAL_INPUTS) if k in padded}
         return inputs, torch.tensor([y for _, y in batch], dtype=torch.long)
 
 
@@ -884,11 +887,10 @@ class TextClassificationTask:
             texts = [batch[c] for c in spec.columns]
             enc = tokenizer(*texts, truncation=True, max_length=max_length)
             ids = [lookup[v] for v in batch[label]] if lookup is not None else batch[label]
-            return {
-                "input_ids": enc["input_ids"],
-                "attention_mask": enc["attention_mask"],
-                "label": [int(v) for v in ids],
-            }
+            out = {k: enc[k] for k in MODEL_INPUTS}
+            if spec.splits is None:  # ``text``: segment ids too, when the tokenizer makes them
+                out.update({k: enc[k] for k in OPTIONAL_INPUTS if k in enc})
+            return {**out, "label": [int(v) for v in ids]}
 
         tokenized: dict[str, Any] = {}
         sizes: dict[str, int] = {}
