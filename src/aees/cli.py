@@ -334,6 +334,20 @@ def _sweep_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gpus", help="local: GPU ids, one per worker slot, e.g. 0,1,2,3")
     parser.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=None,
+        metavar="K",
+        help="K runs share each GPU (local: with --gpus; ray: 1/K GPU per run)",
+    )
+    parser.add_argument(
+        "--min-free-mib",
+        type=int,
+        default=None,
+        help="local, with --runs-per-gpu: free GPU memory a run waits for (default 4096; "
+        "checked with nvidia-smi when present)",
+    )
+    parser.add_argument(
         "--address", help="ray: cluster address (auto, ray://host:port); default local"
     )
     parser.add_argument(
@@ -375,6 +389,10 @@ def sweep_main(argv: list[str] | None = None) -> int:
         parser.error("--gpus is for the local executor; Ray assigns GPUs to runs itself")
     if args.executor == "local" and args.address:
         parser.error("--address is for the ray executor")
+    if args.executor == "local" and args.runs_per_gpu is not None and not gpus:
+        parser.error("--runs-per-gpu needs --gpus (the GPUs the runs share)")
+    if args.executor == "ray" and args.min_free_mib is not None:
+        parser.error("--min-free-mib is for the local executor; Ray counts GPU fractions")
     run_ids = [r.strip() for r in args.run_ids.split(",") if r.strip()] if args.run_ids else None
     if args.run_ids is not None and not run_ids:
         parser.error("--run-ids is empty")
@@ -389,9 +407,17 @@ def sweep_main(argv: list[str] | None = None) -> int:
     }
     try:
         if args.executor == "ray":
-            summary = run_ray(args.manifest, address=args.address, **common)
+            summary = run_ray(
+                args.manifest, address=args.address, runs_per_gpu=args.runs_per_gpu, **common
+            )
         else:
-            summary = run_local(args.manifest, gpus=gpus, **common)
+            summary = run_local(
+                args.manifest,
+                gpus=gpus,
+                runs_per_gpu=args.runs_per_gpu,
+                min_free_mib=args.min_free_mib,
+                **common,
+            )
     except (SweepError, PlanError) as err:
         parser.error(str(err))
     except OSError as err:

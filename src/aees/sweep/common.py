@@ -41,20 +41,25 @@ from aees.sweep.manifest import (
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_MIN_FREE_MIB",
     "POLL_SECONDS",
     "RAY_INSTALL_HINT",
     "ROOT_LOCK_NAME",
     "RUN_ENVIRONMENT",
     "FailedRun",
+    "GpuSlots",
     "Progress",
     "Sweep",
     "SweepError",
     "SweepSummary",
     "check_common",
+    "check_runs_per_gpu",
     "default_workers",
     "existing_result_verdict",
     "finish_attempt",
+    "mps_pipe_directory",
     "new_sweep",
+    "nvidia_smi_free_mib",
     "paths_problem",
     "prepare_attempt",
     "run_argv",
@@ -746,3 +751,112 @@ def new_sweep(
         progress=progress,
         stream=stream,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Several runs per GPU (docs/protocols.md §15)
+# --------------------------------------------------------------------------------------------
+
+#: Free memory (MiB) a GPU must have before one more run starts on it under --runs-per-gpu.
+DEFAULT_MIN_FREE_MIB = 4096
+#: Where ``nvidia-cuda-mps-control -d`` puts its pipes unless told otherwise.
+DEFAULT_MPS_PIPE_DIRECTORY = "/tmp/nvidia-mps"
+
+
+def check_runs_per_gpu(runs_per_gpu: int | None, min_free_mib: int | None) -> None:
+    """The ``--runs-per-gpu`` / ``--min-free-mib`` values are usable (SweepError otherwise)."""
+    if runs_per_gpu is not None and (isinstance(runs_per_gpu, bool) or runs_per_gpu < 1):
+        raise SweepError(f"--runs-per-gpu must be >= 1, got {runs_per_gpu}")
+    if min_free_mib is not None:
+        if runs_per_gpu is None:
+            raise SweepError("--min-free-mib needs --runs-per-gpu")
+        if isinstance(min_free_mib, bool) or min_free_mib < 0:
+            raise SweepError(f"--min-free-mib must be >= 0, got {min_free_mib}")
+
+
+def nvidia_smi_free_mib() -> dict[int, int] | None:
+    """Free memory per GPU index (MiB) from ``nvidia-smi``, or None where it is missing or fails.
+
+    Asked of ``nvidia-smi`` rather than ``torch.cuda.mem_get_info`` so the sweep process never
+    opens a CUDA context of its own. Indices are ``nvidia-smi``'s (PCI bus order); the sweep sets
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` for its runs under ``--runs-per-gpu`` so both agree.
+    """
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=index,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        pairs = (line.split(",") for line in out.splitlines() if line.strip())
+        return {int(index): int(float(free)) for index, free in pairs}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def mps_pipe_directory() -> str | None:
+    """The pipe directory of a running CUDA MPS control daemon, or None.
+
+    CUDA clients join a running daemon on their own; the sweep only detects it (the ``control``
+    pipe in ``CUDA_MPS_PIPE_DIRECTORY`` or ``/tmp/nvidia-mps``), says so and passes the directory
+    on. Start one with ``nvidia-cuda-mps-control -d`` (docs/protocols.md §15).
+    """
+    directory = os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or DEFAULT_MPS_PIPE_DIRECTORY
+    return directory if os.path.exists(os.path.join(directory, "control")) else None
+
+
+class GpuSlots:
+    """Which GPU the next run gets under ``--runs-per-gpu K``.
+
+    A run goes to the listed GPU with the fewest runs of this sweep (the first listed on a tie)
+    that holds fewer than ``per_gpu`` of them and, when ``probe`` answers, has at least
+    ``min_free_mib`` free; when none qualifies :meth:`acquire` returns None and the run waits.
+    ``probe`` returns free MiB per GPU index, or None (no ``nvidia-smi``): the memory check is
+    then skipped and only the count limits.
+    """
+
+    def __init__(
+        self,
+        gpus: Sequence[int],
+        per_gpu: int,
+        *,
+        min_free_mib: int = DEFAULT_MIN_FREE_MIB,
+        probe: Callable[[], dict[int, int] | None] = nvidia_smi_free_mib,
+    ) -> None:
+        self.gpus = list(gpus)
+        self.per_gpu = per_gpu
+        self.min_free_mib = min_free_mib
+        self.probe = probe
+        self.load = dict.fromkeys(self.gpus, 0)
+        #: why the last acquire() found no GPU ("full" / "memory"), for the progress note
+        self.waiting_for: str | None = None
+
+    @property
+    def capacity(self) -> int:
+        """Runs this sweep may have on its GPUs at once."""
+        return len(self.gpus) * self.per_gpu
+
+    def acquire(self) -> int | None:
+        """A GPU index for one more run (counted until :meth:`release`), or None to wait."""
+        open_gpus = [g for g in self.gpus if self.load[g] < self.per_gpu]
+        if not open_gpus:
+            self.waiting_for = "full"
+            return None
+        free = self.probe() if self.min_free_mib > 0 else None
+        if free is not None:
+            open_gpus = [g for g in open_gpus if free.get(g, 0) >= self.min_free_mib]
+            if not open_gpus:
+                self.waiting_for = "memory"
+                return None
+        gpu = min(open_gpus, key=lambda g: (self.load[g], self.gpus.index(g)))
+        self.load[gpu] += 1
+        self.waiting_for = None
+        return gpu
+
+    def release(self, gpu: int) -> None:
+        """The run on ``gpu`` ended."""
+        self.load[gpu] -= 1

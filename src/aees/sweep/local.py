@@ -39,23 +39,28 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from aees.sweep.common import (
     DEFAULT_GRACE_PERIOD,
+    DEFAULT_MIN_FREE_MIB,
     POLL_SECONDS,
     RAY_INSTALL_HINT,
     RUN_ENVIRONMENT,
     FailedRun,
+    GpuSlots,
     Progress,
     SweepError,
     SweepSummary,
     check_common,
+    check_runs_per_gpu,
     default_workers,
     existing_result_verdict,
     finish_attempt,
+    mps_pipe_directory,
     new_sweep,
+    nvidia_smi_free_mib,
     paths_problem,
     prepare_attempt,
     run_argv,
@@ -84,6 +89,9 @@ def run_local(
     *,
     workers: int | None = None,
     gpus: Sequence[int] | None = None,
+    runs_per_gpu: int | None = None,
+    min_free_mib: int | None = None,
+    gpu_probe: Callable[[], dict[int, int] | None] = nvidia_smi_free_mib,
     resume: bool = True,
     overwrite: bool = False,
     run_ids: Sequence[str] | None = None,
@@ -95,9 +103,14 @@ def run_local(
     """Run the manifest's selected runs as subprocesses, ``workers`` at a time.
 
     Args:
-        workers: concurrent runs (default: the number of ``gpus``, else 1).
+        workers: concurrent runs (default: the number of ``gpus`` times ``runs_per_gpu``, else
+            1).
         gpus: GPU ids; worker slot ``i`` runs with ``CUDA_VISIBLE_DEVICES=gpus[i % len(gpus)]``.
             Without it ``CUDA_VISIBLE_DEVICES`` is inherited.
+        runs_per_gpu: K runs share each GPU of ``gpus`` (docs/protocols.md §15): a starting run
+            gets the least-loaded GPU with fewer than K runs and ``min_free_mib`` free (default
+            :data:`DEFAULT_MIN_FREE_MIB`; ``gpu_probe``, by default ``nvidia-smi``; no probe, no
+            memory check), else it waits; a CUDA MPS daemon, when one runs, is used.
         resume, overwrite: see the module docstring.
         run_ids: run only these (default all).
         output_root: results, logs and checkpoints go here instead of the manifest's root (the
@@ -115,16 +128,40 @@ def run_local(
     if len(set(gpu_list)) != len(gpu_list):
         raise SweepError(f"--gpus must not repeat an index, got {gpu_list}")
     check_common(workers, grace_period)
-    n_workers = workers if workers is not None else max(1, len(gpu_list))
+    check_runs_per_gpu(runs_per_gpu, min_free_mib)
+    if runs_per_gpu is not None and not gpu_list:
+        raise SweepError("--runs-per-gpu needs --gpus")
+    per_gpu = runs_per_gpu or 1
+    n_workers = workers if workers is not None else max(1, len(gpu_list) * per_gpu)
     retry = ["--workers", str(n_workers)]
     if gpu_list:
         retry += ["--gpus", ",".join(map(str, gpu_list))]
+    slots: GpuSlots | None = None
+    if runs_per_gpu is not None:
+        retry += ["--runs-per-gpu", str(runs_per_gpu)]
+        if min_free_mib is not None:
+            retry += ["--min-free-mib", str(min_free_mib)]
+        slots = GpuSlots(
+            gpu_list,
+            runs_per_gpu,
+            min_free_mib=DEFAULT_MIN_FREE_MIB if min_free_mib is None else min_free_mib,
+            probe=gpu_probe,
+        )
     sweep = new_sweep(
         manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
     )
     base_env = {**RUN_ENVIRONMENT}
     if "OMP_NUM_THREADS" not in os.environ:
         base_env["OMP_NUM_THREADS"] = str(max(1, default_workers() // n_workers))
+    if slots is not None:
+        base_env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the order nvidia-smi's indices use
+        mps = mps_pipe_directory()
+        if mps is not None:
+            base_env["CUDA_MPS_PIPE_DIRECTORY"] = mps
+        sweep.progress.note(
+            f"sweep: {runs_per_gpu} run(s) per GPU on {','.join(map(str, gpu_list))}; CUDA MPS: "
+            + (f"on ({mps})" if mps else "off (start it with nvidia-cuda-mps-control -d)")
+        )
     host = socket.gethostname()
     root = sweep.root
 
@@ -137,6 +174,8 @@ def run_local(
         )
         free_slots = list(range(n_workers))
         active: dict[int, tuple[PlannedRun, subprocess.Popen[bytes]]] = {}
+        gpu_of: dict[int, int] = {}  # slot -> GPU, under --runs-per-gpu
+        noted_memory = False
         started_at: dict[str, float] = {}
         try:
             while (todo or active) and sweep.stop_signal is None:
@@ -146,13 +185,27 @@ def run_local(
                         continue
                     del active[slot]
                     free_slots.append(slot)
+                    if slots is not None:
+                        slots.release(gpu_of.pop(slot))
                     status, detail = finish_attempt(run, root, code)
                     sweep.mark_finished(run, status, detail, code)
                 while todo and free_slots and sweep.stop_signal is None:
+                    gpu = slots.acquire() if slots is not None else None
+                    if slots is not None and gpu is None:
+                        if slots.waiting_for == "memory" and not noted_memory:
+                            noted_memory = True
+                            sweep.progress.note(
+                                f"sweep: waiting: no GPU of {gpu_list} has "
+                                f"{slots.min_free_mib} MiB free"
+                            )
+                        break  # every GPU full or short of memory: wait for a run to end
                     slot = free_slots.pop(0)
                     run = todo.pop(0)
                     env = dict(base_env)
-                    if gpu_list:
+                    if gpu is not None:
+                        gpu_of[slot] = gpu
+                        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+                    elif gpu_list:
                         env["CUDA_VISIBLE_DEVICES"] = str(gpu_list[slot % len(gpu_list)])
                     command = run_argv(run, root)
                     sweep.mark_started(run, env, host)
@@ -160,6 +213,8 @@ def run_local(
                     if moved is not None:
                         sweep.mark_finished(run, "failed", moved, None)
                         free_slots.append(slot)
+                        if slots is not None and gpu is not None:
+                            slots.release(gpu_of.pop(slot))
                         continue
                     log = prepare_attempt(run, root, command, env, overwrite)
                     try:
@@ -167,6 +222,8 @@ def run_local(
                     except OSError as err:
                         sweep.mark_finished(run, "failed", f"cannot start: {err}", None)
                         free_slots.append(slot)
+                        if slots is not None and gpu is not None:
+                            slots.release(gpu_of.pop(slot))
                         continue
                     finally:
                         log.close()

@@ -23,6 +23,7 @@ from aees.sweep.common import (
     SweepError,
     SweepSummary,
     check_common,
+    check_runs_per_gpu,
     existing_result_verdict,
     finish_attempt,
     new_sweep,
@@ -36,7 +37,7 @@ from aees.sweep.manifest import (
     PlannedRun,
 )
 
-__all__ = ["run_ray"]
+__all__ = ["ray_task_resources", "run_ray"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +120,7 @@ def run_ray(
     *,
     address: str | None = None,
     workers: int | None = None,
+    runs_per_gpu: int | None = None,
     resume: bool = True,
     overwrite: bool = False,
     run_ids: Sequence[str] | None = None,
@@ -137,18 +139,23 @@ def run_ray(
     Args:
         address: ``auto``, ``ray://host:port`` or None (connect to / start a local instance).
             Ignored when Ray is already initialised in this process.
-        workers: maximum runs in flight (default: the cluster's GPUs, or CPUs for a CPU-only
-            plan).
+        workers: maximum runs in flight (default: the cluster's GPUs times ``runs_per_gpu``,
+            or CPUs for a CPU-only plan).
+        runs_per_gpu: K runs share each GPU: a run that needs a GPU requests ``1/K`` of one
+            (docs/protocols.md §15).
 
     Same statuses, logs, manifest updates, Ctrl-C and exit codes as :func:`run_local`.
     """
     check_common(workers, grace_period)
+    check_runs_per_gpu(runs_per_gpu, None)
     ray = _import_ray()
     retry = ["--executor", "ray"]
     if address:
         retry += ["--address", address]
     if workers is not None:
         retry += ["--workers", str(workers)]
+    if runs_per_gpu is not None:
+        retry += ["--runs-per-gpu", str(runs_per_gpu)]
     sweep = new_sweep(
         manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
     )
@@ -165,13 +172,22 @@ def run_ray(
             ) from None
         started_ray = True
     try:
-        return _run_ray_sweep(ray, sweep, workers, grace_period)
+        return _run_ray_sweep(ray, sweep, workers, grace_period, runs_per_gpu or 1)
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _run_ray_sweep(ray: Any, sweep: Sweep, workers: int | None, grace: float) -> SweepSummary:
+def ray_task_resources(needs_gpu: bool, runs_per_gpu: int) -> dict[str, float]:
+    """The Ray resources of one run: one CPU, and ``1/runs_per_gpu`` GPU when it needs one."""
+    if not needs_gpu:
+        return {"num_cpus": 1}
+    return {"num_gpus": 1 / runs_per_gpu, "num_cpus": 1}
+
+
+def _run_ray_sweep(
+    ray: Any, sweep: Sweep, workers: int | None, grace: float, runs_per_gpu: int
+) -> SweepSummary:
     root = str(sweep.root)
     resources = ray.cluster_resources()
     needs_gpu = any(run.needs_gpu for run in sweep.selected)
@@ -181,6 +197,8 @@ def _run_ray_sweep(ray: Any, sweep: Sweep, workers: int | None, grace: float) ->
             "(plan with --set device=cpu to run them on CPUs)"
         )
     capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
+    if needs_gpu:
+        capacity *= runs_per_gpu
     limit = workers if workers is not None else capacity
     verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
     execute = ray.remote(max_retries=0)(_ray_execute)
@@ -202,7 +220,7 @@ def _run_ray_sweep(ray: Any, sweep: Sweep, workers: int | None, grace: float) ->
             while (todo or in_flight) and sweep.stop_signal is None:
                 while todo and len(in_flight) < limit and sweep.stop_signal is None:
                     run = todo.pop(0)
-                    options = {"num_gpus": 1, "num_cpus": 1} if run.needs_gpu else {"num_cpus": 1}
+                    options = ray_task_resources(run.needs_gpu, runs_per_gpu)
                     sweep.mark_started(run, {}, None)
                     ref = execute.options(**options).remote(run, root, sweep.overwrite, grace)
                     in_flight[ref] = run
