@@ -62,7 +62,11 @@ def built(runset) -> dict[str, FamilyOutput]:
 
 
 def test_every_family_is_supported_by_the_fixtures(built):
-    assert {n for n, out in built.items() if out.supported} == set(FAMILIES)
+    # peers and other_tasks have their own fixture runs (test_peers.py); the thesis fixtures
+    # have none, and their table digests stay as recorded
+    own = {"peers", "other_tasks"}
+    assert {n for n, out in built.items() if out.supported} == set(FAMILIES) - own
+    assert not any(built[n].tables for n in own)
 
 
 def test_cifar_clean_main_and_ablation_tables(built):

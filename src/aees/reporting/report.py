@@ -20,6 +20,7 @@ from pathlib import Path
 from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
 from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
+from aees.reporting.families.peers import is_peer
 from aees.reporting.figures import FIGURE_FAMILIES, FigureResult
 from aees.reporting.render import render_html, render_markdown
 from aees.reporting.runs import (
@@ -72,7 +73,8 @@ class ReportSummary:
 
 def figure_families_for(runset: RunSet) -> list[str]:
     """Figure families with inputs: cifar (CIFAR-100/digits runs), nlp (SST-2/AG News runs),
-    controllers (AEES runs), compute (runs with at least two timed epochs)."""
+    controllers (AEES runs), compute (runs with at least two timed epochs), peers (runs of a
+    schedule-free or LR-free optimizer)."""
     tasks = set(runset.tasks())
     out = []
     if tasks & set(CIFAR_LIKE_TASKS):
@@ -83,6 +85,8 @@ def figure_families_for(runset: RunSet) -> list[str]:
         out.append("controllers")
     if any(len(r.result.epoch_wall_clock_seconds) >= 2 for r in runset.runs):
         out.append("compute")
+    if any(is_peer(r.info) for r in runset.runs):
+        out.append("peers")
     return out
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "CIFAR_LIKE_TASKS",
     "MAX_RESULT_BYTES",
     "NLP_TASKS",
+    "PEER_OPTIMIZERS",
     "Cell",
     "Discovery",
     "Divergence",
@@ -64,9 +65,23 @@ CIFAR_LIKE_TASKS = ("cifar100", "digits")
 NLP_TASKS = ("sst2", "agnews")
 """Tasks reported with the NLP families."""
 
-_TASK_LABELS = {"cifar100": "CIFAR-100", "digits": "Digits", "sst2": "SST-2", "agnews": "AG News"}
+_TASK_LABELS = {
+    "cifar100": "CIFAR-100",
+    "digits": "Digits",
+    "sst2": "SST-2",
+    "agnews": "AG News",
+    "image": "Image",
+    "text": "Text",
+}
 _TASK_ORDER = {name: i for i, name in enumerate((*CIFAR_LIKE_TASKS, *NLP_TASKS))}
-_OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD+M"}
+PEER_OPTIMIZERS = {
+    "adamwschedulefree": "AdamW schedule-free",
+    "sgdschedulefree": "SGD schedule-free",
+    "prodigy": "Prodigy",
+    "dadaptadam": "D-Adapt Adam",
+}
+"""The schedule-free / LR-free peers (docs/reporting.md §5.11): normalised name -> label."""
+_OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD+M", **PEER_OPTIMIZERS}
 _OPTIMIZER_ORDER = {"adamw": 0, "sgd": 1}
 
 
@@ -133,6 +148,11 @@ class RunInfo:
     instability_lambda: float
     spec_json: str
     legacy: bool = False
+    dataset: str = ""
+    """The dataset of a run of a generic task (``image``/``text``: the user's data), else ""
+    (thesis tasks are one dataset each; their files spell it in several ways)."""
+    model: str = ""
+    """The model of a run of a generic task, else "" (see ``dataset``)."""
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -150,6 +170,11 @@ class RunInfo:
         if noise:
             return "noise"
         return None
+
+    @property
+    def group(self) -> str:
+        """``dataset · model`` for a generic task (docs/reporting.md §3), else ""."""
+        return " · ".join(x for x in (self.dataset, self.model) if x)
 
     @property
     def is_cifar_like(self) -> bool:
@@ -206,6 +231,8 @@ class Cell:
     epochs: int
     variant: str
     runs: list[Run] = field(default_factory=list)
+    group: str = ""
+    """``dataset · model`` of a generic-task cell (:attr:`RunInfo.group`), else ""."""
 
     @property
     def info(self) -> RunInfo:
@@ -232,8 +259,10 @@ class Cell:
         return len(self.seed_runs())
 
     def describe(self) -> str:
-        """``cifar100/sym40/200ep/<variant>`` -- names the cell in notes."""
-        return f"{self.task}/{self.setting}/{self.epochs}ep/{self.variant}"
+        """``cifar100/sym40/200ep/<variant>`` (generic tasks: ``image/<dataset · model>/...``)
+        -- names the cell in notes."""
+        group = f"{self.group}/" if self.group else ""
+        return f"{self.task}/{group}{self.setting}/{self.epochs}ep/{self.variant}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,9 +371,11 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
         variant = result.variant or variant_id(config, result.method_name)
     spec = method_spec(config, result.method_name)
     lambda_raw = spec.get("reward_instability_lambda")
+    task = result.task_name.lower()
+    generic = task not in _TASK_ORDER
     episode = spec.get("episode_length")
     return RunInfo(
-        task=result.task_name.lower(),
+        task=task,
         setting=noise_setting(config.get("label_noise_type"), config.get("label_noise_rate")),
         epochs=int(result.total_epochs),
         seed=int(result.seed),
@@ -359,6 +390,8 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
         instability_lambda=float(lambda_raw) if lambda_raw is not None else 0.0,
         spec_json=json.dumps(spec, sort_keys=True),
         legacy=result.is_legacy,
+        dataset=str(result.dataset_name or "").strip() if generic else "",
+        model=str(result.model_name or "").strip() if generic else "",
     )
 
 
@@ -774,17 +807,19 @@ class RunSet:
 
     def __init__(self, runs: Sequence[Run]) -> None:
         self.runs = list(runs)
-        cells: dict[tuple[str, str, int, str], Cell] = {}
+        cells: dict[tuple[str, str, str, int, str], Cell] = {}
         for run in sorted(self.runs, key=lambda r: str(r.path)):
             i = run.info
-            key = (i.task, i.setting, i.epochs, i.variant)
-            cells.setdefault(key, Cell(i.task, i.setting, i.epochs, i.variant)).runs.append(run)
+            key = (i.task, i.group, i.setting, i.epochs, i.variant)
+            cell = Cell(i.task, i.setting, i.epochs, i.variant, group=i.group)
+            cells.setdefault(key, cell).runs.append(run)
         self.cells = sorted(
             cells.values(),
             key=lambda c: (
                 (
                     _TASK_ORDER.get(c.task, 99),
                     c.task,
+                    c.group,
                     _setting_order(c.setting),
                     c.epochs,
                     c.variant,
@@ -800,12 +835,21 @@ class RunSet:
         """Label-noise settings of ``task``: clean first, then asym/sym by rate."""
         return list(dict.fromkeys(c.setting for c in self.cells if c.task == task))
 
-    def select(self, task: str | None = None, setting: str | None = None) -> list[Cell]:
+    def select(
+        self, task: str | None = None, setting: str | None = None, group: str | None = None
+    ) -> list[Cell]:
+        """Cells of ``task`` / ``setting`` / ``group`` (None: any)."""
         return [
             c
             for c in self.cells
-            if (task is None or c.task == task) and (setting is None or c.setting == setting)
+            if (task is None or c.task == task)
+            and (setting is None or c.setting == setting)
+            and (group is None or c.group == group)
         ]
+
+    def groups(self, task: str) -> list[str]:
+        """The ``dataset · model`` groups of ``task`` ("" only, for a thesis task)."""
+        return list(dict.fromkeys(c.group for c in self.cells if c.task == task))
 
 
 def _setting_order(setting: str) -> tuple[int, str, int]:

@@ -113,7 +113,7 @@ def counterpart(
     target = {k: v for k, v in cell.info.spec.items() if k not in ignore}
     target.update({k: v for k, v in changes.items() if k not in ignore})
     fitting = []
-    for other in runset.select(cell.task, cell.setting):
+    for other in runset.select(cell.task, cell.setting, cell.group):
         if other is cell or other.epochs != cell.epochs:
             continue
         spec = {k: v for k, v in other.info.spec.items() if k not in ignore}

@@ -1,5 +1,5 @@
-"""One builder per thesis table family (docs/reporting.md §5.1-§5.9;
-docs/reporting.md §5.10 is :mod:`aees.reporting.attribution`).
+"""One builder per table family (docs/reporting.md §5.1-§5.12; docs/reporting.md §5.10 is
+:mod:`aees.reporting.attribution`).
 
 Every builder takes a :class:`~aees.reporting.runs.RunSet` and returns a
 :class:`FamilyOutput`: tables (each written as LaTeX, Markdown and CSV), numeric summary CSVs,
@@ -48,6 +48,8 @@ from aees.reporting.families.nlp import (
     nlp_key,
 )
 from aees.reporting.families.nlp_noise_ablation import build_nlp_noise_ablation, sigma_ablation_rows
+from aees.reporting.families.other_tasks import build_other_tasks
+from aees.reporting.families.peers import build_peers
 from aees.reporting.families.trend_context_ablation import build_trend_context_ablation
 from aees.reporting.runs import Cell, RunSet
 from aees.reporting.select import AccStats, Sel, acc_stats, choose_cell, pick, prefix
@@ -166,6 +168,20 @@ FAMILIES: dict[str, Family] = {
             build_nlp_noise_ablation,
             "archived_results",
             f"{_T}/nlp_noise_ablation",
+        ),
+        Family(
+            "peers",
+            "Peers: schedule-free and LR-free optimizers (§5.11)",
+            build_peers,
+            "results",
+            f"{_T}/peers",
+        ),
+        Family(
+            "other_tasks",
+            "Other tasks, per dataset and model (§5.12)",
+            build_other_tasks,
+            "results",
+            f"{_T}/other_tasks",
         ),
     )
 }

@@ -113,7 +113,10 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
                 notes.append(f"{run.path}: fewer than 2 epochs, no steady-state timing; left out")
             continue
         labels[found[0]] = found[1]
-        groups.setdefault((run.info.task, run.info.optimizer, found[0]), []).append((run, ss))
+        # a generic task's runs are timed per dataset and model (docs/reporting.md §3)
+        i = run.info
+        task = f"{i.task} ({i.group})" if i.group else i.task
+        groups.setdefault((task, i.optimizer, found[0]), []).append((run, ss))
     out: list[OverheadCell] = []
     task_order = {t: i for i, t in enumerate((*CIFAR_LIKE_TASKS, *NLP_TASKS))}
     for (task, opt, config), members in sorted(

@@ -7,7 +7,8 @@ Families (docs/reporting.md §6):
   peak/final bar plot, the gradient-noise ablation bars and curves (CIFAR-100 and digits);
 * ``nlp`` -- SST-2 / AG News validation curves, the σ-ablation bar plot;
 * ``controllers`` -- arm selection over training, reward per arm, update-norm trajectory;
-* ``compute`` -- wall-clock overhead (the same configurations as the overhead table).
+* ``compute`` -- wall-clock overhead (the same configurations as the overhead table);
+* ``peers`` -- validation curves of AEES and the schedule-free / LR-free peers.
 
 Curves: per seed the validation accuracy (×100; noisy CIFAR smoothed by a centred 5-epoch
 rolling mean for display), then mean ± sample SD across seeds (SD 0 for one seed). The peak
@@ -27,6 +28,7 @@ from aees.reporting.figures.common import DPI, FIGSIZE, FigureResult, rolling
 from aees.reporting.figures.compute import compute_figures
 from aees.reporting.figures.controllers import controller_figures
 from aees.reporting.figures.nlp import nlp_figures
+from aees.reporting.figures.peers import peers_figures
 from aees.reporting.runs import RunSet
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "compute_figures",
     "controller_figures",
     "nlp_figures",
+    "peers_figures",
     "rolling",
 ]
 
@@ -47,5 +50,6 @@ FIGURE_FAMILIES: dict[str, Callable[[RunSet, str | os.PathLike[str]], list[Figur
     "nlp": nlp_figures,
     "controllers": controller_figures,
     "compute": compute_figures,
+    "peers": peers_figures,
 }
 """Figure family -> builder(runset, out_dir)."""
