@@ -101,7 +101,8 @@ def test_peers_tables_rank_honestly_and_compare_on_shared_seeds(peer_root):
 
 def test_peer_label_names_hyperparameters_from_the_spec():
     spec = {"kind": "baseline", "optimizer": "prodigy", "lr": "1", "lr_scheduler": "none",
-            "prodigy_d_coef": "0.5", "prodigy_safeguard_warmup": True, "dadapt_x": None}  # fmt: skip
+            "prodigy_d_coef": "0.5", "prodigy_safeguard_warmup": True,
+            "dadapt_x": None}  # fmt: skip
     info = RunInfo("digits", "clean", 2, 0, "v", "baseline", "prodigy", "none", (1.0,),
                    (0.0,), None, "none", 0.0, json.dumps(spec))  # fmt: skip
     assert peer_label(info) == "Prodigy (d_coef=0.5, safeguard_warmup=true)"
@@ -139,6 +140,9 @@ def _generic(task: str, dataset: str, model: str, spec: fx.Spec, seed: int, off:
     return dataclasses.replace(r, dataset_name=dataset, model_name=model)
 
 
+GENERIC_METHODS = (("base", fx.Spec(), 0.0), ("prodigy", fx.Spec(optimizer="Prodigy"), 0.01))
+
+
 def test_generic_tasks_are_grouped_by_dataset_and_model(tmp_path):
     root = tmp_path / "in"
     cases = {
@@ -149,7 +153,7 @@ def test_generic_tasks_are_grouped_by_dataset_and_model(tmp_path):
     }
     for (task, ds, model), off in cases.items():
         for seed in (0, 1):
-            for name, spec, extra in (("base", fx.Spec(), 0.0), ("prodigy", fx.Spec(optimizer="Prodigy"), 0.01)):  # fmt: skip
+            for name, spec, extra in GENERIC_METHODS:
                 fx.write(_generic(task, ds, model, spec, seed, off + extra),
                          root / f"{task}_{ds}_{model}_{name}_{seed}.json")  # fmt: skip
     runset = RunSet(discover_runs(root).runs)
