@@ -43,8 +43,8 @@ __all__ = [
     "PEER_FLAG_OPTIMIZERS",
     "PEER_PACKAGES",
     "PRECISIONS",
-    "SCHEDULE_FREE_OPTIMIZERS",
     "RUN_CONTROL_MODES",
+    "SCHEDULE_FREE_OPTIMIZERS",
     "ConfigError",
     "FieldSpec",
     "OneLineArgumentParser",
@@ -627,7 +627,9 @@ class RunConfig:
     )
     sf_beta1: float = _flag(0.9, help="AdamWScheduleFree only: beta1 (interpolation), [0, 1)")
     sf_beta2: float = _flag(0.999, help="AdamWScheduleFree only: beta2, [0, 1)")
-    prodigy_d_coef: float = _flag(1.0, help="Prodigy only: factor on the d estimate, > 0", check=">0")
+    prodigy_d_coef: float = _flag(
+        1.0, help="Prodigy only: factor on the d estimate, > 0", check=">0"
+    )
     prodigy_safeguard_warmup: bool = _flag(
         False, help="Prodigy only: leave lr out of the d estimate's denominator"
     )
@@ -834,7 +836,8 @@ class RunConfig:
                 return name, f"{flag_of(name)} must be in [0, 1), got {getattr(self, name)}"
         if self.optimizer == "SGDScheduleFree" and not 0.0 < self.momentum < 1.0:
             return "momentum", (
-                f"--momentum must be in (0, 1) with --optimizer SGDScheduleFree, got {self.momentum}"
+                "--momentum must be in (0, 1) with --optimizer SGDScheduleFree, "
+                f"got {self.momentum}"
             )
         growth = self.dadapt_growth_rate
         if growth is not None and growth < 1.0:

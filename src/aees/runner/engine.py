@@ -4,9 +4,10 @@ A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` doe
 runner's constructor builds every part of the run (and restores a checkpoint into them); its
 ``run()`` loops over the epochs and finishes; :mod:`aees.runner.result` assembles the result.
 
-* **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW``, ``SGD`` or
-  an LR-free / schedule-free peer, :mod:`aees.runner.optimizers`): no wrapper, no per-step cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the
-  same optimizer in :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
+* **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW``, ``SGD``
+  or an LR-free / schedule-free peer, :mod:`aees.runner.optimizers`): no wrapper, no per-step
+  cost beyond the optimizer's own. ``adaptive`` / ``random`` wrap the same optimizer in
+  :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
   span epoch boundaries, the global step is never reset (docs/protocols.md §3).
   ``uniform-random`` / ``frequency-matched`` (open-loop controls, docs/protocols.md §11) precompute
   the LR-arm
@@ -663,7 +664,8 @@ class _Runner:
         to_eval(self.optimizer, self.model, self._bn_batches, self._bn_forward)
 
     def _bn_batches(self) -> Iterable[Any]:
-        """Training inputs in dataset order (the BatchNorm recompute of :meth:`averaged_weights`)."""
+        """Training inputs in dataset order, for the BatchNorm recompute of
+        :meth:`averaged_weights`."""
         setup = self.setup
         data = setup.train_data if setup.train_data is not None else setup.train_eval_data
         if data is None:
