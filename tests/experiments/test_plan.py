@@ -51,6 +51,8 @@ EXPECTED_RUNS = {
     "context-ablation": 3 * 2 * 5,
     # open-loop controls: {asym20, sym20, sym40} x {AdamW, SGD} x {uniform, frequency} x 5 seeds
     "attribution-controls": 3 * 2 * 2 * 5,
+    # your own text (docs/protocols.md §4.7): AdamW, AdamW + linear, AEES-Dual; 3 seeds
+    "text-csv": 3 * 3,
     # your own images (docs/protocols.md §4.6): AdamW, AdamW + cosine, AEES-LR, + cosine; 3 seeds
     "image-folder": 4 * 3,
 }

@@ -128,8 +128,8 @@ def test_csv_string_labels_bert_head_reinit_and_label_noise(fx, tmp_path, capsys
     cfg, diag = result.config, result.diagnostics
     assert result.task_name == "text" and result.method_name == "AdaptiveScheduler"
     assert result.dataset_name == "news_csv" == cfg["dataset_name"]
-    assert result.model_name == "tiny-bert" == cfg["model_name"]
-    assert cfg["task_options"]["model_path"] == str(fx["bert"])
+    assert result.model_name == str(fx["bert"]) == cfg["model_name"]
+    assert cfg["checkpoint_name"] == "tiny-bert"
     assert cfg["label_names"] == list(NAMES) and cfg["num_labels"] == 3
     assert cfg["scheduler_step_unit"] == "optimizer_step"
     # no validation file: a seeded 10 % holdout of train; the test file is the test set
@@ -169,7 +169,7 @@ def test_pairs_jsonl_validation_file_and_token_types(fx, tmp_path):
     task = get_task("text")
     config = RunConfig(
         task_name="text",
-        model_name="tiny-bert",
+        model_name=str(fx["bert"]),
         data_dir=str(fx["pairs"]),
         quiet=True,
         task_options={
@@ -180,7 +180,6 @@ def test_pairs_jsonl_validation_file_and_token_types(fx, tmp_path):
             "text_column": "premise",
             "text_pair_column": "hypothesis",
             "label_column": "y",
-            "model_path": str(fx["bert"]),
         },
     )
     setup = task.build(config, torch.device("cpu"))
@@ -213,7 +212,7 @@ def test_saved_datasetdict_classlabel_and_cache(fx, tmp_path, capsys):
     assert cli.main([*argv, "--epochs", "1", "--output", str(out)]) == 0
     result = run_checks.check_consistent(out, 1, test_split=True)
     cfg = result.config
-    assert result.dataset_name == "topics_saved" and result.model_name == "tiny-distilbert"
+    assert result.dataset_name == "topics_saved" and cfg["checkpoint_name"] == "tiny-distilbert"
     assert cfg["tokenized_dataset_path"] == str(cache) and cfg["label_names"] == list(NAMES)
     assert (cfg["split"]["train"], cfg["split"]["val"], cfg["split"]["test"]) == (48, 16, 16)
     assert cfg["split"]["validation_source"] == "validation"
@@ -283,12 +282,20 @@ def test_bad_inputs_one_line_exit_2_nothing_written(fx, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and err.startswith("aees train text: error: "), name
         assert expect in err, (name, err)
         assert not out.exists() and not cache_dirs(tmp_path / "tok"), name
-    # neither / both data sources, and a bad --dataset, are flag errors
+    # no data at all (a preset not yet pointed at data): one line, before anything loads
     base = flags(tmp_path, fx["csv"], fx["distilbert"])
     no_data = base[:2] + base[4:]
+    assert cli.main([*no_data, "--output", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no data: pass --data-dir DIR" in err
+    # a Hub dataset not in the cache, offline: one line naming the command that fetches it
+    assert cli.main([*no_data, "--dataset", "org/news"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot load the org/news dataset" in err
+    assert "aees train text --pretokenize-only" in err and "--dataset org/news" in err
+    # both data sources, a bad --dataset, one column twice: flag errors
     for argv, expect in (
-        (no_data, "exactly one of --data-dir"),
-        ([*base, "--dataset", "org/news"], "exactly one of --data-dir"),
+        ([*base, "--dataset", "org/news"], "not both"),
         ([*no_data, "--dataset", "org/news:"], "--dataset must be"),
         ([*base, "--text-pair-column", "text"], "different columns"),
     ):

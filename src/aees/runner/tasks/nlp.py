@@ -604,7 +604,7 @@ class TextClassificationTask:
         return config.task_options.get(key, default)
 
     def _model(self, config: RunConfig) -> str:
-        return self._opt(config, "model_path") or config.model_name or self.model_name
+        return config.model_name or self.model_name
 
     def _cache_dir(self, config: RunConfig) -> str:
         return str(self._opt(config, "cache_dir") or Path.cwd() / ".hf_cache")
@@ -636,7 +636,7 @@ class TextClassificationTask:
             str(self._opt(config, "max_length", 128)),
         ]
         if config.model_name:
-            parts += ["--model-name", self._model(config)]
+            parts += ["--model-name", config.model_name]
         parts += self.source_flags(config)
         return shlex.join(parts)
 

@@ -16,9 +16,10 @@ The flags say what :mod:`.sst2` and :mod:`.agnews` hard-code; the implementation
   re-initialised when the checkpoint's differs (the log says so);
 * label noise: AG News's symmetric protocol with the data's class count.
 
-The result names what was used: ``dataset_name`` = the Hub id or the data directory's name,
-``model_name`` = the checkpoint directory's name or the Hub id (the full path is kept in
-``task_options.model_path``).
+The result names what was used: ``dataset_name`` = the Hub id (``HUB_ID[:CONFIG]``) or the data
+directory's name, ``model_name`` = ``--model-name`` as given (a Hub id or the checkpoint's path;
+``checkpoint_name`` in the config is the directory's name alone). A run without ``--data-dir`` or
+``--dataset`` (a preset not yet pointed at data) stops with one line before anything loads.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from aees.runner.config import RunConfig
+from aees.runner.config import RunConfig, UserError
 from aees.runner.tasks import TaskSetup
 from aees.runner.tasks.nlp import DEFAULT_MODEL_NAME, TextClassificationTask, TextData
 
@@ -65,7 +66,6 @@ class TextTask(TextClassificationTask):
         "text_column",
         "text_pair_column",
         "label_column",
-        "model_path",
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -86,8 +86,8 @@ class TextTask(TextClassificationTask):
 
     def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         super().validate(parser, args)
-        if (args.data_dir is None) == (args.dataset is None):
-            parser.error("pass exactly one of --data-dir DIR and --dataset HUB_ID[:CONFIG]")
+        if args.data_dir is not None and args.dataset is not None:
+            parser.error("pass one of --data-dir and --dataset, not both")
         if args.dataset is not None:
             hub, _, conf = str(args.dataset).partition(":")
             if not hub.strip() or (":" in args.dataset and not conf.strip()):
@@ -107,10 +107,6 @@ class TextTask(TextClassificationTask):
                 "--text-column, --text-pair-column and --label-column must name different "
                 f"columns, got {', '.join(named)}"
             )
-        # The result names the checkpoint by its directory name; the path it loads from stays
-        # in task_options.model_path.
-        args.model_path = args.model_name or DEFAULT_MODEL_NAME
-        args.model_name = model_display_name(args.model_path)
 
     def data_spec(self, config: RunConfig) -> TextData:
         dataset = self._opt(config, "dataset")
@@ -141,13 +137,26 @@ class TextTask(TextClassificationTask):
             flags += ["--text-pair-column", spec.text_pair_column]
         return flags
 
+    def _require_data(self, config: RunConfig) -> None:
+        if not config.data_dir and not self._opt(config, "dataset"):
+            raise UserError(
+                "no data: pass --data-dir DIR (a save_to_disk dataset, or train / validation / "
+                "test CSV, JSON Lines or Parquet files) or --dataset HUB_ID[:CONFIG]"
+            )
+
+    def pretokenize(self, config: RunConfig) -> None:
+        self._require_data(config)
+        super().pretokenize(config)
+
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
+        self._require_data(config)
         self.dataset_name = self.display(config)  # RunResult.dataset_name: the data used
         return super().build(config, device)
 
     def extra_info(self, config: RunConfig, label_names: list[str] | None) -> dict[str, Any]:
         spec = self.data_spec(config)
         return {
+            "checkpoint_name": model_display_name(self._model(config)),
             "label_names": list(label_names or ()),
             "num_labels": len(label_names or ()),
             "text_columns": list(spec.columns),
