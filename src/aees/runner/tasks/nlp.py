@@ -1,7 +1,10 @@
-"""The shared implementation of the NLP tasks (SST-2, AG News): DistilBERT on tokenized HF datasets.
+"""The one text-classification implementation: ``sst2``, ``agnews`` and ``text``.
 
-Thesis reference: docs/protocols.md §4.3-§4.5. :mod:`.sst2` and
-:mod:`.agnews` only set the class attributes of :class:`TextClassificationTask`.
+Reference: docs/protocols.md §4.3-§4.5 and §4.7. :mod:`.sst2` and :mod:`.agnews` only set the
+class attributes of :class:`TextClassificationTask` (their thesis configurations);
+:mod:`.text` takes the same things from flags (:meth:`TextClassificationTask.data_spec`): the
+columns, the source, the splits read and the class count (from the data, with string labels
+mapped to ids in sorted order). Splits follow one rule (:meth:`TextClassificationTask.build`).
 
 **Data.** The raw dataset comes from ``--data-dir`` (a ``DatasetDict`` saved with
 ``save_to_disk``, with the raw columns ``sentence``/``text`` and ``label``; read offline) or else
@@ -9,7 +12,8 @@ from the Hub: ``load_dataset("nyu-mll/glue", "sst2")`` / ``load_dataset("fancyzh
 canonical ids of the thesis's ``"glue"`` / ``"ag_news"``) with ``cache_dir=--cache-dir``. Texts are
 tokenized with ``truncation=True, max_length=--max-length`` and no padding; batches are padded to
 their longest sequence by ``DataCollatorWithPadding``. Only ``input_ids`` and ``attention_mask``
-are fed to the model (no ``labels``: the loss is cross-entropy on ``outputs.logits``).
+(and, for ``text``, ``token_type_ids`` when the tokenizer makes them) are fed to the model (no
+``labels``: the loss is cross-entropy on ``outputs.logits``).
 
 **Tokenized cache** (fixes docs/protocols.md §4.5, which reused caches whatever the model or max
 length)::
