@@ -55,6 +55,11 @@ EXPECTED_RUNS = {
     "text-csv": 3 * 3,
     # your own images (docs/protocols.md §4.6): AdamW, AdamW + cosine, AEES-LR, + cosine; 3 seeds
     "image-folder": 4 * 3,
+    # the peers study (docs/protocols.md §5.1): AdamW, AdamW + cosine, 4 peers, AEES-LR,
+    # AEES-LR on the best peer; digits x 5 seeds, CIFAR x 3 regimes x 5 seeds, SST-2 x 5 seeds
+    "peers-digits": 8 * 5,
+    "peers-cifar-noisy": 3 * 8 * 5,
+    "peers-sst2": 8 * 5,
 }
 
 
