@@ -167,8 +167,12 @@ def test_grayscale_28px_folder_trains_resnet18_with_cifar_stem(tmp_path):
     out = tmp_path / "g.json"
     argv = train_args(root, out, "--model-name", "resnet18", "--cifar-stem", "--val-split", "2")
     argv += ["--label-noise-type", "asymmetric", "--label-noise-rate", "0.25"]
+    # schedule-free recomputes BatchNorm statistics on the task's un-augmented training data
+    argv += ["--optimizer", "AdamWScheduleFree"]
+    pytest.importorskip("schedulefree")
     assert cli.main(argv) == 0
     result = check_consistent(out, 1, test_split=False)
+    assert result.config["optimizer"] == "AdamWScheduleFree"
     assert result.config["image_shape"] == [1, 28, 28]
     assert len(result.config["normalization"]["std"]) == 1  # one channel's statistics
     assert result.diagnostics["label_noise"]["protocol"] == "cyclic_asymmetric"

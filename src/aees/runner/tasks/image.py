@@ -359,6 +359,9 @@ class ImageTask:
             loss_fn=nn.functional.cross_entropy,
             corruption=corruption if corruption.enabled else None,
             clean_train_targets=clean,
+            # the un-augmented training split in index order: the label-noise diagnostics'
+            # fallback and what a schedule-free optimizer recomputes BatchNorm statistics on
+            train_eval_data=StreamingImages(images, noisy, normalize),
             info=info,
         )
         if resident:
@@ -380,8 +383,6 @@ class ImageTask:
             setup.train_data = StreamingImages(images, noisy, normalize, augment)
             setup.val_data = StreamingImages(val_images, val_labels, normalize)
             setup.test_data = StreamingImages(*test, normalize) if test else None
-            if corruption.enabled:
-                setup.train_eval_data = StreamingImages(images, noisy, normalize)
         return setup
 
     def _label_noise(
