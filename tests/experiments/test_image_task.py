@@ -301,3 +301,31 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     for key in ("train_losses", "val_accuracies", "episode_logs", "best_val_accuracy"):
         assert a[key] == b[key], key
     assert a["config"]["class_names"] == b["config"]["class_names"]
+
+
+def test_cyclic_and_mapped_asymmetric_noise_follow_their_maps():
+    import random
+
+    from aees.runner.label_noise import (
+        cyclic_asymmetric_noise,
+        mapped_asymmetric_noise,
+        parse_label_noise_map,
+    )
+
+    labels = [i % 4 for i in range(40)]
+    cyclic = cyclic_asymmetric_noise(labels, 0.25, seed=3, num_classes=4)
+    assert cyclic.count == 10 and cyclic.protocol == "cyclic_asymmetric"
+    pairs = zip(cyclic.corrupted_indices, cyclic.noisy_labels, strict=True)
+    assert all(new == (labels[i] + 1) % 4 for i, new in pairs)
+    table = parse_label_noise_map({"b": "a", "3": 0}, ("a", "b", "c", "d"))
+    assert table == {1: 0, 3: 0}
+    mapped = mapped_asymmetric_noise(labels, 0.5, seed=3, mapping=table, num_classes=4)
+    eligible = [i for i, y in enumerate(labels) if y in table]
+    order = list(eligible)
+    random.Random(3).shuffle(order)
+    assert list(mapped.corrupted_indices) == order[:10]  # the seeded shuffle over eligible ones
+    assert set(mapped.noisy_labels) == {0} and mapped.noise_type == "asymmetric"
+    for bad, message in (([], "JSON object"), ({}, "maps no class"), ({"a": "a"}, "itself"),
+                         ({"a": 9}, "neither a class name")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            parse_label_noise_map(bad, ("a", "b"))
