@@ -76,3 +76,28 @@ def write_mnist_raw(
         _idx(raw / f"{prefix}-images-idx3-ubyte", images)
         _idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     return root
+
+
+def write_cifar10(parent: Path, per_batch: int = 4, n_test: int = 4, seed: int = 0) -> Path:
+    """``parent/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` as torchvision
+    downloads them (protocol-2 pickles of bytes-keyed dicts)."""
+    import pickle
+
+    import numpy as np
+
+    root = parent / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = n_test if name == "test_batch" else per_batch
+        entry = {
+            b"batch_label": name.encode(),
+            b"labels": [int(x) for x in rng.integers(0, 10, n)],
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        }
+        with (root / name).open("wb") as handle:
+            pickle.dump(entry, handle, protocol=2)
+    with (root / "batches.meta").open("wb") as handle:
+        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, handle, protocol=2)
+    return parent

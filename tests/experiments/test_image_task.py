@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_fixtures import write_image_folder, write_mnist_raw
+from image_fixtures import write_cifar10, write_image_folder, write_mnist_raw
 from run_checks import check_consistent
 
 from aees import cli
@@ -329,3 +329,22 @@ def test_cyclic_and_mapped_asymmetric_noise_follow_their_maps():
                          ({"a": 9}, "neither a class name")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             parse_label_noise_map(bad, ("a", "b"))
+
+
+def test_cifar10_pickles_are_read_as_data_only(tmp_path):
+    from aees.runner.images import load_image_data
+
+    write_cifar10(tmp_path / "c10", per_batch=4, n_test=3)
+    data = load_image_data(tmp_path / "c10", log=lambda _: None)
+    assert (data.format, data.name) == ("cifar10", "CIFAR-10")
+    assert data.class_names == tuple(f"class{i}" for i in range(10))
+    assert tuple(data.splits["train"][0].shape) == (20, 3, 32, 32)
+    assert len(data.splits["test"][1]) == 3
+    # a pickle that calls anything beyond arrays and containers is refused, not run
+    evil = tmp_path / "evil"
+    write_cifar10(evil)
+    (evil / "cifar-10-batches-py" / "test_batch").write_bytes(
+        b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00trueq\x00\x85R."
+    )
+    with pytest.raises(UserError, match="refusing CIFAR-10 file"):
+        load_image_data(evil, log=lambda _: None)
