@@ -21,7 +21,7 @@ from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
 from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
 from aees.reporting.families.peers import is_peer
-from aees.reporting.figures import FIGURE_FAMILIES, FigureResult
+from aees.reporting.figures import FIGURE_FAMILIES, FigureResult, thesis_families_for
 from aees.reporting.render import render_html, render_markdown
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
@@ -74,7 +74,8 @@ class ReportSummary:
 def figure_families_for(runset: RunSet) -> list[str]:
     """Figure families with inputs: cifar (CIFAR-100/digits runs), nlp (SST-2/AG News runs),
     controllers (AEES runs), compute (runs with at least two timed epochs), peers (runs of a
-    schedule-free or LR-free optimizer)."""
+    schedule-free or LR-free optimizer), the thesis figures whose inputs exist
+    (:func:`~aees.reporting.figures.thesis_families_for`) and the method overview (AEES runs)."""
     tasks = set(runset.tasks())
     out = []
     if tasks & set(CIFAR_LIKE_TASKS):
@@ -87,6 +88,9 @@ def figure_families_for(runset: RunSet) -> list[str]:
         out.append("compute")
     if any(is_peer(r.info) for r in runset.runs):
         out.append("peers")
+    out += thesis_families_for(runset)
+    if any(r.info.kind == "aees" for r in runset.runs):
+        out.append("overview")
     return out
 
 

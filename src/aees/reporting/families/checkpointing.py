@@ -16,7 +16,14 @@ from aees.reporting.families.cifar_noisy import (
 )
 from aees.reporting.families.common import Builder, FamilyOutput, text_column
 from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm
-from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, optimizer_label, setting_label, task_label
+from aees.reporting.runs import (
+    CIFAR_LIKE_TASKS,
+    Cell,
+    RunSet,
+    optimizer_label,
+    setting_label,
+    task_label,
+)
 from aees.reporting.select import pick, prefix
 from aees.reporting.stats import Summary, mean_sd, run_metrics
 
@@ -112,6 +119,36 @@ CHECKPOINT_SEED_SPEC = TableSpec(
 CSV writes the raw values and the result path."""
 
 
+def checkpoint_seed_rows(
+    cell: Cell | None, setting: str, opt: str, label: str
+) -> list[CheckpointSeedRow]:
+    """The in-run best-epoch diagnostics of each seed of ``cell`` (runs without them left
+    out): the rows of the §5.4 tables and of the peak-checkpoint figure."""
+    seeds: list[CheckpointSeedRow] = []
+    for run in cell.seed_runs() if cell else []:
+        block = run.result.diagnostics.get("best_val_subset_accuracies")
+        if not isinstance(block, dict) or not block:
+            continue
+        metrics = run_metrics(run.result)
+        epoch = as_float(run.result.diagnostics.get("best_val_epoch"))
+        if epoch is None and metrics.peak_epoch is not None:
+            epoch = float(metrics.peak_epoch)  # no in-run best epoch recorded
+        sub = {k: as_float(block.get(src), math.nan) for k, src in SUBSET_KEYS}
+        seeds.append(
+            CheckpointSeedRow(
+                setting,
+                opt,
+                label,
+                run.info.seed,
+                nan_if_none(epoch),
+                metrics.best,
+                sub,  # type: ignore[arg-type]
+                run.path,
+            )
+        )
+    return seeds
+
+
 def build_checkpointing(runset: RunSet) -> FamilyOutput:
     """docs/reporting.md §5.4, from the in-run best-epoch diagnostics
     (``diagnostics.best_val_subset_
@@ -144,28 +181,7 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
             items = []
             for sel in NOISY_METHODS:
                 cell = pick(cells, sel, optimizer=opt, where=where, notes=b.out.notes)
-                seeds: list[CheckpointSeedRow] = []
-                for run in cell.seed_runs() if cell else []:
-                    block = run.result.diagnostics.get("best_val_subset_accuracies")
-                    if not isinstance(block, dict) or not block:
-                        continue
-                    metrics = run_metrics(run.result)
-                    epoch = as_float(run.result.diagnostics.get("best_val_epoch"))
-                    if epoch is None and metrics.peak_epoch is not None:
-                        epoch = float(metrics.peak_epoch)  # no in-run best epoch recorded
-                    sub = {k: as_float(block.get(src), math.nan) for k, src in SUBSET_KEYS}
-                    seeds.append(
-                        CheckpointSeedRow(
-                            setting,
-                            opt,
-                            sel.label,
-                            run.info.seed,
-                            nan_if_none(epoch),
-                            metrics.best,
-                            sub,  # type: ignore[arg-type]
-                            run.path,
-                        )
-                    )
+                seeds = checkpoint_seed_rows(cell, setting, opt, sel.label)
                 if cell is not None and len(seeds) < cell.n:
                     b.out.notes.append(
                         f"{cell.describe()}: {cell.n - len(seeds)} runs without best-epoch "

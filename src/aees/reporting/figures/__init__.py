@@ -8,7 +8,10 @@ Families (docs/reporting.md §6):
 * ``nlp`` -- SST-2 / AG News validation curves, the σ-ablation bar plot;
 * ``controllers`` -- arm selection over training, reward per arm, update-norm trajectory;
 * ``compute`` -- wall-clock overhead (the same configurations as the overhead table);
-* ``peers`` -- validation curves of AEES and the schedule-free / LR-free peers.
+* ``peers`` -- validation curves of AEES and the schedule-free / LR-free peers;
+* ``sigma_vs_val_acc``, ``late_stage``, ``peak_checkpoint``, ``drop_summary`` -- see
+  :mod:`aees.reporting.figures.thesis`; ``overview`` -- the method schematic
+  (:mod:`aees.reporting.figures.overview`).
 
 Curves: per seed the validation accuracy (×100; noisy CIFAR smoothed by a centred 5-epoch
 rolling mean for display), then mean ± sample SD across seeds (SD 0 for one seed). The peak
@@ -28,7 +31,15 @@ from aees.reporting.figures.common import DPI, FIGSIZE, FigureResult, rolling
 from aees.reporting.figures.compute import compute_figures
 from aees.reporting.figures.controllers import controller_figures
 from aees.reporting.figures.nlp import nlp_figures
+from aees.reporting.figures.overview import overview_figures
 from aees.reporting.figures.peers import peers_figures
+from aees.reporting.figures.thesis import (
+    drop_summary_figures,
+    late_stage_figures,
+    peak_checkpoint_figures,
+    sigma_figures,
+    thesis_families_for,
+)
 from aees.reporting.runs import RunSet
 
 __all__ = [
@@ -39,9 +50,15 @@ __all__ = [
     "cifar_figures",
     "compute_figures",
     "controller_figures",
+    "drop_summary_figures",
+    "late_stage_figures",
     "nlp_figures",
+    "overview_figures",
+    "peak_checkpoint_figures",
     "peers_figures",
     "rolling",
+    "sigma_figures",
+    "thesis_families_for",
 ]
 
 
@@ -51,5 +68,10 @@ FIGURE_FAMILIES: dict[str, Callable[[RunSet, str | os.PathLike[str]], list[Figur
     "controllers": controller_figures,
     "compute": compute_figures,
     "peers": peers_figures,
+    "sigma_vs_val_acc": sigma_figures,
+    "late_stage": late_stage_figures,
+    "peak_checkpoint": peak_checkpoint_figures,
+    "drop_summary": drop_summary_figures,
+    "overview": overview_figures,
 }
 """Figure family -> builder(runset, out_dir)."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""drop_summary figures (docs/reporting.md §6).
+
+Usage: python scripts/plots/drop_summary_plots.py [--runs-root DIR]
+       [--out-dir DIR] [--strict]
+(a thin wrapper over aees.cli.figure_script); exits 1 and writes
+<figure>.MISSING.md when a figure's inputs are missing.
+"""
+
+from aees.cli import figure_script
+
+if __name__ == "__main__":
+    raise SystemExit(figure_script("drop_summary", prog="drop_summary_plots.py"))
