@@ -13,7 +13,14 @@ import pytest
 import report_fixtures as fx
 
 from aees.reporting.families import FAMILIES
-from aees.reporting.families.peers import build_peers, peer_label
+from aees.reporting.families.peers import (
+    VS_SPEC,
+    build_peers,
+    compare_rows,
+    peer_groups,
+    peer_label,
+    peer_rows,
+)
 from aees.reporting.figures.peers import peers_figures
 from aees.reporting.report import build_report
 from aees.reporting.runs import RunInfo, RunSet, discover_runs
@@ -97,6 +104,17 @@ def test_peers_tables_rank_honestly_and_compare_on_shared_seeds(peer_root):
         "reference": _best("AdamW", 1),
     }
     assert entry["wins"]["best"] == 3
+
+
+def test_equal_results_are_no_win_and_no_negative_zero(peer_root):
+    runset = RunSet(discover_runs(peer_root).runs)
+    (group,) = peer_groups(runset)
+    row = peer_rows(group)[0]
+    same = compare_rows(dataclasses.replace(row, aees=True), row)
+    assert same.wins == {"best": 0, "final": 0, "drop": 0}
+    vs = VS_SPEC.table("t", "c", "l")
+    VS_SPEC.add(vs, same)
+    assert vs.rows[0][3].text == "+0.00 [+0.00, +0.00]"
 
 
 def test_peer_label_names_hyperparameters_from_the_spec():

@@ -257,15 +257,21 @@ def _per_seed(st: AccStats, metric: str) -> dict[int, float]:
     return {s: getattr(m, metric) for s, m in st.per_seed.items()}
 
 
+WIN_TOLERANCE = 1e-9
+"""A seed is a win only when AEES is better by more than this (a fraction): equal
+accuracies computed two ways (drop = best − final) differ in the last bits."""
+
+
 def compare_rows(aees: PeerRow, ref: PeerRow) -> PeerComparison:
     """docs/reporting.md §4.3 on shared seeds for best, final and drop (×100); a win is a seed
-    where AEES is higher (best, final) or lower (drop)."""
+    where AEES is higher (best, final) or lower (drop) by more than :data:`WIN_TOLERANCE`."""
     cmp, wins, per_seed = {}, {}, {}
     seeds: list[int] = []
     for metric, better in _METRICS:
         a, r = _per_seed(aees.st, metric), _per_seed(ref.st, metric)
         seeds, cmp[metric] = compare_seed_maps(a, r, scale=100.0)
-        wins[metric] = sum((a[s] > r[s]) if better == "max" else (a[s] < r[s]) for s in seeds)
+        sign = 1.0 if better == "max" else -1.0
+        wins[metric] = sum(sign * (a[s] - r[s]) > WIN_TOLERANCE for s in seeds)
         per_seed[metric] = {s: (a[s], r[s]) for s in seeds}
     return PeerComparison(aees.label, ref.label, seeds, cmp, wins, per_seed)
 
@@ -273,7 +279,13 @@ def compare_rows(aees: PeerRow, ref: PeerRow) -> PeerComparison:
 def _delta(c: PairedComparison) -> str:
     if not c.n:
         return MISSING
-    return f"{c.diff_mean:+.2f} [{c.diff_ci_low:+.2f}, {c.diff_ci_high:+.2f}]"
+    return f"{_signed(c.diff_mean)} [{_signed(c.diff_ci_low)}, {_signed(c.diff_ci_high)}]"
+
+
+def _signed(value: float) -> str:
+    """``+1.25`` / ``-0.37``; a value that rounds to zero is ``+0.00`` (never ``-0.00``)."""
+    rounded = round(value, 2)
+    return f"{rounded + 0.0 if rounded else 0.0:+.2f}"
 
 
 def _delta_column(metric: str, header: str) -> Column:
