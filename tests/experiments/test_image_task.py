@@ -220,6 +220,12 @@ def test_bad_inputs_are_one_line_exit_2_before_training(tmp_path, capsys):
     write_image_folder(corrupt, classes=("a", "b"), per_class=2, size=8)
     (corrupt / "train" / "a" / "x.png").write_bytes(b"junk")
     (tmp_path / "empty").mkdir()
+    mixed = tmp_path / "mixed"
+    write_image_folder(mixed, classes=("a",), per_class=2, size=8)
+    write_image_folder(mixed, classes=("a", "b"), per_class=1, size=12, seed=3, suffix=".bmp")
+    with_val = tmp_path / "with_val"
+    write_image_folder(with_val, classes=("a", "b"), per_class=2, size=8)
+    write_image_folder(with_val, classes=("a", "b"), per_class=1, size=8, split="val")
     bad_map = tmp_path / "bad_map.json"
     bad_map.write_text(json.dumps({"a": "zebra"}))
     not_json = tmp_path / "not_json.json"
@@ -231,6 +237,8 @@ def test_bad_inputs_are_one_line_exit_2_before_training(tmp_path, capsys):
         (empty_class, [], "train/c/ holds no image files"),
         (single, [], "single class folder ('only')"),
         (corrupt, [], "1 of 5 image files cannot be decoded"),
+        (mixed, [], "images have different sizes (8x8, 12x12"),
+        (with_val, ["--val-split", "1"], "has its own val/ split"),
         (good, ["--model-name", "resnet181"], "closest: resnet18"),
         (good, ["--model-name", "timm:resnet_18"], "closest: timm:resnet18"),
         (good, ["--dataset-format", "mnist"], "holds no MNIST/raw"),
