@@ -21,8 +21,9 @@ from aees.reporting.families.peers import (
     peer_label,
     peer_rows,
 )
+from aees.reporting.figures.other_tasks import other_task_figures
 from aees.reporting.figures.peers import peers_figures
-from aees.reporting.report import build_report
+from aees.reporting.report import build_report, figure_families_for
 from aees.reporting.runs import RunInfo, RunSet, discover_runs
 from aees.reporting.stats import compare_paired
 
@@ -139,11 +140,18 @@ def test_peers_figure_and_report(peer_root, tmp_path):
     assert f"best={np.mean([_best('AdamW schedule-free', s) for s in (0, 1)]) * 100:.2f}" in line
     assert len([ln for ln in summary.splitlines() if " n=" in ln]) == len(PEERS)
 
-    report = build_report(peer_root, tmp_path / "report")
+    # the report (on the baselines only: no AEES, so no controller figures to draw)
+    small = tmp_path / "small"
+    for path in peer_root.glob("*.json"):
+        if not path.name.startswith("aees"):
+            small.joinpath(path.name).parent.mkdir(exist_ok=True)
+            small.joinpath(path.name).write_bytes(path.read_bytes())
+    report = build_report(small, tmp_path / "report")
     assert "peers" in report.families and "peers" in report.figures
     index = report.index_md.read_text()
-    assert "digits_sym40_6ep_peers_vs_table" in index
-    assert (tmp_path / "report/tables/peers/digits_sym40_6ep_peers_comparisons.json").is_file()
+    assert "digits_sym40_6ep_peers_main_table" in index
+    assert "AEES-LR on AdamW: no runs" in index  # the missing reference row is listed
+    assert (tmp_path / "report/figures/peers/digits_sym40_6ep_peers_curves.png").is_file()
 
 
 def test_no_peer_runs_lists_the_family_without_runs(tmp_path):
@@ -194,6 +202,12 @@ def test_generic_tasks_are_grouped_by_dataset_and_model(tmp_path):
     peers = build_peers(runset)
     keys = [t.name for t in peers.tables if t.name.endswith("_main_table")]
     assert keys == [n.replace("_main_table", "_peers_main_table") for n in names]
+    figs = other_task_figures(runset, tmp_path / "fig")
+    assert [f.name for f in figs] == [n.replace("_main_table", "_curves") for n in names]
+    lines = (tmp_path / "fig" / f"{figs[2].name}.summary.txt").read_text().splitlines()
+    assert [_base(ln.split(":")[0]) for ln in lines if " n=2 " in ln] == ["AdamW", "Prodigy"]
+    assert f"best={np.mean(want) * 100:.2f}" in next(ln for ln in lines if ln.startswith("Prod"))
+    assert "other_tasks" in figure_families_for(runset)
     # no AEES runs: no comparison table, and the missing reference rows are listed
     assert not any(t.name.endswith("_vs_table") for t in peers.tables)
     assert "Text (reviews · distilbert), Clean, 3 ep: AdamW + cosine: no runs" in peers.missing

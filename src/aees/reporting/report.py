@@ -75,7 +75,8 @@ def figure_families_for(runset: RunSet) -> list[str]:
     """Figure families with inputs: cifar (CIFAR-100/digits runs), nlp (SST-2/AG News runs),
     controllers (AEES runs), compute (runs with at least two timed epochs), peers (runs of a
     schedule-free or LR-free optimizer), the thesis figures whose inputs exist
-    (:func:`~aees.reporting.figures.thesis_families_for`) and the method overview (AEES runs)."""
+    (:func:`~aees.reporting.figures.thesis_families_for`), the method overview (AEES runs)
+    and other_tasks (runs of a generic task)."""
     tasks = set(runset.tasks())
     out = []
     if tasks & set(CIFAR_LIKE_TASKS):
@@ -89,6 +90,8 @@ def figure_families_for(runset: RunSet) -> list[str]:
     if any(is_peer(r.info) for r in runset.runs):
         out.append("peers")
     out += thesis_families_for(runset)
+    if any(t not in (*CIFAR_LIKE_TASKS, *NLP_TASKS) for t in tasks):
+        out.append("other_tasks")
     if any(r.info.kind == "aees" for r in runset.runs):
         out.append("overview")
     return out

@@ -33,7 +33,7 @@ from aees.reporting.runs import (
 )
 from aees.reporting.select import AccStats, acc_stats
 
-__all__ = ["OTHER_SPEC", "build_other_tasks", "other_task_groups"]
+__all__ = ["OTHER_SPEC", "OtherRow", "build_other_tasks", "group_rows", "other_task_groups"]
 
 
 def _label(st: AccStats) -> str:
@@ -77,19 +77,28 @@ def _stem(*parts: str) -> str:
     return "_".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts if p)
 
 
+def group_rows(
+    runset: RunSet, groups: list[tuple[str, str, str, int]]
+) -> list[tuple[str, tuple[str, str, str, int], list[OtherRow]]]:
+    """(file stem, group, rows) per group: every variant of the group, in cell order."""
+    out = []
+    for task, group, setting, epochs in groups:
+        cells = [c for c in runset.select(task, setting, group) if c.epochs == epochs]
+        rows = [OtherRow(_label(st), c, st) for c in cells for st in [acc_stats(c)]]
+        stem = _stem(task, group, setting, f"{epochs}ep")
+        out.append((stem, (task, group, setting, epochs), rows))
+    return out
+
+
 def build_other_tasks(runset: RunSet) -> FamilyOutput:
     """docs/reporting.md §5.12: ``<task>_<dataset-model>_<setting>_<E>ep_main_table`` per
     group, every variant a row (ranked over the table), and its ``_summary.csv``."""
     b = Builder("other_tasks", "Other tasks, per dataset and model", runset)
     names = []
-    for task, group, setting, epochs in other_task_groups(runset):
-        cells = [c for c in runset.select(task, setting, group) if c.epochs == epochs]
-        stats = [acc_stats(c) for c in cells]
-        rows = [OtherRow(_label(st), c, st) for c, st in zip(cells, stats, strict=True)]
+    for stem, (task, group, setting, epochs), rows in group_rows(runset, other_task_groups(runset)):
         for row in rows:
             b.count(row.st.n, row.cell.describe())
             b.note_duplicates(row.cell)
-        stem = _stem(task, group, setting, f"{epochs}ep")
         where = f" ({group})" if group else ""
         table = OTHER_SPEC.table(
             f"{stem}_main_table",

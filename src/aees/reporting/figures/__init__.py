@@ -11,7 +11,8 @@ Families (docs/reporting.md §6):
 * ``peers`` -- validation curves of AEES and the schedule-free / LR-free peers;
 * ``sigma_vs_val_acc``, ``late_stage``, ``peak_checkpoint``, ``drop_summary`` -- see
   :mod:`aees.reporting.figures.thesis`; ``overview`` -- the method schematic
-  (:mod:`aees.reporting.figures.overview`).
+  (:mod:`aees.reporting.figures.overview`); ``other_tasks`` -- validation curves per generic
+  task, dataset and model.
 
 Curves: per seed the validation accuracy (×100; noisy CIFAR smoothed by a centred 5-epoch
 rolling mean for display), then mean ± sample SD across seeds (SD 0 for one seed). The peak
@@ -31,6 +32,7 @@ from aees.reporting.figures.common import DPI, FIGSIZE, FigureResult, rolling
 from aees.reporting.figures.compute import compute_figures
 from aees.reporting.figures.controllers import controller_figures
 from aees.reporting.figures.nlp import nlp_figures
+from aees.reporting.figures.other_tasks import other_task_figures
 from aees.reporting.figures.overview import overview_figures
 from aees.reporting.figures.peers import peers_figures
 from aees.reporting.figures.thesis import (
@@ -53,6 +55,7 @@ __all__ = [
     "drop_summary_figures",
     "late_stage_figures",
     "nlp_figures",
+    "other_task_figures",
     "overview_figures",
     "peak_checkpoint_figures",
     "peers_figures",
@@ -73,5 +76,6 @@ FIGURE_FAMILIES: dict[str, Callable[[RunSet, str | os.PathLike[str]], list[Figur
     "peak_checkpoint": peak_checkpoint_figures,
     "drop_summary": drop_summary_figures,
     "overview": overview_figures,
+    "other_tasks": other_task_figures,
 }
 """Figure family -> builder(runset, out_dir)."""
