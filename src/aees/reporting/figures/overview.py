@@ -23,21 +23,24 @@ DEFAULT_ARMS = ((0.5, 1.0, 2.0), (0.0, 0.005, 0.01))
 
 # (name, text, x, y, width, height, kind) in axes units (0..10 × 0..5.4)
 _BOXES = (
-    ("data", "Mini-batch\n(x, y)", 0.3, 3.6, 1.6, 1.0, "train"),
-    ("model", "Model f_θ", 2.5, 3.6, 1.6, 1.0, "train"),
-    ("loss", "Loss $\\ell_t$\nEMA loss", 4.7, 3.6, 1.7, 1.0, "train"),
-    ("step", "Optimizer step\nlr·m_e, +σ_e·ξ", 7.0, 3.6, 2.6, 1.0, "train"),
-    ("lr", "LR bandit\narms {lr}", 1.2, 0.4, 2.6, 1.1, "bandit"),
-    ("noise", "σ bandit\narms {noise}", 5.2, 0.4, 2.6, 1.1, "bandit"),
+    ("data", "Mini-batch\n(x, y)", 0.3, 3.9, 1.6, 1.0, "train"),
+    ("model", "Model f_θ", 2.5, 3.9, 1.6, 1.0, "train"),
+    ("loss", "Loss $\\ell_t$\nEMA loss", 4.7, 3.9, 1.7, 1.0, "train"),
+    ("step", "Optimizer step\nlr·m_e, +σ_e·ξ", 7.0, 3.9, 2.6, 1.0, "train"),
+    ("bridge", "Selected arm values\n(m_e, σ_e)", 7.0, 2.1, 2.6, 0.9, "bandit"),
+    ("lr", "LR bandit\narms {lr}", 0.6, 0.3, 2.6, 1.1, "bandit"),
+    ("noise", "σ bandit\narms {noise}", 3.8, 0.3, 2.6, 1.1, "bandit"),
 )
+# (from, to, line style, label, label position or None)
 _ARROWS = (
-    ("data", "model", "solid", ""),
-    ("model", "loss", "solid", ""),
-    ("loss", "step", "solid", "$\\nabla\\ell$"),
-    ("lr", "step", "solid", "Selected arm values (m_e, σ_e)"),
-    ("noise", "step", "solid", ""),
-    ("loss", "lr", "dashed", "Reward r_e from EMA loss"),
-    ("loss", "noise", "dashed", ""),
+    ("data", "model", "solid", "", None),
+    ("model", "loss", "solid", "", None),
+    ("loss", "step", "solid", "$\\nabla\\ell$", (6.7, 4.55)),
+    ("lr", "bridge", "solid", "", None),
+    ("noise", "bridge", "solid", "", None),
+    ("bridge", "step", "solid", "", None),
+    ("loss", "lr", "dashed", "Reward r_e from EMA loss", (2.3, 2.75)),
+    ("loss", "noise", "dashed", "", None),
 )
 
 
@@ -82,7 +85,7 @@ def overview_figures(runset: RunSet | None, out_dir: str | os.PathLike[str]) -> 
         ax.text(x + w / 2, y + h / 2, shown, ha="center", va="center", fontsize=8, color=edge)
         centres[name] = (x + w / 2, y + h / 2, w, h)
         summary.append(f"box {name} ({kind}, fill {fill}, edge {edge}): {' '.join(shown.split())}")
-    for src, dst, style, label in _ARROWS:
+    for src, dst, style, label, where in _ARROWS:
         (x0, y0, w0, h0), (x1, y1, w1, h1) = centres[src], centres[dst]
         if abs(y0 - y1) < 1e-9:  # same row: side to side
             start, end = (x0 + w0 / 2, y0), (x1 - w1 / 2, y1)
@@ -96,8 +99,7 @@ def overview_figures(runset: RunSet | None, out_dir: str | os.PathLike[str]) -> 
             xytext=start,
             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.2, "linestyle": style},
         )
-        if label:
-            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
-            ax.text(mx, my + 0.15, label, ha="center", fontsize=7, color=color, style="italic")
+        if label and where is not None:
+            ax.text(*where, label, ha="center", fontsize=7, color=color, style="italic")
         summary.append(f"arrow {src} -> {dst} ({style}){': ' + label if label else ''}")
     return [save_figure(fig, Path(out_dir), "aees_overview", summary)]
