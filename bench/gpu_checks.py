@@ -1,0 +1,97 @@
+"""CUDA checks of the fast-mode engine paths that the CPU test suite cannot run (about 1 minute).
+
+On a small synthetic cifar100 (ResNet-18, bench/epoch.py's in-memory task):
+
+* ``--precision fp16`` through AEES: autocast + GradScaler, the scaler's skipped steps counted per
+  episode (``episode_logs.episode_scaler_skipped_steps``);
+* fast mode (``--compile`` with inductor, bf16, channels-last, cuDNN autotuning, TF32): dynamo's
+  graph counters are the same after 2 and after 4 epochs although the AEES arm changed many
+  times (no recompiles), and the variant id is marked ``-fast-``.
+
+Exit status 1 if a check fails.
+
+    python bench/gpu_checks.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch._dynamo.utils import counters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from epoch import SyntheticCifar100
+
+from aees.runner import engine
+from aees.runner.config import RunConfig
+
+AEES = {
+    "control_mode": "adaptive",
+    "lr_candidates": "0.5,1,2",
+    "noise_candidates": "0,0.01",
+    "episode_length": 4,
+    "quiet": True,
+    "device": "cuda",
+}
+FAST = {
+    "compile": True,
+    "precision": "bf16",
+    "channels_last": True,
+    "cudnn_benchmark": True,
+    "tf32": True,
+}
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("gpu_checks: no CUDA device")
+        return 1
+    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    task, tmp = SyntheticCifar100(2048, 512), Path(tempfile.mkdtemp())
+    ok = True
+    result, _ = engine.run(
+        RunConfig(
+            task_name="cifar100", epochs=2, precision="fp16", output=str(tmp / "a.json"), **AEES
+        ),
+        task,
+    )
+    logs = result.episode_logs
+    skipped = logs["episode_scaler_skipped_steps"]
+    good = len(skipped) == len(logs["episode_rewards"]) > 0
+    ok &= good
+    print(
+        f"fp16 + GradScaler through AEES: {len(skipped)} episodes, {sum(skipped)} scaler-skipped "
+        f"steps, val acc {result.val_accuracies} -> {'ok' if good else 'FAILED'}"
+    )
+    graphs = []
+    for epochs in (2, 4):
+        torch._dynamo.reset()
+        counters.clear()
+        result, _ = engine.run(
+            RunConfig(
+                task_name="cifar100",
+                epochs=epochs,
+                output=str(tmp / f"f{epochs}.json"),
+                **AEES,
+                **FAST,
+            ),
+            task,
+        )
+        graphs.append(dict(counters["stats"]))
+    arms = result.episode_logs["selected_combined_names"]
+    good = graphs[0] == graphs[1] and len(set(arms)) > 1 and "-fast-" in result.variant
+    ok &= good
+    print(
+        f"fast mode (inductor): dynamo stats after 2 / 4 epochs {graphs[0]} / {graphs[1]}, "
+        f"{len(arms)} episodes over {len(set(arms))} arms, variant {result.variant} -> "
+        f"{'no recompiles, ok' if good else 'FAILED'}"
+    )
+    print(f"fast-mode epoch seconds: {[round(t, 3) for t in result.epoch_wall_clock_seconds]}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
