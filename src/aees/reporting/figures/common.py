@@ -149,6 +149,12 @@ def rolling(values: Sequence[float], window: int, how: str = "mean") -> list[flo
     return out
 
 
+def plain(text: str) -> str:
+    """``text`` shown as written by matplotlib: a ``$`` (say in a user's dataset name) would
+    otherwise start mathtext and can fail the figure."""
+    return text.replace("$", r"\$")
+
+
 def cell_color(cell: Cell | None, index: int) -> str:
     if cell is None:
         return EXTRA_COLORS[index % len(EXTRA_COLORS)]
@@ -205,7 +211,7 @@ def curves_figure(
     summary = [f"title: {title}", f"smoothing: centred rolling mean, window {smooth} epochs"]
     summary += ["y: validation accuracy (%), mean ± sample SD across seeds"]
     for ax, (panel_title, series) in zip(axes, present, strict=True):
-        ax.set_title(panel_title)
+        ax.set_title(plain(panel_title))
         for i, (label, st) in enumerate(series):
             assert st.cell is not None
             curves = [rolling(c, smooth) if smooth > 1 else c for c in seed_curves(st.cell)]
@@ -215,7 +221,7 @@ def curves_figure(
                 continue
             epochs = list(range(1, len(mean) + 1))
             color = cell_color(st.cell, i)
-            ax.plot(epochs, mean, color=color, label=f"{label} (n={st.n})")
+            ax.plot(epochs, mean, color=color, label=plain(f"{label} (n={st.n})"))
             ax.fill_between(
                 epochs,
                 [m - s for m, s in zip(mean, sd, strict=True)],
@@ -249,7 +255,7 @@ def curves_figure(
     ]
     labels += ["Mean peak", "Mean final"]
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)))
-    fig.suptitle(title)
+    fig.suptitle(plain(title))
     summary += [f"missing: {p}" for p in partial]
     result = save_figure(fig, out_dir, name, summary)
     result.partial = partial
