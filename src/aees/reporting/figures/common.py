@@ -155,10 +155,21 @@ def plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+PEER_COLORS = {
+    "adamwschedulefree": ("#2ca02c", "#0b5d1e"),
+    "sgdschedulefree": ("#bcbd22", "#6b6b00"),
+    "prodigy": ("#e377c2", "#8c1d6e"),
+    "dadaptadam": ("#9467bd", "#4b2a7a"),
+}
+"""A schedule-free / LR-free peer optimizer: (alone, AEES on it)."""
+
+
 def cell_color(cell: Cell | None, index: int) -> str:
     if cell is None:
         return EXTRA_COLORS[index % len(EXTRA_COLORS)]
     info = cell.info
+    if info.optimizer in PEER_COLORS:
+        return PEER_COLORS[info.optimizer][info.kind == "aees"]
     if info.kind == "baseline":
         return PALETTE.get("flat" if info.scheduler == "none" else info.scheduler, "#1f77b4")
     if info.kind == "aees":
@@ -199,14 +210,16 @@ def curves_figure(
     *,
     smooth: int = 1,
     what: str,
+    ncol: int = 4,
 ) -> FigureResult:
-    """Validation curves (mean ± SD band, peak and final markers), one panel per entry."""
+    """Validation curves (mean ± SD band, peak and final markers), one panel per entry;
+    ``ncol`` legend columns (fewer for long labels)."""
     panels = [(t, s) for t, s in panels if s]
     present = [(t, [x for x in s if x[1].n]) for t, s in panels]
     partial = [f"{join_label(t, label)}: no runs" for t, s in panels for label, st in s if not st.n]
     if not any(s for _, s in present):
         return missing_figure(out_dir, name, [f"no runs for any line of {what}", *partial])
-    rows = math.ceil((len({lab for _, x in present for lab, _ in x}) + 2) / 4)
+    rows = math.ceil((len({lab for _, x in present for lab, _ in x}) + 2) / ncol)
     fig, axes = new_figure(len(present), bottom=0.15 + 0.04 * rows)
     summary = [f"title: {title}", f"smoothing: centred rolling mean, window {smooth} epochs"]
     summary += ["y: validation accuracy (%), mean ± sample SD across seeds"]
@@ -254,7 +267,7 @@ def curves_figure(
         line2d([], [], marker="s", color="grey", mec="black", ls="none", ms=5),
     ]
     labels += ["Mean peak", "Mean final"]
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)))
+    fig.legend(handles, labels, loc="lower center", ncol=min(ncol, len(labels)))
     fig.suptitle(plain(title))
     summary += [f"missing: {p}" for p in partial]
     result = save_figure(fig, out_dir, name, summary)

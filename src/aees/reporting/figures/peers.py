@@ -4,6 +4,7 @@ validation curves (mean ± SD band per method) of the rows of the peers table.""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from aees.reporting.families.peers import peer_groups, peer_rows
@@ -11,12 +12,22 @@ from aees.reporting.figures.common import FigureResult, curves_figure, nothing_t
 from aees.reporting.runs import RunSet
 
 
+def _short(label: str) -> str:
+    """``AEES-LR on Prodigy (d_coef=1) + cosine`` -> ``AEES-LR on Prodigy + cosine``."""
+    return re.sub(r" \([^()]*\)", "", label)
+
+
 def peers_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[FigureResult]:
     """``<key>_peers_curves`` per group with peer runs (the table's rows, same order)."""
     out = Path(out_dir)
     results = []
     for group in peer_groups(runset):
-        series = [(r.label, r.st) for r in peer_rows(group)]
+        rows = peer_rows(group)
+        # the legend without the peers' settings when that leaves every label distinct (the
+        # summary names each line's variant id either way)
+        short = [_short(r.label) for r in rows]
+        labels = short if len(set(short)) == len(short) else [r.label for r in rows]
+        series = [(label, r.st) for label, r in zip(labels, rows, strict=True)]
         smooth = 5 if group.epochs >= 20 else 1
         results.append(
             curves_figure(
@@ -26,6 +37,7 @@ def peers_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Figur
                 [("", series)],
                 smooth=smooth,
                 what=group.title,
+                ncol=3,
             )
         )
     if not results:
