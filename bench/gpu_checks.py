@@ -8,13 +8,16 @@ On a small synthetic cifar100 (ResNet-18, bench/epoch.py's in-memory task):
   graph counters are the same after 2 and after 4 epochs although the AEES arm changed many
   times (no recompiles), and the variant id is marked ``-fast-``.
 
-Exit status 1 if a check fails.
+Exit status 1 if a check fails. ``--device cpu`` is a smoke test of the script itself (tiny
+shapes, compile backend eager, fp32, no cuDNN/TF32 flags); its numbers mean nothing.
 
     python bench/gpu_checks.py
+    python bench/gpu_checks.py --device cpu
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +37,6 @@ AEES = {
     "noise_candidates": "0,0.01",
     "episode_length": 4,
     "quiet": True,
-    "device": "cuda",
 }
 FAST = {
     "compile": True,
@@ -45,12 +47,24 @@ FAST = {
 }
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    args = p.parse_args(argv)
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
         print("gpu_checks: no CUDA device")
         return 1
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    task, tmp = SyntheticCifar100(2048, 512), Path(tempfile.mkdtemp())
+    name = torch.cuda.get_device_name(0) if cuda else "cpu (smoke test)"
+    print(f"device: {name}, torch {torch.__version__}")
+    AEES["device"] = args.device
+    # on the CPU: no bf16 (its convolutions crawl without bf16 units), no cuDNN/TF32 flags
+    fast = FAST if cuda else {**FAST, "precision": "fp32", "cudnn_benchmark": False, "tf32": False}
+    if not cuda:
+        fast["compile_backend"] = "eager"
+        AEES["batch_size"] = 16
+    task = SyntheticCifar100(2048, 512) if cuda else SyntheticCifar100(96, 32)
+    tmp = Path(tempfile.mkdtemp())
     ok = True
     result, _ = engine.run(
         RunConfig(
@@ -76,7 +90,7 @@ def main() -> int:
                 epochs=epochs,
                 output=str(tmp / f"f{epochs}.json"),
                 **AEES,
-                **FAST,
+                **fast,
             ),
             task,
         )
