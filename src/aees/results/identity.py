@@ -12,6 +12,7 @@ from typing import Any
 from aees.results.values import candidate_values, config_value, is_number
 
 __all__ = [
+    "PEER_SETTINGS",
     "method_spec",
     "protocol_spec",
     "variant_id",
@@ -53,7 +54,7 @@ _BANDIT_KINDS = ("aees", "random")
 _OPEN_LOOP_KINDS = ("uniform-open-loop", "frequency-open-loop")
 #: The LR-free / schedule-free peers' own settings (slugified optimizer -> result config keys
 #: with the runner's defaults; docs/protocols.md §5.1): part of their method, never mixed.
-_PEER_SETTINGS: dict[str, dict[str, Any]] = {
+PEER_SETTINGS: dict[str, dict[str, Any]] = {
     "adamwschedulefree": {"sf_warmup_steps": 0, "sf_beta1": 0.9, "sf_beta2": 0.999},
     "sgdschedulefree": {"sf_warmup_steps": 0},
     "prodigy": {"prodigy_d_coef": 1.0, "prodigy_safeguard_warmup": False},
@@ -151,7 +152,7 @@ def method_spec(config: Mapping[str, Any], method_name: str | None = None) -> di
     }
     if optimizer.startswith("sgd"):
         spec["momentum"] = config.get("momentum", config.get("optimizer_momentum"))
-    for key, default in _PEER_SETTINGS.get(optimizer, {}).items():
+    for key, default in PEER_SETTINGS.get(optimizer, {}).items():
         spec[key] = config.get(key, default)
     if scheduler != "none":
         spec["warmup_epochs"] = config.get("warmup_epochs") or 0

@@ -37,6 +37,7 @@ from aees.reporting.runs import (
 )
 from aees.reporting.select import AccStats, Sel, acc_stats, aees_sel, num_token, pick
 from aees.reporting.stats import PairedComparison, compare_seed_maps
+from aees.results.identity import PEER_SETTINGS
 
 __all__ = [
     "PEER_OPTIMIZERS",
@@ -49,34 +50,6 @@ __all__ = [
     "peer_label",
 ]
 
-_METHOD_KEYS = frozenset(
-    {
-        "kind",
-        "optimizer",
-        "lr",
-        "weight_decay",
-        "batch_size",
-        "gradient_accumulation_steps",
-        "lr_scheduler",
-        "warmup_epochs",
-        "momentum",
-        "lr_candidates",
-        "noise_candidates",
-        "episode_length",
-        "structured_control_mode",
-        "context_mode",
-        "context_trend_window",
-        "context_trend_epsilon",
-        "reward_epsilon",
-        "reward_instability_lambda",
-        "reward_clip_min",
-        "reward_clip_max",
-        "ema_alpha",
-        "fixed_mode_name",
-    }
-)
-"""Method-spec keys every optimizer has; any other key of a peer's spec is one of its
-hyperparameters (the spec, docs/results-schema.md §9, names them)."""
 
 _SCHED = {"none": "", "cosine": " + cosine", "linear": " + linear", "warmup_linear": " + WL"}
 
@@ -95,11 +68,13 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def peer_hyperparameters(info: RunInfo) -> dict[str, Any]:
-    """The peer's own hyperparameters from the method spec (keys beyond :data:`_METHOD_KEYS`;
-    nested objects flattened as ``a.b``), sorted by key."""
+    """The peer's own hyperparameters from the method spec (the keys
+    :data:`aees.results.identity.PEER_SETTINGS` lists for its optimizer, and ``protocol`` for a
+    run off the thesis training protocol; nested objects flattened as ``a.b``), sorted by key."""
+    own = {*PEER_SETTINGS.get(str(info.spec.get("optimizer")), {}), "protocol"}
     out: dict[str, Any] = {}
     for key, value in sorted(info.spec.items()):
-        if key not in _METHOD_KEYS:
+        if key in own:
             _flatten(key, value, out)
     return out
 
