@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import importlib.util
-import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,9 +26,9 @@ from torch.utils.data import TensorDataset
 
 from aees.runner.config import RunConfig
 from aees.runner.label_noise import (
-    PROTOCOL_CYCLIC_ASYMMETRIC,
     LabelCorruption,
     cifar_symmetric_noise,
+    cyclic_asymmetric_noise,
     no_label_noise,
 )
 from aees.runner.tasks import TaskSetup
@@ -89,19 +88,9 @@ def load_digits_split(val_split: int | None = None) -> dict[str, tuple[torch.Ten
 
 
 def digits_asymmetric_noise(targets: list[int], rate: float, seed: int) -> LabelCorruption:
-    """Seeded shuffle selection (as the thesis CIFAR protocol), then ``d -> (d + 1) mod 10``."""
-    n = len(targets)
-    count = round(n * rate)
-    if count == 0:
-        return no_label_noise(n, seed=seed, rate=rate, num_classes=DIGITS_NUM_CLASSES)
-    rng = random.Random(seed)
-    order = list(range(n))
-    rng.shuffle(order)
-    selected = order[:count]
-    new = tuple((targets[i] + 1) % DIGITS_NUM_CLASSES for i in selected)
-    return LabelCorruption(
-        PROTOCOL_CYCLIC_ASYMMETRIC, rate, seed, n, DIGITS_NUM_CLASSES, tuple(selected), new
-    )
+    """Seeded shuffle selection (as the thesis CIFAR protocol), then ``d -> (d + 1) mod 10``:
+    :func:`aees.runner.label_noise.cyclic_asymmetric_noise` with the digits' 10 classes."""
+    return cyclic_asymmetric_noise(targets, rate, seed, num_classes=DIGITS_NUM_CLASSES)
 
 
 def digits_cnn() -> nn.Module:
