@@ -43,11 +43,14 @@ VOLATILE_KEYS = frozenset(
     }
 )
 #: Fields added to results after the first recording (issue 9: divergence; issue 11: tracking;
-#: issue 14: the fast-mode flags, docs/protocols.md §17). Present only in AFTER, they are listed
+#: issue 14: the fast-mode flags, docs/protocols.md §17; issue 13: the peer optimizers'
+#: settings, docs/protocols.md §5.1). Present only in AFTER, they are listed
 #: apart and do not count as differences.
 ADDED_KEYS = frozenset(
     {"diverged", "diverged_at_step", "diverged_at_epoch", "nonfinite", "tensorboard", "mlflow"}
     | {"compile", "compile_backend", "compile_mode", "channels_last", "cudnn_benchmark", "tf32"}
+    | {"sf_warmup_steps", "sf_beta1", "sf_beta2", "prodigy_d_coef", "prodigy_safeguard_warmup"}
+    | {"dadapt_d0", "dadapt_growth_rate"}
 )
 
 
