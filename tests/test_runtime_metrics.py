@@ -1,4 +1,4 @@
-"""build_runtime_metrics: the seed's expectations (thesis-experiments.md §4.1) as exact values."""
+"""build_runtime_metrics: the seed's expectations (docs/results-schema.md §7) as exact values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FLOP accounting (thesis-experiments.md §4.2, §2.1.9, §7.2 defect 9)."""
+"""FLOP accounting (docs/protocols.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Label-noise protocols (thesis-experiments.md §2.1.6, §2.3) and diagnostics (§2.1.7)."""
+"""Label-noise protocols (docs/protocols.md §7) and diagnostics (docs/protocols.md §10)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from aees.sweep.plan import (
     write_manifest,
 )
 
-# Run counts derived from thesis-experiments.md §6.1 (and §5.0 / §5.5-5.9 for the cells).
+# Run counts derived from the thesis grids (docs/protocols.md §15; docs/reporting.md §5: cells).
 EXPECTED_RUNS = {
     # 7 methods (AdamW, +cosine, fixed x0.5, fixed x2, AEES-LR, AEES-LR+cosine, random) x 3 seeds
     "demo": 7 * 3,
