@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-aees
 RESULTS ?= results
 REPORT_DIR ?= reports
 # Two pytest workers (pytest-xdist), one test module per worker: the suite is mostly
-# single-threaded subprocess and small-model work, so the two cores of CI both stay busy.
+# single-threaded subprocess and small-model work, so the two cores of CI both stay busy
+# (one intra-op thread per worker: two workers x two threads would oversubscribe them).
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 $(STAMP): pyproject.toml
@@ -24,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts experiments
 	$(BIN)/ruff format --check src tests bench scripts experiments
-	$(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py

@@ -8,6 +8,8 @@ Lightning, the Hugging Face ``Trainer``, Accelerate and any code that expects on
 imports torch and the standard library only (framework integrations load lazily).
 """
 
+from typing import Any
+
 from aees.controllers import (
     TREND_CONTEXT_BUCKETS,
     BucketedContextualController,
@@ -19,7 +21,6 @@ from aees.controllers import (
 )
 from aees.episode import StructuredEpisodeManager
 from aees.noise import CounterNoise, PulseoptNoise
-from aees.optimizer import AEESOptimizer
 from aees.reward import NormalizedLossImprovementReward, episode_reward
 from aees.types import (
     CandidateConfig,
@@ -33,6 +34,21 @@ from aees.types import (
 from aees.wrapper import AEES
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # AEESOptimizer loads on first use: its eager-under-compile step decorator imports
+    # torch._dynamo (~3 s), which `import aees` -- every CLI start -- need not pay.
+    if name == "AEESOptimizer":
+        from aees.optimizer import AEESOptimizer
+
+        return AEESOptimizer
+    raise AttributeError(f"module 'aees' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "AEESOptimizer"})
+
 
 __all__ = [
     "AEES",
