@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import pytest
+
 from aees.results import RunResult, load_run_result
+from aees.runner.engine import CHECKPOINT_NAME
 
 
 def check_consistent(path: Path, epochs: int = 2, *, test_split: bool | None = True) -> RunResult:
@@ -50,3 +56,20 @@ def check_episodes(result: RunResult, episode_length: int) -> None:
     assert len(logs["episode_rewards"]) == len(starts)
     assert logs["selected_candidate_names"] == logs["selected_combined_names"]
     assert result.controller_logs["_logged_episode_count"] == len(starts)
+
+
+def kill_at_first_checkpoint(
+    proc: subprocess.Popen, ckpt_dir: Path, output: Path, *, timeout: float = 180.0
+) -> None:
+    """SIGKILL ``proc`` (an ``aees train ... --checkpoint-dir ckpt_dir --output output`` run) as
+    soon as its first checkpoint exists; skip the test if the run finished before the kill."""
+    deadline = time.monotonic() + timeout
+    while not (ckpt_dir / CHECKPOINT_NAME).exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, f"no checkpoint in {ckpt_dir} after {timeout} s"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    if output.exists():  # pragma: no cover - the run outpaced the kill; nothing to test
+        pytest.skip("the run finished before it could be killed")

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import run_checks
 import torch
-from run_checks import check_episodes
+from run_checks import check_episodes, kill_at_first_checkpoint
 
 from aees import cli
 from aees.results import load_run_result
 from aees.runner.config import RunConfig, parse_candidates
-from aees.runner.engine import CHECKPOINT_NAME
 from aees.runner.schedules import build_epoch_scheduler
 from aees.runner.tasks.digits import DigitsTask
 
@@ -255,17 +252,11 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
          "--output", str(tmp_path / "reference.json")],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (ckpt_dir / CHECKPOINT_NAME).exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    if killed_out.exists():  # pragma: no cover - the run outpaced the kill; nothing to test
+    try:
+        kill_at_first_checkpoint(proc, ckpt_dir, killed_out, timeout=120)
+    except pytest.skip.Exception:  # pragma: no cover - the run outpaced the kill
         reference.wait(timeout=120)
-        pytest.skip("the run finished before it could be killed")
+        raise
 
     resumed = cli_subprocess(
         *[f for f in flags if f != "--quiet"],

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import prodigyopt
 import pytest
 import schedulefree
 import torch
+from run_checks import kill_at_first_checkpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -357,15 +356,7 @@ def test_sigkill_then_resume_with_schedule_free_under_aees(tmp_path):
     )  # fmt: skip
     # the uninterrupted reference runs in this process while the other one starts
     assert cli.main([*flags, "--output", str(tmp_path / "reference.json")]) == 0
-    deadline = time.monotonic() + 120
-    while not (ckpt_dir / CHECKPOINT_NAME).exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    if killed_out.exists():  # pragma: no cover - the run outpaced the kill
-        pytest.skip("the run finished before it could be killed")
+    kill_at_first_checkpoint(proc, ckpt_dir, killed_out, timeout=120)
     resumed = subprocess.run(
         [*command, "--output", str(killed_out), "--checkpoint-dir", str(ckpt_dir), "--resume"],
         env=ENV, capture_output=True, text=True, timeout=120,

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,12 +27,11 @@ from nlp_fixtures import (
     write_tiny_bert,
     write_tiny_distilbert,
 )
-from run_checks import check_episodes
+from run_checks import check_episodes, kill_at_first_checkpoint
 
 from aees import cli
 from aees.results import load_run_result
 from aees.runner.config import RunConfig
-from aees.runner.engine import CHECKPOINT_NAME
 from aees.runner.label_noise import agnews_label_noise
 from aees.runner.tasks import get_task
 from aees.runner.tasks.nlp import METADATA_NAME, split_indices
@@ -324,16 +321,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fx, tmp_path):
         [*cmd, "--output", str(killed_out), "--checkpoint-dir", str(ckpt_dir)],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while not (ckpt_dir / CHECKPOINT_NAME).exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    if killed_out.exists():  # pragma: no cover - the run outpaced the kill; nothing to test
-        pytest.skip("the run finished before it could be killed")
+    kill_at_first_checkpoint(proc, ckpt_dir, killed_out, timeout=180)
     # the uninterrupted reference, in this process (one thread, as the subprocesses)
     assert cli.main([*base, "--output", str(tmp_path / "reference.json")]) == 0
     resumed = subprocess.run(

@@ -255,12 +255,7 @@ def curves_figure(
             )
         ax.set_xlabel("Epoch")
     axes[0].set_ylabel("Validation accuracy (%)")
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = legend_entries(axes)
     line2d = load_pyplot().Line2D
     handles += [
         line2d([], [], marker="o", mfc="none", mec="black", ls="none", ms=7),
@@ -355,3 +350,15 @@ def series_for(cells: list[Cell], sels: Sequence[Sel], optimizer: str | None) ->
 
 def nothing_to_plot(out_dir: Path, family: str, what: str) -> list[FigureResult]:
     return [missing_figure(out_dir, f"{family}_figures", [what])]
+
+
+def legend_entries(axes: Any) -> tuple[list[Any], list[str]]:
+    """The legend handles and labels of every axis in ``axes``, each label once (first seen)."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    return handles, labels

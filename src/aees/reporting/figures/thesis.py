@@ -29,6 +29,7 @@ from aees.reporting.figures.common import (
     EXTRA_COLORS,
     FigureResult,
     cell_color,
+    legend_entries,
     mean_band,
     missing_figure,
     new_figure,
@@ -400,12 +401,7 @@ def drop_summary_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> lis
         ax.set_title(title)
         ax.axhline(0, color="#444444", lw=0.6)
     axes[0].set_ylabel("Drop, best − final (pp)")
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = legend_entries(axes)
     fig.legend(handles, labels, loc="upper right", ncol=4)
     summary += [f"missing: {m}" for m in partial]
     result = save_figure(fig, out, "drop_summary", summary)
