@@ -290,6 +290,18 @@ def test_bad_inputs_one_line_exit_2_nothing_written(fx, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot load the org/news dataset" in err
     assert "aees train text --pretokenize-only" in err and "--dataset org/news" in err
+    # a --model-name written as a path must be a directory; a Hub id that is not in the cache
+    # names the cached models closest to it
+    (tmp_path / "hf_cache" / "models--org--tiny-bert").mkdir(parents=True)
+    for model, expect in (
+        (str(tmp_path / "missing_model"), "no such model directory"),
+        ("org/tiny-bertt", "cached models closest to it: org/tiny-bert;"),
+    ):
+        argv = flags(tmp_path, fx["csv"], Path(model), "--output", str(tmp_path / "m.json"))
+        assert cli.main(argv) == 2, model
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expect in err, (model, err)
+        assert not (tmp_path / "m.json").exists() and not cache_dirs(tmp_path / "tok")
     # both data sources, a bad --dataset, one column twice: flag errors
     for argv, expect in (
         ([*base, "--dataset", "org/news"], "not both"),

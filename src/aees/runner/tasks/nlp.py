@@ -656,9 +656,35 @@ class TextClassificationTask:
             print(line, flush=True)
 
     # -- loading
+    def check_model_source(self, config: RunConfig) -> None:
+        """A ``--model-name`` written as a path (``/``, ``./``, ``../``, ``~``) must be a
+        directory: one line naming it instead of a Hub lookup of a path-shaped id. A Hub id is
+        looked up as given (no network here to check it)."""
+        name = self._model(config)
+        if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().is_dir():
+            raise UserError(f"--model-name {name}: no such model directory")
+
+    def _cached_ids_like(self, config: RunConfig) -> str:
+        """``; cached models closest to it: a, b`` from the HF cache's ``models--org--name``
+        folders, or ``""``: the hint for a Hub id that failed to load."""
+        import difflib
+
+        root = Path(self._cache_dir(config))
+        try:
+            cached = [
+                d.name[len("models--") :].replace("--", "/")
+                for d in root.iterdir()
+                if d.is_dir() and d.name.startswith("models--")
+            ]
+        except OSError:
+            return ""
+        close = difflib.get_close_matches(self._model(config), cached, n=3, cutoff=0.6)
+        return f"; cached models closest to it: {', '.join(close)}" if close else ""
+
     def load_tokenizer(self, config: RunConfig) -> Any:
         from transformers import AutoTokenizer
 
+        self.check_model_source(config)
         name = self._model(config)
         local = bool(self._opt(config, "local_files_only", False))
         try:
@@ -668,13 +694,15 @@ class TextClassificationTask:
         except Exception as err:
             raise UserError(
                 f"cannot load the tokenizer {name!r} from {self._cache_dir(config)!r} "
-                f"({_first_line(err)}); fetch it online with: {self.pretokenize_command(config)}"
+                f"({_first_line(err)}){self._cached_ids_like(config)}; fetch it online with: "
+                f"{self.pretokenize_command(config)}"
             ) from None
 
     def _model_error(self, config: RunConfig, err: BaseException) -> UserError:
         return UserError(
             f"cannot load the model {self._model(config)!r} from {self._cache_dir(config)!r} "
-            f"({_first_line(err)}); fetch it online with: {self.model_fetch_command(config)}"
+            f"({_first_line(err)}){self._cached_ids_like(config)}; fetch it online with: "
+            f"{self.model_fetch_command(config)}"
         )
 
     def check_positions(self, config: RunConfig, model_config: Any) -> None:
@@ -710,6 +738,7 @@ class TextClassificationTask:
         checkpoint's head is missing or has another shape)."""
         from transformers import AutoModelForSequenceClassification
 
+        self.check_model_source(config)
         name = self._model(config)
         kwargs: dict[str, Any] = {
             "num_labels": num_labels,
