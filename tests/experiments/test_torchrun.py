@@ -72,3 +72,32 @@ def test_in_memory_loader_shards_are_disjoint_equal_and_cover():
     assert len(flat) - len(set(flat)) == 2
     with pytest.raises(ValueError, match="rank"):
         loader.shard(3, 3)
+
+
+@pytest.mark.parametrize("budget", ["4096", "0"], ids=["device-resident", "streaming"])
+def test_torchrun_image_task_on_both_data_paths(tmp_path, budget):
+    """``aees train image`` under DDP: the device-resident loader is sharded per rank, the
+    streaming path uses the engine's DistributedSampler (docs/protocols.md §4.6, §14); both
+    ranks take the same AEES decisions and rank 0 writes one result."""
+    from image_fixtures import write_image_folder
+
+    root = tmp_path / "imgs"
+    write_image_folder(root, per_class=8, size=16)  # 3 classes x 8 = 24 training images
+    write_image_folder(root, per_class=2, size=16, split="val", seed=1)
+    out = tmp_path / "results" / "ddp.json"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "aees.cli", "train", "image", "--data-dir", str(root), "--epochs", "2",
+        "--batch-size", "4", "--model-name", "shufflenet_v2_x0_5", "--memory-budget-mb", budget,
+        "--control-mode", "adaptive", "--lr-candidates", "0.5,1,2", "--episode-length", "2",
+        "--device", "cpu", "--quiet", "--output", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ddp.json"]
+    result = load_run_result(out)
+    dist = result.diagnostics["distributed"]
+    assert dist["world_size"] == 2 and dist["decisions_identical"] is True
+    assert result.config["data_pipeline"] == ("streaming" if budget == "0" else "device-resident")
+    assert result.config["steps_per_epoch"] == math.ceil(math.ceil(24 / 2) / 4)  # 3 per rank
+    assert len(result.episode_logs["selected_combined_names"]) == math.ceil(result.total_steps / 2)
