@@ -1,4 +1,4 @@
-"""Multi-process runs: ``torchrun --nproc_per_node=2`` (gloo, CPU) on the digits task."""
+"""Multi-process runs: ``torchrun --nproc_per_node=2`` (gloo, CPU) on the digits and image tasks."""
 
 from __future__ import annotations
 
