@@ -230,8 +230,12 @@ def test_bad_inputs_are_one_line_exit_2_before_training(tmp_path, capsys):
     bad_map.write_text(json.dumps({"a": "zebra"}))
     not_json = tmp_path / "not_json.json"
     not_json.write_text("{a: b")
+    odd = tmp_path / "odd"  # 9 images: a last batch of 1 at --batch-size 4
+    write_image_folder(odd, classes=("a", "b"), per_class={"a": 5, "b": 4}, size=16)
+    write_image_folder(odd, classes=("a", "b"), per_class=1, size=16, split="val")
     asym = ["--label-noise-type", "asymmetric", "--label-noise-rate", "0.5"]
     cases = [
+        (odd, ["--model-name", SMALL, "--batch-size", "4"], "holds 1 of 9 images, and BatchNorm"),
         (tmp_path / "missing", [], "no such directory"),
         (tmp_path / "empty", [], "is empty"),
         (empty_class, [], "train/c/ holds no image files"),
@@ -356,3 +360,16 @@ def test_cifar10_pickles_are_read_as_data_only(tmp_path):
     )
     with pytest.raises(UserError, match="refusing CIFAR-10 file"):
         load_image_data(evil, log=lambda _: None)
+
+
+def test_a_last_batch_of_one_is_refused_only_where_batchnorm_would_fail():
+    """A 16 x 16 shufflenet ends in 1 x 1 BatchNorm inputs (one value per channel at batch 1);
+    a CIFAR-stem ResNet-18 keeps 2 x 2 there and trains on a last batch of 1 (torch allows it)."""
+    from aees.runner.tasks.image import _check_last_batch, build_model
+
+    with pytest.raises(UserError, match="BatchNorm layer"):
+        _check_last_batch(build_model(SMALL, 2, image_size=16), 4, 9, (3, 16, 16))
+    resnet = build_model("resnet18", 2, cifar_stem=True, image_size=16)
+    _check_last_batch(resnet, 4, 9, (3, 16, 16))  # no error
+    _check_last_batch(build_model(SMALL, 2, image_size=16), 4, 10, (3, 16, 16))  # last batch 2
+    assert resnet.training  # the probe leaves the model's mode as it was

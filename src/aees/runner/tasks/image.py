@@ -155,6 +155,47 @@ def load_pretrained(model: nn.Module, path: str) -> dict[str, Any]:
     }
 
 
+def _check_last_batch(
+    model: nn.Module, batch_size: int, n_train: int, shape: tuple[int, int, int]
+) -> None:
+    """Refuse a ``--batch-size`` whose last training batch (per rank under torchrun, whose
+    shards are padded to equal size) holds one image when the model has a BatchNorm layer that
+    then sees one value per channel: training would stop there with torch's error. One forward
+    of a single blank image in eval mode (running statistics untouched) finds such layers."""
+    world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    per_rank = -(-n_train // world)
+    if per_rank % batch_size != 1:
+        return
+    single: list[str] = []
+    hooks = [
+        module.register_forward_hook(
+            lambda mod, args, out, where=where: (
+                single.append(where)
+                if args[0][0].numel() == args[0].shape[1]  # one value per channel at batch 1
+                else None
+            )
+        )
+        for where, module in model.named_modules()
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.SyncBatchNorm)
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *shape))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    if single:
+        where = f" per rank ({world} ranks)" if world > 1 else ""
+        raise UserError(
+            f"--batch-size {batch_size}: the last training batch of each epoch holds 1 of "
+            f"{per_rank} images{where}, and BatchNorm layer {single[0]!r} cannot train on one "
+            "value per channel; use another --batch-size"
+        )
+
+
 class ImageTask:
     """``aees train image``: your own image data and a torchvision/timm classifier."""
 
@@ -318,6 +359,7 @@ class ImageTask:
             raise UserError(
                 f"--model-name {name} takes {channels}-channel input; the data has {data.channels}"
             )
+        _check_last_batch(model, config.batch_size, len(labels), (channels, height, width))
         mean, std = channel_stats(images)
         normalize = ChannelNormalize(mean, std, channels)
         augment_kind = opts.get("augment", "crop-flip")
