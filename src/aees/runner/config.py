@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from aees.console import OneLineArgumentParser, UserError
+from aees.runner.fast import FAST_FIELDS
 
 __all__ = [
     "DEFAULT_AEES_TRACE_ROOT",
@@ -407,12 +408,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
         "output",
         "device",
         "precision",
-        "compile",
-        "compile_backend",
-        "compile_mode",
-        "channels_last",
-        "cudnn_benchmark",
-        "tf32",
+        *FAST_FIELDS,
         "num_workers",
         "data_dir",
         "model_name",
