@@ -4,7 +4,9 @@ the AEES arm changes, and checkpoints the bare module's state dict."""
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -166,6 +168,32 @@ def test_fp16_grad_scaler_path_through_aees_counts_skipped_steps(tmp_path):
     assert len(skipped) == len(logs["episode_rewards"]) > 0
     assert all(isinstance(n, int) and 0 <= n <= 3 for n in skipped)
     assert result["config"]["fp16"] is True and "-fast-" in result["variant"]
+
+
+def test_fp16_runs_record_the_steps_the_scaler_skipped_with_or_without_aees(tmp_path, monkeypatch):
+    """``diagnostics.scaler_skipped_steps``: without AEES counted by the engine (one read per
+    epoch, carried through resume), with AEES the sum of its per-episode counts. A scaler that
+    starts at 2**40 overflows the fp16 backward until it has halved itself to a usable scale."""
+    monkeypatch.setattr(
+        torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=2.0**40)
+    )
+    runs = {}
+    for name, kw in (("base", {"control_mode": "baseline"}), ("aees", {})):
+        ckpt = str(tmp_path / f"ck_{name}")
+        runs[name], _ = _run(tmp_path, name, **{"epochs": 2, "precision": "fp16", **kw,
+                                                "checkpoint_dir": ckpt})  # fmt: skip
+    # the scaler halves its scale at every skipped step and grows it only after 2000 good ones
+    state = torch.load(tmp_path / "ck_base" / CHECKPOINT_NAME, weights_only=True)
+    halvings = round(math.log2(2.0**40 / state["scaler"]["scale"]))
+    assert runs["base"]["total_steps"] < 2000
+    assert runs["base"]["diagnostics"]["scaler_skipped_steps"] == halvings > 0
+    # resumed from the finished run's checkpoint, the result is rebuilt from what it carries
+    resumed, _ = _run(tmp_path, "again", control_mode="baseline", epochs=2, precision="fp16",
+                      checkpoint_dir=str(tmp_path / "ck_base"), resume=True)  # fmt: skip
+    assert resumed["diagnostics"]["scaler_skipped_steps"] == halvings
+    logs = runs["aees"]["episode_logs"]["episode_scaler_skipped_steps"]
+    assert runs["aees"]["diagnostics"]["scaler_skipped_steps"] == sum(logs) > 0
+    assert "scaler_skipped_steps" not in _run(tmp_path, "fp32", epochs=1)[0]["diagnostics"]
 
 
 def test_fast_flags_through_the_cli_are_recorded(tmp_path):

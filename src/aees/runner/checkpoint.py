@@ -156,6 +156,9 @@ def _check_progress(path: Path, progress: Mapping[str, Any]) -> None:
             raise unusable(path, f"is malformed (progress {key!r} is not a list of numbers)")
         if len(values) != progress["epochs_done"]:
             raise unusable(path, f"is malformed (progress {key!r} does not cover every epoch)")
+    skipped = progress.get("scaler_skipped_steps", 0)  # absent in checkpoints before it
+    if not isinstance(skipped, int) or isinstance(skipped, bool) or skipped < 0:
+        raise unusable(path, "is malformed (progress 'scaler_skipped_steps' is not a count)")
     best = progress.get("best_epoch")
     if best is not None and (not isinstance(best, int) or isinstance(best, bool)):
         raise unusable(path, "is malformed (progress 'best_epoch' is not an epoch number)")

@@ -56,6 +56,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aees import AEES
+from aees.amp import ScalerStep
 from aees.results import RunResult, collect_provenance, save_run_result
 from aees.results.io import atomic_write, target_problem
 from aees.runner.checkpoint import (
@@ -557,6 +558,7 @@ class _Runner:
             self.train_sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        skipped = torch.zeros((), dtype=torch.float64, device=self.device)  # fp16 baseline
         seen = 0
         # Under --nonfinite raise, the epoch's step losses are kept (references to tensors that
         # exist anyway: no kernel, no sync) so a non-finite epoch can name its first bad step.
@@ -588,8 +590,10 @@ class _Runner:
             if aees is not None:
                 aees.step_end(loss)  # an episode that closes here calls _episode_closed
             elif scaler is not None:
+                scaler_step = ScalerStep(scaler, opt)  # unscale; the skip flag stays on device
                 scaler.step(opt)
                 scaler.update()
+                skipped += scaler_step.skipped().to(skipped.device)
             else:
                 opt.step()
             if self.step_scheduler is not None:
@@ -617,6 +621,8 @@ class _Runner:
         if self.dist.enabled:  # metrics over all ranks' examples
             totals = _all_reduce_sum(totals.to(self._collective_device))
         loss_total, correct_total, seen_total = totals.tolist()
+        if scaler is not None and aees is None:  # identical on every rank (synced gradients)
+            self.progress.scaler_skipped_steps += round(skipped.item())
         if step_losses is not None and not math.isfinite(loss_total):
             _raise_first_nonfinite(step_losses, first_step)
         return loss_total / max(seen_total, 1.0), correct_total / max(seen_total, 1.0)
@@ -811,6 +817,12 @@ class _Runner:
             self.finish_distributed()
             return None, output
         diag = diagnostics(config, self.setup, p, self.model, self.predict)
+        if self.scaler is not None:  # fp16: optimizer steps the GradScaler skipped
+            diag["scaler_skipped_steps"] = (
+                sum(self.aees.get_logs()["episode_scaler_skipped_steps"])
+                if self.aees is not None
+                else p.scaler_skipped_steps
+            )
         if distributed is not None:
             diag["distributed"] = distributed
         wall = p.elapsed_before + time.perf_counter() - start

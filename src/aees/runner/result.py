@@ -71,6 +71,9 @@ class RunProgress:
     best_weights: dict[str, torch.Tensor] | None = None
     elapsed_before: float = 0.0  # wall seconds of earlier (interrupted) segments
     segments: int = 1
+    #: fp16 runs without AEES: optimizer steps the GradScaler skipped (inf/NaN gradients); AEES
+    #: runs count them per episode (``episode_scaler_skipped_steps``)
+    scaler_skipped_steps: int = 0
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
