@@ -445,6 +445,26 @@ def no_label_noise(
     return LabelCorruption(PROTOCOL_NONE, rate, seed, num_examples, num_classes, (), ())
 
 
+def _checked_args(
+    targets: Sequence[int],
+    rate: float,
+    seed: int,
+    num_classes: int,
+    *,
+    name: str = "targets",
+    upper_inclusive: bool = True,
+) -> tuple[list[int], float, int, int]:
+    """(labels, rate, seed, num_classes) of a noise protocol's arguments, each checked."""
+    num_classes = _check_num_classes(num_classes)
+    labels = _labels(targets, name, num_classes)
+    return (
+        labels,
+        _check_rate(rate, upper_inclusive=upper_inclusive),
+        _check_seed(seed),
+        num_classes,
+    )
+
+
 def _cifar_selection(n: int, rate: float, seed: int) -> tuple[random.Random, list[int]]:
     rng = random.Random(seed)
     order = list(range(n))
@@ -457,10 +477,7 @@ def cifar_symmetric_noise(
 ) -> LabelCorruption:
     """Thesis CIFAR symmetric noise (docs/protocols.md §7): seeded shuffle, then
     ``randrange(C-1)`` skip-own."""
-    num_classes = _check_num_classes(num_classes)
-    labels = _labels(targets, "targets", num_classes)
-    rate = _check_rate(rate, upper_inclusive=True)
-    seed = _check_seed(seed)
+    labels, rate, seed, num_classes = _checked_args(targets, rate, seed, num_classes)
     if round(len(labels) * rate) == 0:
         return no_label_noise(len(labels), seed=seed, rate=rate, num_classes=num_classes)
     rng, selected = _cifar_selection(len(labels), rate, seed)
@@ -521,10 +538,7 @@ def cyclic_asymmetric_noise(
 ) -> LabelCorruption:
     """The CIFAR seeded-shuffle selection, then ``c -> (c + 1) mod C`` (docs/protocols.md §4.6):
     the class-count-generic form of the digits task's asymmetric noise."""
-    num_classes = _check_num_classes(num_classes)
-    labels = _labels(targets, "targets", num_classes)
-    rate = _check_rate(rate, upper_inclusive=True)
-    seed = _check_seed(seed)
+    labels, rate, seed, num_classes = _checked_args(targets, rate, seed, num_classes)
     if round(len(labels) * rate) == 0:
         return no_label_noise(len(labels), seed=seed, rate=rate, num_classes=num_classes)
     _rng, selected = _cifar_selection(len(labels), rate, seed)
@@ -548,10 +562,7 @@ def mapped_asymmetric_noise(
     map); ``round(eligible * rate)`` of them are chosen by the CIFAR seeded shuffle (over the
     eligible examples, in dataset order) and relabelled ``mapping[label]``.
     """
-    num_classes = _check_num_classes(num_classes)
-    labels = _labels(targets, "targets", num_classes)
-    rate = _check_rate(rate, upper_inclusive=True)
-    seed = _check_seed(seed)
+    labels, rate, seed, num_classes = _checked_args(targets, rate, seed, num_classes)
     table = {int(k): int(v) for k, v in mapping.items()}
     for src, dst in table.items():
         if not (0 <= src < num_classes and 0 <= dst < num_classes) or src == dst:
@@ -617,10 +628,9 @@ def agnews_label_noise(
 
     ``rate`` must be in [0, 1). ``seed`` is the noise seed (default 42), not the training seed.
     """
-    num_classes = _check_num_classes(num_classes)
-    values = _labels(labels, "labels", num_classes)
-    rate = _check_rate(rate, upper_inclusive=False)
-    seed = _check_seed(seed)
+    values, rate, seed, num_classes = _checked_args(
+        labels, rate, seed, num_classes, name="labels", upper_inclusive=False
+    )
     n = len(values)
     k = round(rate * n)
     if k == 0:
