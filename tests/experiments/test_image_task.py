@@ -373,3 +373,32 @@ def test_a_last_batch_of_one_is_refused_only_where_batchnorm_would_fail():
     _check_last_batch(resnet, 4, 9, (3, 16, 16))  # no error
     _check_last_batch(build_model(SMALL, 2, image_size=16), 4, 10, (3, 16, 16))  # last batch 2
     assert resnet.training  # the probe leaves the model's mode as it was
+
+
+def test_the_image_cache_is_never_written_through_a_symbolic_link(tmp_path):
+    """A shared data directory may hold links: ``.aees-cache`` linked to another directory, or
+    a cache file linked to another file. Neither target is written; the run decodes anyway."""
+    from aees.runner.images import load_image_data
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    linked_dir = tmp_path / "linked_dir"
+    write_image_folder(linked_dir, classes=("a", "b"), per_class=2, size=8)
+    (linked_dir / ".aees-cache").symlink_to(outside, target_is_directory=True)
+    lines: list[str] = []
+    data = load_image_data(linked_dir, log=lines.append)
+    assert data.cache["written"] is False and list(outside.iterdir()) == []
+    assert "is a symbolic link" in lines[0]
+
+    linked_file = tmp_path / "linked_file"
+    write_image_folder(linked_file, classes=("a", "b"), per_class=2, size=8)
+    first = load_image_data(linked_file, log=lambda _: None)  # writes the real cache file
+    cache = Path(first.cache["path"])
+    cache.unlink()
+    victim = outside / "precious.txt"
+    victim.write_text("keep me")
+    cache.symlink_to(victim)
+    (linked_file / "train" / "a" / "000.png").touch()  # a new mtime: the cache is stale
+    again = load_image_data(linked_file, log=lambda _: None)
+    assert again.cache["written"] is False and victim.read_text() == "keep me"
+    assert cache.is_symlink()

@@ -386,10 +386,22 @@ def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
     return payload
 
 
-def _write_cache(path: Path, payload: dict[str, Any], log: Callable[[str], None]) -> bool:
+def _write_cache(
+    path: Path, payload: dict[str, Any], log: Callable[[str], None], *, links_from: Path
+) -> bool:
+    """Write the cache file, never through a symbolic link: a link at the file, or anywhere
+    from ``links_from`` (the cache directory, or the data directory for the default one) down
+    to it (the named directory itself is the user's choice), could point outside the paths the
+    user named, so such a cache is not written."""
+    where = [path, *(d for d in path.parents if links_from in d.parents)]
+    link = next((d for d in where if d.is_symlink()), None)
+    if link is not None:
+        log(f"image cache not written ({link} is a symbolic link); the images are decoded again")
+        return False
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
     except OSError as err:
         log(f"image cache not written ({path}: {err}); the images are decoded again next run")
@@ -436,7 +448,7 @@ def load_image_data(
             "skipped": skipped,
             "num_files": num_files,
         }
-        written = _write_cache(path, payload, log)
+        written = _write_cache(path, payload, log, links_from=cache_root if cache_dir else root)
     else:
         written = True
         skipped = list(payload["skipped"])
