@@ -31,7 +31,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +50,8 @@ __all__ = [
     "decode_result_json",
     "display_path",
     "load_run_result",
+    "open_regular_file",
+    "read_regular_file",
     "read_result_bytes",
     "remove_stale_temps",
     "resolve_target",
@@ -290,63 +292,91 @@ def _file_kind(mode: int) -> str:
 
 
 def read_result_bytes(path: str | os.PathLike[str], limit: int = MAX_RESULT_BYTES) -> bytes:
-    """The bytes of ``path`` if it is (or links to) a regular file of at most ``limit`` bytes.
+    """The bytes of result file ``path``: :func:`read_regular_file` with the result cap."""
+    return read_regular_file(path, max_bytes=limit)
+
+
+@contextlib.contextmanager
+def open_regular_file(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None, what: str = ""
+) -> Iterator[BinaryIO]:
+    """``path`` opened for binary reading if it is (or links to) a regular file of at most
+    ``max_bytes`` bytes (None: any size); for a reader that streams instead of loading.
 
     Why so careful: opening a FIFO blocks until a writer appears and reading a link to
     ``/dev/zero`` never ends. So the target is stat-ed first (following links, which is what a
-    read would reach), opened non-blocking, checked again on the open descriptor (the path may
-    have been swapped in between) and read for at most ``limit + 1`` bytes.
+    read would reach), opened non-blocking, and checked again on the open descriptor (the path
+    may have been swapped in between).
 
     Raises:
-        RunResultError: not a regular file, larger than ``limit``, or unreadable.
+        RunResultError: (a ``ValueError``) one line, ``"<what> <path>: <problem>"``: missing,
+            not a regular file, larger than ``max_bytes``, or unreadable.
     """
     source = Path(path)
+    shown = f"{what} {display_path(source)}" if what else display_path(source)
     try:
         before = os.stat(source)
     except FileNotFoundError as exc:
         problem = "broken link" if source.is_symlink() else "no such file"
-        raise RunResultError(display_path(source), problem) from exc
+        raise RunResultError(shown, problem) from exc
     except OSError as exc:
-        raise RunResultError(display_path(source), f"cannot stat ({exc.strerror or exc})") from exc
-    _check_regular(source, before, limit)
+        raise RunResultError(shown, f"cannot stat ({exc.strerror or exc})") from exc
+    _check_regular(source, shown, before, max_bytes)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(source, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise RunResultError(
-            display_path(source), f"cannot read file ({exc.strerror or exc})"
-        ) from exc
+        raise RunResultError(shown, f"cannot read file ({exc.strerror or exc})") from exc
     try:
-        _check_regular(source, os.fstat(fd), limit)
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise RunResultError(
-            display_path(source), f"cannot read file ({exc.strerror or exc})"
-        ) from exc
-    finally:
+        _check_regular(source, shown, os.fstat(fd), max_bytes)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
-    if size > limit:
-        raise RunResultError(display_path(source), _too_large(size, limit, grew=True))
+        raise
+    with handle:
+        yield handle
+
+
+def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str = "") -> bytes:
+    """The bytes of ``path`` if it is (or links to) a regular file of at most ``max_bytes``
+    bytes: the one reader of files a user hands over (results, label-noise maps, ...).
+
+    ``what`` names the input in the message (``"--label-noise-map"``). The file is checked as by
+    :func:`open_regular_file` and read for at most ``max_bytes + 1`` bytes, so a file that grows
+    while being read is refused too.
+
+    Raises:
+        RunResultError: (a ``ValueError``) one line, ``"<what> <path>: <problem>"``: missing,
+            not a regular file, larger than ``max_bytes``, or unreadable.
+    """
+    shown = f"{what} {display_path(path)}" if what else display_path(path)
+    with open_regular_file(path, max_bytes=max_bytes, what=what) as handle:
+        chunks, size = [], 0
+        try:
+            while size <= max_bytes:
+                chunk = handle.read(min(1 << 20, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError as exc:
+            raise RunResultError(shown, f"cannot read file ({exc.strerror or exc})") from exc
+    if size > max_bytes:
+        raise RunResultError(shown, _too_large(size, max_bytes, grew=True))
     return b"".join(chunks)
 
 
-def _check_regular(source: Path, st: os.stat_result, limit: int) -> None:
+def _check_regular(source: Path, shown: str, st: os.stat_result, limit: int | None) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = _file_kind(st.st_mode)
         via = ", reached through a link" if source.is_symlink() else ""
-        raise RunResultError(display_path(source), f"not a regular file ({kind}{via}); not read")
-    if st.st_size > limit:
-        raise RunResultError(display_path(source), _too_large(st.st_size, limit))
+        raise RunResultError(shown, f"not a regular file ({kind}{via}); not read")
+    if limit is not None and st.st_size > limit:
+        raise RunResultError(shown, _too_large(st.st_size, limit))
 
 
 def _too_large(size: int, limit: int, *, grew: bool = False) -> str:
-    cap = f"the {limit / 2**20:g} MiB cap"
+    cap = f"the {limit / 2**20:g} MiB cap" if limit >= 2**20 else f"the {limit}-byte cap"
     if grew:
         return f"grew larger than {cap} while being read; not used"
     return f"larger than {cap} ({size} bytes); not read"
