@@ -9,6 +9,14 @@ Every controller has the same small interface::
 The discounted UCB and the random controller reproduce pulseopt 0.3.0 decision for decision
 (same seeds, same tie-breaking RNG calls). State is plain Python (lists, ints, the
 ``random.Random`` state tuple), so it pickles with ``torch.save`` and resumes bit-exactly.
+
+Loading is in two steps so that a parent can load several parts all-or-nothing
+(docs/algorithm.md §12): ``check_state_dict(state, where)`` validates the whole state (types,
+lengths, ranges, finiteness, the counters' invariants, the RNG state) and returns a checked
+copy without changing anything, naming the key and the value in a ``ValueError``;
+``load_checked_state_dict(checked)`` assigns it and cannot fail. ``load_state_dict`` is the two
+in a row. Controllers written by users need only ``load_state_dict`` (see
+:class:`~aees.episode.StructuredEpisodeManager` for how they are loaded).
 """
 
 from __future__ import annotations
@@ -18,7 +26,20 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from aees.types import check_float, check_int
+from aees.types import (
+    check_float,
+    check_int,
+    same_plain,
+    state_equal,
+    state_error,
+    state_floats,
+    state_int,
+    state_ints,
+    state_keys,
+    state_list,
+    state_mismatch,
+    state_path,
+)
 
 TREND_CONTEXT_BUCKETS: tuple[str, ...] = ("improving", "stable", "worsening")
 _STATE_VERSION = 1
@@ -69,9 +90,42 @@ def _rng_state(rng: random.Random) -> list[Any]:
     return [version, list(internal), gauss]
 
 
-def _set_rng_state(rng: random.Random, state: Sequence[Any]) -> None:
-    version, internal, gauss = state
-    rng.setstate((version, tuple(internal), gauss))
+_MT_WORDS = 624  # the Mersenne Twister's state words; the internal state adds its position
+
+
+def check_rng_state(where: str, value: Any) -> tuple[Any, ...]:
+    """A saved ``random.Random`` state (``[3, [624 words + position], gauss_next]``), checked
+    and tried on a scratch generator; returned as the tuple ``setstate`` takes."""
+    items = state_list(where, value, length=3)
+    version = state_equal(state_path(where, 0), items[0], 3)
+    internal = state_ints(
+        state_path(where, 1), items[1], length=_MT_WORDS + 1, maximum=(1 << 32) - 1
+    )
+    state_int(state_path(state_path(where, 1), _MT_WORDS), internal[-1], maximum=_MT_WORDS)
+    gauss = items[2]
+    if gauss is not None and (type(gauss) is not float or not math.isfinite(gauss)):
+        raise state_error(state_path(where, 2), gauss, "None or a finite float")
+    state = (version, tuple(internal), gauss)
+    try:
+        random.Random().setstate(state)
+    except (TypeError, ValueError, OverflowError) as exc:  # pragma: no cover - checked above
+        raise state_error(where, value, f"a random.Random state ({exc})") from None
+    return state
+
+
+def _check_header(where: str, state: Any, kind: str, n_arms: int, keys: Sequence[str]) -> None:
+    """The keys every controller state has, its kind and its number of arms."""
+    if isinstance(state, dict) and "kind" in state and not same_plain(state["kind"], kind):
+        raise ValueError(
+            f"cannot load AEES state: {state_path(where, 'kind')} is {state['kind']!r}, "
+            f"expected {kind!r} (a controller of another kind was saved)."
+        )
+    state_keys(where, state, ("version", "kind", "n_arms", *keys))
+    state_equal(state_path(where, "version"), state["version"], _STATE_VERSION)
+    if type(state["n_arms"]) is not int or state["n_arms"] != n_arms:
+        raise state_error(
+            state_path(where, "n_arms"), state["n_arms"], f"{n_arms} (this controller's arms)"
+        )
 
 
 class DiscountedUCBController:
@@ -155,13 +209,46 @@ class DiscountedUCBController:
             "rng": _rng_state(self._rng),
         }
 
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state`` (see the module docstring). Besides types and lengths:
+        N_a ≥ 0 and finite, S_a finite, W_a ≥ 0, T = Σ W_a, and N_a ≤ W_a (γ ≤ 1: an update
+        adds 1 to N_a and decays it)."""
+        keys = ("counts", "reward_sums", "warmup_counts", "total_updates", "rng")
+        _check_header(where, state, "discounted_ucb", self.n_arms, keys)
+        n = self.n_arms
+        counts = state_floats(state_path(where, "counts"), state["counts"], length=n, minimum=0.0)
+        sums = state_floats(state_path(where, "reward_sums"), state["reward_sums"], length=n)
+        warmup = state_ints(state_path(where, "warmup_counts"), state["warmup_counts"], length=n)
+        total = state_int(state_path(where, "total_updates"), state["total_updates"])
+        if total != sum(warmup):
+            raise state_error(
+                state_path(where, "total_updates"), total, f"sum(warmup_counts) = {sum(warmup)}"
+            )
+        for a, (n_a, w_a) in enumerate(zip(counts, warmup, strict=True)):
+            if n_a > w_a:
+                raise state_error(
+                    state_path(state_path(where, "counts"), a),
+                    n_a,
+                    f"<= warmup_counts[{a}] = {w_a}",
+                )
+        rng = check_rng_state(state_path(where, "rng"), state["rng"])
+        return {
+            "counts": counts,
+            "reward_sums": sums,
+            "warmup_counts": warmup,
+            "total_updates": total,
+            "rng": rng,
+        }
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self.counts = list(checked["counts"])
+        self.reward_sums = list(checked["reward_sums"])
+        self.warmup_counts = list(checked["warmup_counts"])
+        self.total_updates = checked["total_updates"]
+        self._rng.setstate(checked["rng"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, "discounted_ucb", self.n_arms)
-        self.counts = [float(v) for v in state["counts"]]
-        self.reward_sums = [float(v) for v in state["reward_sums"]]
-        self.warmup_counts = [int(v) for v in state["warmup_counts"]]
-        self.total_updates = int(state["total_updates"])
-        _set_rng_state(self._rng, state["rng"])
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 class RandomController:
@@ -186,9 +273,16 @@ class RandomController:
             "rng": _rng_state(self._rng),
         }
 
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state`` (see the module docstring)."""
+        _check_header(where, state, "random", self.n_arms, ("rng",))
+        return {"rng": check_rng_state(state_path(where, "rng"), state["rng"])}
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self._rng.setstate(checked["rng"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, "random", self.n_arms)
-        _set_rng_state(self._rng, state["rng"])
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 class BucketedContextualController:
@@ -271,18 +365,66 @@ class BucketedContextualController:
             "active_bucket": self.active_bucket,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, "bucketed", self.n_arms)
-        self.random_seed = state["random_seed"]
-        self.global_prior.load_state_dict(state["global_prior"])
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state`` (see the module docstring): the prior and every visited
+        bucket are discounted-UCB states; the active bucket is one of them (``None`` only
+        before the first visit)."""
+        keys = ("random_seed", "global_prior", "buckets", "active_bucket")
+        _check_header(where, state, "bucketed", self.n_arms, keys)
+        seed = state["random_seed"]
+        if seed is not None and type(seed) is not int:
+            raise state_error(state_path(where, "random_seed"), seed, "None or an int")
+        prior = self.global_prior.check_state_dict(
+            state["global_prior"], state_path(where, "global_prior")
+        )
+        at = state_path(where, "buckets")
+        buckets = state["buckets"]
+        if not isinstance(buckets, dict):
+            raise state_error(at, buckets, "a dict of bucket states")
+        checked = {}
+        for name, sub in buckets.items():
+            if type(name) is not str or name not in self.bucket_names:
+                raise state_error(at, name, f"bucket names from {list(self.bucket_names)}")
+            checked[name] = self.global_prior.check_state_dict(sub, state_path(at, name))
+        active = state["active_bucket"]
+        if not (type(active) is str and active in checked if checked else active is None):
+            raise state_error(
+                state_path(where, "active_bucket"), active, f"one of the buckets {list(checked)}"
+            )
+        return {
+            "random_seed": seed,
+            "global_prior": prior,
+            "buckets": checked,
+            "active_bucket": active,
+        }
+
+    def check_visits(self, checked: dict[str, Any], visits: Sequence[str], where: str) -> None:
+        """``checked`` (from :meth:`check_state_dict`) agrees with the buckets this controller
+        was set to, in order: those buckets exist, no other, and the last one is active."""
+        if set(checked["buckets"]) != set(visits):
+            raise state_mismatch(
+                state_path(where, "buckets"),
+                f"holds buckets {sorted(checked['buckets'])}, but the logged episodes visited "
+                f"{sorted(set(visits))}",
+            )
+        expected = visits[-1] if visits else None
+        if checked["active_bucket"] != expected:
+            raise state_error(
+                state_path(where, "active_bucket"), checked["active_bucket"], repr(expected)
+            )
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self.random_seed = checked["random_seed"]
+        self.global_prior.load_checked_state_dict(checked["global_prior"])
         self.buckets = {}
-        for name, sub in state["buckets"].items():
-            if name not in self.bucket_names:
-                raise ValueError(f"controller state has unknown bucket {name!r}.")
+        for name, sub in checked["buckets"].items():
             ctrl = self._new_bucket(name)
-            ctrl.load_state_dict(sub)
+            ctrl.load_checked_state_dict(sub)
             self.buckets[name] = ctrl
-        self.active_bucket = state["active_bucket"]
+        self.active_bucket = checked["active_bucket"]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 class PrecomputedController:
@@ -320,20 +462,19 @@ class PrecomputedController:
             "position": self.position,
         }
 
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state`` (see the module docstring)."""
+        _check_header(where, state, "precomputed", self.n_arms, ("schedule", "position"))
+        at = state_path(where, "schedule")
+        if state_ints(at, state["schedule"], maximum=self.n_arms - 1) != self.schedule:
+            raise state_mismatch(at, "is a different precomputed schedule from this controller's")
+        return {"position": state_int(state_path(where, "position"), state["position"])}
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self.position = checked["position"]
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, "precomputed", self.n_arms)
-        if list(state["schedule"]) != self.schedule:
-            raise ValueError("controller state holds a different precomputed schedule.")
-        self.position = int(state["position"])
-
-
-def _check_kind(state: dict[str, Any], kind: str, n_arms: int) -> None:
-    if state.get("kind") != kind:
-        raise ValueError(f"controller state is of kind {state.get('kind')!r}, expected {kind!r}.")
-    if state.get("n_arms") != n_arms:
-        raise ValueError(
-            f"controller state has n_arms={state.get('n_arms')!r}, this controller has {n_arms}."
-        )
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 def build_controller(

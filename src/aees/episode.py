@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aees.controllers import TREND_CONTEXT_BUCKETS, Controller
-from aees.reward import NormalizedLossImprovementReward
+from aees.controllers import TREND_CONTEXT_BUCKETS, BucketedContextualController, Controller
+from aees.reward import REWARD_LOG_KEYS, NormalizedLossImprovementReward, check_logged_reward
 from aees.types import (
     CONTEXT_MODES,
     NONFINITE_POLICIES,
@@ -29,6 +29,18 @@ from aees.types import (
     check_choice,
     check_float,
     check_int,
+    finite_number,
+    same_plain,
+    state_equal,
+    state_error,
+    state_float,
+    state_floats,
+    state_int,
+    state_ints,
+    state_keys,
+    state_list,
+    state_mismatch,
+    state_path,
 )
 
 LOG_KEYS: tuple[str, ...] = (
@@ -144,9 +156,12 @@ class StructuredEpisodeManager:
 
     def context_bucket(self) -> str | None:
         """The trend bucket from the last closed episodes' raw end losses."""
+        return self._bucket_after(self._end_loss_history)
+
+    def _bucket_after(self, end_loss_history: Sequence[float]) -> str | None:
         if self.context_mode == "none":
             return None
-        window = self._end_loss_history[-self.context_trend_window :]
+        window = end_loss_history[-self.context_trend_window :]
         if len(window) < 2:
             return "stable"
         slope = (window[-1] - window[0]) / (len(window) - 1)
@@ -343,47 +358,257 @@ class StructuredEpisodeManager:
             "logs": self.get_logs(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """Validate the whole of ``state`` without changing anything; return the checked copy
+        that :meth:`load_checked_state_dict` assigns (docs/algorithm.md §12).
+
+        Besides each value's type and range: the candidates, episode length, controllers and
+        log keys are this manager's; every controller's state is checked by the controller
+        (when it has ``check_state_dict``); the logs have one entry per closed episode in every
+        key and agree with each other (arm values and names with their indices, the reward's
+        parts, step counts); the trend history is the logged end losses; the episode index
+        counts the episodes; the open episode's bucket is the one its history gives; a bucketed
+        controller has visited exactly the logged buckets. ``ValueError`` names the key.
+        """
+        keys = (
+            "version",
+            "lr_candidates",
+            "noise_candidates",
+            "episode_length",
+            "controllers",
+            "episode_index",
+            "active",
+            "end_loss_history",
+            "logs",
+        )
+        state_keys(where, state, keys)
+        state_equal(state_path(where, "version"), state["version"], _STATE_VERSION)
         for key in ("lr_candidates", "noise_candidates", "episode_length"):
             mine = getattr(self, key)
-            if state.get(key) != mine:
+            if not same_plain(state[key], mine):
                 raise ValueError(
-                    f"cannot load AEES state: it was saved with {key}={state.get(key)!r}, "
+                    f"cannot load AEES state: it was saved with {key}={state[key]!r}, "
                     f"this instance has {key}={mine!r}."
                 )
+        controllers = self._check_controller_states(state["controllers"], where)
+        logs = self._check_logs(state["logs"], state_path(where, "logs"))
+        closed = len(logs["selected_lr_indices"])
+        history = state_floats(state_path(where, "end_loss_history"), state["end_loss_history"])
+        if history != [x for x in logs["episode_end_losses"] if x is not None]:
+            raise state_mismatch(
+                state_path(where, "end_loss_history"),
+                "differs from the logged episode end losses (logs['episode_end_losses'])",
+            )
+        active = self._check_active(state["active"], history, state_path(where, "active"))
+        state_equal(
+            state_path(where, "episode_index"),
+            state["episode_index"],
+            closed - 1 + (active is not None),
+        )
+        self._check_bucket_visits(controllers, logs, active, state_path(where, "controllers"))
+        return {
+            "controllers": controllers,
+            "logs": logs,
+            "end_loss_history": history,
+            "active": active,
+            "episode_index": state["episode_index"],
+        }
+
+    def _check_controller_states(self, saved: Any, where: str) -> dict[str, Any]:
         controllers = self._controllers()
-        if set(state["controllers"]) != set(controllers):
+        at = state_path(where, "controllers")
+        if not isinstance(saved, dict) or set(saved) != set(controllers):
+            held = sorted(map(str, saved)) if isinstance(saved, dict) else saved
             raise ValueError(
-                "cannot load AEES state: it holds controllers "
-                f"{sorted(state['controllers'])}, this instance has {sorted(controllers)} "
-                "(different control or structured mode?)."
+                f"cannot load AEES state: {at} holds controllers {held!r}, this instance has "
+                f"{sorted(controllers)} (different control or structured mode?)."
             )
-        if set(state["logs"]) != set(self._logs):
-            raise ValueError(
-                f"cannot load AEES state: its log keys {sorted(state['logs'])} differ from "
-                f"{sorted(self._logs)} (different context mode or extended logs?)."
-            )
+        checked: dict[str, Any] = {}
         for key, ctrl in controllers.items():
-            ctrl.load_state_dict(state["controllers"][key])
-        self._episode_index = int(state["episode_index"])
-        self._end_loss_history = [float(v) for v in state["end_loss_history"]]
-        self._logs = {k: list(v) for k, v in state["logs"].items()}
-        active = state["active"]
+            check = getattr(ctrl, "check_state_dict", None)
+            # a user's controller without check_state_dict gets its state as saved; it is
+            # loaded first, and restored if it raises (see load_checked_state_dict)
+            checked[key] = check(saved[key], state_path(at, key)) if check else saved[key]
+        return checked
+
+    def _check_logs(self, logs: Any, where: str) -> dict[str, list[Any]]:
+        state_keys(where, logs, tuple(self._logs))
+        cols = {key: state_list(state_path(where, key), logs[key]) for key in self._logs}
+        n = len(cols["selected_lr_indices"])
+        for key, col in cols.items():
+            if len(col) != n:
+                raise state_mismatch(
+                    state_path(where, key),
+                    f"has {len(col)} entries, logs['selected_lr_indices'] has {n}",
+                )
+
+        def at(key: str, i: int) -> str:
+            return state_path(state_path(where, key), i)
+
+        for axis, cands in (("lr", self.lr_candidates), ("noise", self.noise_candidates)):
+            idx = state_ints(
+                state_path(where, f"selected_{axis}_indices"),
+                cols[f"selected_{axis}_indices"],
+                maximum=len(cands) - 1,
+            )
+            for i, (j, value) in enumerate(zip(idx, cols[f"selected_{axis}_values"], strict=True)):
+                if type(value) is not float or value != cands[j]:
+                    raise state_error(at(f"selected_{axis}_values", i), value, repr(cands[j]))
+        names = {(lr, noise): candidate_name(lr, noise)
+                 for lr in self.lr_candidates for noise in self.noise_candidates}  # fmt: skip
+        lrs, noises = cols["selected_lr_values"], cols["selected_noise_values"]
+        for i, (name, lr, noise) in enumerate(
+            zip(cols["selected_combined_names"], lrs, noises, strict=True)
+        ):
+            if type(name) is not str or name != names[lr, noise]:
+                raise state_error(at("selected_combined_names", i), name, repr(names[lr, noise]))
+        starts = state_ints(state_path(where, "episode_start_steps"), cols["episode_start_steps"])
+        ends = state_ints(state_path(where, "episode_end_steps"), cols["episode_end_steps"])
+        for i in range(n):
+            steps = ends[i] - starts[i] + 1
+            if not 1 <= steps <= self.episode_length:
+                raise state_error(
+                    at("episode_end_steps", i),
+                    ends[i],
+                    f"a step in [start, start + {self.episode_length}) (start {starts[i]})",
+                )
+            self._check_logged_episode(cols, i, steps, at)
+        return cols
+
+    def _check_logged_episode(
+        self, cols: dict[str, list[Any]], i: int, steps: int, at: Callable[[str, int], str]
+    ) -> None:
+        """Episode ``i``'s losses, reward, update norm, step counts and bucket."""
+        first, last = cols["episode_start_losses"][i], cols["episode_end_losses"][i]
+        counted = cols["episode_rewards"][i] is not None
+        for key, loss in (("episode_start_losses", first), ("episode_end_losses", last)):
+            if counted:
+                if not finite_number(loss):
+                    state_float(at(key, i), loss)  # raises, naming it
+            elif loss is not None:
+                raise state_error(at(key, i), loss, "None (the episode's reward is None)")
+        check_logged_reward({k: cols[k][i] for k in REWARD_LOG_KEYS}, first, lambda k: at(k, i))
+        norm = cols["mean_update_norms"][i]
+        if norm is not None and (type(norm) is not float or norm < 0.0):
+            state_float(at("mean_update_norms", i), norm, finite=False, minimum=0.0)
+        if self.extended_logs:
+            skipped = cols["episode_scaler_skipped_steps"][i]
+            if type(skipped) is not int or not 0 <= skipped <= steps:
+                state_int(at("episode_scaler_skipped_steps", i), skipped, maximum=steps)
+            bad = cols["episode_nonfinite_steps"][i]
+            if type(bad) is not int or not 0 <= bad <= steps - skipped:
+                state_int(at("episode_nonfinite_steps", i), bad, maximum=steps - skipped)
+            if counted != (skipped + bad < steps):
+                raise state_mismatch(
+                    at("episode_rewards", i),
+                    f"does not fit {steps - skipped - bad} counted step(s) of {steps}",
+                )
+        bucket = cols["context_buckets"][i] if "context_buckets" in cols else None
+        if "context_buckets" in cols and (
+            type(bucket) is not str or bucket not in TREND_CONTEXT_BUCKETS
+        ):
+            raise state_error(
+                at("context_buckets", i),
+                cols["context_buckets"][i],
+                f"one of {TREND_CONTEXT_BUCKETS}",
+            )
+
+    def _check_active(self, active: Any, history: list[float], where: str) -> dict[str, Any] | None:
+        if active is None:
+            return None
+        keys = ("lr_index", "noise_index", "context_bucket", "start_step")
+        state_keys(where, active, keys, optional=("step_losses", "step_norms"))
+        if active.get("step_losses") or active.get("step_norms"):
+            # only the removed per-step path (on_step_end) wrote these
+            raise ValueError(
+                "cannot load AEES state: its open episode holds per-step losses "
+                "(the removed on_step_end path)."
+            )
+        lr_index = state_int(
+            state_path(where, "lr_index"), active["lr_index"], maximum=len(self.lr_candidates) - 1
+        )
+        noise_index = state_int(
+            state_path(where, "noise_index"),
+            active["noise_index"],
+            maximum=len(self.noise_candidates) - 1,
+        )
+        bucket, expected = active["context_bucket"], self._bucket_after(history)
+        if not same_plain(bucket, expected):
+            raise state_error(
+                state_path(where, "context_bucket"),
+                bucket,
+                f"{expected!r} (the bucket its end-loss history gives)",
+            )
+        start = state_int(state_path(where, "start_step"), active["start_step"])
+        return {
+            "lr_index": lr_index,
+            "noise_index": noise_index,
+            "context_bucket": bucket,
+            "start_step": start,
+        }
+
+    def _check_bucket_visits(
+        self,
+        controllers: dict[str, Any],
+        logs: dict[str, list[Any]],
+        active: dict[str, Any] | None,
+        where: str,
+    ) -> None:
+        """A bucketed controller was set to the bucket of every episode it chose an arm for."""
+        if self.context_mode == "none":
+            return
+        episodes = list(zip(logs["selected_lr_indices"], logs["context_buckets"], strict=True))
+        if active is not None:
+            episodes.append((active["lr_index"], active["context_bucket"]))
+        for key, ctrl in self._controllers().items():
+            if not isinstance(ctrl, BucketedContextualController):
+                continue
+            arm = int(key.split(".")[1]) if key.startswith("noise.") else None
+            visits = [b for lr, b in episodes if arm is None or lr == arm]
+            ctrl.check_visits(controllers[key], visits, state_path(where, key))
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        """Assign a state from :meth:`check_state_dict`. Controllers without
+        ``load_checked_state_dict`` (a user's) are loaded first; if one raises, those already
+        loaded are restored and nothing else has changed."""
+        controllers = self._controllers()
+        custom = [k for k, c in controllers.items() if not hasattr(c, "load_checked_state_dict")]
+        done: list[tuple[Controller, dict[str, Any]]] = []
+        for key in custom:
+            ctrl = controllers[key]
+            backup = ctrl.state_dict()
+            try:
+                ctrl.load_state_dict(checked["controllers"][key])
+            except Exception as exc:
+                for loaded, state in reversed(done):
+                    loaded.load_state_dict(state)
+                if isinstance(exc, ValueError):
+                    raise
+                raise ValueError(
+                    f"cannot load AEES state: controller {key!r} refused its state "
+                    f"({type(exc).__name__}: {exc})."
+                ) from exc
+            done.append((ctrl, backup))
+        for key, ctrl in controllers.items():
+            if key not in custom:
+                ctrl.load_checked_state_dict(checked["controllers"][key])  # type: ignore[attr-defined]
+        self._episode_index = checked["episode_index"]
+        self._end_loss_history = list(checked["end_loss_history"])
+        self._logs = {k: list(v) for k, v in checked["logs"].items()}
+        active = checked["active"]
         if active is None:
             self._active = self._active_config = None
-        else:
-            if active.get("step_losses") or active.get("step_norms"):
-                # only the removed per-step path (on_step_end) wrote these
-                raise ValueError(
-                    "cannot load AEES state: its open episode holds per-step losses "
-                    "(the removed on_step_end path)."
-                )
-            li, ni = int(active["lr_index"]), int(active["noise_index"])
-            lr, noise = self.lr_candidates[li], self.noise_candidates[ni]
-            name = candidate_name(lr, noise)
-            self._active = StructuredSelection(li, ni, lr, noise, name, active["context_bucket"])
-            self._active_config = CandidateConfig(name, lr, noise)
-            self._start_step = int(active["start_step"])
+            return
+        li, ni = active["lr_index"], active["noise_index"]
+        lr, noise = self.lr_candidates[li], self.noise_candidates[ni]
+        name = candidate_name(lr, noise)
+        self._active = StructuredSelection(li, ni, lr, noise, name, active["context_bucket"])
+        self._active_config = CandidateConfig(name, lr, noise)
+        self._start_step = active["start_step"]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output: all of it, or nothing (``ValueError``)."""
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 def _check_controllers(

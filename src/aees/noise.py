@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from aees.types import same_plain, state_error, state_int, state_keys, state_path
+
 _MASK64 = (1 << 64) - 1
 
 # (group index, param index, grad) for every parameter that has a gradient, in param_groups order
@@ -69,9 +71,16 @@ class CounterNoise:
     def state_dict(self) -> dict[str, Any]:
         return {"kind": self.name, "seed": self.seed}
 
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state``; changes nothing (docs/algorithm.md §12)."""
+        _check_kind(where, state, self.name, ())
+        return {"seed": state_int(state_path(where, "seed"), state["seed"], minimum=None)}
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self.seed = checked["seed"]
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, self.name)
-        self.seed = int(state["seed"])
+        self.load_checked_state_dict(self.check_state_dict(state))
 
 
 class PulseoptNoise:
@@ -111,14 +120,42 @@ class PulseoptNoise:
             "generators": {k: g.get_state() for k, g in self._generators.items()},
         }
 
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """The checked copy of ``state``, its generators already built from their saved states
+        (each key ``"device:group:index"``, each state a ``uint8`` tensor the generator takes);
+        changes nothing (docs/algorithm.md §12)."""
+        _check_kind(where, state, self.name, ("generators",))
+        seed = state_int(state_path(where, "seed"), state["seed"], minimum=None)
+        at = state_path(where, "generators")
+        saved = state["generators"]
+        if not isinstance(saved, dict):
+            raise state_error(at, saved, "a dict of generator states")
+        generators = {}
+        for key, gen_state in saved.items():
+            generators[key] = _generator_from_state(state_path(at, key), key, gen_state)
+        return {"seed": seed, "generators": generators}
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        self.seed = checked["seed"]
+        self._generators = dict(checked["generators"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_kind(state, self.name)
-        self.seed = int(state["seed"])
-        self._generators = {}
-        for key, gen_state in state["generators"].items():
-            gen = torch.Generator(device=torch.device(key.rsplit(":", 2)[0]))
-            gen.set_state(gen_state)
-            self._generators[key] = gen
+        self.load_checked_state_dict(self.check_state_dict(state))
+
+
+def _generator_from_state(where: str, key: Any, gen_state: Any) -> torch.Generator:
+    parts = key.rsplit(":", 2) if isinstance(key, str) else []
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts[1:]):
+        raise state_error(where, key, "a generator key 'device:group:index'")
+    if not isinstance(gen_state, Tensor) or gen_state.dtype != torch.uint8 or gen_state.dim() != 1:
+        raise state_error(where, gen_state, "a generator state (a 1-d uint8 tensor)")
+    try:
+        gen = torch.Generator(device=torch.device(parts[0]))
+        gen.set_state(gen_state)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise state_error(where, gen_state, f"a generator state for {parts[0]} ({first})") from None
+    return gen
 
 
 NoiseSource = CounterNoise | PulseoptNoise
@@ -132,9 +169,10 @@ def make_noise_source(name: str, seed: int) -> NoiseSource:
     raise ValueError(f"noise_source must be one of ['counter', 'pulseopt'], got {name!r}.")
 
 
-def _check_kind(state: dict[str, Any], kind: str) -> None:
-    if state.get("kind") != kind:
+def _check_kind(where: str, state: Any, kind: str, keys: tuple[str, ...]) -> None:
+    if isinstance(state, dict) and not same_plain(state.get("kind"), kind):
         raise ValueError(
             f"cannot load AEES state: noise source {state.get('kind')!r} was saved, "
             f"this instance uses {kind!r}."
         )
+    state_keys(where, state, ("kind", "seed", *keys))

@@ -34,7 +34,8 @@ The contract:
   so framework code that inspects it keeps working) plus an ``"aees"`` entry with the AEES state,
   the losses still waiting for a step and the skip counter; built of tensors, numbers, strings,
   lists and dicts only, so it loads with ``torch.load(weights_only=True)``.
-  ``load_state_dict()`` restores both, or nothing if either part does not fit; a plain optimizer
+  ``load_state_dict()`` validates the whole AEES part first (``ValueError`` naming the key and
+  the value), then restores both, or nothing if either part does not fit; a plain optimizer
   state dict (no ``"aees"`` entry) is accepted with a warning, as a warm start.
 - Episode records: ``register_episode_end_hook(hook)`` (or ``on_episode_end=``) calls
   ``hook(record)`` with an :class:`aees.EpisodeRecord` whenever an episode closes.
@@ -67,6 +68,7 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from aees.amp import adopt_unscale
+from aees.types import same_plain, state_floats, state_int, state_keys, state_path
 from aees.wrapper import AEES, EpisodeHook, Loss
 
 _STATE_KEY = "aees"
@@ -308,23 +310,28 @@ class AEESOptimizer(torch.optim.Optimizer):
             self._wrapped.load_state_dict(rest)
             h.observed.clear()
             return
-        if not isinstance(part, dict) or part.get("format") != _STATE_FORMAT:
+        if not isinstance(part, dict) or not same_plain(part.get("format"), _STATE_FORMAT):
             raise ValueError("state_dict['aees'] is not an AEESOptimizer state.")
-        if part.get("version") != _STATE_VERSION:
+        if not same_plain(part.get("version"), _STATE_VERSION):
             raise ValueError(
                 f"AEESOptimizer state version {part.get('version')!r} is not supported "
                 f"(this version reads {_STATE_VERSION})."
             )
-        observed = [float(v) for v in part["observed_losses"]]
-        skipped = part["skipped_steps"]
-        if isinstance(skipped, bool) or not isinstance(skipped, int) or skipped < 0:
-            raise ValueError(f"state_dict['aees']['skipped_steps'] is invalid: {skipped!r}.")
-        backup = h.aees.state_dict()
-        h.aees.load_state_dict(part["scheduler"])  # validates before it changes anything
+        # validate the whole AEES part first, then load the wrapped optimizer, then assign
+        where = f"state_dict[{_STATE_KEY!r}]"
+        keys = ("format", "version", "scheduler", "observed_losses", "skipped_steps")
+        state_keys(where, part, keys)
+        checked = h.aees.check_state_dict(part["scheduler"], state_path(where, "scheduler"))
+        # an observed loss is judged when its step's episode closes, so any number is valid
+        at = state_path(where, "observed_losses")
+        observed = state_floats(at, part["observed_losses"], finite=False)
+        skipped = state_int(state_path(where, "skipped_steps"), part["skipped_steps"])
+        backup = self._wrapped.state_dict()
+        self._wrapped.load_state_dict(rest)  # torch checks the groups before it assigns
         try:
-            self._wrapped.load_state_dict(rest)
+            h.aees.load_checked_state_dict(checked)  # only a user's controller can raise here
         except Exception:
-            h.aees.load_state_dict(backup)
+            self._wrapped.load_state_dict(backup)
             raise
         h.observed[:] = observed
         h.skipped_steps = skipped

@@ -15,9 +15,22 @@ pulseopt 0.3.0, so rewards agree to the last bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from aees.types import RewardDetails, check_float
+from aees.types import RewardDetails, check_float, finite_number, state_float, state_mismatch
+
+#: the per-episode log keys that hold the reward's parts (see :func:`check_logged_reward`)
+REWARD_LOG_KEYS: tuple[str, ...] = (
+    "episode_rewards",
+    "reward_base",
+    "reward_instability",
+    "reward_penalty",
+    "reward_final_unclipped",
+    "reward_final_clipped",
+    "episode_ema_loss_starts",
+    "episode_ema_loss_ends",
+)
 
 
 def episode_ema(step_losses: Sequence[float], alpha: float) -> tuple[float, float]:
@@ -107,4 +120,41 @@ class NormalizedLossImprovementReward:
             instability_lambda=self.instability_lambda,
             clip_min=self.clip_min,
             clip_max=self.clip_max,
+        )
+
+
+def check_logged_reward(
+    values: dict[str, Any], start_loss: float | None, where: Callable[[str], str]
+) -> None:
+    """One logged episode's reward (``values``: :data:`REWARD_LOG_KEYS` → that episode's entry,
+    as a saved state holds them), checked before a state is loaded (docs/algorithm.md §12).
+
+    Every part is ``None`` together (no step counted) or a finite number, with the identities
+    the formula gives whatever its hyper-parameters: r = the clipped reward, unclipped =
+    base − pen, instab ≥ 0, pen ≥ 0, E_1 = L_1 (``start_loss``). ``where(key)`` names an entry.
+    """
+    if values["episode_rewards"] is None:
+        for key, value in values.items():
+            if value is not None:
+                raise state_mismatch(
+                    where(key), f"is {value!r}, but the episode's reward is None (no step counted)"
+                )
+        return
+    for key, value in values.items():
+        if not finite_number(value):
+            state_float(where(key), value)  # raises, naming it
+    v = values
+    for key in ("reward_instability", "reward_penalty"):
+        if v[key] < 0:
+            state_float(where(key), v[key], minimum=0.0)
+    if v["episode_rewards"] != v["reward_final_clipped"]:
+        raise state_mismatch(where("episode_rewards"), "differs from reward_final_clipped")
+    if v["reward_final_unclipped"] != v["reward_base"] - v["reward_penalty"]:
+        raise state_mismatch(
+            where("reward_final_unclipped"), "differs from reward_base - reward_penalty"
+        )
+    if start_loss is None or v["episode_ema_loss_starts"] != start_loss:
+        raise state_mismatch(
+            where("episode_ema_loss_starts"),
+            f"differs from the episode's first loss {start_loss!r}",
         )

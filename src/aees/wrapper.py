@@ -45,6 +45,14 @@ from aees.types import (
     check_candidates,
     check_choice,
     check_int,
+    same_plain,
+    state_equal,
+    state_error,
+    state_floats,
+    state_int,
+    state_keys,
+    state_mismatch,
+    state_path,
 )
 
 _STATE_VERSION = 1
@@ -609,32 +617,166 @@ class AEES:
             "noise": self._noise.state_dict(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`; raises ``ValueError`` for an incompatible setup."""
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+    def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
+        """Validate the whole of ``state`` against this instance; change nothing.
+
+        Returns the checked copy :meth:`load_checked_state_dict` assigns. Raises ``ValueError``
+        naming the key (``where`` is the state's own name in messages) and the value: another
+        version or setup (the compatibility block, candidates, controllers, log keys), a
+        missing or unexpected key, a wrong type, a non-finite or negative statistic, an index
+        out of range, or parts that contradict each other (docs/algorithm.md §12).
+        """
+        if self._step_open:
+            raise RuntimeError("load_state_dict() called with an open step.")
+        if not isinstance(state, dict) or not same_plain(state.get("version"), _STATE_VERSION):
             raise ValueError(
                 f"not an AEES state dict of version {_STATE_VERSION} "
                 f"(got version {state.get('version') if isinstance(state, dict) else state!r})."
             )
-        if self._step_open:
-            raise RuntimeError("load_state_dict() called with an open step.")
+        keys = ("version", "compat", "seed", "num_steps", "manager", "pending", "noise")
+        state_keys(where, state, keys)
+        state_equal(state_path(where, "version"), state["version"], _STATE_VERSION)
         mine = self._compat()
+        state_keys(state_path(where, "compat"), state["compat"], tuple(mine))
         for key, value in state["compat"].items():
-            if mine.get(key) != value:
+            if not same_plain(value, mine[key]):
                 raise ValueError(
                     f"cannot load AEES state: it was saved with {key}={value!r}, "
-                    f"this instance has {key}={mine.get(key)!r}."
+                    f"this instance has {key}={mine[key]!r}."
                 )
-        self._manager.load_state_dict(state["manager"])
-        self._noise.load_state_dict(state["noise"])
-        self.seed = int(state["seed"])
-        self._num_steps = int(state["num_steps"])
-        pending = state["pending"]
-        self._losses = [float(v) for v in pending["losses"]]
-        self._skipped = [
-            torch.tensor(float(v), dtype=torch.float64) for v in pending["scaler_skipped"]
-        ]
-        self._norms = [torch.tensor(float(v), dtype=torch.float64) for v in pending["update_norms"]]
+        seed = state_int(state_path(where, "seed"), state["seed"], minimum=None)
+        manager = self._manager.check_state_dict(state["manager"], state_path(where, "manager"))
+        noise = self._noise.check_state_dict(state["noise"], state_path(where, "noise"))
+        if noise["seed"] != seed:
+            raise state_error(
+                state_path(state_path(where, "noise"), "seed"),
+                noise["seed"],
+                f"the AEES seed {seed}",
+            )
+        self._check_controller_seeds(manager["controllers"], seed, where)
+        pending = self._check_pending(state["pending"], manager, state_path(where, "pending"))
+        num_steps = state_int(state_path(where, "num_steps"), state["num_steps"])
+        self._check_steps(manager, num_steps, len(pending["losses"]), where)
+        return {
+            "seed": seed,
+            "num_steps": num_steps,
+            "manager": manager,
+            "noise": noise,
+            "pending": pending,
+        }
+
+    def _check_controller_seeds(self, controllers: dict[str, Any], seed: int, where: str) -> None:
+        """A built trend controller keeps its seed (for buckets not yet visited): it is the
+        one AEES derives from ``seed`` (§6)."""
+        for key, checked in controllers.items():
+            axis = key.split(".")[0]
+            if self._config["controllers"][axis] != "built" or "random_seed" not in checked:
+                continue
+            expected = seed if axis == "lr" else seed + 101 + int(key.partition(".")[2] or 0)
+            if checked["random_seed"] != expected:
+                at = state_path(state_path(state_path(where, "manager"), "controllers"), key)
+                raise state_error(
+                    state_path(at, "random_seed"),
+                    checked["random_seed"],
+                    f"{expected} (derived from the seed {seed})",
+                )
+
+    def _check_pending(self, pending: Any, manager: dict[str, Any], where: str) -> dict[str, Any]:
+        """The open episode's losses (any number: a non-finite one is judged when the episode
+        closes), its skip flags in [0, 1] (averaged across ranks) and its update norms."""
+        state_keys(where, pending, ("losses", "scaler_skipped", "update_norms"))
+        losses = state_floats(state_path(where, "losses"), pending["losses"], finite=False)
+        n = len(losses)
+        limit = self.episode_length - 1 if manager["active"] is not None else 0
+        if n > limit:
+            raise state_mismatch(
+                state_path(where, "losses"),
+                f"has {n} entries; an open episode holds at most {limit}",
+            )
+        skipped = state_floats(
+            state_path(where, "scaler_skipped"), pending["scaler_skipped"], minimum=0.0
+        )
+        if len(skipped) not in ((0, n) if self._scaler is not None else (0,)):
+            raise state_mismatch(
+                state_path(where, "scaler_skipped"),
+                f"has {len(skipped)} entries for {n} pending step(s)"
+                + ("" if self._scaler is not None else " and no grad_scaler"),
+            )
+        for i, flag in enumerate(skipped):
+            if flag > 1.0:
+                raise state_error(
+                    state_path(state_path(where, "scaler_skipped"), i), flag, "a number in [0, 1]"
+                )
+        norms = state_floats(
+            state_path(where, "update_norms"),
+            pending["update_norms"],
+            length=n if self.track_update_norm else 0,
+            finite=False,
+            minimum=0.0,
+        )
+        return {"losses": losses, "scaler_skipped": skipped, "update_norms": norms}
+
+    def _check_steps(
+        self, manager: dict[str, Any], num_steps: int, pending: int, where: str
+    ) -> None:
+        """AEES owns the step count: episodes are contiguous from step 0, the open one starts
+        where the last closed one ended, and ``num_steps`` counts its pending steps. Update
+        norms are logged exactly when ``track_update_norm`` is on."""
+        logs = manager["logs"]
+        at = state_path(where, "manager")
+        following = 0
+        for i, (first, last) in enumerate(
+            zip(logs["episode_start_steps"], logs["episode_end_steps"], strict=True)
+        ):
+            if first != following:
+                key = state_path(state_path(at, "logs"), "episode_start_steps")
+                raise state_error(
+                    state_path(key, i), first, f"{following} (episodes are contiguous)"
+                )
+            following = last + 1
+        for i, norm in enumerate(logs["mean_update_norms"]):
+            if (norm is None) == self.track_update_norm:
+                key = state_path(state_path(at, "logs"), "mean_update_norms")
+                want = "a number" if self.track_update_norm else "None"
+                raise state_error(
+                    state_path(key, i), norm, f"{want} (track_update_norm={self.track_update_norm})"
+                )
+        active = manager["active"]
+        if active is not None:
+            if active["start_step"] != following:
+                raise state_error(
+                    state_path(state_path(at, "active"), "start_step"),
+                    active["start_step"],
+                    f"{following} (after the last episode)",
+                )
+            following += pending
+        if num_steps != following:
+            raise state_error(
+                state_path(where, "num_steps"),
+                num_steps,
+                f"{following} (the logged episodes' and pending steps)",
+            )
+
+    def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
+        """Assign a state from :meth:`check_state_dict`; only a user's controller can still
+        raise here, and then nothing has changed (see
+        :meth:`~aees.episode.StructuredEpisodeManager.load_checked_state_dict`)."""
+        self._manager.load_checked_state_dict(checked["manager"])
+        self._noise.load_checked_state_dict(checked["noise"])
+        self.seed = checked["seed"]
+        self._num_steps = checked["num_steps"]
+        pending = checked["pending"]
+        self._losses = list(pending["losses"])
+        self._skipped = [torch.tensor(v, dtype=torch.float64) for v in pending["scaler_skipped"]]
+        self._norms = [torch.tensor(v, dtype=torch.float64) for v in pending["update_norms"]]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`: all of it, or nothing.
+
+        The whole state is validated first (:meth:`check_state_dict`), then assigned; a
+        ``ValueError`` names the key and the value and leaves this object as it was.
+        """
+        self.load_checked_state_dict(self.check_state_dict(state))
 
     # ------------------------------------------------------------------ replay
     @classmethod
