@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few steps only (tests)")
     args = parser.parse_args()
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name, trust_remote_code=False)
     raw = datasets.load_from_disk(args.data_dir)
     columns = [c for c in raw["train"].column_names if c != "label"]
     encoded = raw.map(
@@ -46,7 +46,9 @@ def main() -> None:
         batched=True,
         remove_columns=columns,
     )
-    model = AutoModelForSequenceClassification.from_pretrained(args.model_name, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        args.model_name, num_labels=2, trust_remote_code=False
+    )
     training_args = TrainingArguments(
         output_dir=args.output_dir,
         num_train_epochs=args.epochs,

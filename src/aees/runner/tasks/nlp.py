@@ -54,13 +54,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +73,8 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset
 
+from aees.results.io import open_regular_file, read_regular_file
+from aees.results.schema import RunResultError
 from aees.runner.config import RunConfig, UserError, writable_location_problem
 from aees.runner.label_noise import LabelCorruption, agnews_label_noise
 from aees.runner.tasks import TaskSetup
@@ -77,6 +83,10 @@ __all__ = [
     "CACHE_FORMAT",
     "DEFAULT_MODEL_NAME",
     "FILE_BUILDERS",
+    "MAX_CLASSES",
+    "MAX_FIELD_CHARS",
+    "MAX_LABEL_CHARS",
+    "MAX_ROW_BYTES",
     "METADATA_NAME",
     "NLP_DEFAULTS",
     "SPLIT_FILE_STEMS",
@@ -86,11 +96,15 @@ __all__ = [
     "TextData",
     "TokenizedCache",
     "TokenizedTextDataset",
+    "check_data_file",
     "check_text_column",
+    "content_digest",
     "data_files",
+    "hub_unreachable",
     "label_names_of",
     "logits_cross_entropy",
     "logits_of",
+    "model_dir_problem",
     "split_indices",
     "tokenizer_fingerprint",
 ]
@@ -98,8 +112,9 @@ __all__ = [
 DEFAULT_MODEL_NAME = "distilbert-base-uncased"
 #: Seed of every train/validation split (docs/protocols.md §4.4: ``train_test_split(seed=42)``).
 SPLIT_SEED = 42
-#: Version of the tokenized-cache layout (bump to invalidate every cache).
-CACHE_FORMAT = 1
+#: Version of the tokenized-cache layout (bump to invalidate every cache). 2: the metadata
+#: carries ``content_sha256`` (:func:`content_digest`).
+CACHE_FORMAT = 2
 METADATA_NAME = "aees_tokenized.json"
 MODEL_INPUTS = ("input_ids", "attention_mask")
 #: Also fed when the tokenizer makes it (BERT-style segment ids of a text pair; ``text`` only).
@@ -112,6 +127,20 @@ NLP_DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.01,
     "episode_length": 100,
 }
+#: Most classes a run takes (docs/protocols.md §4.7): a sparse integer label (``5000``) would
+#: otherwise make a 5,001-way head, and ``10**12`` a list of 10**12 class names.
+MAX_CLASSES = 1000
+#: Longest label value, in characters: a longer one is a text, not a class name.
+MAX_LABEL_CHARS = 256
+#: Longest CSV field, in characters (texts are cut to ``--max-length`` tokens anyway).
+MAX_FIELD_CHARS = 1 << 20
+#: Longest line of a data file (a CSV line, a JSON Lines row) and largest average row of a
+#: Parquet row group, in bytes: checked before the ``datasets`` builders allocate anything.
+MAX_ROW_BYTES = 8 << 20
+#: Largest JSON side file read (cache metadata, a checkpoint's ``config.json``).
+MAX_JSON_BYTES = 16 << 20
+#: How long the Hub reachability probe waits (seconds).
+HUB_PROBE_SECONDS = 3.0
 # Probe texts for the tokenizer fingerprint: casing, accents, punctuation, sub-words, unknowns.
 _PROBE_TEXTS = (
     "Hello, World! It's a GREAT movie -- isn't it?",
@@ -164,6 +193,110 @@ def split_indices(n: int, test_size: float | int, seed: int = SPLIT_SEED) -> tup
     index = HFDataset.from_dict({"i": list(range(n))})
     parts = index.train_test_split(test_size=test_size, seed=seed, keep_in_memory=True)
     return list(parts["train"]["i"]), list(parts["test"]["i"])
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON value of a side file (regular files only, at most :data:`MAX_JSON_BYTES`).
+
+    Raises:
+        ValueError: one line naming ``path``: missing, special, too large or not JSON.
+    """
+    raw = read_regular_file(path, max_bytes=MAX_JSON_BYTES)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise RunResultError(path, f"not JSON ({_first_line(err)})") from None
+
+
+def model_dir_problem(name: str) -> str | None:
+    """Why the local checkpoint directory ``name`` is refused, or None (also for a Hub id).
+
+    A checkpoint whose ``config.json`` or ``tokenizer_config.json`` names ``auto_map`` (its own
+    Python code), or whose ``model_type`` this transformers does not know, would need that code
+    to run. aees never runs it (``trust_remote_code=False`` everywhere, docs/protocols.md §4.7);
+    saying so here, before anything loads, also means no library prompt can ever ask.
+    """
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return None
+    config: Any = None
+    for file_name in ("config.json", "tokenizer_config.json"):
+        target = path / file_name
+        if not os.path.lexists(target):
+            continue
+        try:
+            data = _read_json(target)
+        except ValueError as err:
+            return f"{file_name}: {getattr(err, 'problem', err)}"
+        if not isinstance(data, dict):
+            return f"{file_name} is not a JSON object"
+        if "auto_map" in data:
+            return (
+                f"{file_name} names custom model code (auto_map); aees never runs a "
+                "checkpoint's own code: use a checkpoint of a model type transformers knows"
+            )
+        if file_name == "config.json":
+            config = data
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type is not None:
+        from transformers import CONFIG_MAPPING, __version__
+
+        if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+            return (
+                f"config.json: model_type {model_type!r} is not one transformers {__version__} "
+                "knows (it would need the checkpoint's own code, which aees never runs)"
+            )
+    return None
+
+
+def _custom_code_refused(err: BaseException) -> bool:
+    """True when a library refused to load because the checkpoint needs its own code."""
+    return "trust_remote_code" in str(err)
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_SECONDS) -> str | None:
+    """Why the Hugging Face Hub cannot be reached (a phrase), or None when it can.
+
+    One TCP connection to the endpoint (``HF_ENDPOINT``, else huggingface.co; the proxy of
+    ``HTTPS_PROXY`` / ``ALL_PROXY`` when one is set), name lookup included, bounded by
+    ``timeout`` seconds: without it an offline run spent ~53 s in the libraries' retries.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    proxy = next(
+        (
+            os.environ[k]
+            for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+            if os.environ.get(k)
+        ),
+        None,
+    )
+    try:
+        target = urlsplit(proxy or constants.ENDPOINT)
+        host = target.hostname
+        port = target.port or (443 if target.scheme == "https" else 80)
+    except ValueError:
+        return None  # an endpoint we cannot parse: let the library say what is wrong
+    if not host:
+        return None
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(err.strerror or str(err) or type(err).__name__)
+
+    thread = threading.Thread(target=probe, name="aees-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    where = f"{host}:{port}" + (" (the proxy)" if proxy else "")
+    if not outcome:
+        return f"no answer from {where} within {timeout:g} s"
+    return None if outcome[0] is None else f"{where}: {outcome[0]}"
 
 
 @contextlib.contextmanager
@@ -278,6 +411,102 @@ def logits_cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the cache
 
 
+def content_digest(path: Path, splits: Sequence[str], metadata: Mapping[str, Any]) -> str | None:
+    """SHA-256 of a tokenized cache: its metadata (less ``content_sha256``) and every file of its
+    split directories (relative path, size, bytes); None if one of them is not a regular file
+    (a link, a FIFO: never followed or opened)."""
+    meta = {k: v for k, v in metadata.items() if k != "content_sha256"}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode("utf-8"))
+    for split in splits:
+        top = path / split
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            return None
+        for here, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in (*dirs, *sorted(files)):
+                entry = Path(here) / name
+                mode = os.lstat(entry).st_mode
+                if stat.S_ISDIR(mode) and name in dirs:
+                    continue
+                if not stat.S_ISREG(mode):
+                    return None
+                h.update(f"\0{entry.relative_to(path).as_posix()}\0".encode())
+                with open_regular_file(entry) as handle:
+                    h.update(str(os.fstat(handle.fileno()).st_size).encode())
+                    while chunk := handle.read(1 << 20):
+                        h.update(chunk)
+    return h.hexdigest()
+
+
+def _label_names_problem(names: Any, train_labels: set[int] | None) -> str | None:
+    """Why saved class names are not usable (a phrase), or None."""
+    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+        return "its label_names are not a list of strings"
+    if not 2 <= len(names) <= MAX_CLASSES:
+        return f"it has {len(names)} label names (2 to {MAX_CLASSES} allowed)"
+    if len(set(names)) != len(names) or any(len(v) > MAX_LABEL_CHARS for v in names):
+        return f"its label names repeat or exceed {MAX_LABEL_CHARS} characters"
+    if train_labels is not None and train_labels != set(range(len(names))):
+        return "its label names do not match the classes of its train split"
+    return None
+
+
+def _column_problem(table: Any, column: str, max_length: int | None) -> tuple[str | None, Any]:
+    """(problem, lengths) of a list-of-integers column of an arrow table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(column)
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not (
+        pa.types.is_integer(col.type.value_type)
+    ):
+        return f"its {column!r} column holds {col.type}, not lists of integers", None
+    lengths = pc.list_value_length(col)
+    if max_length is not None and (pc.max(lengths).as_py() or 0) > max_length:
+        return f"its {column!r} rows are longer than --max-length {max_length}", None
+    return None, lengths
+
+
+def tokenized_problem(
+    data: Any, split: str, rows: Any, num_labels: int, vocab_size: int, max_length: int
+) -> str | None:
+    """Why one tokenized split is not what this run can feed its model (a phrase), or None:
+    columns and their types, the row count, token ids inside the vocabulary, masks as long as
+    the ids, labels in ``0..num_labels-1``. Vectorised on the arrow table (no rows copied)."""
+    import pyarrow.compute as pc
+
+    table = data.data.table
+    names = set(table.column_names)
+    missing = [c for c in (*MODEL_INPUTS, "label") if c not in names]
+    if missing:
+        return f"split {split!r} has no {', '.join(missing)} column"
+    if not isinstance(rows, int) or table.num_rows != rows or rows < 1:
+        return f"split {split!r} holds {table.num_rows} rows, its metadata says {rows!r}"
+    why, lengths = _column_problem(table, "input_ids", max_length)
+    if why is not None:
+        return f"split {split!r}: {why}"
+    bounds = pc.min_max(pc.list_flatten(table.column("input_ids"))).as_py()
+    if bounds["min"] is not None and not 0 <= bounds["min"] <= bounds["max"] < vocab_size:
+        return f"split {split!r} has token ids outside the tokenizer's {vocab_size}"
+    for column in ("attention_mask", *[c for c in OPTIONAL_INPUTS if c in names]):
+        why, other = _column_problem(table, column, max_length)
+        if why is None and not pc.all(pc.equal(other, lengths)).as_py():
+            why = f"its {column!r} rows differ in length from its input_ids"
+        if why is None:
+            b = pc.min_max(pc.list_flatten(table.column(column))).as_py()
+            if b["min"] is not None and not 0 <= b["min"] <= b["max"] <= 1:
+                why = f"its {column!r} values are not 0 or 1"
+        if why is not None:
+            return f"split {split!r}: {why}"
+    labels = table.column("label")
+    if not str(labels.type).startswith(("int", "uint")):
+        return f"split {split!r}: its labels are {labels.type}, not integers"
+    b = pc.min_max(labels).as_py()
+    if not 0 <= b["min"] <= b["max"] < num_labels:
+        return f"split {split!r} has labels outside 0..{num_labels - 1}"
+    return None
+
+
 @dataclass
 class TokenizedCache:
     """Where a task's tokenized splits live and what they must have been built from."""
@@ -286,10 +515,10 @@ class TokenizedCache:
     metadata: dict[str, Any]
 
     def saved(self) -> dict[str, Any] | None:
-        """The metadata on disk (None when missing or unreadable)."""
+        """The metadata on disk (None when missing, unreadable, special or not an object)."""
         try:
-            saved = json.loads((self.path / METADATA_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            saved = _read_json(self.path / METADATA_NAME)
+        except ValueError:
             return None
         return saved if isinstance(saved, dict) else None
 
@@ -300,27 +529,76 @@ class TokenizedCache:
         value = (saved if saved is not None else self.saved() or {}).get("splits")
         return [str(v) for v in value] if isinstance(value, list) else []
 
-    def is_valid(self) -> bool:
-        """True if the metadata on disk matches and every split directory exists."""
+    def problem(self) -> str | None:
+        """Why the cache on disk may not be reused (a phrase), or None: metadata for another
+        build, splits missing, or content that does not match its digest (changed since it
+        was written)."""
         saved = self.saved()
         if saved is None:
-            return False
+            return f"no readable {METADATA_NAME}"
         for key, value in self.metadata.items():
             if saved.get(key) != value:
-                return False
+                return f"built for another {key}"
         splits = self.splits(saved)
-        return bool(splits) and all((self.path / split).is_dir() for split in splits)
+        known = {"train", "validation", "test"}
+        if "train" not in splits or len(set(splits)) != len(splits) or set(splits) - known:
+            return f"its splits are {splits!r} (train, and validation / test only)"
+        try:
+            digest = content_digest(self.path, splits, saved)
+        except (OSError, ValueError) as err:
+            return f"its content cannot be read ({_first_line(err)})"
+        if digest is None:
+            return "it holds a link or a special file"
+        if saved.get("content_sha256") != digest:
+            return "its content does not match its digest (changed since it was written)"
+        return None
 
-    def load(self) -> dict[str, Any]:
+    def load(
+        self, num_labels: int | None, vocab_size: int
+    ) -> tuple[dict[str, Any] | None, list[str] | None, str | None]:
+        """``(splits, label names, None)``, or ``(None, None, problem)`` when the cache may not
+        be used: :meth:`problem`, then each split's structure (:func:`tokenized_problem`) and the
+        saved class names (count, length, the classes of the train split)."""
         from datasets import load_from_disk
 
+        problem = self.problem()
+        if problem is not None:
+            return None, None, problem
+        saved = self.saved() or {}
+        splits = self.splits(saved)
+        names = saved.get("label_names") if num_labels is None else None
+        if num_labels is None:
+            why = _label_names_problem(names, None)
+            if why is not None:
+                return None, None, why
+            num_labels = len(names)
+        rows = saved.get("num_rows")
         try:
-            return {split: load_from_disk(str(self.path / split)) for split in self.splits()}
-        except Exception as err:  # a corrupt cache: name it, say how to rebuild
-            raise UserError(
-                f"cannot read the tokenized dataset {str(self.path)!r} ({_first_line(err)}); "
-                "delete that directory and run again to rebuild it"
-            ) from None
+            data = {split: load_from_disk(str(self.path / split)) for split in splits}
+        except Exception as err:  # a corrupt cache of any kind is rebuilt
+            return None, None, f"it cannot be read ({_first_line(err)})"
+        for split, table in data.items():
+            why = tokenized_problem(
+                table,
+                split,
+                rows.get(split) if isinstance(rows, dict) else None,
+                num_labels,
+                vocab_size,
+                int(self.metadata["max_length"]),
+            )
+            if why is not None:
+                return None, None, why
+        if names is not None and saved.get("label_kind") in ("string", "integer", "bool"):
+            import pyarrow.compute as pc
+
+            seen = {int(v) for v in pc.unique(data["train"].data.table.column("label")).to_pylist()}
+            why = _label_names_problem(names, seen)
+            if why is None and saved["label_kind"] == "integer":
+                numbered = [str(i) for i in range(len(names))]
+                why = None if names == numbered else "its label names are not 0..N-1"
+            if why is not None:
+                return None, None, why
+        return data, names, None
 
 
 # ----------------------------------------------------------------------------- the data
@@ -361,12 +639,28 @@ FILE_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "
 
 
 def data_files(data_dir: Path) -> dict[str, Path]:
-    """``split -> file`` of a folder of ``train`` / ``validation`` / ``test`` data files."""
+    """``split -> file`` of a folder of ``train`` / ``validation`` / ``test`` data files.
+
+    A data file's name that is not a regular file (a FIFO, a device, a directory, a broken
+    link) is refused by name: a FIFO would block the reader for ever."""
     found: dict[str, Path] = {}
     for path in sorted(data_dir.iterdir()):
         split = SPLIT_FILE_STEMS.get(path.stem.lower())
-        if split is None or path.suffix.lower() not in FILE_BUILDERS or not path.is_file():
+        if split is None or path.suffix.lower() not in FILE_BUILDERS:
             continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            raise UserError(
+                f"--data-dir {str(data_dir)!r}: {path.name} cannot be read "
+                f"({'broken link' if path.is_symlink() else err.strerror or err})"
+            ) from None
+        if not stat.S_ISREG(mode):
+            kind = _mode_kind(mode)
+            raise UserError(
+                f"--data-dir {str(data_dir)!r}: {path.name} is not a regular file ({kind}); "
+                "data files must be regular files"
+            )
         if split in found:
             raise UserError(
                 f"--data-dir {str(data_dir)!r} has two {split} files "
@@ -374,6 +668,90 @@ def data_files(data_dir: Path) -> dict[str, Path]:
             )
         found[split] = path
     return found
+
+
+def _mode_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _lines(handle: Any, path: Path, what: str) -> Iterator[bytes]:
+    """The lines of a binary file, each read with a bound: a line over :data:`MAX_ROW_BYTES`
+    is refused before it is held in memory."""
+    number = 0
+    while line := handle.readline(MAX_ROW_BYTES + 1):
+        number += 1
+        if len(line) > MAX_ROW_BYTES:
+            raise UserError(
+                f"{str(path)!r}: line {number} is longer than {MAX_ROW_BYTES:,} bytes "
+                f"(the cap on one {what}); split or shorten it"
+            )
+        yield line
+
+
+def check_data_file(path: Path, builder: str) -> None:
+    """Refuse a data file that would blow memory up, before the ``datasets`` builder reads it:
+    a CSV field over :data:`MAX_FIELD_CHARS` characters, a CSV or JSON line over
+    :data:`MAX_ROW_BYTES` bytes, a Parquet row group whose rows decompress to more than that on
+    average. Streams the file once with bounded reads (regular files only)."""
+    try:
+        with open_regular_file(path) as handle:
+            if builder == "csv":
+                _scan_csv(handle, path)
+            elif builder == "json":
+                for _ in _lines(handle, path, "JSON row (write one object per line)"):
+                    pass
+            else:
+                _scan_parquet(handle, path)
+    except RunResultError as err:
+        raise UserError(str(err)) from None
+
+
+def _scan_csv(handle: Any, path: Path) -> None:
+    def text() -> Iterator[str]:
+        for line in _lines(handle, path, "CSV line"):
+            yield line.decode("utf-8", "replace")
+
+    before = csv.field_size_limit()
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.reader(text())
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as err:
+        if "field limit" in str(err):
+            raise UserError(
+                f"{str(path)!r}: the row ending on line {reader.line_num} has a field longer "
+                f"than {MAX_FIELD_CHARS:,} characters (the cap on one text or label); "
+                "shorten it"
+            ) from None
+        # anything else is the datasets reader's to judge (its message names the file)
+    finally:
+        csv.field_size_limit(before)
+
+
+def _scan_parquet(handle: Any, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(handle).metadata
+    except Exception as err:  # not Parquet: one line, as the reader would
+        raise UserError(f"cannot read {str(path)!r} ({_first_line(err)})") from None
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        if group.num_rows and group.total_byte_size / group.num_rows > MAX_ROW_BYTES:
+            raise UserError(
+                f"{str(path)!r}: row group {i} holds {group.total_byte_size:,} bytes in "
+                f"{group.num_rows} rows, over {MAX_ROW_BYTES:,} per row (the cap on one row)"
+            )
 
 
 def _files_fingerprint(root: Path) -> str:
@@ -451,6 +829,28 @@ def label_names_of(
                 f"{column!r} (None or negative); label every row or drop those rows"
             )
     seen = set(values["train"])
+    # Class-count caps before anything is allocated by count (docs/protocols.md §4.7).
+    if kind == "class_label" and len(feature.names) > MAX_CLASSES:
+        raise UserError(
+            f"{where}: the label column {column!r} has {len(feature.names):,} classes "
+            f"(the cap is {MAX_CLASSES:,})"
+        )
+    if kind == "integer" and seen and max(seen) >= MAX_CLASSES:
+        raise UserError(
+            f"{where} split 'train': the integer labels in {column!r} go up to {max(seen):,}, "
+            f"which makes {max(seen) + 1:,} classes (the cap is {MAX_CLASSES:,}); number the "
+            "classes 0..N-1 or use string labels"
+        )
+    if len(seen) > MAX_CLASSES:
+        raise UserError(
+            f"{where} split 'train' has {len(seen):,} distinct labels in {column!r} (the cap is "
+            f"{MAX_CLASSES:,}); is --label-column the label?"
+        )
+    if kind == "string" and any(len(v) > MAX_LABEL_CHARS for v in seen if v is not None):
+        raise UserError(
+            f"{where} split 'train' has labels in {column!r} longer than {MAX_LABEL_CHARS} "
+            "characters; is --label-column the label?"
+        )
     if len(seen) < 2:
         raise UserError(
             f"{where} split 'train' has a single class in {column!r} ({next(iter(seen))!r}); "
@@ -511,6 +911,7 @@ class TextClassificationTask:
 
     def __init__(self) -> None:
         self._hf_token: str | None = None  # set by validate(); never written anywhere
+        self._hub_down: str | bool | None = False  # False: not probed yet (hub_unreachable)
 
     # -- flags
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -577,6 +978,9 @@ class TextClassificationTask:
             parser.error(f"--data-dir {args.data_dir!r} is not a directory")
         if args.model_name is not None and not str(args.model_name).strip():
             parser.error("--model-name must not be empty")
+        why = model_dir_problem(str(args.model_name or self.model_name))
+        if why is not None:
+            parser.error(f"--model-name {args.model_name}: {why}")
         if self.has_label_noise_flags and not 0.0 <= args.label_noise_rate < 1.0:
             parser.error(f"--label-noise-rate must be in [0, 1), got {args.label_noise_rate}")
         if args.resume and args.pretokenize_only:
@@ -647,7 +1051,8 @@ class TextClassificationTask:
     def model_fetch_command(self, config: RunConfig) -> str:
         code = (
             "from transformers import AutoModelForSequenceClassification as M; "
-            f"M.from_pretrained({self._model(config)!r}, cache_dir={self._cache_dir(config)!r})"
+            f"M.from_pretrained({self._model(config)!r}, cache_dir={self._cache_dir(config)!r}, "
+            "trust_remote_code=False)"
         )
         return shlex.join(["python", "-c", code])
 
@@ -663,6 +1068,50 @@ class TextClassificationTask:
         name = self._model(config)
         if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().is_dir():
             raise UserError(f"--model-name {name}: no such model directory")
+        why = model_dir_problem(name)
+        if why is not None:
+            raise UserError(f"--model-name {name}: {why}")
+
+    def _offline_reason(self, config: RunConfig, hub: bool = True) -> str | None:
+        """Why nothing is fetched from the Hub in this run, or None (it may be): the flag,
+        ``HF_HUB_OFFLINE``, or (``hub``: this load would go there) a Hub that does not answer
+        a bounded probe (:func:`hub_unreachable`, once per run; logged)."""
+        if self._opt(config, "local_files_only", False):
+            return "--local-files-only"
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            return "HF_HUB_OFFLINE is set"
+        if not hub:
+            return None
+        if self._hub_down is False:
+            self._hub_down = hub_unreachable()
+            if self._hub_down is not None:
+                self._log(
+                    config,
+                    f"The Hugging Face Hub is unreachable ({self._hub_down}): using the local "
+                    "caches only, as with --local-files-only",
+                )
+        return None if self._hub_down is None else f"the Hub is unreachable: {self._hub_down}"
+
+    def _local_only(self, config: RunConfig, hub: bool = True) -> bool:
+        return self._offline_reason(config, hub) is not None
+
+    def _model_is_local(self, config: RunConfig) -> bool:
+        return Path(self._model(config)).expanduser().is_dir()
+
+    def _fetch_hint(self, config: RunConfig, command: str) -> str:
+        """How to get what is missing: online, or (offline) a local directory or a fetch
+        elsewhere followed by --local-files-only."""
+        reason = self._offline_reason(config, hub=False) or (
+            None if self._hub_down in (False, None) else f"the Hub is unreachable: {self._hub_down}"
+        )
+        if reason is None:
+            return f"fetch it online with: {command}"
+        return (
+            f"offline ({reason}): pass a local checkpoint directory as --model-name DIR, or fetch "
+            f"it where the Hub is reachable with: {command} and run again with --local-files-only"
+        )
 
     def _cached_ids_like(self, config: RunConfig) -> str:
         """``; cached models closest to it: a, b`` from the HF cache's ``models--org--name``
@@ -686,23 +1135,38 @@ class TextClassificationTask:
 
         self.check_model_source(config)
         name = self._model(config)
-        local = bool(self._opt(config, "local_files_only", False))
+        local = self._local_only(config, hub=not self._model_is_local(config))
         try:
             return AutoTokenizer.from_pretrained(
-                name, cache_dir=self._cache_dir(config), local_files_only=local, token=self._token()
+                name,
+                cache_dir=self._cache_dir(config),
+                local_files_only=local,
+                token=self._token(),
+                trust_remote_code=False,  # never a checkpoint's own code (docs §4.7)
             )
         except Exception as err:
+            if _custom_code_refused(err):
+                raise self._custom_code_error(config) from None
             raise UserError(
                 f"cannot load the tokenizer {name!r} from {self._cache_dir(config)!r} "
-                f"({_first_line(err)}){self._cached_ids_like(config)}; fetch it online with: "
-                f"{self.pretokenize_command(config)}"
+                f"({_first_line(err)}){self._cached_ids_like(config)}; "
+                f"{self._fetch_hint(config, self.pretokenize_command(config))}"
             ) from None
 
+    def _custom_code_error(self, config: RunConfig) -> UserError:
+        return UserError(
+            f"--model-name {self._model(config)}: the checkpoint needs its own model code "
+            "(trust_remote_code); aees never runs a checkpoint's own code: use a checkpoint of a "
+            "model type transformers knows"
+        )
+
     def _model_error(self, config: RunConfig, err: BaseException) -> UserError:
+        if _custom_code_refused(err):
+            return self._custom_code_error(config)
         return UserError(
             f"cannot load the model {self._model(config)!r} from {self._cache_dir(config)!r} "
-            f"({_first_line(err)}){self._cached_ids_like(config)}; fetch it online with: "
-            f"{self.model_fetch_command(config)}"
+            f"({_first_line(err)}){self._cached_ids_like(config)}; "
+            f"{self._fetch_hint(config, self.model_fetch_command(config))}"
         )
 
     def check_positions(self, config: RunConfig, model_config: Any) -> None:
@@ -724,8 +1188,9 @@ class TextClassificationTask:
             model_config = AutoConfig.from_pretrained(
                 self._model(config),
                 cache_dir=self._cache_dir(config),
-                local_files_only=bool(self._opt(config, "local_files_only", False)),
+                local_files_only=self._local_only(config, hub=not self._model_is_local(config)),
                 token=self._token(),
+                trust_remote_code=False,
             )
         except Exception as err:
             raise self._model_error(config, err) from None
@@ -743,9 +1208,10 @@ class TextClassificationTask:
         kwargs: dict[str, Any] = {
             "num_labels": num_labels,
             "cache_dir": self._cache_dir(config),
-            "local_files_only": bool(self._opt(config, "local_files_only", False)),
+            "local_files_only": self._local_only(config, hub=not self._model_is_local(config)),
             "token": self._token(),
             "output_loading_info": True,
+            "trust_remote_code": False,
         }
         if label_names is not None:
             kwargs["id2label"] = dict(enumerate(label_names))
@@ -820,7 +1286,7 @@ class TextClassificationTask:
             return self._read_files(config, root), where
         from datasets import load_dataset
 
-        local = bool(self._opt(config, "local_files_only", False))
+        local = self._local_only(config)
         try:
             with _datasets_offline(local):
                 raw = load_dataset(
@@ -829,13 +1295,14 @@ class TextClassificationTask:
                     cache_dir=self._cache_dir(config),
                     download_mode="reuse_dataset_if_exists",
                     token=self._token(),
+                    trust_remote_code=False,
                 )
         except Exception as err:
             offline = " with --local-files-only" if local else ""
             raise UserError(
                 f"cannot load the {self.display(config)} dataset {spec.hub_path!r} from "
-                f"{self._cache_dir(config)!r}{offline} ({_first_line(err)}); fetch it online "
-                f"with: {self.pretokenize_command(config)}"
+                f"{self._cache_dir(config)!r}{offline} ({_first_line(err)}); "
+                f"{self._fetch_hint(config, self.pretokenize_command(config))}"
             ) from None
         return raw, f"{spec.hub_path!r}"
 
@@ -860,6 +1327,7 @@ class TextClassificationTask:
         (builder,) = builders
         raw: dict[str, Any] = {}
         for split, path in files.items():
+            check_data_file(path, builder)  # sizes checked before the builder allocates
             try:
                 with _datasets_offline(True):
                     raw[split] = load_dataset(
@@ -867,6 +1335,7 @@ class TextClassificationTask:
                         data_files={split: str(path)},
                         split=split,
                         cache_dir=self._cache_dir(config),
+                        trust_remote_code=False,
                     )
             except Exception as err:
                 raise UserError(f"cannot read {str(path)!r} ({_first_line(err)})") from None
@@ -904,15 +1373,22 @@ class TextClassificationTask:
         """The tokenized splits, the cache path, whether the cache was built just now, and the
         class names (None for a task with fixed labels)."""
         cache = self.cache_for(config, tokenizer)
-        if cache.is_valid():
-            return cache.load(), cache.path, False, self._saved_label_names(cache)
         spec = self.data_spec(config)
+        vocab = len(tokenizer)
+        data, names, problem = cache.load(spec.num_labels, vocab)
+        if data is not None:
+            return data, cache.path, False, names
+        if os.path.lexists(cache.path):  # docs/protocols.md §4.5: never trusted, rebuilt
+            self._log(config, f"Rebuilding the tokenized dataset {cache.path}: {problem}")
         raw = self.load_raw(config)
         where = f"--data-dir {config.data_dir!r}" if config.data_dir else repr(spec.hub_path)
-        names: list[str] | None = None
+        names = None
         lookup: dict[Any, int] | None = None
+        extra: dict[str, Any] = {"splits": list(raw)}
         if spec.num_labels is None:
             names, lookup = label_names_of(raw, spec.label_column, where)
+            extra["label_names"] = names
+            extra["label_kind"] = _feature_kind(raw["train"].features[spec.label_column])
         max_length = int(cache.metadata["max_length"])
         label = spec.label_column
 
@@ -935,17 +1411,20 @@ class TextClassificationTask:
                 keep_in_memory=True,  # never write cache files next to the raw data
                 desc=f"Tokenizing {self.display(config)} {split}",
             )
-            sizes[split] = len(tokenized[split])
-        extra: dict[str, Any] = {"splits": list(raw)}
-        if names is not None:
-            extra["label_names"] = names
-        self._write_cache(cache, tokenized, {"num_rows": sizes, **extra})
-        return cache.load(), cache.path, True, names
+            if _feature_kind(tokenized[split].features["label"]) != "integer":
+                # map() keeps a replaced column's old (string) type: store the ids as integers
+                from datasets import Value
 
-    @staticmethod
-    def _saved_label_names(cache: TokenizedCache) -> list[str] | None:
-        names = (cache.saved() or {}).get("label_names")
-        return [str(v) for v in names] if isinstance(names, list) else None
+                tokenized[split] = tokenized[split].cast_column("label", Value("int64"))
+            sizes[split] = len(tokenized[split])
+        self._write_cache(cache, tokenized, {"num_rows": sizes, **extra})
+        data, names, problem = cache.load(spec.num_labels, vocab)
+        if data is None:
+            raise UserError(
+                f"the tokenized dataset {str(cache.path)!r} just written cannot be used "
+                f"({problem}); is another process writing the same --tokenized-dataset-dir?"
+            )
+        return data, cache.path, True, names
 
     def _write_cache(
         self, cache: TokenizedCache, tokenized: Mapping[str, Any], extra: Mapping[str, Any]
@@ -963,12 +1442,16 @@ class TextClassificationTask:
             for split, data in tokenized.items():
                 data.save_to_disk(str(tmp / split))
             meta = {**extra, **cache.metadata}
+            meta["content_sha256"] = content_digest(tmp, list(tokenized), meta)
             (tmp / METADATA_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            if cache.path.exists():  # stale or incomplete (it failed is_valid): replace it
-                shutil.rmtree(cache.path)
+            if os.path.lexists(cache.path):  # stale, changed or incomplete: replace it
+                if cache.path.is_symlink() or not cache.path.is_dir():
+                    cache.path.unlink()
+                else:
+                    shutil.rmtree(cache.path)
             os.replace(tmp, cache.path)
         except OSError as err:
-            if cache.is_valid():  # another process finished the same cache first
+            if cache.problem() is None:  # another process finished the same cache first
                 return
             raise UserError(
                 f"cannot write the tokenized dataset {str(cache.path)!r} ({_first_line(err)})"
