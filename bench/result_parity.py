@@ -132,6 +132,13 @@ def _diff(a: Any, b: Any, where: str, out: list[str]) -> None:
         out.append(f"{where}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}")
 
 
+def differences(a: dict[str, Any], b: dict[str, Any], root_a: str, root_b: str) -> list[str]:
+    """Where two results differ beyond time and process, each root replaced by ``<root>``."""
+    diffs: list[str] = []
+    _diff(_normalise(a, root_a), _normalise(b, root_b), "result", diffs)
+    return diffs
+
+
 def compare(before: Path, after: Path) -> int:
     before, after = before.resolve(), after.resolve()
     problems: list[str] = []
@@ -148,9 +155,8 @@ def compare(before: Path, after: Path) -> int:
             problems.append(f"{rel}: missing after")
             continue
         b = json.loads(other.read_text())
-        diffs: list[str] = []
-        _diff(_normalise(a, str(before)), _normalise(b, str(after)), str(rel), diffs)
-        problems.extend(diffs)
+        diffs = differences(a, b, str(before), str(after))
+        problems.extend(d.replace("result", str(rel), 1) for d in diffs)
     print(f"{results} results compared; {len(problems)} differences")
     for line in problems[:200]:
         print(f"  {line}")
