@@ -275,6 +275,7 @@ def _list_presets() -> int:
 
 def plan_main(argv: list[str] | None = None) -> int:
     """``aees plan PRESET [--seeds S] [--set K=V ...] [--output-root DIR] [--out FILE]``."""
+    from aees.sweep.manifest import gpu_use
     from aees.sweep.plan import PlanError, build_plan, parse_overrides, parse_seeds, write_manifest
 
     parser = _plan_parser()
@@ -301,14 +302,28 @@ def plan_main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     except OSError as err:
         parser.error(f"cannot write the manifest: {err.strerror or err} ({err.filename})")
-    gpu = sum(run.needs_gpu for run in manifest.runs)
+    uses = [gpu_use(run.task, run.flags) for run in manifest.runs]
     print(
         f"wrote {out}: {len(manifest.runs)} runs of preset {manifest.preset} "
-        f"(seeds {','.join(map(str, manifest.seeds))}; {gpu} need a GPU); "
+        f"(seeds {','.join(map(str, manifest.seeds))}; {_gpu_summary(uses)}); "
         f"results under {manifest.output_root}"
     )
     print(f"next: aees sweep {out} --workers N")
     return 0
+
+
+def _gpu_summary(uses: list[str]) -> str:
+    """How a plan's runs use GPUs (:func:`aees.sweep.manifest.gpu_use` of each), in words:
+    ``device cuda`` needs one, ``auto`` uses one where there is one and runs on the CPU
+    otherwise (docs/protocols.md §15)."""
+    parts = []
+    if uses.count("required"):
+        parts.append(f"{uses.count('required')} need a GPU (device cuda)")
+    if uses.count("if-available"):
+        parts.append(f"{uses.count('if-available')} use a GPU where there is one, else the CPU")
+    if uses.count("none"):
+        parts.append(f"{uses.count('none')} run on the CPU")
+    return ", ".join(parts)
 
 
 def _parse_gpus(text: str) -> list[int]:
@@ -323,6 +338,8 @@ def _parse_gpus(text: str) -> list[int]:
 
 
 def _sweep_parser() -> argparse.ArgumentParser:
+    from aees.sweep.common import EARLY_STOP_RUNS
+
     parser = OneLineArgumentParser(
         prog="aees sweep",
         description="Run the pending runs of a manifest (made by aees plan), resuming by default.",
@@ -363,7 +380,24 @@ def _sweep_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing results that are kept otherwise"
     )
-    parser.add_argument("--run-ids", help="comma-separated run ids to run (default: all)")
+    select = parser.add_mutually_exclusive_group()
+    select.add_argument("--run-ids", help="comma-separated run ids to run (default: all)")
+    select.add_argument(
+        "--failed", action="store_true", help="run only the runs whose status is failed"
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help=f"do not stop when the first {EARLY_STOP_RUNS} runs all fail with the same error",
+    )
+    parser.add_argument(
+        "--allow-tracking-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="let runs report to this MLflow tracking server (repeatable); a manifest naming "
+        "another server is refused",
+    )
     parser.add_argument(
         "--grace-period",
         type=float,
@@ -404,6 +438,9 @@ def sweep_main(argv: list[str] | None = None) -> int:
         "output_root": args.output_root,
         "grace_period": args.grace_period,
         "progress": not args.quiet,
+        "failed_only": args.failed,
+        "allow_tracking_uris": args.allow_tracking_uri,
+        "keep_going": args.keep_going,
     }
     try:
         if args.executor == "ray":

@@ -203,7 +203,7 @@ def test_invalid_existing_result_is_kept_unless_overwrite(
     assert "seed is 0, plan says 1" in failed["adamw_seed1"].detail
     assert "--overwrite" in failed["aees_seed1"].detail
     assert summary.retry_command is not None
-    assert "--run-ids adamw_seed1,aees_seed1 --overwrite" in summary.retry_command
+    assert summary.retry_command.endswith("--failed --overwrite")  # short: no list of ids
     report = stream.getvalue()
     assert "FAILED adamw_seed1" in report and "retry the failed runs with: aees sweep" in report
     statuses = {run.run_id: run.status for run in load_manifest(manifest_path).runs}
@@ -234,7 +234,7 @@ def test_failed_run_reports_log_and_retry(tmp_path: Path) -> None:
     (failed,) = summary.failed_runs
     assert failed.detail.startswith("exit status 2: aees train digits: error: --batch-size")
     assert failed.log_path == str(manifest.log_path(run))
-    assert summary.retry_command.endswith(f"--run-ids {run.run_id}")
+    assert summary.retry_command.endswith("--failed")
     assert "--overwrite" not in summary.retry_command
 
 
@@ -317,3 +317,103 @@ def test_diverged_run_is_completed_with_its_detail(tmp_path: Path) -> None:
     assert done.status == "completed"
     assert done.detail is not None and done.detail.startswith("diverged at step ")
     assert load_run_result(Path(manifest.output_root) / run.output).diverged
+
+
+# --------------------------------------------------------------------------------------------
+# Through the CLI: caps, GPUs that do not exist, stopping early, --failed
+# --------------------------------------------------------------------------------------------
+
+
+def _cli_sweep(manifest: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aees.cli", "sweep", str(manifest), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=timeout,
+    )
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stderr.startswith("aees sweep: error:") and proc.stderr.count("\n") == 1
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--workers", "100000"], "--workers must be <= "),
+        (["--gpus", "0", "--runs-per-gpu", "100000"], "--runs-per-gpu must be <= "),
+    ],
+)
+def test_workers_and_runs_per_gpu_are_capped(tmp_path: Path, args: list[str], named: str) -> None:
+    """Issue 18 item 10: ``--workers 100000`` started every run at once (3 GB before it was
+    killed). Capped like ``--num-workers``: one line naming the flag and the cap."""
+    path = _plan(tmp_path)
+    proc = _cli_sweep(path, *args)
+    _one_line_error(proc, named, "CPUs")
+    assert not (tmp_path / "out" / "_logs").exists()
+
+
+def test_gpus_that_do_not_exist_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Issue 19 §5: ``--workers 4 --gpus 0,1,2,3`` on a machine without them started every run."""
+    path = _plan(tmp_path)
+    proc = _cli_sweep(path, "--workers", "4", "--gpus", "0,1,2,3,99")
+    _one_line_error(proc, "--gpus 0,1,2,3,99: GPU ", "does not exist")
+    assert not (tmp_path / "out" / "_logs").exists()
+    assert {run.status for run in load_manifest(path).runs} == {"pending"}
+
+
+MISSING_DATA = """
+seeds = [0, 1, 2]
+
+[base]
+task = "image"
+device = "cpu"
+epochs = 1
+data_dir = "{data}"
+
+[axes.method]
+adamw = {{ control_mode = "baseline" }}
+sgd = {{ control_mode = "baseline", optimizer = "SGD", lr = 0.1 }}
+"""
+
+
+def test_sweep_stops_early_when_the_first_runs_fail_alike_and_failed_retries_them(
+    tmp_path: Path,
+) -> None:
+    """Issue 19 §5: a plan whose data is missing ran every run to the same error, then printed
+    a retry command listing every id. Now the sweep stops after the first runs fail alike, says
+    so in one line with a log, and ``--failed`` retries exactly the failed runs."""
+    preset = tmp_path / "missing.toml"
+    preset.write_text(MISSING_DATA.format(data=tmp_path / "no-such-data"))
+    path = write_manifest(
+        build_plan(preset, output_root=tmp_path / "out"), tmp_path / "manifest.json"
+    )
+
+    proc = _cli_sweep(path, "--workers", "1")
+
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    stopped = [line for line in proc.stderr.splitlines() if "stopped early" in line]
+    assert len(stopped) == 1, proc.stderr[-3000:]
+    assert "the first 3 runs all failed with the same error" in stopped[0]
+    assert "no-such-data" in stopped[0] and "3 runs not started" in stopped[0]
+    log = stopped[0].split("log: ", 1)[1].split(")", 1)[0]
+    assert Path(log).is_file() and "no-such-data" in Path(log).read_text()
+    runs = load_manifest(path).runs
+    failed = [run.run_id for run in runs if run.status == "failed"]
+    assert len(failed) == 3 and all(run.attempts == 1 for run in runs if run.status == "failed")
+    assert [run.attempts for run in runs if run.status == "pending"] == [0, 0, 0]
+    (retry,) = [line for line in proc.stderr.splitlines() if line.startswith("retry the failed")]
+    assert retry.endswith(f"aees sweep {path} --workers 1 --failed") and "--run-ids" not in retry
+
+    again = _cli_sweep(path, "--failed", "--workers", "2")
+
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert "sweep: 3 runs: 0 completed" in again.stderr and "stopped early" not in again.stderr
+    after = {run.run_id: run for run in load_manifest(path).runs}
+    assert all(after[run_id].attempts == 2 for run_id in failed)
+    assert all(run.attempts == 0 for run in after.values() if run.run_id not in failed)

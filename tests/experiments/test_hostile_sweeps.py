@@ -339,3 +339,168 @@ def test_fifo_at_a_planned_output_does_not_hang_the_sweep(tmp_path: Path) -> Non
     proc = _sweep(manifest, "--run-ids", RUN, timeout=60)
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
     assert "not a regular file (FIFO)" in proc.stderr, proc.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------
+# Flags that write: every path a run writes stays inside the output root (docs/protocols.md §15)
+# --------------------------------------------------------------------------------------------
+
+IMAGE = """
+seeds = [0]
+[base]
+task = "image"
+device = "cpu"
+epochs = 1
+data_dir = "{data}"
+[axes.method]
+adamw = {{ control_mode = "baseline" }}
+"""
+
+TEXT = """
+seeds = [0]
+[base]
+task = "text"
+device = "cpu"
+epochs = 1
+data_dir = "{data}"
+model_name = "{data}"
+[axes.method]
+adamw = {{ method = "AdamW" }}
+"""
+
+
+def _hostile_flag(tmp_path: Path, key: str, value: str) -> tuple[Path, Path]:
+    """A manifest whose one run sets write flag ``key`` to ``value`` (``{out}`` is replaced by a
+    directory outside the output root), its command consistent with its flags, as a plan made
+    with ``--set key=value`` by a version that allowed it would hold.
+
+    Returns (manifest, outside)."""
+    from aees.sweep.manifest import PlannedRun, run_command
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task = {"cache_dir": "image", "tokenized_dataset_dir": "text"}.get(key, "digits")
+    if task == "digits":
+        path, data = _plan(tmp_path)
+    else:
+        preset = tmp_path / f"{task}.toml"
+        preset.write_text((IMAGE if task == "image" else TEXT).format(data=tmp_path / "data"))
+        path = write_manifest(
+            build_plan(preset, output_root=tmp_path / "out"), tmp_path / "manifest.json"
+        )
+        data = json.loads(path.read_text())
+    run = data["runs"][0]
+    if "{link}" in value:  # a link inside the root that leads out
+        (tmp_path / "out").mkdir(exist_ok=True)
+        (tmp_path / "out" / "link").symlink_to(outside, target_is_directory=True)
+    run["flags"][key] = value.format(out=outside, link="link")
+    planned = PlannedRun(**run)
+    run["command"] = run_command(planned, data["output_root"], python=run["command"][0])
+    run["command_str"] = shlex.join(run["command"])
+    data["runs"] = [run]
+    return _write(path, data), outside
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "flag"),
+    [
+        ("tensorboard", "{out}/tb", "--tensorboard"),
+        ("tensorboard", "{link}/tb", "--tensorboard"),
+        ("mlflow", "sqlite:///{out}/track.db", "--mlflow"),
+        ("mlflow", "file://{out}/mlruns", "--mlflow"),
+        ("cache_dir", "{out}/cache", "--cache-dir"),
+        ("tokenized_dataset_dir", "{out}/tok", "--tokenized-dataset-dir"),
+    ],
+)
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_write_flags_outside_the_output_root_are_refused(
+    tmp_path: Path, key: str, value: str, flag: str, executor: str
+) -> None:
+    """Issue 18 item 2: ``--set tensorboard=/elsewhere`` (and an MLflow database, an image cache,
+    a tokenized cache, a link that leads out) made the sweep write outside its output root, with
+    either executor. Now: one line naming the run and the flag, before anything starts."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    path, outside = _hostile_flag(tmp_path, key, value)
+    manifest_bytes = path.read_bytes()
+
+    proc = _sweep(path, "--executor", executor, timeout=300)
+
+    err = _one_line_error(proc, flag, "outside the output root")
+    assert json.loads(manifest_bytes)["runs"][0]["run_id"] in err
+    assert _tree(outside) == {}
+    assert not (tmp_path / "out" / "_logs").exists()
+    assert path.read_bytes() == manifest_bytes
+
+
+def test_plan_refuses_a_write_flag_outside_the_root_and_roots_a_relative_one(
+    tmp_path: Path,
+) -> None:
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(TINY)
+    plan = [sys.executable, "-m", "aees.cli", "plan", str(preset), "--output-root"]
+    out = tmp_path / "out"
+
+    refused = subprocess.run(
+        [*plan, str(out), "--set", f"tensorboard={tmp_path / 'elsewhere'}"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "--tensorboard" in refused.stderr
+    assert "outside the output root" in refused.stderr and not out.exists()
+
+    planned = subprocess.run(
+        [*plan, str(out), "--set", "tensorboard=tb", "--set", "mlflow=sqlite:///track.db"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert planned.returncode == 0, planned.stderr
+    command = json.loads((out / "manifest.json").read_text())["runs"][0]["command"]
+    assert command[command.index("--tensorboard") + 1] == str(out / "tb")
+    assert command[command.index("--mlflow") + 1] == f"sqlite:///{out / 'track.db'}"
+
+
+def test_ray_worker_refuses_a_write_path_that_leads_out_when_the_run_starts(
+    tmp_path: Path,
+) -> None:
+    """A link made after the manifest was checked: the Ray task checks the write flags again
+    where it runs, as it does the path fields; and the Ray caps (every run takes a CPU)."""
+    ray = pytest.importorskip("ray")
+    from aees.sweep.local import SweepError, run_ray
+    from aees.sweep.manifest import PlannedRun, load_manifest, run_command
+    from aees.sweep.ray import _ray_execute
+
+    clean, _ = _plan(tmp_path / "clean")
+    path, data = _plan(tmp_path)
+    run = _run(data)
+    run["flags"]["tensorboard"] = "tb"
+    run["command"] = run_command(PlannedRun(**run), data["output_root"])
+    run["command_str"] = shlex.join(run["command"])
+    _write(path, data)
+    planned = load_manifest(path).run(RUN)  # checked: tb is inside the root
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tb").symlink_to(outside, target_is_directory=True)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_execute)
+        out = ray.get(task.remote(planned, data["output_root"], False, 1.0), timeout=120)
+        assert out["status"] == "failed" and out["return_code"] is None, out
+        assert "--tensorboard" in out["detail"] and "outside the output root" in out["detail"]
+        assert _tree(outside) == {}
+        assert not (tmp_path / "out" / "_logs").exists()
+        with pytest.raises(SweepError, match="--workers must be <= 2"):
+            run_ray(clean, workers=100000, progress=False)
+        with pytest.raises(SweepError, match="--runs-per-gpu must be <= 2"):
+            run_ray(clean, runs_per_gpu=100000, progress=False)
+    finally:
+        ray.shutdown()
+    assert not (tmp_path / "clean" / "out" / "_logs").exists()  # refused before any run

@@ -320,3 +320,33 @@ def test_plan_main_errors_exit_2(
     assert match in err
     assert err.count("\n") == 1
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said", "not_said"),
+    [
+        ([], "12 use a GPU where there is one, else the CPU", "need a GPU"),
+        (["--set", "device=cuda"], "12 need a GPU (device cuda)", "where there is one"),
+        (["--set", "device=cpu"], "12 run on the CPU", "GPU"),
+    ],
+)
+def test_plan_image_folder_says_how_its_runs_use_a_gpu(
+    tmp_path: Path, extra: list[str], said: str, not_said: str
+) -> None:
+    """Issue 19 §7: ``aees plan image-folder`` said its runs "need a GPU", though with the
+    default ``device auto`` they run on the CPU where there is none."""
+    import os
+    import subprocess
+    import sys
+
+    plan = [sys.executable, "-m", "aees.cli", "plan", "image-folder", "--set", "data_dir=imgs"]
+    proc = subprocess.run(
+        [*plan, "--output-root", str(tmp_path / "r"), *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[0]
+    assert said in line and not_said not in line.split("; ", 1)[1].split(")")[0], line

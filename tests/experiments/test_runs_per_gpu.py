@@ -50,6 +50,7 @@ def test_ray_requests_one_kth_of_a_gpu_per_run():
     [
         (["--runs-per-gpu", "2"], "--runs-per-gpu"),
         (["--gpus", "0", "--runs-per-gpu", "0"], "--runs-per-gpu"),
+        (["--gpus", "0", "--runs-per-gpu", "100000"], "--runs-per-gpu must be <="),
         (["--gpus", "0", "--min-free-mib", "10"], "--min-free-mib"),
         (["--gpus", "0", "--runs-per-gpu", "2", "--min-free-mib", "-1"], "--min-free-mib"),
         (["--executor", "ray", "--runs-per-gpu", "2", "--min-free-mib", "1"], "--min-free-mib"),
@@ -77,6 +78,7 @@ def test_sweep_pins_runs_to_fake_gpus_caps_them_and_waits_for_memory(tmp_path, m
             return gpu
 
     monkeypatch.setattr(local, "GpuSlots", Recording)
+    monkeypatch.setattr(local, "default_workers", lambda: 8)  # 8 CPUs: 4 workers allowed
     # the assignment is under test, not training: each run is a short sleep that writes no result
     monkeypatch.setattr(local, "run_argv", lambda run, root: ["/bin/sh", "-c", "sleep 0.3"])
     calls = []
@@ -93,6 +95,7 @@ def test_sweep_pins_runs_to_fake_gpus_caps_them_and_waits_for_memory(tmp_path, m
         workers=4,  # more workers than GPU places: K caps them
         gpu_probe=probe,
         stream=stream,
+        keep_going=True,  # every run "fails" alike here: do not stop early
     )
     assert summary.exit_code == 1  # every run "failed": no result written
     assert peak == {0: 1, 1: 1}

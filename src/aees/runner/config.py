@@ -348,6 +348,8 @@ class FieldSpec:
     the argparse default where it differs from the field's (``--method``, candidate lists).
     ``help`` may hold ``{unit}`` (epochs, or optimizer steps for the NLP style). The flag is
     ``--`` + the field name with ``-`` for ``_``; its group is the :data:`FLAG_GROUPS` entry.
+    ``writes``: the value names a place the run writes (a sweep keeps it inside its output root,
+    docs/protocols.md §15).
     """
 
     help: str | None = None
@@ -358,6 +360,7 @@ class FieldSpec:
     metavar: str | None = None
     nargs: str | None = None
     const: Any = None
+    writes: bool = False
 
 
 def _flag(default: Any = None, *, factory: Any = None, **spec: Any) -> Any:
@@ -654,7 +657,7 @@ class RunConfig:
     label_noise_type: str = _flag("none", choices=LABEL_NOISE_TYPES, styles=("cifar",))
     label_noise_rate: float = _flag(0.0, help="in [0, 1]", check="[0,1]", styles=("cifar",))
     seed: int = _flag(0)
-    output: str = _flag("", help="result JSON (default results/<name>.json)")
+    output: str = _flag("", help="result JSON (default results/<name>.json)", writes=True)
     ema_alpha: float = _flag(0.1, help="in (0, 1]", check="(0,1]")
     num_workers: int = _flag(0, help="DataLoader workers, 0..the CPU count", check=">=0")
     data_dir: str | None = _flag(None, help="dataset directory (task default if unset)")
@@ -671,7 +674,7 @@ class RunConfig:
     channels_last: bool = _flag(False, help="model and 4-D inputs in channels-last layout")
     cudnn_benchmark: bool = _flag(False, help="cuDNN autotuning, not deterministic (CUDA)")
     tf32: bool = _flag(False, help="TF32 matmuls (CUDA)")
-    checkpoint_dir: str | None = _flag(None, help="save a checkpoint every epoch here")
+    checkpoint_dir: str | None = _flag(None, help="save a checkpoint every epoch here", writes=True)
     resume: bool = _flag(False, help="continue from --checkpoint-dir")
     val_split: int | None = _flag(
         None, help="held-out validation examples (task default)", check=">0"
@@ -681,6 +684,7 @@ class RunConfig:
         None,
         metavar="DIR",
         help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
+        writes=True,
     )
     mlflow: str | None = _flag(  # the tracking URI (a local store as a file: URI)
         None,
@@ -689,6 +693,7 @@ class RunConfig:
         metavar="URI",
         help="also track the run in MLflow; URI default: a file store ./mlruns "
         "(pip install 'aees[tracking]')",
+        writes=True,  # a local store or database; a server URI is checked by the sweep
     )
     track_update_norm: bool = _flag(
         False, help="record ||delta theta||_2 per step (one extra buffer per parameter)"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from aees.results import RunResultError, load_run_result
 from aees.runner.config import EXIT_DIVERGED
@@ -36,12 +37,16 @@ from aees.sweep.manifest import (
     load_manifest,
     path_problem,
     run_command,
+    tracking_server,
+    write_flag_problem,
+    write_flags,
     write_manifest,
 )
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
     "DEFAULT_MIN_FREE_MIB",
+    "EARLY_STOP_RUNS",
     "POLL_SECONDS",
     "RAY_INSTALL_HINT",
     "ROOT_LOCK_NAME",
@@ -53,6 +58,8 @@ __all__ = [
     "SweepError",
     "SweepSummary",
     "check_common",
+    "check_gpus_exist",
+    "check_local_caps",
     "check_runs_per_gpu",
     "default_workers",
     "existing_result_verdict",
@@ -75,6 +82,11 @@ POLL_SECONDS = 0.1
 RUN_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
 #: The lock file in the output root that keeps two sweeps off one output root.
 ROOT_LOCK_NAME = ".aees-sweep.lock"
+#: A sweep stops starting runs when its first this-many finished runs all failed with the same
+#: error (a missing data set, no GPU, ...), unless ``--keep-going``.
+EARLY_STOP_RUNS = 3
+#: Failed runs listed one by one in the summary; the rest are counted.
+LISTED_FAILURES = 10
 
 
 class SweepError(ValueError):
@@ -111,6 +123,8 @@ class SweepSummary:
     elapsed_s: float = 0.0
     failed_runs: list[FailedRun] = field(default_factory=list)
     retry_command: str | None = None
+    #: ``(error, log path)`` when the first runs all failed alike and the sweep stopped early
+    stopped_early: tuple[str, str] | None = None
 
     @property
     def done(self) -> int:
@@ -136,9 +150,21 @@ class SweepSummary:
                 f"sweep: interrupted ({signal.Signals(self.interrupted_by).name}); "
                 "rerun the same command to continue"
             )
-        for failed in self.failed_runs:
+        for failed in self.failed_runs[:LISTED_FAILURES]:
             lines.append(f"  FAILED {failed.run_id}: {failed.detail}")
             lines.append(f"         log: {failed.log_path}")
+        if len(self.failed_runs) > LISTED_FAILURES:
+            lines.append(
+                f"  ... and {len(self.failed_runs) - LISTED_FAILURES} more failed runs "
+                "(status and detail in the manifest, logs beside the first)"
+            )
+        if self.stopped_early is not None:
+            error, log = self.stopped_early
+            lines.append(
+                f"sweep: stopped early: the first {EARLY_STOP_RUNS} runs all failed with the same "
+                f"error ({error}; log: {log}); {self.pending} runs not started -- fix the cause "
+                "and rerun the same command (--keep-going runs them all regardless)"
+            )
         if self.retry_command:
             lines.append(f"retry the failed runs with: {self.retry_command}")
         return "\n".join(lines)
@@ -259,6 +285,10 @@ def paths_problem(run: PlannedRun, root: Path) -> str | None:
         problem = path_problem(root, value) if value is not None else None
         if problem is not None:
             return f"{key} {problem}; not run"
+    for key in write_flags(run.task):
+        problem = write_flag_problem(root, key, run.flags.get(key))
+        if problem is not None:
+            return f"{problem}; not run"
     return None
 
 
@@ -495,6 +525,9 @@ class Sweep:
         retry_options: Sequence[str],
         progress: bool,
         stream: IO[str] | None,
+        failed_only: bool = False,
+        allow_tracking_uris: Sequence[str] = (),
+        keep_going: bool = False,
     ) -> None:
         self.path = Path(manifest_path)
         try:
@@ -511,7 +544,11 @@ class Sweep:
         self.root = Path(self.manifest.output_root)
         self.resume, self.overwrite = resume, overwrite
         self.retry_options = [*retry_options, *([] if resume else ["--no-resume"])]
-        if run_ids:
+        if run_ids and failed_only:
+            raise SweepError("--failed and --run-ids select runs both; give one of them")
+        if failed_only:
+            self.selected = [run for run in self.manifest.runs if run.status == "failed"]
+        elif run_ids:
             known = {run.run_id for run in self.manifest.runs}
             unknown = [r for r in run_ids if r not in known]
             if unknown:
@@ -520,6 +557,11 @@ class Sweep:
             self.selected = [run for run in self.manifest.runs if run.run_id in wanted]
         else:
             self.selected = list(self.manifest.runs)
+        self._check_tracking_servers(allow_tracking_uris)
+        self.keep_going = keep_going
+        #: (status, error with the run id masked, log) of the first attempts that finished
+        self.first_outcomes: list[tuple[str, str, str]] = []
+        self.stopped_early: tuple[str, str] | None = None
         self.stream = stream if stream is not None else sys.stderr
         self.progress = Progress(len(self.selected), stream=self.stream, enabled=progress)
         self.report = progress
@@ -528,6 +570,29 @@ class Sweep:
         self.stop_signal: int | None = None
         self.kill_now = False
         self._lock_handle: IO[str] | None = None
+
+    def _check_tracking_servers(self, allowed: Sequence[str]) -> None:
+        """A run that would report to a tracking server (``--mlflow http(s)://...``) is refused
+        unless the person running the sweep named that server (``--allow-tracking-uri``): a
+        shared manifest must not send runs, their configs and metrics anywhere on its own."""
+        names = {uri.rstrip("/") for uri in allowed}
+        for run in self.selected:
+            server = tracking_server(run.flags.get("mlflow"))
+            if server is not None and server.rstrip("/") not in names:
+                parts = urlsplit(server)
+                shown = f"{parts.scheme}://{parts.hostname or ''}" + (
+                    f":{parts.port}" if parts.port else ""
+                )
+                raise SweepError(
+                    f"{self.path}: run {run.run_id}: --mlflow names the tracking server {shown} "
+                    "(not a store inside the output root); allow it with "
+                    "aees sweep --allow-tracking-uri URI"
+                )
+
+    @property
+    def stopping(self) -> bool:
+        """No new runs: a signal came, or the first runs all failed alike."""
+        return self.stop_signal is not None or self.stopped_early is not None
 
     def _check_reserved_paths(self) -> None:
         """No run may write over the manifest or the sweep's lock files."""
@@ -629,12 +694,30 @@ class Sweep:
             run.duration_s = round((datetime.now(UTC) - started).total_seconds(), 1)
         if status == "failed":
             self.progress.note(f"sweep: FAILED {run.run_id}: {detail} (log: {self.root / run.log})")
+        self._watch_first_outcomes(run, status, detail)
         self.save()
+
+    def _watch_first_outcomes(self, run: PlannedRun, status: str, detail: str | None) -> None:
+        """Stop early once the first :data:`EARLY_STOP_RUNS` finished runs all failed with the
+        same error (the run's own id masked): the rest would fail alike, for hours."""
+        if len(self.first_outcomes) >= EARLY_STOP_RUNS:
+            return
+        error = (detail or "failed").replace(run.run_id, "<run>")
+        self.first_outcomes.append((status, error, str(self.root / run.log)))
+        if self.keep_going or len(self.first_outcomes) < EARLY_STOP_RUNS:
+            return
+        if all(s == "failed" for s, _, _ in self.first_outcomes) and (
+            len({e for _, e, _ in self.first_outcomes}) == 1
+        ):
+            self.stopped_early = (detail or "failed", str(self.root / run.log))
 
     def mark_interrupted(self, run: PlannedRun) -> None:
         self.running.pop(run.run_id, None)
-        name = signal.Signals(self.stop_signal or signal.SIGINT).name
-        run.status, run.detail = "pending", f"interrupted ({name}); rerun the sweep to continue"
+        if self.stop_signal is None and self.stopped_early is not None:
+            why = "stopped early: the first runs all failed alike"
+        else:
+            why = f"interrupted ({signal.Signals(self.stop_signal or signal.SIGINT).name})"
+        run.status, run.detail = "pending", f"{why}; rerun the sweep to continue"
         run.finished_at = _now()
 
     def show(self) -> None:
@@ -686,8 +769,7 @@ class Sweep:
         ]
         retry = None
         if failed:
-            parts = ["aees", "sweep", str(self.path), *self.retry_options]
-            parts += ["--run-ids", ",".join(f.run_id for f in failed)]
+            parts = ["aees", "sweep", str(self.path), *self.retry_options, "--failed"]
             if any(f.has_output for f in failed):
                 parts.append("--overwrite")
             retry = shlex.join(parts)
@@ -702,6 +784,9 @@ class Sweep:
             elapsed_s=time.monotonic() - self.started,
             failed_runs=failed,
             retry_command=retry,
+            stopped_early=self.stopped_early
+            if self.stopped_early is not None and counts["pending"]
+            else None,
         )
         if self.report:
             with contextlib.suppress(OSError, ValueError):
@@ -714,6 +799,68 @@ def check_common(workers: int | None, grace_period: float) -> None:
         raise SweepError(f"--workers must be >= 1, got {workers}")
     if not grace_period >= 0:
         raise SweepError(f"--grace-period must be >= 0, got {grace_period}")
+
+
+def check_local_caps(
+    workers: int | None, gpus: Sequence[int], runs_per_gpu: int | None, cpus: int
+) -> None:
+    """``--workers`` and ``--runs-per-gpu`` within what this machine can run, as ``--num-workers``
+    is capped: every run is a process that needs a CPU core, so at most ``cpus`` runs per GPU,
+    and at most ``cpus`` runs at once (or the GPU places, #gpus x K, where there are more).
+    Without the cap ``--workers 100000`` started every run of the plan at once."""
+    if runs_per_gpu is not None and runs_per_gpu > cpus:
+        raise SweepError(
+            f"--runs-per-gpu must be <= {cpus} (the CPUs this sweep may use; each run is a "
+            f"process that needs one), got {runs_per_gpu}"
+        )
+    places = len(gpus) * (runs_per_gpu or 1)
+    cap = max(cpus, places)
+    if workers is not None and workers > cap:
+        where = f"the CPUs this sweep may use ({cpus})"
+        if places > cpus:
+            where = f"the GPU places, {len(gpus)} GPUs x {runs_per_gpu or 1} runs"
+        raise SweepError(f"--workers must be <= {cap} ({where}), got {workers}")
+
+
+def _torch_gpu_count() -> int | None:
+    """CUDA devices as a fresh process sees them without ``CUDA_VISIBLE_DEVICES`` (the sweep
+    opens no CUDA context of its own), or None if that cannot be told."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=True,
+        ).stdout
+        return int(out.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def check_gpus_exist(gpus: Sequence[int], probe: Callable[[], dict[int, int] | None]) -> None:
+    """:class:`SweepError` unless every GPU of ``--gpus`` exists: ``probe`` (``nvidia-smi``)
+    lists them, else torch counts them in a child process. Checked before anything starts, so
+    ``--gpus 0,1,2,3`` on a machine without them is one line, not every run failing."""
+    if not gpus:
+        return
+    found = probe()
+    if found is not None:
+        indices, source = set(found), "nvidia-smi"
+    else:
+        count = _torch_gpu_count()
+        if count is None:
+            return  # cannot tell: the runs will say
+        indices, source = set(range(count)), "torch"
+    missing = [g for g in gpus if g not in indices]
+    if missing:
+        have = ("GPUs " + ",".join(map(str, sorted(indices)))) if indices else "no GPU"
+        raise SweepError(
+            f"--gpus {','.join(map(str, gpus))}: GPU {missing[0]} does not exist (this machine "
+            f"has {have}, says {source}); name GPUs that exist, or leave out --gpus"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,10 +884,18 @@ def new_sweep(
     output_root: str | os.PathLike[str] | None,
     progress: bool,
     stream: IO[str] | None,
+    *,
+    failed_only: bool = False,
+    allow_tracking_uris: Sequence[str] = (),
+    keep_going: bool = False,
 ) -> Sweep:
     """The shared sweep state of both executors; ``retry`` = the executor's own retry flags."""
     if output_root is not None:
         retry = [*retry, "--output-root", os.fspath(output_root)]
+    for uri in allow_tracking_uris:
+        retry = [*retry, "--allow-tracking-uri", uri]
+    if keep_going:
+        retry = [*retry, "--keep-going"]
     return Sweep(
         manifest_path,
         resume=resume,
@@ -750,6 +905,9 @@ def new_sweep(
         retry_options=retry,
         progress=progress,
         stream=stream,
+        failed_only=failed_only,
+        allow_tracking_uris=allow_tracking_uris,
+        keep_going=keep_going,
     )
 
 

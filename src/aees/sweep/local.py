@@ -24,8 +24,19 @@ Both executors share the semantics of the thesis launcher (docs/protocols.md §1
 * Ctrl-C / SIGTERM: no new runs start; running ones get SIGTERM, then SIGKILL after a grace
   period (a second Ctrl-C kills at once); they go back to ``pending``. The exit status is
   128 + the signal number (130 for Ctrl-C).
-* At the end: a summary, each failed run with its log path, and the ``aees sweep`` command that
-  retries exactly the failed runs. Exit status 0 (all done), 1 (some failed), 2 (bad input).
+* At the end: a summary, each failed run with its log path (the first ten), and the short
+  ``aees sweep M --failed`` command that retries exactly the failed runs. Exit status 0 (all
+  done), 1 (some failed), 2 (bad input).
+* When the first :data:`~aees.sweep.common.EARLY_STOP_RUNS` runs to finish all failed with the
+  same error, no more runs start (the running ones are stopped and stay ``pending``): one line
+  says so with the log of one (``keep_going`` runs them all regardless).
+* Every path a run writes -- the path fields and the write flags of its task
+  (:func:`aees.sweep.manifest.write_flags`: ``--tensorboard``, a local ``--mlflow`` store or
+  database, ``--cache-dir``, ``--tokenized-dataset-dir``, ...) -- resolves inside the output root
+  (a relative one is taken relative to it), symbolic links as they are when the run starts, or
+  the run is refused naming the flag. A tracking server in ``--mlflow`` needs
+  ``allow_tracking_uris``. Paths a run only reads (``--data-dir``, ``--pretrained``, ...) may
+  point anywhere.
 * Progress on stderr: done / running / failed counts and the running run ids -- one updating line
   on a terminal, plain lines otherwise.
 
@@ -54,6 +65,8 @@ from aees.sweep.common import (
     SweepError,
     SweepSummary,
     check_common,
+    check_gpus_exist,
+    check_local_caps,
     check_runs_per_gpu,
     default_workers,
     existing_result_verdict,
@@ -99,6 +112,9 @@ def run_local(
     grace_period: float = DEFAULT_GRACE_PERIOD,
     progress: bool = True,
     stream: IO[str] | None = None,
+    failed_only: bool = False,
+    allow_tracking_uris: Sequence[str] = (),
+    keep_going: bool = False,
 ) -> SweepSummary:
     """Run the manifest's selected runs as subprocesses, ``workers`` at a time.
 
@@ -113,11 +129,17 @@ def run_local(
             memory check), else it waits; a CUDA MPS daemon, when one runs, is used.
         resume, overwrite: see the module docstring.
         run_ids: run only these (default all).
+        failed_only: run only the runs whose status is ``failed`` (``aees sweep --failed``).
+        allow_tracking_uris: tracking servers (``--mlflow http(s)://...``) runs may report to;
+            a run naming another is refused before anything starts.
+        keep_going: do not stop when the first runs all fail with the same error.
         output_root: results, logs and checkpoints go here instead of the manifest's root (the
             manifest is updated).
         grace_period: seconds between SIGTERM and SIGKILL when stopping runs.
         progress: print progress and the final report to ``stream`` (default stderr).
 
+    ``workers`` is at most the usable CPUs (or #gpus x ``runs_per_gpu`` where more),
+    ``runs_per_gpu`` at most the CPUs, and every GPU of ``gpus`` must exist.
     Each run gets ``OMP_NUM_THREADS = cores // workers`` unless the environment sets it.
     Raises :class:`SweepError` for bad input; Ctrl-C / SIGTERM end the sweep cleanly (the summary's
     ``exit_code`` is 130 / 143).
@@ -131,6 +153,7 @@ def run_local(
     check_runs_per_gpu(runs_per_gpu, min_free_mib)
     if runs_per_gpu is not None and not gpu_list:
         raise SweepError("--runs-per-gpu needs --gpus")
+    check_local_caps(workers, gpu_list, runs_per_gpu, default_workers())
     per_gpu = runs_per_gpu or 1
     n_workers = workers if workers is not None else max(1, len(gpu_list) * per_gpu)
     retry = ["--workers", str(n_workers)]
@@ -148,8 +171,19 @@ def run_local(
             probe=gpu_probe,
         )
     sweep = new_sweep(
-        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
+        manifest_path,
+        retry,
+        resume,
+        overwrite,
+        run_ids,
+        output_root,
+        progress,
+        stream,
+        failed_only=failed_only,
+        allow_tracking_uris=allow_tracking_uris,
+        keep_going=keep_going,
     )
+    check_gpus_exist(gpu_list, gpu_probe)
     base_env = {**RUN_ENVIRONMENT}
     if "OMP_NUM_THREADS" not in os.environ:
         base_env["OMP_NUM_THREADS"] = str(max(1, default_workers() // n_workers))
@@ -178,7 +212,7 @@ def run_local(
         noted_memory = False
         started_at: dict[str, float] = {}
         try:
-            while (todo or active) and sweep.stop_signal is None:
+            while (todo or active) and not sweep.stopping:
                 for slot, (run, proc) in list(active.items()):
                     code = proc.poll()
                     if code is None:
@@ -189,7 +223,7 @@ def run_local(
                         slots.release(gpu_of.pop(slot))
                     status, detail = finish_attempt(run, root, code)
                     sweep.mark_finished(run, status, detail, code)
-                while todo and free_slots and sweep.stop_signal is None:
+                while todo and free_slots and not sweep.stopping:
                     gpu = slots.acquire() if slots is not None else None
                     if slots is not None and gpu is None:
                         if slots.waiting_for == "memory" and not noted_memory:
@@ -235,7 +269,7 @@ def run_local(
             sweep.stop_signal = sweep.stop_signal or signal.SIGINT
         finally:
             if active:
-                if sweep.stop_signal is None:  # an unexpected error: do not leave runs behind
+                if not sweep.stopping:  # an unexpected error: do not leave runs behind
                     sweep.stop_signal = signal.SIGTERM
                 stop_processes(
                     [proc for _, proc in active.values()], grace_period, lambda: sweep.kill_now

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from aees.results import RunResult, RunResultError, atomic_write_text, load_run_result
 from aees.runner.config import field_specs
@@ -42,10 +44,14 @@ __all__ = [
     "check_flag",
     "check_result",
     "flag_specs",
+    "gpu_use",
     "load_manifest",
     "path_problem",
     "result_problem",
     "run_command",
+    "tracking_server",
+    "write_flag_problem",
+    "write_flags",
     "write_manifest",
 ]
 
@@ -260,6 +266,104 @@ def flag_specs(task: str) -> Mapping[str, FlagSpec]:
     return {**common, **own}
 
 
+@functools.cache
+def write_flags(task: str) -> tuple[str, ...]:
+    """The dests of ``aees train <task>``'s flags whose value names a place the run *writes*:
+    the shared flags declared ``writes`` in :class:`~aees.runner.config.RunConfig`'s field specs
+    (``output``, ``checkpoint_dir``, ``tensorboard``, ``mlflow``) and the task's own
+    ``write_options`` (e.g. ``cache_dir``, ``tokenized_dataset_dir``). Read from the
+    declarations, so a new write flag is kept inside the output root without a list here."""
+    specs = flag_specs(task)  # unknown task -> PlanError
+    style = getattr(get_task(task), "flag_style", "cifar")
+    shared = [name for name, (spec, _) in field_specs(style).items() if spec.writes]
+    own = [d for d in getattr(get_task(task), "write_options", ()) if d in specs]
+    return tuple(dict.fromkeys([*shared, *own]))
+
+
+def _tracking_path(uri: str) -> str | None:
+    """The local path an MLflow ``--mlflow`` value writes (a store directory, a ``file:`` URI's
+    path, a ``sqlite:`` database file: ``sqlite:///rel.db`` is relative, ``sqlite:////abs.db``
+    absolute), or None for a tracking server."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return uri
+    if scheme == "file":
+        return url2pathname(parts.path)
+    if scheme == "sqlite":
+        return parts.path[1:] if parts.path.startswith("/") else parts.path
+    return None
+
+
+def tracking_server(value: Any) -> str | None:
+    """``value`` (an ``mlflow`` flag) if it names a tracking server (``http(s)://``,
+    ``databricks``, a database server, ...), else None (a local store, or not set)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if _tracking_path(value) is None else None
+
+
+def _write_target(key: str, value: str) -> str | None:
+    """The file-system path a write flag's value names (None: a tracking server)."""
+    return _tracking_path(value) if key == "mlflow" else value
+
+
+def write_flag_problem(output_root: str | os.PathLike[str], key: str, value: Any) -> str | None:
+    """Why write flag ``key`` = ``value`` may not be used under ``output_root``, or None.
+
+    The path it names (for ``mlflow``, the local store or database file a URI names) must lie
+    strictly inside the output root once resolved, symbolic links as they are now; a relative
+    path is taken relative to the output root (:func:`run_command` passes it so). A tracking
+    server is not a path: :func:`tracking_server`, which the sweep checks against
+    ``--allow-tracking-uri``. The message names the flag.
+    """
+    if not isinstance(value, str):
+        return None  # types are checked elsewhere; None = not set
+    flag = "--" + key.replace("_", "-")
+    target = _write_target(key, value)
+    if target is None:
+        return None
+    if not target.strip() or "\0" in target:
+        return f"{flag} {value!r} names no path to write"
+    root = Path(output_root).resolve()
+    resolved = (root / os.path.expanduser(target)).resolve()
+    if resolved == root or root not in resolved.parents:
+        return (
+            f"{flag} {value!r} resolves to {resolved}, outside the output root {root}; a "
+            "planned run may write only inside its output root"
+        )
+    return None
+
+
+def _rooted(key: str, value: Any, output_root: str | os.PathLike[str]) -> Any:
+    """A write flag's value with a relative path made absolute under ``output_root``."""
+    if not isinstance(value, str):
+        return value
+    target = _write_target(key, value)
+    if target is None or not target.strip() or os.path.isabs(os.path.expanduser(target)):
+        return value
+    path = Path(os.path.abspath(Path(output_root, target)))
+    if key != "mlflow" or target == value:
+        return str(path)
+    parts = urlsplit(value)
+    if parts.scheme.lower() == "file":
+        return path.as_uri()
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}:///{path}{query}"  # sqlite:////abs/path.db
+
+
+def gpu_use(task: str, flags: Mapping[str, Any]) -> str:
+    """How a run uses a GPU: ``"required"`` (``device`` is ``cuda`` or ``cuda:<i>``), ``"none"``
+    (``device`` is ``cpu``, or a task that never needs one), else ``"if-available"``
+    (``device`` ``auto``: a GPU where there is one, else the CPU)."""
+    device = str(flags.get("device") or "auto")
+    if device.startswith("cuda"):
+        return "required"
+    if device == "cpu" or task in CPU_TASKS:
+        return "none"
+    return "if-available"
+
+
 def check_flag(task: str, key: str, value: Any, where: str) -> Any:
     if key in PLANNER_KEYS:
         raise PlanError(f"{where}: {key} cannot be set here ({PLANNER_KEYS[key]})")
@@ -396,8 +500,9 @@ def check_result(run: PlannedRun, path: str | os.PathLike[str]) -> str | None:
 @dataclass
 class PlannedRun:
     """One run of a plan. Paths ``output`` / ``log`` / ``checkpoint_dir`` are relative to the
-    manifest's ``output_root``; ``command`` has them resolved. The fields after ``needs_gpu``
-    are updated by the executors."""
+    manifest's ``output_root``; ``command`` has them resolved. ``needs_gpu``: the run uses a GPU
+    where there is one (:func:`gpu_use` is not ``"none"``). The fields after ``needs_gpu`` are
+    updated by the executors."""
 
     run_id: str
     task: str
@@ -450,9 +555,11 @@ def run_command(
     paths (:func:`build_command`). The planner stores it in the manifest and the executors run
     what this returns, never the stored argv: a manifest is data, not a script."""
     ckpt = Path(output_root, run.checkpoint_dir) if run.checkpoint_dir else None
+    written = set(write_flags(run.task)) if run.task in task_names() else set()
+    flags = {k: _rooted(k, v, output_root) if k in written else v for k, v in run.flags.items()}
     return build_command(
         run.task,
-        run.flags,
+        flags,
         seed=run.seed,
         run_id=run.run_id,
         output=Path(output_root, run.output),
@@ -566,6 +673,10 @@ def _check_run(raw: dict[str, Any], where: str, output_root: str) -> None:
             if problem is not None:
                 raise PlanError(f"{where}: {key} {problem}")
     _check_run_flags(raw["task"], raw["flags"], where)
+    for key in write_flags(raw["task"]):
+        problem = write_flag_problem(output_root, key, raw["flags"].get(key))
+        if problem is not None:
+            raise PlanError(f"{where}: {problem}")
 
 
 @dataclass
@@ -603,11 +714,15 @@ class Manifest:
         return counts
 
     def check_paths(self, source: str = "<manifest>") -> None:
-        """:class:`PlanError` (naming the run and the field) unless every path field of every
-        run resolves inside the output root, now (symbolic links as they are now), and no two
-        runs share a path."""
+        """:class:`PlanError` (naming the run and the field) unless every path field and every
+        path a write flag names (:func:`write_flags`) of every run resolves inside the output
+        root, now (symbolic links as they are now), and no two runs share a path field."""
         owner: dict[str, str] = {}
         for run in self.runs:
+            for key in write_flags(run.task):
+                problem = write_flag_problem(self.output_root, key, run.flags.get(key))
+                if problem is not None:
+                    raise PlanError(f"{source}: run {run.run_id}: {problem}")
             for key in PATH_FIELDS:
                 value = getattr(run, key)
                 if value is None:

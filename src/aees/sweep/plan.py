@@ -25,8 +25,9 @@ level names and ``seed<N>`` joined by ``_``; the result goes to ``<output_root>/
 and the log to ``<output_root>/_logs/<run_id>.log``.
 
 The **manifest** (:class:`Manifest`, JSON) lists every run with its task, seed, resolved flags,
-exact command, output and log paths, whether it needs a GPU, and its status (``pending``,
-``running``, ``completed``, ``skipped``, ``failed``), which the executors
+exact command, output and log paths, whether it uses a GPU where there is one (``needs_gpu``;
+:func:`~aees.sweep.manifest.gpu_use` tells "required" from "if available"), and its status
+(``pending``, ``running``, ``completed``, ``skipped``, ``failed``), which the executors
 (:mod:`aees.sweep.local`) update. A run counts as complete only when its result file
 parses and matches the plan (:func:`check_result`).
 
@@ -53,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 from aees.sweep.manifest import (
-    CPU_TASKS,
     MANIFEST_KIND,
     PATH_FIELDS,
     PLANNER_KEYS,
@@ -68,6 +68,7 @@ from aees.sweep.manifest import (
     check_flag,
     check_result,
     flag_specs,
+    gpu_use,
     load_manifest,
     path_problem,
     run_command,
@@ -417,13 +418,13 @@ def build_plan(
                 checkpoint_dir=ckpt,
                 command=[],
                 command_str="",
-                needs_gpu=task not in CPU_TASKS and flags.get("device", "auto") != "cpu",
+                needs_gpu=gpu_use(task, flags) != "none",
             )
             run.command = run_command(run, root)
             run.command_str = shlex.join(run.command)
             runs.append(run)
     typed_overrides = {k: runs[0].flags.get(k) for k in overrides} if runs else {}
-    return Manifest(
+    manifest = Manifest(
         preset=loaded.name,
         description=loaded.description,
         source=loaded.source,
@@ -432,3 +433,5 @@ def build_plan(
         output_root=root,
         runs=runs,
     )
+    manifest.check_paths(loaded.source)  # write flags (--set tensorboard=...) inside the root
+    return manifest

@@ -35,6 +35,7 @@ from aees.sweep.common import (
 )
 from aees.sweep.manifest import (
     PlannedRun,
+    gpu_use,
 )
 
 __all__ = ["ray_task_resources", "run_ray"]
@@ -128,9 +129,14 @@ def run_ray(
     grace_period: float = DEFAULT_GRACE_PERIOD,
     progress: bool = True,
     stream: IO[str] | None = None,
+    failed_only: bool = False,
+    allow_tracking_uris: Sequence[str] = (),
+    keep_going: bool = False,
 ) -> SweepSummary:
-    """Run the manifest's selected runs as Ray tasks: one GPU (and one CPU) per run that needs a
-    GPU, one CPU otherwise; Ray sets ``CUDA_VISIBLE_DEVICES``.
+    """Run the manifest's selected runs as Ray tasks: one GPU (and one CPU) per run that uses a
+    GPU, one CPU otherwise; Ray sets ``CUDA_VISIBLE_DEVICES``. A run with ``device`` ``auto``
+    uses a GPU when the cluster has one and runs on a CPU otherwise; a run with ``device cuda``
+    on a cluster without GPUs is refused.
 
     The tasks write results and logs under the output root (``output_root`` or the manifest's),
     which must be storage every node sees; they also decide resume/overwrite and validate results
@@ -143,6 +149,10 @@ def run_ray(
             or CPUs for a CPU-only plan).
         runs_per_gpu: K runs share each GPU: a run that needs a GPU requests ``1/K`` of one
             (docs/protocols.md §15).
+        failed_only, allow_tracking_uris, keep_going: as :func:`~aees.sweep.local.run_local`.
+
+    Every run takes one CPU of the cluster, so ``workers`` and ``runs_per_gpu`` are at most its
+    CPUs (:class:`SweepError` after connecting, before any run starts).
 
     Same statuses, logs, manifest updates, Ctrl-C and exit codes as :func:`run_local`.
     """
@@ -157,7 +167,17 @@ def run_ray(
     if runs_per_gpu is not None:
         retry += ["--runs-per-gpu", str(runs_per_gpu)]
     sweep = new_sweep(
-        manifest_path, retry, resume, overwrite, run_ids, output_root, progress, stream
+        manifest_path,
+        retry,
+        resume,
+        overwrite,
+        run_ids,
+        output_root,
+        progress,
+        stream,
+        failed_only=failed_only,
+        allow_tracking_uris=allow_tracking_uris,
+        keep_going=keep_going,
     )
     started_ray = False
     if not ray.is_initialized():
@@ -190,15 +210,33 @@ def _run_ray_sweep(
 ) -> SweepSummary:
     root = str(sweep.root)
     resources = ray.cluster_resources()
-    needs_gpu = any(run.needs_gpu for run in sweep.selected)
-    if needs_gpu and resources.get("GPU", 0) < 1:
+    has_gpu = resources.get("GPU", 0) >= 1
+    use = {run.run_id: gpu_use(run.task, run.flags) for run in sweep.selected}
+    required = [run_id for run_id, how in use.items() if how == "required"]
+    if required and not has_gpu:
         raise SweepError(
-            "the plan's runs need a GPU but the Ray cluster has none "
-            "(plan with --set device=cpu to run them on CPUs)"
+            f"run {required[0]} needs a GPU (device cuda) but the Ray cluster has none "
+            "(plan with --set device=auto or cpu to run on CPUs)"
         )
+    wants_gpu = {
+        run_id: how == "required" or (how == "if-available" and has_gpu)
+        for run_id, how in use.items()
+    }
+    cpus = int(resources.get("CPU", 0)) or 1
+    if runs_per_gpu > cpus:
+        raise SweepError(
+            f"--runs-per-gpu must be <= {cpus} (the CPUs of the Ray cluster; each run takes "
+            f"one), got {runs_per_gpu}"
+        )
+    if workers is not None and workers > cpus:
+        raise SweepError(
+            f"--workers must be <= {cpus} (the CPUs of the Ray cluster; each run takes one), "
+            f"got {workers}"
+        )
+    needs_gpu = any(wants_gpu.values())
     capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
     if needs_gpu:
-        capacity *= runs_per_gpu
+        capacity = min(capacity * runs_per_gpu, cpus)
     limit = workers if workers is not None else capacity
     verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
     execute = ray.remote(max_retries=0)(_ray_execute)
@@ -217,10 +255,10 @@ def _run_ray_sweep(
             ) from None
         in_flight: dict[Any, PlannedRun] = {}
         try:
-            while (todo or in_flight) and sweep.stop_signal is None:
-                while todo and len(in_flight) < limit and sweep.stop_signal is None:
+            while (todo or in_flight) and not sweep.stopping:
+                while todo and len(in_flight) < limit and not sweep.stopping:
                     run = todo.pop(0)
-                    options = ray_task_resources(run.needs_gpu, runs_per_gpu)
+                    options = ray_task_resources(wants_gpu[run.run_id], runs_per_gpu)
                     sweep.mark_started(run, {}, None)
                     ref = execute.options(**options).remote(run, root, sweep.overwrite, grace)
                     in_flight[ref] = run
@@ -243,7 +281,7 @@ def _run_ray_sweep(
             sweep.stop_signal = sweep.stop_signal or signal.SIGINT
         finally:
             if in_flight:
-                if sweep.stop_signal is None:
+                if not sweep.stopping:
                     sweep.stop_signal = signal.SIGTERM
                 for ref in in_flight:
                     ray.cancel(ref)

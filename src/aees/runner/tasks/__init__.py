@@ -11,6 +11,7 @@ FLOPs, checkpoints, progress and the result. A task is any object with this inte
     option_names: tuple[str, ...]     # dests of its extra flags, copied to RunConfig.task_options
     flag_style: str = "cifar"         # optional: "nlp" for --method instead of --control-mode
     scheduler_unit: str = "epoch"     # optional: "step" steps the LR scheduler every step
+    write_options: tuple[str, ...]    # optional: dests of its flags naming a place it writes
     def pretokenize(config) -> None   # optional: what --pretokenize-only does
     def add_arguments(parser) -> None         # its extra flags
     def validate(parser, args) -> None        # extra checks; report with parser.error(...)

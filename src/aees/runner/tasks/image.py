@@ -214,6 +214,8 @@ class ImageTask:
         "label_noise_map",
         "augment",
     )
+    #: Its flags that name a place the run writes (a sweep keeps them in its output root).
+    write_options: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from aees.runner.images import DATASET_FORMATS

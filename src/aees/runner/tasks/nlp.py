@@ -908,6 +908,8 @@ class TextClassificationTask:
         "local_files_only",
         "pretokenize_only",
     )
+    #: Its flags that name a place the run writes (a sweep keeps them in its output root).
+    write_options: ClassVar[tuple[str, ...]] = ("cache_dir", "tokenized_dataset_dir")
 
     def __init__(self) -> None:
         self._hf_token: str | None = None  # set by validate(); never written anywhere
