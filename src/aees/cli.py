@@ -20,9 +20,12 @@ the seed's scripts (``experiments/task_*.py``, ``scripts/tables/make_*.py``,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from aees.console import OneLineArgumentParser
 from aees.runner.config import EXIT_DIVERGED, RunConfig, validate_common_args
@@ -114,6 +117,38 @@ def parse_train_args(
 
 
 def _train(argv: list[str] | None, prog: str | None = None) -> int:
+    status = _train_run(argv, prog)
+    if _is_torchrun_rank():
+        _end_rank_process(status)
+    return status
+
+
+def _is_torchrun_rank() -> bool:
+    """This process is one rank of a multi-process job that joined ``torch.distributed``."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return False
+    return world > 1 and "torch.distributed" in sys.modules
+
+
+def _end_rank_process(status: int) -> NoReturn:
+    """End a ``torchrun`` rank whose run is over: output flushed, then ``os._exit``.
+
+    By now the run has written its files and destroyed its process group, but gloo's threads
+    (two worker loops and the TCP event loop) outlive ``destroy_process_group`` (DDP's reducer
+    keeps the group alive), and a rank whose interpreter tears down around them could abort
+    with SIGABRT ("terminate called without an active exception") after the result was
+    written, failing the whole job (docs/protocols.md §14). Leaving with ``os._exit`` finalizes
+    nothing, so nothing can touch those threads.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing more to say
+            stream.flush()
+    os._exit(status)
+
+
+def _train_run(argv: list[str] | None, prog: str | None) -> int:
     from aees.results import redact_values
     from aees.runner.config import UserError
     from aees.runner.engine import run

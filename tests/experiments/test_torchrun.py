@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,37 @@ from aees.runner.tasks.digits import digits_cnn, load_digits_split
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+# Imported by every process of the job (torchrun's agent and the ranks) through PYTHONPATH: a
+# rank whose interpreter starts its teardown while gloo's threads (the worker loop threads and
+# the TCP event loop) are still alive aborts, as a rank of the real job could (SIGABRT,
+# "terminate called without an active exception"; docs/protocols.md §14).
+GLOO_TEARDOWN_GUARD = """
+import atexit, os
+def _gloo_threads_alive():
+    if "RANK" not in os.environ:  # torchrun's agent: no process group
+        return
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as handle:
+            names.append(handle.read().strip())
+    alive = [n for n in names if "gloo" in n]
+    if alive:
+        os.write(2, f"interpreter teardown with gloo threads alive: {alive}\\n".encode())
+        os.abort()
+atexit.register(_gloo_threads_alive)
+"""
+
+
+def _job_env(tmp_path) -> dict[str, str]:
+    """``ENV`` plus the teardown guard above (Linux: it reads ``/proc/self/task``)."""
+    if not Path("/proc/self/task").is_dir():
+        return dict(ENV)
+    guard = tmp_path / "teardown_guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GLOO_TEARDOWN_GUARD, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(guard), ENV.get("PYTHONPATH", "")) if p)
+    return {**ENV, "PYTHONPATH": path}
+
 
 def test_torchrun_two_ranks_identical_decisions_one_result(tmp_path):
     out, ckpt = tmp_path / "results" / "ddp.json", tmp_path / "ck"
@@ -29,7 +61,7 @@ def test_torchrun_two_ranks_identical_decisions_one_result(tmp_path):
         "0,0.01", "--episode-length", "4", "--quiet", "--output", str(out),
         "--checkpoint-dir", str(ckpt),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_job_env(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # one result (plus nothing else) written, by rank 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["ddp.json"]
@@ -92,7 +124,7 @@ def test_torchrun_image_task_on_both_data_paths(tmp_path, budget):
         "--control-mode", "adaptive", "--lr-candidates", "0.5,1,2", "--episode-length", "2",
         "--device", "cpu", "--quiet", "--output", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_job_env(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.parent.iterdir()) == ["ddp.json"]
     result = load_run_result(out)
