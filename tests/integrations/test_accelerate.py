@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -143,3 +144,26 @@ def test_example_script_smoke(tmp_path):
     arms = next(line for line in done.stdout.splitlines() if line.startswith("arms per episode"))
     assert arms.count("lr") >= 5  # 2 epochs of 15 steps, episodes of 5
     assert (tmp_path / "run" / "checkpoint").is_dir()
+
+
+def test_load_state_with_a_corrupted_aees_state_fails_before_training(tmp_path):
+    """``save_state``'s ``optimizer.bin`` edited on disk (a NaN bandit count): ``load_state``
+    raises one ValueError naming the key (not an IndexError steps later), and the AEESOptimizer
+    keeps its fresh state, both parts (no half-loaded bandit or moments)."""
+    Run().train(stop=6, save_to=tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "optimizer.bin"
+    saved = torch.load(path, weights_only=True)
+    saved["aees"]["scheduler"]["manager"]["controllers"]["lr"]["counts"][1] = math.nan
+    torch.save(saved, path)
+
+    resumed = Run()
+    before = resumed.aees.state_dict()
+    with pytest.raises(ValueError) as err:
+        resumed.accelerator.load_state(str(tmp_path / "ckpt"))
+    assert str(err.value) == (
+        "cannot load AEES state: state_dict['aees']['scheduler']['manager']['controllers']['lr']"
+        "['counts'][1] is nan; expected a finite number."
+    )
+    after = resumed.aees.state_dict()
+    assert resumed.aees.num_steps == 0 and after["state"] == before["state"] == {}
+    assert after["aees"] == before["aees"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -161,3 +162,39 @@ def test_the_lightning_example_runs_in_smoke_mode(tmp_path):
     metrics = csv.DictReader((tmp_path / "digits" / "version_0" / "metrics.csv").open())
     logged = [float(r["aees/reward"]) for r in metrics if r.get("aees/reward")]
     assert logged == [r["reward"] for r in records]  # the records reached the Trainer's logger
+
+
+_KEY = "cannot load AEES state: state_dict['aees']['scheduler']['manager']['controllers']['lr']"
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda counts: [math.nan, *counts[1:]], "['counts'][0] is nan; expected a finite number."),
+        (lambda counts: counts[:2], "['counts'] has 2 entries; expected 3."),  # an arm short
+    ],
+    ids=["nan-count", "arm-count"],
+)
+def test_resume_from_a_checkpoint_with_a_corrupted_aees_state_fails_before_training(
+    tmp_path, corrupt, message
+):
+    """A .ckpt whose AEES part was edited on disk: ``fit(ckpt_path=...)`` raises one ValueError
+    naming the key while Lightning restores the optimizer (not an IndexError steps later), no
+    step runs, and the AEESOptimizer keeps its fresh state (no half-loaded bandit)."""
+    fit, _ = _fit(TinyModule(), steps=7, tmp_path=tmp_path / "a")
+    ckpt = tmp_path / "bad.ckpt"
+    fit.save_checkpoint(ckpt)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    lr = checkpoint["optimizer_states"][0]["aees"]["scheduler"]["manager"]["controllers"]["lr"]
+    lr["counts"] = corrupt(lr["counts"])
+    torch.save(checkpoint, ckpt)
+
+    module = TinyModule()
+    resumed = trainer(tmp_path / "b", max_steps=14, callbacks=[AEESCallback()])
+    with pytest.raises(ValueError) as err:
+        resumed.fit(module, train_dataloaders=loader(14), ckpt_path=str(ckpt))
+    assert str(err.value) == _KEY + message
+    assert module.seen_losses == []  # not one training step ran
+    opt = resumed.optimizers[0]
+    assert opt.num_steps == 0 and opt.optimizer.state_dict()["state"] == {}
+    assert opt.state_dict()["aees"] == TinyModule().configure_optimizers().state_dict()["aees"]

@@ -196,3 +196,32 @@ def test_example_script_smoke(fx, tmp_path):
     records = [e for e in state["log_history"] if "aees/episode" in e]
     assert records and all(r["aees/mean_loss"] > 0 for r in records)
     assert "episodes" in done.stdout
+
+
+def test_resume_from_a_checkpoint_with_a_corrupted_aees_state_fails_before_training(fx, tmp_path):
+    """``checkpoint-3/optimizer.pt`` edited on disk (the LR bandit one arm short):
+    ``train(resume_from_checkpoint=...)`` raises one ValueError naming the key while the Trainer
+    loads the optimizer (not an IndexError steps later); no step runs, nothing is saved, and the
+    AEESOptimizer keeps its fresh state (no half-loaded bandit)."""
+    build(fx, tmp_path / "a", args={"max_steps": 3}).train()
+    path = tmp_path / "a" / "checkpoint-3" / "optimizer.pt"
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    lr = saved["aees"]["scheduler"]["manager"]["controllers"]["lr"]
+    lr["counts"] = lr["counts"][:2]
+    torch.save(saved, path)
+
+    resumed = build(fx, tmp_path / "b")
+    with pytest.raises(ValueError) as err:
+        resumed.train(resume_from_checkpoint=str(path.parent))
+    assert str(err.value) == (
+        "cannot load AEES state: state_dict['aees']['scheduler']['manager']['controllers']['lr']"
+        "['counts'] has 2 entries; expected 3."
+    )
+    opt = resumed.aees_optimizer
+    assert opt.num_steps == 0 and opt.optimizer.state_dict()["state"] == {}
+    fresh = build(fx, tmp_path / "c")
+    fresh.create_optimizer()
+    assert opt.state_dict()["aees"] == fresh.aees_optimizer.state_dict()["aees"]
+    saved_state = json.loads((path.parent / "trainer_state.json").read_text())
+    assert resumed.state.log_history == saved_state["log_history"]  # no step ran after it
+    assert not list((tmp_path / "b").glob("checkpoint-*"))
