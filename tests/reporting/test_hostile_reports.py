@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import report_fixtures as fx
 
+from aees.reporting.render import md_text
 from aees.results import result_to_dict
 
 ADAMW = fx.Spec()
@@ -236,7 +237,7 @@ def test_every_bad_file_is_listed_once_in_stderr_and_index(hostile):
         lines = [ln for ln in problems if ln.split(": ", 2)[-1].startswith(path + ": ")]
         assert len(lines) == 1, (path, hostile["done"].stderr[-3000:])
         assert all(w in lines[0] for w in words), (words, lines[0])
-        assert path in md and html.escape(path) in html_text
+        assert md_text(path) in md and html.escape(path) in html_text
     # every problem line is one line and names an input; nothing else is reported as a problem
     assert len([ln for ln in problems if "diverged at step" not in ln]) == len(hostile["bad"])
 

@@ -352,7 +352,8 @@ def test_latex_escaping_and_marks():
 def test_mark_ranks_ties_and_tie_break():
     cells = [TCell("a"), TCell("b"), TCell("c")]
     mark_ranks(cells, [0.5, 0.5, 0.1], higher_is_better=True)
-    assert [c.rank for c in cells] == [1, 2, 0]  # ties keep the first encountered
+    # a tie shares the mark (issue 19 §7: a tie was bold in one row, italic in the other)
+    assert [c.rank for c in cells] == [1, 1, 0]
     cells = [TCell("a"), TCell("b"), TCell("c")]
     mark_ranks(cells, [0.5, 0.5, 0.1], higher_is_better=False, tie_break=[0.3, 0.1, 0.0])
     assert [c.rank for c in cells] == [0, 2, 1]

@@ -296,8 +296,10 @@ def _comparison(aees: dict[int, Any], control: dict[int, Any], complete: bool) -
     return out
 
 
-def _pp(stats: dict[str, Any]) -> str:
-    return fmt_pm(Summary(1, stats["mean"], stats["sd"])) if stats["mean"] is not None else MISSING
+def _pp(stats: dict[str, Any], n: int) -> str:
+    if stats["mean"] is None:
+        return MISSING
+    return fmt_pm(Summary(n, stats["mean"], stats["sd"] if stats["sd"] is not None else 0.0))
 
 
 def _diff_text(c: dict[str, Any] | None) -> str:
@@ -349,7 +351,7 @@ def _wins(r: _MethodRow) -> str:
 def _stat_column(header: str, stat: str, key: str, unit: str) -> Column:
     return Column(
         header,
-        lambda r: _pp(r.m[stat]),
+        lambda r: _pp(r.m[stat], r.m["n"]),
         (f"{key}_mean_{unit}", f"{key}_sd_{unit}"),
         lambda r: (r.m[stat]["mean"], r.m[stat]["sd"]),
     )

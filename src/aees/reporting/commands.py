@@ -6,9 +6,11 @@
 * :func:`console_command` -- ``scripts/report_{cifar_runs,sst2_results,agnews_results}.py``;
 * :func:`attribution_command` -- ``scripts/tables/aggregate_cifar_attribution_controls.py``.
 
-Exit status: 0 done; 1 nothing to report, a figure MISSING, or (``--strict``) an unreadable
-result file; 2 command-line misuse (bad flag, missing results directory). Every error is one
-line on stderr naming the input, never a traceback.
+Exit status of ``aees report`` (docs/reporting.md §1): 0 done; 1 nothing to report, a planned
+study missing a run, cell or figure its plan asked for (docs/reporting.md §8), or
+(``--strict``) an unreadable result file; 2 command-line misuse (bad flag, missing results
+directory). The family scripts exit 1 when their family has no runs (tables) or a figure is
+MISSING (figures). Every error is one line on stderr naming the input, never a traceback.
 """
 
 from __future__ import annotations
@@ -99,6 +101,18 @@ def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet
     if not args.quiet:
         for line in summary.missing:
             _err(prog, f"missing: {line}")
+        if summary.plan is not None and summary.not_planned:
+            _err(
+                prog,
+                f"note: {len(summary.not_planned)} empty cells and figure inputs were not "
+                f"planned by {summary.plan.describe()}; listed in {summary.index_md}",
+            )
+        elif summary.plan is None and summary.missing:
+            _err(
+                prog,
+                f"note: no run plan (manifest.json) in {root}: the missing lines are what "
+                "the families could show with more runs, not what a plan asked for",
+            )
         figures = sum(1 for rs in summary.figures.values() for r in rs if r.ok)
         print(
             f"{prog}: {summary.runs} runs, {len(summary.families)} table families "
@@ -107,6 +121,13 @@ def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet
         )
     if summary.runs == 0:
         _err(prog, f"error: {root}: no readable result files")
+        return 1
+    if not summary.complete:
+        _err(
+            prog,
+            f"error: {root}: the planned study is incomplete: {len(summary.missing)} runs, "
+            "cells or figures its plan asked for are missing (listed above)",
+        )
         return 1
     return 0
 

@@ -13,10 +13,12 @@ The family builders (one per thesis table family) live in :mod:`aees.reporting.f
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +40,70 @@ __all__ = [
     "fmt_signed",
     "latex_text",
     "mark_ranks",
+    "md_code",
+    "md_text",
     "render_html",
     "render_latex",
     "render_markdown",
     "render_table_csv",
+    "safe_name",
+    "short_hash",
+    "slug_stems",
+    "spreadsheet_safe",
     "write_csv",
 ]
 
 MISSING = "—"
 """Shown for a value that has no runs."""
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
+
+
+def short_hash(text: str) -> str:
+    """8 hex digits of SHA-256: what keeps two names apart once a slug dropped characters."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one file-name component (docs/reporting.md §1): unchanged when it is
+    ASCII letters, digits, ``.``, ``_``, ``+``, ``-`` (not leading ``.``/``-``, at most 151
+    characters); otherwise the characters outside that set become ``-`` and a short hash of
+    the whole name is appended, so a task or setting read from a result can neither leave the
+    output directory (``../``) nor make two outputs share a file."""
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.")[:100]
+    return f"{slug}-{short_hash(name)}" if slug else short_hash(name)
+
+
+def _slug(part: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-")
+
+
+_PLAIN = re.compile(r"[\x20-\x7e·]*")
+"""Names whose slug keeps every letter: only spaces, ASCII punctuation and ``·`` are dropped
+(two such names that still meet get the hash from the collision check)."""
+
+
+def slug_stems(keys: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+    """A collision-free file-name stem per key (docs/reporting.md §1): the slugs of its parts
+    (lower case, every run of other characters one ``-``) joined by ``_``, plus
+    ``-<short hash of the key>`` when a part has characters beyond ASCII that the slug drops
+    (``猫`` and ``犬`` both slug to nothing) or when two keys would share a stem (``my data`` /
+    ``my-data``)."""
+    base = {k: "_".join(_slug(p) for p in k if _slug(p)) for k in dict.fromkeys(keys)}
+    counts: dict[str, int] = {}
+    for stem in base.values():
+        counts[stem] = counts.get(stem, 0) + 1
+    out = {}
+    for key, stem in base.items():
+        lossy = any(not _PLAIN.fullmatch(p) for p in key)
+        if lossy or counts[stem] > 1 or not stem:
+            stem = (
+                f"{stem}-{short_hash(chr(31).join(key))}" if stem else short_hash(chr(31).join(key))
+            )
+        out[key] = stem
+    return out
 
 
 @dataclass
@@ -76,6 +133,9 @@ class Table:
     groups: list[tuple[str, int]] = field(default_factory=list)
     """Optional column groups above the header: (label, span) pairs covering every column."""
 
+    def __post_init__(self) -> None:
+        self.name = safe_name(self.name)
+
     def flat_header(self) -> list[str]:
         """Header names with their group prefixed (``"Penalty Best"``), for Markdown/CSV."""
         if not self.groups:
@@ -102,6 +162,9 @@ class CsvTable:
     name: str
     header: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = safe_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -203,9 +266,12 @@ def fmt_num(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
 
 
 def fmt_pm(summary: Summary, digits: int = 2, scale: float = 1.0) -> str:
-    """``"m ± s"`` of a summary scaled by ``scale``; SD 0 (n = 1) prints as ``± 0.00``."""
+    """``"m ± s"`` of a summary scaled by ``scale``; a single value (n = 1, no SD) prints as
+    ``"m (n=1)"``."""
     if summary.empty:
         return MISSING
+    if summary.n == 1:
+        return f"{summary.mean * scale:.{digits}f} (n=1)"
     return f"{summary.mean * scale:.{digits}f} ± {summary.sd * scale:.{digits}f}"
 
 
@@ -235,11 +301,14 @@ def mark_ranks(
     higher_is_better: bool,
     tie_break: Sequence[float | None] | None = None,
 ) -> None:
-    """Set rank 1 on the best and 2 on the second-best cell by ``values`` (None/NaN skipped).
+    """Set rank 1 on the best and rank 2 on the second-best cells by ``values`` (None/NaN
+    skipped), ties shared (docs/reporting.md §4.4).
 
-    Sorting is stable: ties keep the first encountered, unless ``tie_break`` (e.g. the SDs)
-    is given, in which case the lower tie-break value wins. At least two valued cells are
-    needed for any mark.
+    Order: by value, then (when ``tie_break``, e.g. the SDs, is given) the lower tie-break
+    value. Cells that show the same text are a tie, whatever digits the text hides: they get
+    the same mark. Competition ranking: every cell tied for best is bold; the next cells are
+    italic only when one cell alone is best (two tied for best take places 1 and 2). Nothing
+    is marked when fewer than two cells have values or when every valued cell ties.
     """
     valued = [i for i, v in enumerate(values) if not _bad(v)]
     if len(valued) < 2:
@@ -250,9 +319,27 @@ def mark_ranks(
         tb = tie_break[i] if tie_break is not None else None
         return (-v if higher_is_better else v, 0.0 if _bad(tb) else float(tb))  # type: ignore[arg-type]
 
-    order = sorted(valued, key=key)
-    cells[order[0]].rank = 1
-    cells[order[1]].rank = 2
+    groups: list[list[int]] = []  # in order; a tie: the same value and tie-break, or the same text
+    for i in sorted(valued, key=key):
+        tied = next(
+            (
+                g
+                for g in groups
+                if any(cells[j].text == cells[i].text or key(j) == key(i) for j in g)
+            ),
+            None,
+        )
+        if tied is None:
+            groups.append([i])
+        else:
+            tied.append(i)
+    if len(groups) < 2:
+        return
+    for i in groups[0]:
+        cells[i].rank = 1
+    if len(groups[0]) == 1:
+        for i in groups[1]:
+            cells[i].rank = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,8 +471,36 @@ def render_latex(table: Table) -> str:
     return "\n".join(lines)
 
 
+_MD_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MD_HTML = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_LINK = re.compile(r"\](?=[(\[:])")
+
+
+def md_text(text: str) -> str:
+    """``text`` as inert Markdown inline text (docs/reporting.md §7): control characters (a
+    newline would end a table row) become spaces; ``\\``, backticks and ``|`` are
+    backslash-escaped; ``<`` before a letter, ``/``, ``!`` or ``?`` (an HTML tag such as
+    ``<script>`` or an autolink such as ``<javascript:...>``) becomes ``&lt;``; ``]`` before
+    ``(``, ``[`` or ``:`` (an inline, reference or definition link such as
+    ``[x](javascript:...)``) becomes ``\\]``. Everything else, ``<0.001`` and ``[-0.1, 0.3]``
+    included, is left as it reads."""
+    text = _MD_CONTROL.sub(" ", text)
+    text = text.replace("\\", "\\\\").replace("`", "\\`").replace("|", "\\|")
+    return _MD_LINK.sub("\\\\]", _MD_HTML.sub("&lt;", text))
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span (a path): fenced by more backticks than it holds, so
+    nothing inside is read as Markdown; control characters become spaces."""
+    text = _MD_CONTROL.sub(" ", text)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", r"\|")
+    return md_text(text)
 
 
 def _md_cell(cell: TCell, text: str) -> str:
@@ -440,12 +555,27 @@ def render_html(table: Table) -> str:
     return "".join(out)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run (docs/reporting.md §1, the OWASP rule): text
+    that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'``, unless it is a plain number (``-0.3``, ``+1.5``, ``1e-3``), which stays a number.
+    Numbers (int/float) are written as numbers; None/NaN as an empty cell."""
+    if _bad(value):
+        return ""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_START)
+    return "'" + value if formula and not _NUMBER.fullmatch(value) else value
+
+
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([spreadsheet_safe(h) for h in header])
     for row in rows:
-        writer.writerow(["" if _bad(v) else v for v in row])
+        writer.writerow([spreadsheet_safe(v) for v in row])
     return buffer.getvalue()
 
 

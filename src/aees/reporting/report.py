@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import html
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
 from aees.reporting.families.peers import is_peer
 from aees.reporting.figures import FIGURE_FAMILIES, FigureResult, thesis_families_for
-from aees.reporting.render import render_html, render_markdown
+from aees.reporting.plan import PlannedRun, StudyPlan, find_plans, planned_runset
+from aees.reporting.render import md_code, md_text, render_html, render_markdown
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     NLP_TASKS,
@@ -52,6 +55,12 @@ class ReportSummary:
     families: dict[str, FamilyOutput] = field(default_factory=dict)
     skipped_families: list[str] = field(default_factory=list)
     figures: dict[str, list[FigureResult]] = field(default_factory=dict)
+    plan: StudyPlan | None = None
+    """The study's run plan (docs/reporting.md §8), None when the directory holds none."""
+    unfinished: list[PlannedRun] = field(default_factory=list)
+    """Planned runs without a valid result."""
+    unplanned: set[str] = field(default_factory=set)
+    """Lines of :attr:`all_missing` that the plan itself leaves empty (not missing)."""
 
     @property
     def index_html(self) -> Path:
@@ -62,13 +71,40 @@ class ReportSummary:
         return self.out_dir / "index.md"
 
     @property
-    def missing(self) -> list[str]:
-        """Missing table cells and figure inputs, one line each."""
+    def all_missing(self) -> list[str]:
+        """Empty table cells and figure inputs the families name, one line each."""
         out = [f"{name}: {m}" for name, fam in self.families.items() for m in fam.missing]
         for family, results in self.figures.items():
             for r in results:
                 out += [f"figure {family}/{r.name}: {m}" for m in (*r.missing, *r.partial)]
         return out
+
+    @property
+    def missing(self) -> list[str]:
+        """What is missing: without a plan every empty cell and figure input; for a planned
+        study the planned runs without a result and the cells and figures they would fill."""
+        runs = [
+            f"planned run {r.run_id}: no valid result at {display_path(r.output)}"
+            + (f" (sweep status: {r.status})" if r.status else "")
+            for r in self.unfinished
+        ]
+        return runs + [m for m in self.all_missing if m not in self.unplanned]
+
+    @property
+    def not_planned(self) -> list[str]:
+        """Empty cells and figure inputs of a planned study that its plan did not ask for."""
+        return [m for m in self.all_missing if m in self.unplanned]
+
+    @property
+    def complete(self) -> bool:
+        """False when a planned study misses something its plan asked for (exit status 1)."""
+        return not (self.plan and self.missing)
+
+    def shown_missing(self, prefix: str, lines: list[str]) -> tuple[list[str], list[str]]:
+        """(missing, not planned) of one family's or figure's lines (``prefix``: how
+        :attr:`all_missing` names them)."""
+        missing = [m for m in lines if f"{prefix}{m}" not in self.unplanned]
+        return missing, [m for m in lines if f"{prefix}{m}" in self.unplanned]
 
 
 def figure_families_for(runset: RunSet) -> list[str]:
@@ -97,6 +133,14 @@ def figure_families_for(runset: RunSet) -> list[str]:
     return out
 
 
+def figure_heading(name: str, runset: RunSet) -> str:
+    """``cifar (Digits)``: a figure family's heading names the datasets of its runs."""
+    tasks = {"cifar": CIFAR_LIKE_TASKS, "nlp": NLP_TASKS}.get(name)
+    if tasks is None:
+        return name
+    return f"{name} ({', '.join(task_label(t) for t in runset.tasks() if t in tasks)})"
+
+
 def build_report(
     results_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, strict: bool = False
 ) -> ReportSummary:
@@ -109,7 +153,8 @@ def build_report(
     found: Discovery = discover_runs(results_dir, strict=strict)
     out = Path(out_dir)
     summary = ReportSummary(Path(results_dir), out, runs=len(found.runs))
-    summary.problems = list(found.problems)
+    plan = find_plans(results_dir)
+    summary.problems = list(found.problems) + plan.problems
     summary.diverged = found.diverged_lines()
     skipped = found.skipped_summary()
     if skipped:
@@ -134,9 +179,41 @@ def build_report(
         results = FIGURE_FAMILIES[name](runset, out / "figures" / name)
         summary.figures[name] = results
         summary.paths += [p for r in results for p in r.paths]
+    if plan:
+        summary.plan = plan
+        _mark_unplanned(summary, plan, found, runset)
     summary.paths.append(atomic_write_text(summary.index_md, _index_md(summary, runset)))
     summary.paths.append(atomic_write_text(summary.index_html, _index_html(summary, runset)))
     return summary
+
+
+def _mark_unplanned(
+    summary: ReportSummary, plan: StudyPlan, found: Discovery, actual: RunSet
+) -> None:
+    """docs/reporting.md §8: build the families on the study as planned; what stays empty
+    there was never asked for. Figures are redrawn (in a temporary directory inside the
+    output directory, removed after) only when the planned runs differ from those reported."""
+    planned, summary.unfinished = planned_runset(plan, found.runs)
+    empty: set[str] = set()
+    for name, family in FAMILIES.items():
+        if name in summary.families:
+            empty.update(f"{name}: {m}" for m in family.builder(planned).missing)
+    if ATTRIBUTION_FAMILY in summary.families:
+        output = build_attribution_controls(planned)
+        empty.update(f"{ATTRIBUTION_FAMILY}: {m}" for m in output.missing)
+    figure_lines = {m for m in summary.all_missing if m.startswith("figure ")}
+    if {str(r.path) for r in planned.runs} == {str(r.path) for r in actual.runs}:
+        empty |= figure_lines
+    else:
+        redraw = [n for n, rs in summary.figures.items() if any(r.missing or r.partial for r in rs)]
+        scratch = Path(tempfile.mkdtemp(prefix=".aees-plan-check-", dir=summary.out_dir))
+        try:
+            for name in redraw:
+                for r in FIGURE_FAMILIES[name](planned, scratch / name):
+                    empty.update(f"figure {name}/{r.name}: {m}" for m in (*r.missing, *r.partial))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    summary.unplanned = {m for m in summary.all_missing if m in empty}
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,47 +243,90 @@ def _rel(summary: ReportSummary, path: Path) -> str:
     return path.relative_to(summary.out_dir).as_posix()
 
 
+def _plan_lines(summary: ReportSummary) -> list[str]:
+    """What the missing lists mean: a planned study, or none (docs/reporting.md §8)."""
+    if summary.plan is None:
+        return [
+            f"No run plan (manifest.json from aees plan / aees sweep) in "
+            f"{display_path(summary.results_dir)}: the missing cells and figures listed are "
+            "what the table and figure families could show with more runs, not runs anyone "
+            "planned."
+        ]
+    plan = summary.plan
+    done = len(plan.runs) - len(summary.unfinished)
+    return [
+        f"Planned study: {plan.describe()}; {done} of {len(plan.runs)} planned runs have a "
+        f"valid result. Missing lists only what the plan asked for; "
+        f"{len(summary.not_planned)} empty cells and figure inputs the plan did not ask for "
+        "are listed as not planned."
+    ]
+
+
+def _md_list(items: list[str]) -> list[str]:
+    return [f"- {md_text(i)}" for i in items]
+
+
 def _index_md(summary: ReportSummary, runset: RunSet) -> str:
+    """``index.md``; every text that came from a file (names, paths, reasons) passes through
+    :func:`~aees.reporting.render.md_text` or :func:`~aees.reporting.render.md_code`."""
     lines = [
         "# AEES report",
         "",
-        f"Generated by `aees report` from `{display_path(summary.results_dir)}`: "
+        f"Generated by `aees report` from {md_code(display_path(summary.results_dir))}: "
         f"{summary.runs} runs in "
         f"{len(runset.cells)} cells, {len(summary.families)} table families, "
         f"{sum(len(v) for v in summary.figures.values())} figures.",
         "",
+        *(md_text(line) for line in _plan_lines(summary)),
+        "",
     ]
     if summary.problems:
-        lines += ["## Files not used", ""] + [f"- {p}" for p in summary.problems] + [""]
+        lines += ["## Files not used", "", *_md_list(summary.problems), ""]
     if summary.diverged:
         lines += ["## Diverged runs (not in any table or figure)", ""]
-        lines += [f"- {d}" for d in summary.diverged] + [""]
+        lines += [*_md_list(summary.diverged), ""]
+    if summary.unfinished:
+        lines += ["## Planned runs without a result", ""]
+        lines += [*_md_list(summary.missing[: len(summary.unfinished)]), ""]
     lines += ["## Runs (n per method)", ""]
     lines.append("| " + " | ".join(_RUN_HEADER) + " |")
     lines.append("|" + "---|" * len(_RUN_HEADER))
-    lines += ["| " + " | ".join(row) + " |" for row in _run_rows(runset)]
+    lines += ["| " + " | ".join(md_text(v) for v in row) + " |" for row in _run_rows(runset)]
     lines.append("")
     for name, fam in summary.families.items():
-        lines += [f"## {summary.families[name].title}", ""]
+        lines += [f"## {md_text(fam.title)}", ""]
         for table in fam.tables:
             lines += [f"`tables/{name}/{table.name}.tex`", "", render_markdown(table), ""]
-        if fam.missing:
-            lines += ["Missing cells:", ""] + [f"- {m}" for m in fam.missing] + [""]
+        missing, unplanned = summary.shown_missing(f"{name}: ", fam.missing)
+        if missing:
+            lines += ["Missing cells:", "", *_md_list(missing), ""]
+        if unplanned:
+            lines += ["Not planned (empty, not missing):", "", *_md_list(unplanned), ""]
         if fam.notes:
-            lines += ["Notes:", ""] + [f"- {m}" for m in fam.notes] + [""]
+            lines += ["Notes:", "", *_md_list(fam.notes), ""]
     for name, results in summary.figures.items():
-        lines += [f"## Figures: {name}", ""]
+        lines += [f"## Figures: {md_text(figure_heading(name, runset))}", ""]
         for r in results:
+            missing, unplanned = summary.shown_missing(
+                f"figure {name}/{r.name}: ", [*r.missing, *r.partial]
+            )
             if r.ok and r.png is not None:
                 lines += [f"![{r.name}]({_rel(summary, r.png)})", ""]
-                lines += [f"- {m}" for m in r.partial]
+                lines += _md_list(missing)
+            elif missing:
+                lines += [f"**{r.name}: MISSING**", "", *_md_list(missing), ""]
             else:
-                lines += [f"**{r.name}: MISSING**", ""] + [f"- {m}" for m in r.missing] + [""]
+                lines += [f"{r.name}: not drawn (not planned)", ""]
+            if unplanned:
+                lines += [*_md_list([f"not planned: {m}" for m in unplanned]), ""]
     if summary.skipped_families:
         lines += ["## Table families without runs", ""]
-        lines += [f"- {FAMILIES[n].title}" for n in summary.skipped_families] + [""]
+        lines += [*_md_list([FAMILIES[n].title for n in summary.skipped_families]), ""]
     missing = summary.missing
-    lines += ["## All missing cells", ""] + ([f"- {m}" for m in missing] or ["None."]) + [""]
+    lines += ["## All missing cells", "", *(_md_list(missing) or ["None."]), ""]
+    if summary.plan is not None:
+        lines += ["## Not planned (empty, not missing)", ""]
+        lines += [*(_md_list(summary.not_planned) or ["None."]), ""]
     return "\n".join(lines)
 
 
@@ -238,12 +358,16 @@ def _index_html(summary: ReportSummary, runset: RunSet) -> str:
         f"<code>{e(display_path(summary.results_dir))}"
         f"</code>: {summary.runs} runs in {len(runset.cells)} cells, "
         f"{len(summary.families)} table families.</p>",
+        *(f"<p>{e(line)}</p>" for line in _plan_lines(summary)),
     ]
     if summary.problems:
         parts += ["<h2>Files not used</h2>", _list_html(summary.problems, "missing")]
     if summary.diverged:
         parts += ["<h2>Diverged runs (not in any table or figure)</h2>"]
         parts.append(_list_html(summary.diverged, "missing"))
+    if summary.unfinished:
+        parts += ["<h2>Planned runs without a result</h2>"]
+        parts.append(_list_html(summary.missing[: len(summary.unfinished)], "missing"))
     parts.append("<h2>Runs (n per method)</h2><table><thead><tr>")
     parts += [f"<th>{e(h)}</th>" for h in _RUN_HEADER]
     parts.append("</tr></thead><tbody>")
@@ -251,31 +375,43 @@ def _index_html(summary: ReportSummary, runset: RunSet) -> str:
         parts.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>")
     parts.append("</tbody></table>")
     for name, fam in summary.families.items():
-        parts.append(f"<h2>{e(summary.families[name].title)}</h2>")
+        parts.append(f"<h2>{e(fam.title)}</h2>")
         for table in fam.tables:
             parts.append(render_html(table))
             parts.append(f"<p><small>tables/{e(name)}/{e(table.name)}.tex / .md / .csv</small></p>")
-        if fam.missing:
-            parts += ["<p>Missing cells:</p>", _list_html(fam.missing, "missing")]
+        missing, unplanned = summary.shown_missing(f"{name}: ", fam.missing)
+        if missing:
+            parts += ["<p>Missing cells:</p>", _list_html(missing, "missing")]
+        if unplanned:
+            parts += ["<p>Not planned (empty, not missing):</p>", _list_html(unplanned)]
         if fam.notes:
             parts += ["<p>Notes:</p>", _list_html(fam.notes)]
     for name, results in summary.figures.items():
-        parts.append(f"<h2>Figures: {e(name)}</h2>")
+        parts.append(f"<h2>Figures: {e(figure_heading(name, runset))}</h2>")
         for r in results:
+            missing, unplanned = summary.shown_missing(
+                f"figure {name}/{r.name}: ", [*r.missing, *r.partial]
+            )
             if r.ok and r.png is not None:
                 data = base64.b64encode(r.png.read_bytes()).decode("ascii")
                 parts.append(
                     f"<figure><img alt='{e(r.name)}' src='data:image/png;base64,{data}'>"
                     f"<figcaption>{e(r.name)}</figcaption></figure>"
                 )
-                parts.append(_list_html(r.partial, "missing"))
-            else:
+                parts.append(_list_html(missing, "missing"))
+            elif missing:
                 parts.append(f"<p class='missing'><b>{e(r.name)}: MISSING</b></p>")
-                parts.append(_list_html(r.missing, "missing"))
+                parts.append(_list_html(missing, "missing"))
+            else:
+                parts.append(f"<p>{e(r.name)}: not drawn (not planned)</p>")
+            parts.append(_list_html([f"not planned: {m}" for m in unplanned]))
     if summary.skipped_families:
         parts.append("<h2>Table families without runs</h2>")
         parts.append(_list_html([FAMILIES[n].title for n in summary.skipped_families]))
     parts.append("<h2>All missing cells</h2>")
     parts.append(_list_html(summary.missing, "missing") or "<p>None.</p>")
+    if summary.plan is not None:
+        parts.append("<h2>Not planned (empty, not missing)</h2>")
+        parts.append(_list_html(summary.not_planned) or "<p>None.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -101,21 +101,21 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family(
             "cifar_clean",
-            "Clean CIFAR (§5.1)",
+            "Clean labels, CIFAR-100 / Digits (§5.1)",
             build_cifar_clean,
             "archived_results/cifar_clean",
             f"{_T}/cifar_clean",
         ),
         Family(
             "cifar_noisy",
-            "Noisy CIFAR (§5.2)",
+            "Noisy labels, CIFAR-100 / Digits (§5.2)",
             build_cifar_noisy,
             "archived_results/cifar_noisy",
             f"{_T}/cifar_noisy",
         ),
         Family(
             "cifar_noisy_fixed_lr_ablation",
-            "Noisy CIFAR fixed-LR ablation (§5.3)",
+            "Noisy labels, fixed-LR ablation, CIFAR-100 / Digits (§5.3)",
             build_cifar_noisy_fixed_lr_ablation,
             "archived_results/cifar_noisy",
             f"{_T}/cifar_noisy",
@@ -129,7 +129,7 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "cifar_noise_ablation",
-            "CIFAR gradient-noise ablation (§5.5)",
+            "Gradient-noise ablation, CIFAR-100 / Digits (§5.5)",
             build_cifar_noise_ablation,
             "archived_results/cifar_noise_ablation",
             f"{_T}/cifar_ablation",

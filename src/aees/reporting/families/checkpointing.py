@@ -14,7 +14,7 @@ from aees.reporting.families.cifar_noisy import (
     nan_if_none,
     noisy_blocks,
 )
-from aees.reporting.families.common import Builder, FamilyOutput, text_column
+from aees.reporting.families.common import Builder, FamilyOutput, datasets_title, text_column
 from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
@@ -156,7 +156,9 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
     epoch, Val acc. = best validation accuracy, Corr. noisy (lower is better), Corr. clean
     (higher is better), Train clean; 1 decimal. Ranking per (setting, optimizer) block on the
     two corrupted-subset columns, ties broken by the lower SD, then by variant order."""
-    b = Builder("checkpointing", "Checkpoint (best-epoch) diagnostics", runset)
+    b = Builder(
+        "checkpointing", datasets_title("Checkpoint (best-epoch) diagnostics", runset), runset
+    )
     for task in CIFAR_LIKE_TASKS:
         blocks = noisy_blocks(runset, task)
         if not blocks:

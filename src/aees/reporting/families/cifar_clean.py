@@ -7,6 +7,7 @@ from aees.reporting.families.common import (
     AccRow,
     Builder,
     FamilyOutput,
+    datasets_title,
     label_column,
 )
 from aees.reporting.render import TableSpec
@@ -60,7 +61,7 @@ def build_cifar_clean(runset: RunSet) -> FamilyOutput:
     and compact
     appendix tables (Method | n | Best | Final | Drop | Peak epoch) and the summary CSV.
     "Fixed ×1.0" comes only from real fixed-multiplier runs (no baseline duplication)."""
-    b = Builder("cifar_clean", "Clean CIFAR", runset)
+    b = Builder("cifar_clean", datasets_title("Clean labels", runset), runset)
     for task in CIFAR_LIKE_TASKS:
         cells = runset.select(task, "clean")
         if not cells:

@@ -10,6 +10,7 @@ from aees.reporting.families.common import (
     ACC_COLUMNS,
     Builder,
     FamilyOutput,
+    datasets_title,
     label_column,
     text_column,
 )
@@ -76,7 +77,7 @@ def build_cifar_noise_ablation(runset: RunSet) -> FamilyOutput:
     vs the same
     AEES with noise candidates [0]. Gap = mean(best)·100 − mean(final)·100 (pp); 2 decimals;
     bold marks the higher peak and the higher final of each pair."""
-    b = Builder("cifar_noise_ablation", "CIFAR gradient-noise ablation", runset)
+    b = Builder("cifar_noise_ablation", datasets_title("Gradient-noise ablation", runset), runset)
     pairs = noise_ablation_pairs(runset, b.out.notes, b.out.missing)
     table = NOISE_ABLATION_SPEC.table(
         "cifar_noise_ablation_table",

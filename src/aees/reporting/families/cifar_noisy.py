@@ -10,6 +10,7 @@ from aees.reporting.families.common import (
     ACC_COLUMNS,
     Builder,
     FamilyOutput,
+    datasets_title,
     label_column,
     pm_column,
     text_column,
@@ -127,7 +128,7 @@ def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
     epoch, ranked per optimizer block) and a detailed appendix with the final-epoch label-noise
     diagnostics (Corr. noisy = accuracy on corrupted examples vs their noisy labels, Corr.
     clean = vs their true labels, Train clean = accuracy on uncorrupted examples)."""
-    b = Builder("cifar_noisy", "Noisy CIFAR", runset)
+    b = Builder("cifar_noisy", datasets_title("Noisy labels", runset), runset)
     for task in CIFAR_LIKE_TASKS:
         blocks = noisy_blocks(runset, task)
         if not blocks:

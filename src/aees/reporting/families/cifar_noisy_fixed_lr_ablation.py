@@ -17,6 +17,7 @@ from aees.reporting.families.common import (
     ACC_COLUMNS,
     Builder,
     FamilyOutput,
+    datasets_title,
     label_column,
     text_column,
 )
@@ -155,7 +156,11 @@ def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
     multiplier of a
     (noise, optimizer) cell is the one with the highest mean best accuracy; AEES is compared
     with it on shared seeds: ΔBest = AEES − best fixed, bootstrap 95% CI and paired-t p."""
-    b = Builder("cifar_noisy_fixed_lr_ablation", "Noisy CIFAR: fixed-LR ablation", runset)
+    b = Builder(
+        "cifar_noisy_fixed_lr_ablation",
+        datasets_title("Noisy labels, fixed-LR ablation", runset),
+        runset,
+    )
     for task in CIFAR_LIKE_TASKS:
         blocks = [
             (setting, opt, cells)

@@ -20,9 +20,10 @@ from aees.reporting.render import (
     render_latex,
     render_markdown,
     render_table_csv,
+    safe_name,
     write_csv,
 )
-from aees.reporting.runs import Cell, RunSet
+from aees.reporting.runs import CIFAR_LIKE_TASKS, Cell, RunSet, task_label
 from aees.reporting.select import AccStats, Sel, acc_stats, pick
 from aees.reporting.stats import Summary
 from aees.results import atomic_write_text
@@ -66,15 +67,16 @@ class FamilyOutput:
             paths.append(write_csv(csv_table, out))
         for stem, data in self.jsons.items():
             text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
-            paths.append(atomic_write_text(out / f"{stem}.json", text))
+            paths.append(atomic_write_text(out / f"{safe_name(stem)}.json", text))
         for all_name, members in self.all_tex.items():
             text = "\n".join(
-                f"% ---- {name} ----\n{render_latex(by_name[name])}"
+                f"% ---- {by_name[safe_name(name)].name} ----\n"
+                f"{render_latex(by_name[safe_name(name)])}"
                 for name in members
-                if name in by_name
+                if safe_name(name) in by_name
             )
             if text:
-                paths.append(atomic_write_text(out / f"{all_name}.tex", text))
+                paths.append(atomic_write_text(out / f"{safe_name(all_name)}.tex", text))
         return paths
 
 
@@ -143,6 +145,13 @@ epoch; the summary CSV writes each as mean and sample SD (fractions)."""
 def label_column(header: str, key: str) -> Column:
     """The row label (left-aligned), written to the CSV as ``key``."""
     return Column(header, lambda r: r.label, (key,), lambda r: (r.label,), align="l")
+
+
+def datasets_title(title: str, runset: RunSet) -> str:
+    """``"Noisy labels: Digits"``: a CIFAR-style family's title names the datasets of its runs
+    (digits runs share the CIFAR families but are not CIFAR)."""
+    names = [task_label(t) for t in runset.tasks() if t in CIFAR_LIKE_TASKS]
+    return f"{title}: {', '.join(names)}" if names else title
 
 
 class Builder:

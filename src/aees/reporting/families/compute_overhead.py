@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aees.reporting.families.common import Builder, FamilyOutput, text_column
@@ -72,6 +75,58 @@ def device_name(run_result: Any) -> str | None:
     return None
 
 
+def _hardware_value(run_result: Any, key: str) -> Any:
+    for block in (
+        (run_result.provenance or {}).get("hardware"),
+        (run_result.runtime_metrics or {}).get("hardware"),
+    ):
+        if isinstance(block, dict) and block.get(key) not in (None, ""):
+            return block[key]
+    return None
+
+
+def _interval(run_result: Any) -> tuple[str, float, float] | None:
+    """(host, start, end) in POSIX seconds from ``provenance.started_at`` and the wall clock;
+    None when the result does not record them."""
+    started = (run_result.provenance or {}).get("started_at")
+    if not isinstance(started, str):
+        return None
+    try:
+        start = datetime.fromisoformat(started).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    host = _hardware_value(run_result, "hostname")
+    wall = run_result.wall_clock_seconds
+    if not math.isfinite(wall) or wall < 0:
+        return None
+    return (str(host) if host is not None else "?", start, start + wall)
+
+
+def concurrent_paths(runs: Sequence[Any]) -> tuple[set[str], set[str]]:
+    """(paths of runs that overlapped another run on the same host, paths of runs that do not
+    record when they ran). A result records no worker count or load; its start
+    (``provenance.started_at``), wall clock and host (``hardware.hostname``) show whether it
+    shared the machine with another run, as the runs of a sweep with several workers do."""
+    unknown: set[str] = set()
+    by_host: dict[str, list[tuple[float, float, str]]] = {}
+    for run in runs:
+        found = _interval(run.result)
+        if found is None:
+            unknown.add(str(run.path))
+        else:
+            by_host.setdefault(found[0], []).append((found[1], found[2], str(run.path)))
+    overlapped: set[str] = set()
+    for intervals in by_host.values():
+        intervals.sort()
+        longest: tuple[float, str] | None = None  # the latest end so far, and its run
+        for start, end, path in intervals:
+            if longest is not None and start < longest[0]:
+                overlapped.update((path, longest[1]))
+            if longest is None or end > longest[0]:
+                longest = (end, path)
+    return overlapped, unknown
+
+
 @dataclass
 class OverheadCell:
     """Timing of one (task, optimizer, config) over its repeats (all runs, seeds may repeat)."""
@@ -90,6 +145,11 @@ class OverheadCell:
     devices: list[str]
     paths: list[str]
     overhead_pct: float | None = None
+    hosts: list[str] = field(default_factory=list)
+    concurrent: int = 0
+    """Runs of this cell that ran at the same time as another run on the same host."""
+    unrecorded: int = 0
+    """Runs of this cell that do not record when they ran (concurrency unknown)."""
 
 
 def lr_schedule_for(task: str) -> str:
@@ -103,6 +163,7 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
     (no steady state) are left out with a note."""
     groups: dict[tuple[str, str, str], list[Any]] = {}
     labels: dict[str, str] = {}
+    overlapped, unknown = concurrent_paths(runset.runs)
     for run in runset.runs:
         found = overhead_config(run.info)
         if found is None:
@@ -145,6 +206,11 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
                 total_steps=sorted({r.result.total_steps for r, _ in members}),
                 devices=sorted({device_name(r.result) or "unknown" for r, _ in members}),
                 paths=[str(r.path) for r, _ in members],
+                hosts=sorted(
+                    {str(_hardware_value(r.result, "hostname") or "?") for r, _ in members}
+                ),
+                concurrent=sum(1 for r, _ in members if str(r.path) in overlapped),
+                unrecorded=sum(1 for r, _ in members if str(r.path) in unknown),
             )
         )
     base = {(c.task, c.optimizer): c for c in out if c.config == "baseline_none"}
@@ -277,6 +343,14 @@ def build_compute_overhead(runset: RunSet) -> FamilyOutput:
         return b.out
     devices = sorted({d for c in cells for d in c.devices})
     where = f"measured on {', '.join(devices)}"
+    concurrent = sum(c.concurrent for c in cells)
+    if concurrent:
+        timed = sum(c.sec_per_epoch.n for c in cells)
+        b.out.notes.append(
+            f"timings not comparable: {concurrent} of {timed} timed runs ran at the same time "
+            "as another run on the same host (a sweep with several workers shares the cores); "
+            "time the configurations one at a time (aees sweep --workers 1)"
+        )
     decomposition = DECOMPOSITION_SPEC.table(
         "compute_overhead_decomposition_table",
         "Steady-state time per epoch (first epoch excluded) of the baseline and "

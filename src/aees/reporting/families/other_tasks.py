@@ -9,7 +9,6 @@ never share a row.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from aees.reporting.families.common import (
@@ -21,7 +20,7 @@ from aees.reporting.families.common import (
 )
 from aees.reporting.families.nlp import method_label
 from aees.reporting.families.peers import is_peer, peer_label
-from aees.reporting.render import TableSpec
+from aees.reporting.render import TableSpec, slug_stems
 from aees.reporting.runs import (
     CIFAR_LIKE_TASKS,
     NLP_TASKS,
@@ -73,19 +72,16 @@ def other_task_groups(runset: RunSet) -> list[tuple[str, str, str, int]]:
     )
 
 
-def _stem(*parts: str) -> str:
-    return "_".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts if p)
-
-
 def group_rows(
     runset: RunSet, groups: list[tuple[str, str, str, int]]
 ) -> list[tuple[str, tuple[str, str, str, int], list[OtherRow]]]:
     """(file stem, group, rows) per group: every variant of the group, in cell order."""
     out = []
+    stems = slug_stems([(t, g, s, f"{e}ep") for t, g, s, e in groups])
     for task, group, setting, epochs in groups:
         cells = [c for c in runset.select(task, setting, group) if c.epochs == epochs]
         rows = [OtherRow(_label(st), c, st) for c in cells for st in [acc_stats(c)]]
-        stem = _stem(task, group, setting, f"{epochs}ep")
+        stem = stems[(task, group, setting, f"{epochs}ep")]
         out.append((stem, (task, group, setting, epochs), rows))
     return out
 

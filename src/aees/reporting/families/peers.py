@@ -13,7 +13,6 @@ with the wins per seed.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from aees.reporting.families.common import (
     label_column,
     text_column,
 )
-from aees.reporting.render import MISSING, Column, TableSpec, fmt_pvalue
+from aees.reporting.render import MISSING, Column, TableSpec, fmt_pvalue, slug_stems
 from aees.reporting.runs import (
     PEER_OPTIMIZERS,
     Cell,
@@ -124,12 +123,9 @@ class PeerGroup:
     setting: str
     epochs: int
     cells: list[Cell]
-
-    @property
-    def key(self) -> str:
-        """``digits_sym40_10ep``, ``image_my-data-resnet18_clean_5ep``: the file-name stem."""
-        parts = [self.task, self.group, self.setting, f"{self.epochs}ep"]
-        return "_".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts if p)
+    key: str = ""
+    """``digits_sym40_10ep``, ``image_my-data-resnet18_clean_5ep``: the file-name stem
+    (:func:`~aees.reporting.render.slug_stems`, unique within the report)."""
 
     @property
     def title(self) -> str:
@@ -142,8 +138,16 @@ def peer_groups(runset: RunSet) -> list[PeerGroup]:
     keys = dict.fromkeys(
         (c.task, c.group, c.setting, c.epochs) for c in runset.cells if is_peer(c.info)
     )
+    stems = slug_stems([(t, g, s, f"{e}ep") for t, g, s, e in keys])
     return [
-        PeerGroup(t, g, s, e, [c for c in runset.select(t, s, g) if c.epochs == e])
+        PeerGroup(
+            t,
+            g,
+            s,
+            e,
+            [c for c in runset.select(t, s, g) if c.epochs == e],
+            stems[(t, g, s, f"{e}ep")],
+        )
         for t, g, s, e in keys
     ]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aees.reporting.render import md_text, safe_name
 from aees.reporting.runs import Cell
 from aees.reporting.select import AccStats, Sel, acc_stats, pick
 from aees.results.io import atomic_write, atomic_write_text
@@ -104,7 +105,10 @@ def new_figure(
 
 
 def save_figure(fig: Any, out_dir: Path, name: str, summary: list[str]) -> FigureResult:
-    """Write PNG, PDF and summary atomically; remove a stale MISSING note; close the figure."""
+    """Write PNG, PDF and summary atomically; remove a stale MISSING note; close the figure.
+    ``name`` passes through :func:`~aees.reporting.render.safe_name` (it may hold a task or
+    setting read from a result)."""
+    name = safe_name(name)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
@@ -126,7 +130,8 @@ def save_figure(fig: Any, out_dir: Path, name: str, summary: list[str]) -> Figur
 
 def missing_figure(out_dir: Path, name: str, missing: list[str]) -> FigureResult:
     """Write ``<name>.MISSING.md`` listing ``missing``; remove stale outputs of ``name``."""
-    text = f"# {name} — missing\n\n" + "".join(f"- {m}\n" for m in missing)
+    name = safe_name(name)
+    text = f"# {name} — missing\n\n" + "".join(f"- {md_text(m)}\n" for m in missing)
     path = atomic_write_text(out_dir / f"{name}.MISSING.md", text)
     for ext in ("png", "pdf", "summary.txt"):
         with contextlib.suppress(FileNotFoundError):

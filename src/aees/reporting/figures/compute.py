@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aees.reporting.families.compute_overhead import (
     DECOMPOSITION_COLUMNS,
+    OverheadCell,
     decomposition_config,
     overhead_cells,
 )
@@ -21,6 +22,30 @@ from aees.reporting.runs import RunSet, optimizer_label, task_label
 
 # Compute
 # --------------------------------------------------------------------------------------------
+
+
+def _measured(cells: list[OverheadCell]) -> tuple[str, str | None]:
+    """Where and how the timings (the plotted ones and their baselines) were measured, and a
+    warning when they are not comparable (runs that shared their host with other runs) or
+    their concurrency is unknown."""
+    devices = sorted({d for c in cells for d in c.devices})
+    hosts = sorted({h for c in cells for h in c.hosts if h != "?"})
+    runs = sum(c.sec_per_epoch.n for c in cells)
+    concurrent = sum(c.concurrent for c in cells)
+    unrecorded = sum(c.unrecorded for c in cells)
+    on = ", ".join(devices) + (f" (host {', '.join(hosts)})" if hosts else "")
+    caption = f"Measured on {on}: wall-clock s/epoch, epoch 1 excluded, mean over {runs} runs."
+    if concurrent:
+        return caption, (
+            f"NOT COMPARABLE: {concurrent} of {runs} runs ran at the same time as other runs "
+            "on the same host (a sweep with several workers)."
+        )
+    if unrecorded:
+        return (
+            caption,
+            f"Concurrency unknown: {unrecorded} of {runs} runs do not record their start.",
+        )
+    return caption, None
 
 
 def compute_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[FigureResult]:
@@ -44,7 +69,8 @@ def compute_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Fig
                 bars.append((group, label, c))
     if not bars:
         return [missing_figure(out, name, missing or ["no runs with at least 2 timed epochs"])]
-    fig, (ax,) = new_figure(1, left=0.4)
+    fig, (ax,) = new_figure(1, left=0.4, bottom=0.27)
+    fig.subplots_adjust(top=0.9)
     y = list(range(len(bars)))[::-1]
     summary = [
         "overhead % = 100·(s/epoch(config) / s/epoch(baseline, no scheduler) − 1)",
@@ -72,7 +98,13 @@ def compute_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Fig
     ax.axvline(0, color="#444444", linewidth=0.8)
     ax.set_xlabel("Overhead vs baseline without scheduler (%)")
     ax.margins(x=0.18)
-    ax.set_title("Steady-state time per epoch vs the no-scheduler baseline")
+    # centred on the figure, not on the axes (which start at 40 % of the width for the labels)
+    fig.suptitle("Steady-state time per epoch vs the no-scheduler baseline", x=0.5, y=0.98)
+    caption, warning = _measured(cells)
+    fig.text(0.01, 0.075, caption, fontsize=6.5, ha="left", va="bottom", wrap=True)
+    if warning:
+        fig.text(0.01, 0.01, warning, fontsize=6.5, ha="left", va="bottom", color="#a00000")
+    summary += [f"measured: {caption}"] + ([f"warning: {warning}"] if warning else [])
     summary += [f"missing: {m}" for m in missing]
     result = save_figure(fig, out, name, summary)
     result.partial = missing
