@@ -80,6 +80,12 @@ _PROVENANCE_ENV_VARS = (
     "LOCAL_RANK",
     "OMP_NUM_THREADS",
     "SLURM_JOB_ID",
+    # the CPU kernel settings (aees demo pins them; docs/protocols.md §15.1)
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
 )
 
 
