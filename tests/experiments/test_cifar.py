@@ -116,6 +116,45 @@ def test_wrong_class_name_count(cifar_dir) -> None:
         load_cifar100(parent)
 
 
+def test_protocol_5_files_with_array_labels_still_load(cifar_dir) -> None:
+    """The tightened unpickler keeps what re-pickling tools write: protocol 5 (arrays rebuilt
+    from a buffer) and labels stored as an int64 array rather than a list."""
+    parent, train, _ = cifar_dir
+    path = parent / "cifar-100-python" / "train"
+    entry = dict(train)
+    entry[b"fine_labels"] = np.asarray(train[b"fine_labels"], dtype=np.int64)
+    with path.open("wb") as handle:
+        pickle.dump(entry, handle, protocol=5)
+    data = load_cifar100(parent)
+    assert data["train_labels"].tolist() == train[b"fine_labels"]
+    assert torch.equal(data["train_images"].reshape(N_TRAIN, -1), torch.as_tensor(train[b"data"]))
+
+
+class _Call:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize(
+    ("evil", "needle"),
+    [
+        (np.empty(3, dtype=object), "refusing dtype"),  # numpy allocates objects before counting
+        (_Call(np.ndarray, (10**9, 3072)), "call of numpy.ndarray"),  # an argument only
+        (_Call(list, range(3)), "builtins.list"),  # containers need no global
+    ],
+)
+def test_the_unpickler_builds_plain_arrays_only(cifar_dir, evil, needle) -> None:
+    parent, _, _ = cifar_dir
+    path = parent / "cifar-100-python" / "train"
+    with path.open("wb") as handle:
+        pickle.dump({b"data": evil, b"fine_labels": [0], b"coarse_labels": [0]}, handle, 4)
+    with pytest.raises(ValueError, match=needle):
+        load_cifar100(parent)
+
+
 def test_holdout_split() -> None:
     train, val = holdout_split(50, 5, seed=3)
     assert len(val) == 5 and len(train) == 45

@@ -365,13 +365,16 @@ def test_cifar10_pickles_are_read_as_data_only(tmp_path):
 def test_a_last_batch_of_one_is_refused_only_where_batchnorm_would_fail():
     """A 16 x 16 shufflenet ends in 1 x 1 BatchNorm inputs (one value per channel at batch 1);
     a CIFAR-stem ResNet-18 keeps 2 x 2 there and trains on a last batch of 1 (torch allows it)."""
-    from aees.runner.tasks.image import _check_last_batch, build_model
+    from aees.runner.tasks.image import _check_model, build_model
+
+    def check(model, n_train):
+        _check_model(model, "m", batch_size=4, n_train=n_train, shape=(3, 16, 16), num_classes=2)
 
     with pytest.raises(UserError, match="BatchNorm layer"):
-        _check_last_batch(build_model(SMALL, 2, image_size=16), 4, 9, (3, 16, 16))
+        check(build_model(SMALL, 2, image_size=16), 9)
     resnet = build_model("resnet18", 2, cifar_stem=True, image_size=16)
-    _check_last_batch(resnet, 4, 9, (3, 16, 16))  # no error
-    _check_last_batch(build_model(SMALL, 2, image_size=16), 4, 10, (3, 16, 16))  # last batch 2
+    check(resnet, 9)  # no error
+    check(build_model(SMALL, 2, image_size=16), 10)  # last batch 2
     assert resnet.training  # the probe leaves the model's mode as it was
 
 

@@ -26,6 +26,8 @@ Only torch and the standard library are imported at module import; torchvision i
 from __future__ import annotations
 
 import math
+import operator
+import os
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +36,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from aees.results import RunResultError
+from aees.results.io import open_regular_file
 from aees.runner.config import UserError
 
 __all__ = [
@@ -115,62 +119,131 @@ class UnsafePickleError(UserError, ValueError):
     """
 
 
-# What the official pickles (Python 2 cPickle, protocol 2) refer to -- numpy's array
-# reconstruction and dtype -- plus the spellings of the same under NumPy 2 and in files
-# re-pickled by Python 3 (protocol 2 encodes bytes through _codecs.encode; protocol 5 rebuilds
-# arrays from a buffer) and the builtin containers.
-_PICKLE_GLOBALS = frozenset(
-    {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-        *(
-            ("builtins", name)
-            for name in ("dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray")
-        ),
-        *(("__builtin__", name) for name in ("dict", "list", "tuple", "set", "frozenset")),
-    }
-)
+# What the official pickles (Python 2 cPickle, protocol 2) and files re-pickled by Python 3
+# (protocol 2 encodes bytes through _codecs.encode and an empty bytes as bytes(); protocol 5
+# rebuilds arrays from a buffer) refer to, each mapped to the checked stand-in that
+# _DataUnpickler returns for it. Containers need no global (pickle has opcodes for them), so
+# none is allowed: the stand-ins build nothing larger than the file itself, which is how a file
+# claiming 10**7 images or building bytes(10**15) is refused before anything is allocated.
+_PICKLE_GLOBALS: dict[tuple[str, str], str] = {
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+    ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy.core.numeric", "_frombuffer"): "frombuffer",
+    ("numpy._core.numeric", "_frombuffer"): "frombuffer",
+    ("_codecs", "encode"): "encode",
+    ("__builtin__", "bytes"): "empty_bytes",
+    ("builtins", "bytes"): "empty_bytes",
+}
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a pickle: an argument of ``_reconstruct``; calling it (as
+    a crafted REDUCE or NEWOBJ would, to allocate an array of any shape) fails."""
+
+    def __new__(cls, *args: Any) -> Any:
+        raise ValueError("refusing a call of numpy.ndarray (only _reconstruct may name it)")
+
+
+def _plain_dtype(spec: Any) -> Any:
+    """``numpy.dtype(spec)`` for a plain bool/int/uint/float type; anything else (objects, which
+    numpy allocates before checking their count; sub-arrays; records) is refused."""
+    import numpy as np
+
+    if isinstance(spec, bytes):
+        spec = spec.decode("latin-1")
+    if not isinstance(spec, str | np.dtype) or (isinstance(spec, str) and len(spec) > 4):
+        raise ValueError(f"refusing dtype {spec!r}")
+    dtype = np.dtype(spec)
+    if dtype.kind not in "biuf" or dtype.subdtype is not None or dtype.fields is not None:
+        raise ValueError(f"refusing dtype {dtype}: not a plain number type")
+    return dtype
 
 
 class _DataUnpickler(pickle.Unpickler):
-    """An unpickler that builds arrays and containers only: any other global is refused, so a
-    crafted file cannot call ``os.system``, ``exec`` or anything else while being read."""
+    """An unpickler that builds plain numeric arrays and containers only: any other global is
+    refused, so a crafted file cannot call ``os.system``, ``exec`` or anything else while being
+    read, and no array larger than the file (``size`` bytes) is allocated."""
 
-    def __init__(self, handle: Any, path: Path, dataset: str = "CIFAR-100") -> None:
+    def __init__(self, handle: Any, path: Path, dataset: str = "CIFAR-100", size: int = 0) -> None:
         super().__init__(handle, encoding="bytes")
         self.path = path
         self.dataset = dataset
+        self.size = size
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _PICKLE_GLOBALS:
+        kind = _PICKLE_GLOBALS.get((module, name))
+        if kind is None:
             raise UnsafePickleError(
                 f"refusing {self.dataset} file {self.path}: it refers to {module}.{name}, which "
                 "the official files never do (a crafted file could run code); delete it and fetch "
                 "the data again"
             )
-        if module.startswith("numpy.core."):  # NumPy 2 moved numpy.core to numpy._core
-            import importlib.util
+        if kind == "ndarray":
+            return _NdarrayToken
+        return getattr(self, f"_{kind}")
 
-            if importlib.util.find_spec("numpy._core") is not None:
-                module = "numpy._core." + module[len("numpy.core.") :]
-        elif module == "__builtin__":
-            module = "builtins"
-        return super().find_class(module, name)
+    def _dtype(self, spec: Any, align: Any = False, copy: Any = False) -> Any:
+        return _plain_dtype(spec)
+
+    def _reconstruct(self, subtype: Any, shape: Any, dtype: Any) -> Any:
+        import numpy as np
+
+        if subtype is not _NdarrayToken:
+            raise ValueError(f"refusing _reconstruct of {subtype!r}")
+        dims = tuple(operator.index(d) for d in shape)
+        item = _plain_dtype(dtype)
+        nbytes = math.prod(dims) * item.itemsize
+        if any(d < 0 for d in dims) or nbytes > self.size:
+            shown = " x ".join(map(str, dims))
+            raise ValueError(
+                f"an array of {shown} {item} ({nbytes} bytes) is larger than the whole file "
+                f"({self.size} bytes)"
+            )
+        return np.ndarray.__new__(np.ndarray, dims, item)
+
+    def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any) -> Any:
+        import numpy as np
+
+        if not isinstance(buffer, bytes | bytearray):
+            raise ValueError(f"refusing an array buffer of type {type(buffer).__name__}")
+        order = order.decode() if isinstance(order, bytes) else order
+        dims = tuple(operator.index(d) for d in shape)
+        return np.frombuffer(buffer, dtype=_plain_dtype(dtype)).reshape(dims, order=order)
+
+    def _encode(self, text: Any, encoding: Any) -> bytes:
+        if not isinstance(text, str) or encoding not in ("latin1", b"latin1"):
+            raise ValueError("refusing _codecs.encode of anything but a str as latin1")
+        return text.encode("latin-1")
+
+    def _empty_bytes(self, *args: Any) -> bytes:
+        if args:  # bytes(10**15) would allocate a petabyte
+            raise ValueError("refusing bytes(...) with an argument: only bytes() is rebuilt")
+        return b""
 
 
 def _unpickle(path: Path, fetch: str, dataset: str = "CIFAR-100") -> Mapping[Any, Any]:
-    """Read one of the official pickles as data only (see :class:`_DataUnpickler`)."""
+    """Read one of the official pickles as data only (see :class:`_DataUnpickler`); a FIFO or a
+    link to a device is refused unread (:func:`aees.results.io.open_regular_file`)."""
     try:
-        with path.open("rb") as handle:
-            obj = _DataUnpickler(handle, path, dataset).load()
+        with open_regular_file(path, what=f"{dataset} file") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            obj = _DataUnpickler(handle, path, dataset, size).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{exc} with: {fetch}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+    except RunResultError as exc:  # not a regular file
+        raise ValueError(f"{exc}; delete it and fetch the data again with: {fetch}") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as exc:
         raise ValueError(
             f"corrupt {dataset} file {path}: cannot unpickle it ({type(exc).__name__}: {exc}); "
             f"delete {path.parent} and fetch it again with: {fetch}"
@@ -184,8 +257,19 @@ def _unpickle(path: Path, fetch: str, dataset: str = "CIFAR-100") -> Mapping[Any
 
 
 def _labels(values: Any, n: int, num_classes: int, key: str, path: Path) -> Tensor:
+    # the count first, so a list or array of another length is refused before it is converted
+    count = len(values) if isinstance(values, list | tuple) or hasattr(values, "dtype") else None
+    if count is not None and count != n:
+        raise ValueError(
+            f"corrupt CIFAR-100 file {path}: {key!r} has {count} entries but 'data' has {n} images"
+        )
     try:
-        labels = torch.as_tensor(list(values), dtype=torch.int64)
+        if hasattr(values, "dtype"):  # an array (re-pickled files): converted without a list
+            if values.dtype.kind not in "iu":
+                raise TypeError(values.dtype)
+            labels = torch.as_tensor(values.astype("int64"))
+        else:
+            labels = torch.as_tensor(list(values), dtype=torch.int64)
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise ValueError(f"corrupt CIFAR-100 file {path}: {key!r} is not a list of ints") from exc
     if labels.ndim != 1 or labels.numel() != n:
@@ -200,20 +284,25 @@ def _labels(values: Any, n: int, num_classes: int, key: str, path: Path) -> Tens
     return labels
 
 
-def _load_split(path: Path, fetch: str) -> dict[str, Tensor]:
-    obj = _unpickle(path, fetch)
+def _images(obj: Mapping[Any, Any], path: Path, dataset: str) -> Tensor:
+    """The ``N x 3 x 32 x 32`` uint8 images of one batch file's ``data`` entry."""
     data = _get(obj, "data", path)
     shape = tuple(getattr(data, "shape", ()))
     dtype = str(getattr(data, "dtype", type(data).__name__))
-    if len(shape) != 2 or shape[1] != _PIXELS or not dtype.endswith("uint8"):
+    if len(shape) != 2 or shape[1] != _PIXELS or dtype != "uint8":
         raise ValueError(
-            f"corrupt CIFAR-100 file {path}: 'data' must be an N x {_PIXELS} uint8 array, "
+            f"corrupt {dataset} file {path}: 'data' must be an N x {_PIXELS} uint8 array, "
             f"got shape {shape} dtype {dtype}"
         )
-    n = shape[0]
     # Rows are channel-major (1024 R, then G, then B values, each row-major 32 x 32), so a
     # reshape gives N x 3 x 32 x 32 directly; clone() detaches the tensor from the numpy buffer.
-    images = torch.as_tensor(data).reshape(n, *_IMAGE_SHAPE).clone()
+    return torch.as_tensor(data).reshape(shape[0], *_IMAGE_SHAPE).clone()
+
+
+def _load_split(path: Path, fetch: str) -> dict[str, Tensor]:
+    obj = _unpickle(path, fetch)
+    images = _images(obj, path, "CIFAR-100")
+    n = int(images.shape[0])
     fine = _labels(_get(obj, "fine_labels", path), n, CIFAR100_NUM_CLASSES, "fine_labels", path)
     coarse = _labels(
         _get(obj, "coarse_labels", path), n, CIFAR100_NUM_COARSE_CLASSES, "coarse_labels", path
@@ -310,12 +399,8 @@ def load_cifar10(data_dir: str | Path) -> dict[str, Any]:
     def batch(name: str) -> tuple[Tensor, Tensor]:
         file = root / name
         obj = _unpickle(file, fetch, "CIFAR-10")
-        data = _get(obj, "data", file)
-        shape = tuple(getattr(data, "shape", ()))
-        if len(shape) != 2 or shape[1] != _PIXELS or not str(data.dtype).endswith("uint8"):
-            raise ValueError(f"corrupt CIFAR-10 file {file}: 'data' must be N x {_PIXELS} uint8")
-        images = torch.as_tensor(data).reshape(shape[0], *_IMAGE_SHAPE).clone()
-        return images, _labels(_get(obj, "labels", file), shape[0], 10, "labels", file)
+        images = _images(obj, file, "CIFAR-10")
+        return images, _labels(_get(obj, "labels", file), int(images.shape[0]), 10, "labels", file)
 
     train = [batch(name) for name in _CIFAR10_TRAIN]
     test_images, test_labels = batch("test_batch")

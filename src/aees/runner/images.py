@@ -14,14 +14,13 @@ class names:
 Decoding happens once: the tensors are saved to a cache file (``torch.save`` of tensors, strings
 and numbers only, read back with ``weights_only=True``) keyed by a fingerprint of the source
 files (relative paths, sizes, mtimes), the format and ``--image-size``; a changed file list
-rebuilds it. Every error a user can cause is a one-line :class:`UserError`.
+rebuilds it. The cache also holds a SHA-256 of its own content; one whose digest, structure,
+dtypes, shapes or label range do not hold is rebuilt (and the reason logged), never used.
+Every error a user can cause is a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -33,14 +32,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from aees.results.io import atomic_write
 from aees.runner.cifar import DeviceAugment, Normalize
 from aees.runner.config import UserError
+from aees.runner.image_cache import (
+    CACHE_VERSION,
+    CacheSpec,
+    cache_path,
+    cache_problem,
+    content_digest,
+    fingerprint,
+    read_cache,
+    write_cache,
+)
 
 __all__ = [
     "CACHE_VERSION",
     "DATASET_FORMATS",
     "IMAGE_EXTENSIONS",
+    "MAX_CLASSES",
     "ChannelNormalize",
     "ImageData",
     "StreamingImages",
@@ -55,7 +64,9 @@ IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
 )  # fmt: skip
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 1
+#: Most classes an image dataset may have (docs/protocols.md §4.6): ImageNet-21k has 21,841; a
+#: head and the label-noise tables of more would be a mistake, not a dataset.
+MAX_CLASSES = 100_000
 _DATASET_NAMES = {
     "cifar10": "CIFAR-10",
     "cifar100": "CIFAR-100",
@@ -64,6 +75,7 @@ _DATASET_NAMES = {
     "svhn": "SVHN",
 }
 _MNIST_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_FORMAT_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion-mnist": 10, "svhn": 10}
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
 
@@ -78,7 +90,8 @@ class ImageData:
     splits: dict[str, tuple[Tensor, Tensor]]  # split -> (images N x C x H x W uint8, labels)
     skipped: list[str] = field(default_factory=list)  # undecodable files, relative to root
     num_files: int = 0  # image files considered (imagefolder), skipped ones included
-    cache: dict[str, Any] = field(default_factory=dict)  # path, fingerprint, hit
+    cache: dict[str, Any] = field(default_factory=dict)  # path, fingerprint, hit, rejected
+    linked_outside: list[str] = field(default_factory=list)  # "train/cat -> /elsewhere/cat"
 
     @property
     def channels(self) -> int:
@@ -160,8 +173,30 @@ def _check_root(data_dir: str | os.PathLike[str], fmt: str) -> tuple[Path, str]:
     return root, fmt
 
 
-def _folder_layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int]]]]:
-    """Class names (sorted ``train/`` folders) and, per split present, ``(file, label)``."""
+@dataclass
+class _Layout:
+    """An image folder: class names, ``(file, label)`` per split, links leading outside it."""
+
+    names: tuple[str, ...]
+    splits: dict[str, list[tuple[Path, int]]]
+    linked_outside: list[str]
+
+    def files(self) -> list[Path]:
+        return [f for items in self.splits.values() for f, _ in items]
+
+
+def _outside(path: Path, root: Path, real_root: Path) -> str | None:
+    """``"<path under root> -> <target>"`` when ``path`` resolves outside ``real_root``."""
+    target = path.resolve()
+    if target == real_root or real_root in target.parents:
+        return None
+    return f"{path.relative_to(root).as_posix()} -> {target}"
+
+
+def _folder_layout(root: Path) -> _Layout:
+    """Class names (sorted ``train/`` folders) and, per split present, ``(file, label)``; class
+    folders and image files that are links to places outside ``root`` are listed (used, and
+    logged by :func:`load_image_data`: the user may have meant to link them, or not)."""
     class_dirs = _visible_dirs(root / "train")
     if not class_dirs:
         raise UserError(f"--data-dir {root}: train/ has no class folders (train/<class>/*.png)")
@@ -171,6 +206,13 @@ def _folder_layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Pa
             f"--data-dir {root}: train/ has a single class folder ({names[0]!r}); "
             "classification needs at least 2"
         )
+    if len(names) > MAX_CLASSES:
+        raise UserError(
+            f"--data-dir {root}: train/ has {len(names)} class folders, more than the "
+            f"{MAX_CLASSES} supported"
+        )
+    real_root = root.resolve()
+    outside: list[str] = []
     index = {name: i for i, name in enumerate(names)}
     layout: dict[str, list[tuple[Path, int]]] = {}
     for split in SPLITS:
@@ -185,6 +227,12 @@ def _folder_layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Pa
                     f"({', '.join(names)})"
                 )
             files = _image_files(class_dir)
+            linked = _outside(class_dir, root, real_root)
+            if linked is not None:
+                outside.append(linked)
+            else:  # files inside a linked folder are covered by the folder's line
+                found = (_outside(f, root, real_root) for f in files if f.is_symlink())
+                outside.extend(x for x in found if x is not None)
             if not files:
                 raise UserError(
                     f"--data-dir {root}: class folder {split}/{class_dir.name}/ holds no image "
@@ -194,14 +242,13 @@ def _folder_layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Pa
         if not items:
             raise UserError(f"--data-dir {root}: {split}/ has no class folders")
         layout[split] = items
-    return names, layout
+    return _Layout(names, layout, outside)
 
 
 def source_files(root: Path, fmt: str) -> list[Path]:
     """The files a format reads under ``root`` (what the cache fingerprint covers)."""
     if fmt == "imagefolder":
-        _, layout = _folder_layout(root)
-        return [f for items in layout.values() for f, _ in items]
+        return _folder_layout(root).files()
     if fmt == "cifar10":
         base = root if root.name == "cifar-10-batches-py" else root / "cifar-10-batches-py"
     elif fmt == "cifar100":
@@ -214,15 +261,6 @@ def source_files(root: Path, fmt: str) -> list[Path]:
         base = root
         return sorted(p for p in base.glob("*_32x32.mat") if p.is_file())
     return sorted(p for p in base.iterdir() if p.is_file())
-
-
-def fingerprint(root: Path, fmt: str, files: Sequence[Path], image_size: int | None) -> str:
-    """SHA-256 of the format, the size and each file's relative path, size and mtime."""
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, fmt, image_size]).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"\0{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -266,13 +304,13 @@ def _stack(images: list[Tensor], root: Path) -> Tensor:
 
 
 def _decode_folder(
-    root: Path, image_size: int | None, max_bad_fraction: float
+    root: Path, layout: _Layout, image_size: int | None, max_bad_fraction: float
 ) -> tuple[tuple[str, ...], dict[str, tuple[Tensor, Tensor]], list[str], int]:
-    names, layout = _folder_layout(root)
+    names = layout.names
     decoded: dict[str, tuple[list[Tensor], list[int]]] = {}
     skipped: list[str] = []
     total = 0
-    for split, items in layout.items():
+    for split, items in layout.splits.items():
         images, labels = [], []
         for path, label in items:
             total += 1
@@ -362,53 +400,6 @@ def _decode_torchvision(
     return names, {k: (_resize(x, image_size), y) for k, (x, y) in splits.items()}
 
 
-# ------------------------------------------------------------------------------ the cache
-
-
-def _cache_path(cache_dir: Path, root: Path, fmt: str, image_size: int | None) -> Path:
-    """One cache file per (data directory, format, size): a changed dataset overwrites it."""
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    size = "orig" if image_size is None else str(image_size)
-    return cache_dir / f"{root.name or 'data'}-{key}-{fmt}-{size}.pt"
-
-
-def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        # data only (tensors, strings, numbers); memory-mapped, so a large cache is paged in
-        # as batches read it rather than all at once
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # unreadable or foreign: rebuilt
-        return None
-    if not isinstance(payload, dict) or payload.get("fingerprint") != digest:
-        return None
-    return payload
-
-
-def _write_cache(
-    path: Path, payload: dict[str, Any], log: Callable[[str], None], *, links_from: Path
-) -> bool:
-    """Write the cache file, never through a symbolic link: a link at the file, or anywhere
-    from ``links_from`` (the cache directory, or the data directory for the default one) down
-    to it (the named directory itself is the user's choice), could point outside the paths the
-    user named, so such a cache is not written."""
-    where = [path, *(d for d in path.parents if links_from in d.parents)]
-    link = next((d for d in where if d.is_symlink()), None)
-    if link is not None:
-        log(f"image cache not written ({link} is a symbolic link); the images are decoded again")
-        return False
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
-    except OSError as err:
-        log(f"image cache not written ({path}: {err}); the images are decoded again next run")
-        return False
-    return True
-
-
 def load_image_data(
     data_dir: str | os.PathLike[str],
     *,
@@ -426,52 +417,91 @@ def load_image_data(
     if dataset_format not in DATASET_FORMATS:
         raise UserError(f"--dataset-format must be one of {', '.join(DATASET_FORMATS)}")
     root, fmt = _check_root(data_dir, dataset_format)
-    files = source_files(root, fmt)
+    layout = _folder_layout(root) if fmt == "imagefolder" else None
+    files = layout.files() if layout is not None else source_files(root, fmt)
+    if layout is not None and layout.linked_outside:
+        first, count = layout.linked_outside[0], len(layout.linked_outside)
+        log(
+            f"warning: --data-dir {root}: {count} class folder(s) or image file(s) link outside "
+            f"it, e.g. {first}; their images are used"
+        )
     digest = fingerprint(root, fmt, files, image_size)
+    expected = CacheSpec(
+        fingerprint=digest,
+        format=fmt,
+        image_size=image_size,
+        num_files=len(files),
+        splits=tuple(layout.splits) if layout is not None else ("train", "test"),
+        class_names=layout.names if layout is not None else None,
+        num_classes=len(layout.names) if layout is not None else _FORMAT_CLASSES[fmt],
+    )
     cache_root = Path(cache_dir).expanduser() if cache_dir else root / ".aees-cache"
-    path = _cache_path(cache_root, root, fmt, image_size)
-    payload = _read_cache(path, digest)
+    path = cache_path(cache_root, root, fmt, image_size)
+    payload, rejected = read_cache(path, expected)
+    if rejected is not None:
+        log(f"image cache {path} rejected ({rejected}); rebuilding it")
     hit = payload is not None
     if payload is None:
-        skipped: list[str] = []
-        num_files = len(files)
-        if fmt == "imagefolder":
-            names, splits, skipped, num_files = _decode_folder(root, image_size, max_bad_fraction)
-        else:
-            names, splits = _decode_torchvision(root, fmt, image_size)
-        payload = {
-            "version": CACHE_VERSION,
-            "fingerprint": digest,
-            "format": fmt,
-            "class_names": list(names),
-            "splits": {k: {"images": x, "labels": y} for k, (x, y) in splits.items()},
-            "skipped": skipped,
-            "num_files": num_files,
-        }
-        written = _write_cache(path, payload, log, links_from=cache_root if cache_dir else root)
+        payload = _decode_payload(root, fmt, layout, image_size, max_bad_fraction, expected)
+        written = write_cache(path, payload, log, links_from=cache_root if cache_dir else root)
     else:
         written = True
-        skipped = list(payload["skipped"])
-        if skipped and len(skipped) > max_bad_fraction * payload["num_files"]:
-            raise UserError(
-                f"--data-dir {root}: {len(skipped)} of {payload['num_files']} image files "
-                f"cannot be decoded (> --max-bad-images {max_bad_fraction:g}), e.g. {skipped[0]}"
-            )
-    names = tuple(payload["class_names"])
-    if len(names) < 2:
-        raise UserError(f"--data-dir {root}: a single class ({names}); need at least 2")
+    skipped = list(payload["skipped"])
+    if skipped and len(skipped) > max_bad_fraction * payload["num_files"]:
+        raise UserError(
+            f"--data-dir {root}: {len(skipped)} of {payload['num_files']} image files "
+            f"cannot be decoded (> --max-bad-images {max_bad_fraction:g}), e.g. {skipped[0]}"
+        )
     splits = {k: (v["images"], v["labels"]) for k, v in payload["splits"].items()}
     name = (root.name or str(root)) if fmt == "imagefolder" else _DATASET_NAMES[fmt]
+    cache = {"path": str(path), "fingerprint": digest, "hit": hit, "written": written}
+    if rejected is not None:
+        cache["rejected"] = rejected
     return ImageData(
         name=name,
         format=fmt,
         root=root,
-        class_names=names,
+        class_names=tuple(payload["class_names"]),
         splits=splits,
         skipped=skipped,
         num_files=int(payload["num_files"]),
-        cache={"path": str(path), "fingerprint": digest, "hit": hit, "written": written},
+        cache=cache,
+        linked_outside=layout.linked_outside if layout is not None else [],
     )
+
+
+def _decode_payload(
+    root: Path,
+    fmt: str,
+    layout: _Layout | None,
+    image_size: int | None,
+    max_bad_fraction: float,
+    expected: CacheSpec,
+) -> dict[str, Any]:
+    """Decode the source files into a cache payload, checked as a cache read back is (a
+    crafted MNIST label file, say, can hold labels outside the classes)."""
+    skipped: list[str] = []
+    if layout is not None:
+        names, splits, skipped, _ = _decode_folder(root, layout, image_size, max_bad_fraction)
+    else:
+        names, splits = _decode_torchvision(root, fmt, image_size)
+    payload: dict[str, Any] = {
+        "version": CACHE_VERSION,
+        "fingerprint": expected.fingerprint,
+        "format": fmt,
+        "class_names": list(names),
+        "splits": {
+            k: {"images": x.contiguous(), "labels": y.to(torch.int64).contiguous()}
+            for k, (x, y) in splits.items()
+        },
+        "skipped": skipped,
+        "num_files": expected.num_files,
+    }
+    payload["content_sha256"] = content_digest(payload)
+    problem = cache_problem(payload, expected)
+    if problem is not None:
+        raise UserError(f"--data-dir {root}: the decoded {_DATASET_NAMES.get(fmt, fmt)}: {problem}")
+    return payload
 
 
 # ------------------------------------------------------------------------------ batches

@@ -44,7 +44,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aees.results.io import atomic_write
+from aees.results.io import atomic_write, display_path, read_regular_file
 
 __all__ = [
     "AGNEWS_DEFAULT_NOISE_SEED",
@@ -54,6 +54,7 @@ __all__ = [
     "CIFAR100_NUM_CLASSES",
     "CIFAR100_SUPERCLASSES",
     "DIAGNOSTIC_KEYS",
+    "MAX_NOISE_MAP_BYTES",
     "NOISE_TYPES",
     "PROTOCOLS",
     "PROTOCOL_CYCLIC_ASYMMETRIC",
@@ -71,6 +72,7 @@ __all__ = [
     "no_label_noise",
     "num_corrupted",
     "parse_label_noise_map",
+    "read_label_noise_map",
 ]
 
 CIFAR100_NUM_CLASSES = 100
@@ -579,6 +581,28 @@ def mapped_asymmetric_noise(
     return LabelCorruption(
         PROTOCOL_MAPPED_ASYMMETRIC, rate, seed, len(labels), num_classes, tuple(selected), new
     )
+
+
+#: Largest ``--label-noise-map`` file read (16 MiB: a map of every one of 100,000 classes by
+#: name fits); a larger file, a FIFO or a link to a device is refused unread.
+MAX_NOISE_MAP_BYTES = 16 * 2**20
+
+
+def read_label_noise_map(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The non-empty JSON object of a ``--label-noise-map`` file (docs/protocols.md §4.6).
+
+    Read by :func:`aees.results.io.read_regular_file`: a regular file of at most
+    :data:`MAX_NOISE_MAP_BYTES`. Raises ``ValueError``, one line naming the flag and the file.
+    """
+    raw = read_regular_file(path, max_bytes=MAX_NOISE_MAP_BYTES, what="--label-noise-map")
+    shown = f"--label-noise-map {display_path(path)}"
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError included
+        raise ValueError(f"{shown}: not a JSON file ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or not payload:
+        raise ValueError(f"{shown}: must be a non-empty JSON object {{src: dst}}")
+    return payload
 
 
 def parse_label_noise_map(payload: Any, class_names: Sequence[str]) -> dict[int, int]:

@@ -14,9 +14,11 @@ classifier (docs/protocols.md §4.6).
   Normalisation by the training split's own per-channel mean/std; grayscale is repeated to the
   model's input channels.
 * Model: ``--model-name`` a torchvision classification builder (default ``resnet18``) or
-  ``timm:<name>``, built untrained with the data's class count; ``--cifar-stem``;
-  ``--pretrained PATH`` a local state_dict (``weights_only``; a head of another shape is
-  re-initialised and logged).
+  ``timm:<name>``, built untrained with the data's class count (Inception v3 and GoogLeNet
+  without their auxiliary heads); ``--cifar-stem``; ``--pretrained PATH`` a local state_dict
+  (``weights_only``; a head of another shape is re-initialised and logged). One forward of a
+  blank image before training refuses a model the image size does not fit, naming the
+  smallest size that does.
 * Label noise: ``symmetric`` (thesis protocol), ``asymmetric`` as ``c -> (c + 1) mod C`` or by
   ``--label-noise-map FILE`` (JSON ``{src: dst}``, class names or indices).
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +43,7 @@ from aees.runner.label_noise import (
     mapped_asymmetric_noise,
     no_label_noise,
     parse_label_noise_map,
+    read_label_noise_map,
 )
 from aees.runner.tasks import TaskSetup
 
@@ -52,6 +54,10 @@ SPLIT_SEED = 0  # --val-split hold-out; fixed so every training seed sees the sa
 DEFAULT_VAL_FRACTION = 0.1
 TIMM_PREFIX = "timm:"
 AUGMENTS = ("crop-flip", "flip", "none")
+#: Models whose training-mode output adds auxiliary logits: built without them.
+_AUX_HEADS = ("inception_v3", "googlenet")
+#: The largest size the minimum-input-size search tries (each try is one blank forward).
+_LARGEST_PROBE = 512
 
 
 def _log(config: RunConfig, line: str) -> None:
@@ -93,20 +99,35 @@ def model_problem(name: str) -> str | None:
 def build_model(
     name: str, num_classes: int, *, cifar_stem: bool = False, image_size: int | None = None
 ) -> nn.Module:
-    """An untrained classifier with ``num_classes`` outputs (torchvision or ``timm:<name>``)."""
-    if name.startswith(TIMM_PREFIX):
-        import timm
+    """An untrained classifier with ``num_classes`` outputs (torchvision or ``timm:<name>``);
+    ``UserError`` (one line) for a model that cannot be built for ``image_size``."""
+    kwargs: dict[str, Any] = {}
+    if name.startswith("vit_") and image_size is not None:
+        patch = int(name.rsplit("_", 1)[-1])  # vit_b_16, vit_l_32, vit_h_14
+        if image_size % patch:
+            raise UserError(
+                f"--model-name {name} takes images whose size is a multiple of its patch size "
+                f"{patch} (at least {patch}x{patch}); these are {image_size}x{image_size}: pass "
+                f"--image-size {max(patch, image_size - image_size % patch)}"
+            )
+        kwargs["image_size"] = image_size  # ViT's position embedding follows the input size
+    if name in _AUX_HEADS:  # training-mode outputs would be (logits, aux logits) tuples
+        kwargs.update(aux_logits=False, init_weights=True)
+    try:
+        if name.startswith(TIMM_PREFIX):
+            import timm
 
-        model = timm.create_model(
-            name[len(TIMM_PREFIX) :], pretrained=False, num_classes=num_classes
-        )
-    else:
-        import torchvision
+            model = timm.create_model(
+                name[len(TIMM_PREFIX) :], pretrained=False, num_classes=num_classes
+            )
+        else:
+            import torchvision
 
-        kwargs: dict[str, Any] = {}
-        if name.startswith("vit_") and image_size is not None:
-            kwargs["image_size"] = image_size  # ViT's position embedding follows the input size
-        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+            model = torchvision.models.get_model(
+                name, weights=None, num_classes=num_classes, **kwargs
+            )
+    except (AssertionError, ValueError, RuntimeError) as err:
+        raise UserError(f"--model-name {name}: cannot be built ({_first_line(err)})") from None
     if cifar_stem:
         from aees.runner.cifar import cifar_stem as apply_stem
 
@@ -115,6 +136,10 @@ def build_model(
         except ValueError as err:
             raise UserError(f"{err} (--model-name {name})") from None
     return model
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def input_channels(model: nn.Module) -> int:
@@ -139,6 +164,12 @@ def load_pretrained(model: nn.Module, path: str) -> dict[str, Any]:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"--pretrained {path}: expected a state_dict of tensors")
+    odd = next((k for k in state if not isinstance(k, str)), None)
+    if odd is not None:
+        raise UserError(
+            f"--pretrained {path}: a state_dict's keys are parameter names, this one has "
+            f"{type(odd).__name__} key {str(odd)[:40]!r}"
+        )
     own = model.state_dict()
     state = {k.removeprefix("module."): v for k, v in state.items()}
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -155,17 +186,60 @@ def load_pretrained(model: nn.Module, path: str) -> dict[str, Any]:
     }
 
 
-def _check_last_batch(
-    model: nn.Module, batch_size: int, n_train: int, shape: tuple[int, int, int]
+def _forward_problem(model: nn.Module, shape: tuple[int, ...], num_classes: int) -> str | None:
+    """Why one blank image of ``shape`` does not give ``num_classes`` logits, or None."""
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as err:
+        return _first_line(err)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        return f"its output is {got}, not 1 x {num_classes} logits"
+    return None
+
+
+def _smallest_input(model: nn.Module, channels: int, failed: int, num_classes: int) -> int | None:
+    """The smallest square size above ``failed`` the model takes (blank forwards: doubling up
+    to 512, then bisection), or None when none up to 512 does."""
+
+    def works(size: int) -> bool:
+        return _forward_problem(model, (channels, size, size), num_classes) is None
+
+    low, high = failed, None  # low fails; high works
+    size = max(2 * failed, failed + 1)
+    while high is None and low < _LARGEST_PROBE:
+        size = min(size, _LARGEST_PROBE)
+        if works(size):
+            high = size
+        else:
+            low, size = size, 2 * size
+    while high is not None and high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if works(mid) else (mid, high)
+    return high
+
+
+def _check_model(
+    model: nn.Module,
+    name: str,
+    *,
+    batch_size: int,
+    n_train: int,
+    shape: tuple[int, int, int],
+    num_classes: int,
 ) -> None:
-    """Refuse a ``--batch-size`` whose last training batch (per rank under torchrun, whose
-    shards are padded to equal size) holds one image when the model has a BatchNorm layer that
-    then sees one value per channel: training would stop there with torch's error. One forward
-    of a single blank image in eval mode (running statistics untouched) finds such layers."""
+    """One forward of a single blank image in eval mode (running statistics untouched), before
+    training, refuses in one line:
+
+    * a model the image size does not fit (Inception v3 below 75 x 75, SqueezeNet, ...), with
+      the smallest square size that works when one up to 512 does;
+    * a ``--batch-size`` whose last training batch (per rank under torchrun, whose shards are
+      padded to equal size) holds one image when the model has a BatchNorm layer that then
+      sees one value per channel: training would stop there with torch's error.
+    """
     world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
     per_rank = -(-n_train // world)
-    if per_rank % batch_size != 1:
-        return
     single: list[str] = []
     hooks = [
         module.register_forward_hook(
@@ -181,13 +255,19 @@ def _check_last_batch(
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *shape))
+        problem = _forward_problem(model, shape, num_classes)
+        for hook in hooks:
+            hook.remove()
+        if problem is not None:
+            c, h, w = shape
+            smallest = _smallest_input(model, c, max(h, w), num_classes) if h == w else None
+            hint = f"; it takes {smallest}x{smallest} and larger" if smallest else ""
+            raise UserError(f"--model-name {name} cannot take {h}x{w} images ({problem}){hint}")
     finally:
         model.train(was_training)
         for hook in hooks:
-            hook.remove()
-    if single:
+            hook.remove()  # idempotent
+    if per_rank % batch_size == 1 and single:
         where = f" per rank ({world} ranks)" if world > 1 else ""
         raise UserError(
             f"--batch-size {batch_size}: the last training batch of each epoch holds 1 of "
@@ -270,14 +350,9 @@ class ImageTask:
             if args.label_noise_type != "asymmetric":
                 parser.error("--label-noise-map needs --label-noise-type asymmetric")
             try:
-                payload = json.loads(Path(args.label_noise_map).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                parser.error(f"--label-noise-map {args.label_noise_map}: {err}")
-            if not isinstance(payload, dict) or not payload:
-                parser.error(
-                    f"--label-noise-map {args.label_noise_map}: must be a non-empty JSON object "
-                    "{src: dst}"
-                )
+                read_label_noise_map(args.label_noise_map)
+            except ValueError as err:
+                parser.error(str(err))
 
     # -- build
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
@@ -361,7 +436,14 @@ class ImageTask:
             raise UserError(
                 f"--model-name {name} takes {channels}-channel input; the data has {data.channels}"
             )
-        _check_last_batch(model, config.batch_size, len(labels), (channels, height, width))
+        _check_model(
+            model,
+            name,
+            batch_size=config.batch_size,
+            n_train=len(labels),
+            shape=(channels, height, width),
+            num_classes=num_classes,
+        )
         mean, std = channel_stats(images)
         normalize = ChannelNormalize(mean, std, channels)
         augment_kind = opts.get("augment", "crop-flip")
@@ -391,6 +473,7 @@ class ImageTask:
                 "image_cache": dict(data.cache),
                 "data_pipeline": "device-resident" if resident else "streaming",
                 "skipped_images": {"count": len(data.skipped), "files": data.skipped[:1000]},
+                "linked_outside_data_dir": data.linked_outside[:1000],
                 "num_image_files": data.num_files,
             }
         )
@@ -438,9 +521,8 @@ class ImageTask:
         if kind == "symmetric":
             return cifar_symmetric_noise(clean, rate, seed, num_classes=k), None
         if kind == "asymmetric" and map_file:
-            payload = json.loads(Path(map_file).read_text(encoding="utf-8"))
             try:
-                table = parse_label_noise_map(payload, class_names)
+                table = parse_label_noise_map(read_label_noise_map(map_file), class_names)
             except ValueError as err:
                 raise UserError(f"--label-noise-map {map_file}: {err}") from None
             mapping = {class_names[s]: class_names[d] for s, d in sorted(table.items())}
