@@ -150,6 +150,8 @@ def _end_rank_process(status: int) -> NoReturn:
 
 def _train_run(argv: list[str] | None, prog: str | None) -> int:
     from aees.results import redact_values
+    from aees.results.io import out_of_space
+    from aees.results.secrets import redact_uris
     from aees.runner.config import UserError
     from aees.runner.engine import run
     from aees.runner.tasks import get_task
@@ -169,8 +171,14 @@ def _train_run(argv: list[str] | None, prog: str | None) -> int:
             return 0
         result, output = run(config, task, argv=command)
     except UserError as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {redact_uris(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # out of space: one line, exit 1 (docs/protocols.md §3)
+        space = out_of_space(err)
+        if space is None:
+            raise
+        print(f"{name}: error: {space}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130

@@ -506,3 +506,145 @@ def test_probe_leaves_nothing_behind(tmp_path):
     assert writable_location_problem(tmp_path / "ck", is_dir=True) is None
     assert writable_location_problem(tmp_path / "r.json", is_dir=False) is None
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ disk full
+# A write that runs out of room ends the command with one line naming the file, what it needs
+# and what there is (exit status 1), leaves the previous result and checkpoint as they were and
+# no temporary file behind. Two ways to run out: a real 2 MB tmpfs (root, where mount works)
+# and the process's file-size limit (EFBIG through the same write() calls, anywhere on POSIX).
+
+
+def _limited(limit: int):
+    """A ``preexec_fn``: files of at most ``limit`` bytes; an over-long write fails with EFBIG
+    instead of killing the process with SIGXFSZ."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def aees_limited(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aees.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+        preexec_fn=_limited(limit),
+    )
+
+
+def out_of_space_line(done: subprocess.CompletedProcess[str], path: Path, *needles: str) -> str:
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and "inline_container" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"error: {path}: cannot be written" in lines[0], lines[0]
+    for needle in ("it needs", *needles):
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def no_temps_under(root: Path) -> None:
+    assert sorted(p.name for p in root.rglob("*.tmp")) == []
+
+
+def snapshot(*paths: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in paths}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_write_over_the_file_size_limit_is_one_line_and_keeps_the_old_files(checkpoint, tmp_path):
+    """The checkpoint (``torch.save``: a RuntimeError from inline_container.cc before) and the
+    result JSON (an OSError traceback before), each too large for ``ulimit -f``."""
+    out, ck = tmp_path / "r.json", tmp_path / "ck"
+    ck.mkdir()
+    (ck / CHECKPOINT_NAME).write_bytes(checkpoint.read_bytes())
+    out.write_bytes((checkpoint.parent.parent / "r.json").read_bytes())
+    before = snapshot(out, ck / CHECKPOINT_NAME)
+    argv = ["train", "digits", *TINY, "--output", str(out)]
+    # the checkpoint (~180 KiB) is written first, at the end of the epoch
+    done = aees_limited(64 * 1024, *argv, "--checkpoint-dir", str(ck))
+    line = out_of_space_line(done, ck / CHECKPOINT_NAME, "ulimit -f", "64.0 KiB")
+    assert "KiB, more than" in line
+    assert snapshot(out, ck / CHECKPOINT_NAME) == before
+    no_temps_under(tmp_path)
+    # the result (~8 KiB) under a 4 KiB limit
+    done = aees_limited(4096, *argv)
+    out_of_space_line(done, out, "ulimit -f")
+    assert snapshot(out, ck / CHECKPOINT_NAME) == before
+    no_temps_under(tmp_path)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_report_over_the_file_size_limit_is_one_line(checkpoint, tmp_path):
+    pytest.importorskip("matplotlib")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "r.json").write_bytes((checkpoint.parent.parent / "r.json").read_bytes())
+    out = tmp_path / "report"
+    done = aees_limited(1024, "report", str(results), "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "cannot be written: it needs" in errors[0], done.stderr
+    assert f"{out}{os.sep}" in errors[0] and "ulimit -f" in errors[0]
+    no_temps_under(tmp_path)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MB tmpfs at ``tmp_path/small`` (skips where it cannot be mounted: not root, no
+    mount(8), a container without CAP_SYS_ADMIN)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        pytest.skip(f"cannot mount a tmpfs here: {err}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` until about ``leave`` bytes are free."""
+    info = os.statvfs(disk)
+    free = info.f_bavail * info.f_frsize
+    with open(disk / "filler", "ab") as handle:
+        handle.write(b"\0" * max(0, free - leave))
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_files(small_disk):
+    """The issue's setting: a 2 MB tmpfs output root that a run fills. ENOSPC at the checkpoint
+    and then at the result: one line with the size needed and the space free, exit 1, the
+    previous result and checkpoint intact, no partial file."""
+    out, ck = small_disk / "r.json", small_disk / "ck"
+    argv = ["train", "digits", *TINY, "--output", str(out)]
+    done = aees(*argv, "--checkpoint-dir", str(ck))
+    assert done.returncode == 0, done.stderr
+    before = snapshot(out, ck / CHECKPOINT_NAME)
+    _fill(small_disk, 64 * 1024)  # less than the ~180 KiB checkpoint
+    done = aees(*argv, "--checkpoint-dir", str(ck))
+    line = out_of_space_line(done, ck / CHECKPOINT_NAME, "no space left on device", "free there")
+    assert re.search(r"it needs 1\d\d\.\d KiB; \d+(\.\d)? KiB free there", line), line
+    assert snapshot(out, ck / CHECKPOINT_NAME) == before
+    no_temps_under(small_disk)
+    _fill(small_disk, 0)  # not even the ~8 KiB result fits
+    done = aees(*argv)
+    out_of_space_line(done, out, "no space left on device")
+    assert snapshot(out, ck / CHECKPOINT_NAME) == before
+    no_temps_under(small_disk)

@@ -206,3 +206,127 @@ def test_tracking_never_writes_the_hf_token(tmp_path, monkeypatch):
     for path in [*written, tmp_path / "r.json"]:
         assert secret.encode() not in path.read_bytes(), path
         assert secret.encode() not in path.name.encode()
+
+
+# ------------------------------------------------------------------------ hostile tracking inputs
+
+
+def train(cwd: Path, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``aees train digits`` in a subprocess started in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "aees.cli", *RUN, *flags],
+        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def refused(done: subprocess.CompletedProcess[str], flag: str, *secrets: str) -> str:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"error: {flag}" in lines[0], done.stderr
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout
+    return lines[0]
+
+
+def _special(kind: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "file":
+        path.write_text("x")
+    else:
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_tensorboard_run_dir_that_is_not_a_directory_is_refused(tmp_path, kind):
+    """``--tensorboard tb`` for ``r.json`` writes ``tb/r``: a file or a FIFO there gave a
+    FileExistsError traceback after the data was loaded."""
+    _special(kind, tmp_path / "tb" / "r")
+    line = refused(train(tmp_path, "--output", "r.json", "--tensorboard", "tb"), "--tensorboard")
+    assert "tb/r" in line and "not a directory" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tb"]
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == ["r"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("http://[::1", "not a valid URI"),  # a ValueError traceback before
+        ("http://", "names no host"),  # four minutes of retries against host "api" before
+        ("sqlite://", "names no database file"),  # an in-memory store and ./mlruns before
+        ("ftp://alice:s3cret@example/m?token=t0ken-value", "unsupported scheme"),  # echoed both
+    ],
+)
+def test_malformed_mlflow_uri_is_one_line_before_training(tmp_path, uri, says):
+    line = refused(
+        train(tmp_path, "--output", "r.json", "--mlflow", uri), "--mlflow", "s3cret", "t0ken-value"
+    )
+    assert says in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_mlflow_server_fails_in_seconds_without_echoing_the_token(tmp_path):
+    """A closed port: MLflow's default retries took 252 s before the one-line error (so the
+    timeout below failed); the ``?token=`` value was echoed twice in it."""
+    env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    uri = f"http://127.0.0.1:{_closed_port()}/?token=t0ken-value"
+    done = subprocess.run(
+        [sys.executable, "-m", "aees.cli", *RUN, "--output", "r.json", "--mlflow", uri],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100,
+    )  # fmt: skip
+    line = refused(done, "--mlflow", "t0ken-value")
+    assert "127.0.0.1" in line and "token=<redacted>" in line
+    assert list(tmp_path.iterdir()) == []  # no result
+
+
+def test_sqlite_store_keeps_artifacts_next_to_the_database(tmp_path):
+    """``--mlflow sqlite:///…/track.db`` wrote ``./mlruns`` under the current directory; now the
+    artifacts go to ``<database dir>/mlruns`` and the working directory stays empty."""
+    work, store, out = tmp_path / "work", tmp_path / "store", tmp_path / "out"
+    work.mkdir()
+    uri = f"sqlite:///{store / 'track.db'}"
+    done = train(work, "--output", str(out / "r.json"), "--mlflow", uri, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in store.iterdir()) == ["mlruns", "track.db"]
+    artifacts = list((store / "mlruns").rglob("r.json"))
+    assert len(artifacts) == 1 and artifacts[0].read_bytes() == (out / "r.json").read_bytes()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("aees-digits")
+    assert experiment.artifact_location == (store / "mlruns" / "aees-digits").as_uri()
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert load_run_result(out / "r.json").config["mlflow"] == uri
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "hidden"),
+    [
+        ("--mlflow ftp://alice:pw@host/x", "ftp://alice:<redacted>@host/x", "pw@"),
+        ("http://a:p@ss@h/p", "http://a:<redacted>@h/p", "p@ss"),
+        (
+            "http://h/?token=t0k&ok=1#access_token=t1k",
+            "?token=<redacted>&ok=1#access_token=",
+            "t0k",
+        ),
+        (
+            "url: /api?sig=s1g&X-Amz-Signature=s2g",
+            "sig=<redacted>&X-Amz-Signature=<redacted>",
+            "s2g",
+        ),
+        ("http://h/?token=t0k: refused", "?token=<redacted>: refused", "t0k"),
+    ],
+)
+def test_redact_uris(text, kept, hidden):
+    from aees.results.secrets import redact_uris, scrub_secrets
+
+    assert kept in redact_uris(text) and hidden not in redact_uris(text)
+    assert hidden not in json.dumps(scrub_secrets({"mlflow": text, "command": [text]}))

@@ -19,11 +19,20 @@ rename leaves one behind; each write removes the leftovers of the *same* target 
 written by a process of this host that no longer exists, or (any writer, and the older
 ``.<name>.<random>.tmp`` names) not modified for :data:`STALE_TEMP_SECONDS`. A live writer's
 temporary file on this host is never touched, whatever its age.
+
+A write that fails for lack of space (``ENOSPC``: the disk is full; ``EDQUOT``: a quota;
+``EFBIG``: the process's file-size limit, ``ulimit -f``) raises :class:`OutOfSpaceError`, an
+``OSError`` whose message is one line naming the file, the size it needs and the space there is
+(docs/results-schema.md §1). ``torch.save`` reports a failed write of its handle as a
+``RuntimeError`` (``enforce fail at inline_container.cc``) that drops the errno, so the handle
+given to ``write`` keeps the first ``OSError`` of its writes, and that is what decides.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import re
@@ -44,6 +53,7 @@ from aees.results.values import type_name
 __all__ = [
     "MAX_RESULT_BYTES",
     "STALE_TEMP_SECONDS",
+    "OutOfSpaceError",
     "UnsafeTargetError",
     "atomic_write",
     "atomic_write_text",
@@ -51,6 +61,7 @@ __all__ = [
     "display_path",
     "load_run_result",
     "open_regular_file",
+    "out_of_space",
     "read_regular_file",
     "read_result_bytes",
     "remove_stale_temps",
@@ -70,6 +81,137 @@ _RANDOM = r"[a-z0-9_]{8}"
 
 class UnsafeTargetError(OSError):
     """The target of a write is not something a rename may replace (a directory, device, ...)."""
+
+
+#: errnos that mean "no room for this file": disk full, quota exceeded, file-size limit
+_SPACE_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code
+)
+
+
+class OutOfSpaceError(OSError):
+    """A file could not be written for lack of space; ``str()`` is one line: the file, the size
+    it needs and the space there is. ``filename`` is the file, ``strerror`` the rest."""
+
+    def __str__(self) -> str:
+        return f"{display_path(self.filename)}: {self.strerror}"
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    unit = "KiB" if count < 2**20 else "MiB" if count < 2**30 else "GiB"
+    scale = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    return f"{count / scale:.1f} {unit}"
+
+
+def _free_bytes(directory: Path) -> int | None:
+    for where in (directory, *directory.parents):  # the nearest one that exists
+        try:
+            info = os.statvfs(where)
+        except (OSError, AttributeError):
+            continue
+        return info.f_bavail * info.f_frsize
+    return None
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def out_of_space(
+    err: BaseException, path: str | os.PathLike[str] | None = None, *, needs: int | None = None
+) -> OutOfSpaceError | None:
+    """``err`` as an :class:`OutOfSpaceError` if it is a lack of space (see the module
+    docstring), else None. ``path``: the file being written (default: ``err.filename``);
+    ``needs``: its size in bytes when known. The free space is asked of the file system after
+    the failed write's temporary file is gone."""
+    if not isinstance(err, OSError) or err.errno not in _SPACE_ERRNOS:
+        return None
+    if isinstance(err, OutOfSpaceError):
+        return err
+    where = path if path is not None else err.filename
+    if where is None:
+        return None
+    target = Path(os.fsdecode(where))
+    need = f"it needs {_size(needs)}" if needs is not None else "it needs more room"
+    limit = _file_size_limit()
+    if err.errno == errno.EFBIG and limit is not None:
+        why = f"{need}, more than this process's file-size limit (ulimit -f) of {_size(limit)}"
+    elif err.errno == errno.EFBIG:
+        why = f"{need}, more than its file system allows in one file"
+    else:
+        free = _free_bytes(target.parent)
+        room = "" if free is None else f"; {_size(free)} free there"
+        what = "disk quota exceeded" if err.errno != errno.ENOSPC else "no space left on device"
+        why = f"{what} ({need}{room})"
+    return OutOfSpaceError(err.errno, f"cannot be written: {why}", os.fspath(target))
+
+
+class _RecordingHandle:
+    """The handle ``atomic_write`` passes on: the real one, counting what was written and
+    keeping the first ``OSError`` of its writes (``torch.save`` turns it into a RuntimeError)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+        self.written = 0
+
+    def write(self, data: Any) -> int:
+        try:
+            count = self._handle.write(data)
+        except OSError as err:
+            if self.error is None:
+                self.error = err
+            raise
+        self.written += count or 0
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+class _SizeCounter(io.RawIOBase):
+    """A sink that only counts: what ``write`` would have written, without storing it."""
+
+    def __init__(self) -> None:
+        self.position = self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        count = memoryview(data).nbytes
+        self.position += count
+        self.size = max(self.size, self.position)
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+
+def _size_of(write: Callable[[BinaryIO], object], at_least: int) -> int | None:
+    """How many bytes ``write`` writes (run again into a counter), for the message of a write
+    that failed for lack of space; at least ``at_least``; None if it cannot be told."""
+    counter = _SizeCounter()
+    try:
+        write(counter)  # type: ignore[arg-type]
+    except Exception:
+        return at_least or None
+    return max(counter.size, at_least)
 
 
 def _host_tag() -> str:
@@ -225,17 +367,24 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     Creates parent directories. The new file gets mode 0644. A symbolic link is written
     through (the file it points to is replaced, the link kept); a directory, device, FIFO or
     socket at ``path``, or a ``path`` ending with a separator, raises :class:`UnsafeTargetError`
-    and nothing is written.
+    and nothing is written. A write that fails for lack of space raises
+    :class:`OutOfSpaceError` (one line: the file, the size it needs, the space there is); the
+    temporary file is removed and what was at ``path`` is left as it was.
     """
     target = resolve_target(path)  # refuses before any directory is created
     given = Path(path)
-    if target == given:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target)
-    fd, tmp_name = _make_temp(target)
+    try:
+        if target == given:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target)
+        fd, tmp_name = _make_temp(target)
+    except OSError as err:
+        raise (out_of_space(err, target) or err) from None
+    recorder: _RecordingHandle | None = None
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            recorder = _RecordingHandle(handle)
+            write(recorder)  # type: ignore[arg-type]
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)
@@ -244,9 +393,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         if why is not None:
             raise UnsafeTargetError(f"refusing to write {os.fspath(path)!r}: it {why}")
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        recorded = recorder.error if recorder is not None else None
+        cause = recorded if recorded is not None and not isinstance(exc, OSError) else exc
+        if isinstance(cause, OSError) and cause.errno in _SPACE_ERRNOS:
+            needs = _size_of(write, recorder.written if recorder is not None else 0)
+            raise out_of_space(cause, target, needs=needs) from None
         raise
     _fsync_directory(target.parent)
     return given

@@ -1,14 +1,17 @@
-"""Secret redaction: which keys are secret, and scrubbing them from results and command lines."""
+"""Secret redaction: which keys are secret, and scrubbing them from results, command lines and
+messages (a URI's password and its secret query parameters: :func:`redact_uris`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = [
     "REDACTED",
     "is_secret_key",
+    "redact_uris",
     "redact_values",
     "scrub_secrets",
 ]
@@ -50,6 +53,38 @@ def is_secret_key(key: str) -> bool:
     if name in ("token", "auth") or name.endswith("_token") or name.endswith("_auth"):
         return True
     return any(part in name for part in _SECRET_SUBSTRINGS)
+
+
+# A URI's scheme and user information: ``scheme://user:password@``.
+# The password runs to the last ``@`` of the authority, as URI parsers read it.
+_USERINFO_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>`/?#@:]*):([^\s'\"<>`/?#]*)@")
+# ``name=value`` after ``?``, ``&``, ``;`` or ``#`` (a query or fragment, with or without the
+# URI before it: error messages quote bare paths such as ``/api?token=...``). The value stops at
+# white space, a quote or the next parameter, and leaves trailing punctuation (``token=x:``).
+_STOP = "&;#\\s'\"<>`"
+_PARAM_RE = re.compile(rf"([?&;#])([^={_STOP}?]*)=([^{_STOP}]*?)(?=[.,:)\]]*(?:[{_STOP}]|$))")
+# Parameter names that carry credentials besides the secret keys (signed URLs, ``key=``).
+_SECRET_PARAMS = frozenset({"key", "sig", "signature", "pwd", "pass", "code", "session"})
+
+
+def _secret_param(name: str) -> bool:
+    plain = unquote(name).strip().lower().replace("-", "_")
+    return is_secret_key(plain) or plain in _SECRET_PARAMS or plain.endswith("signature")
+
+
+def redact_uris(text: str) -> str:
+    """``text`` with the credentials of every URI in it redacted: the password of its user
+    information (``https://alice:<redacted>@host``) and the values of query or fragment
+    parameters whose names are secret (``?token=``, ``access_token``, ``api_key``, ``sig``,
+    ``X-Amz-Signature``, ...). Used for every message that may echo a URI a user gave (an
+    error naming ``--mlflow``, a tracking server's own error) and by :func:`scrub_secrets`."""
+    if "://" in text:
+        text = _USERINFO_RE.sub(lambda m: f"{m[1]}{m[2]}:{REDACTED}@" if m[3] else m[0], text)
+    if "=" in text:
+        text = _PARAM_RE.sub(
+            lambda m: f"{m[1]}{m[2]}={REDACTED}" if m[3] and _secret_param(m[2]) else m[0], text
+        )
+    return text
 
 
 def _redact(value: Any) -> Any:
@@ -108,7 +143,7 @@ def redact_values(obj: Any, secrets: Iterable[str]) -> Any:
 
 
 def _scrub_string(text: str) -> str:
-    text = _SECRET_VALUE_RE.sub(REDACTED, text)
+    text = redact_uris(_SECRET_VALUE_RE.sub(REDACTED, text))
     if "-" not in text or not any(ch.isspace() for ch in text):
         return text
     # A command line held in one string: redact flag values token by token, keep spacing.
@@ -122,8 +157,9 @@ def scrub_secrets(obj: Any) -> Any:
     """A copy of ``obj`` with credentials replaced by :data:`REDACTED`.
 
     Redacts the values of secret keys (:func:`is_secret_key`) at any depth, the value after
-    a secret command-line flag in lists and command strings, and strings that look like access
-    tokens (``hf_…``, ``ghp_…``, ``sk-…``). ``None`` and empty values stay as they are.
+    a secret command-line flag in lists and command strings, strings that look like access
+    tokens (``hf_…``, ``ghp_…``, ``sk-…``) and the credentials of URIs (:func:`redact_uris`).
+    ``None`` and empty values stay as they are.
     """
     if isinstance(obj, Mapping):
         return {

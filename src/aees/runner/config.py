@@ -97,8 +97,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: ``--mlflow`` without a value: a file store in the current directory.
 MLFLOW_DEFAULT_STORE = "mlruns"
-#: ``--mlflow URI`` schemes MLflow's tracking client serves (``+driver`` suffixes allowed).
-MLFLOW_URI_SCHEMES = ("http", "https", "databricks", "sqlite", "postgresql", "mysql", "mssql")
 #: ``--nonfinite``: stop the run at the first non-finite training loss (``raise``; the result is
 #: written and marked as diverged) or leave such steps out of AEES rewards and go on (``skip``).
 NONFINITE_POLICIES = ("raise", "skip")
@@ -289,11 +287,18 @@ def _local_store_path(uri: str) -> str | None:
     return None
 
 
-def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
-    """``--tensorboard DIR`` / ``--mlflow [URI]``: the package is installed, a local target is
-    writable, and a URI holds no credentials (they would be written to the result and the
-    MLflow params). A local MLflow store becomes an absolute ``file:`` URI."""
+def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None:
+    """``--tensorboard DIR`` / ``--mlflow [URI]``: the package is installed, a local target
+    (the run's TensorBoard directory, an sqlite database) is writable, and a URI parses and
+    holds no credentials (:func:`aees.runner.tracking_targets.check_mlflow_uri`). A local
+    MLflow store becomes an absolute ``file:`` URI, an sqlite database an absolute path."""
     from importlib.util import find_spec
+
+    from aees.runner.tracking_targets import (
+        check_mlflow_uri,
+        sqlite_database,
+        tensorboard_run_dir,
+    )
 
     board = getattr(args, "tensorboard", None)
     if board is not None:
@@ -304,6 +309,10 @@ def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
         why = writable_location_problem(board, is_dir=True)
         if why is not None:
             fail("--tensorboard", f"{board!r} cannot be written: {why}")
+        run_dir = tensorboard_run_dir(board, output)
+        why = writable_location_problem(run_dir, is_dir=True)
+        if why is not None:
+            fail("--tensorboard", f"run directory {str(run_dir)!r} cannot be written: {why}")
     uri = getattr(args, "mlflow", None)
     if uri is None:
         return
@@ -312,6 +321,10 @@ def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
         fail("--mlflow", "must be a tracking URI or a directory (or give no value: ./mlruns)")
     if find_spec("mlflow") is None:
         fail("--mlflow", "needs the mlflow package: pip install 'aees[tracking]'")
+    try:
+        uri = check_mlflow_uri(uri)
+    except ValueError as err:
+        fail("--mlflow", str(err))
     local = _local_store_path(uri)
     if local is not None:
         why = writable_location_problem(local, is_dir=True)
@@ -319,16 +332,11 @@ def _validate_tracking(fail: Any, args: argparse.Namespace) -> None:
             fail("--mlflow", f"{local!r} cannot be written: {why}")
         args.mlflow = Path(local).expanduser().absolute().as_uri()
         return
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in MLFLOW_URI_SCHEMES and scheme.split("+")[0] not in MLFLOW_URI_SCHEMES:
-        fail("--mlflow", f"{uri!r}: unsupported scheme {parts.scheme!r}")
-    if parts.password is not None or (parts.username and scheme in ("http", "https")):
-        fail(
-            "--mlflow",
-            "must not carry credentials (they would be written to the result); set "
-            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN",
-        )
+    database = sqlite_database(uri)
+    if database is not None:
+        why = writable_location_problem(database, is_dir=False)
+        if why is not None:
+            fail("--mlflow", f"database {str(database)!r} cannot be written: {why}")
     args.mlflow = uri
 
 
@@ -554,7 +562,9 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
     """
 
     def fail(flag: str, message: str) -> NoReturn:
-        parser.error(f"{flag} {message}")
+        from aees.results.secrets import redact_uris  # a message never shows a URI's secrets
+
+        parser.error(redact_uris(f"{flag} {message}"))
 
     _check_int_ranges(fail, args)
     try:
@@ -584,7 +594,7 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         why = writable_location_problem(config.checkpoint_dir, is_dir=True)
         if why is not None:
             fail("--checkpoint-dir", f"{config.checkpoint_dir!r} cannot be written: {why}")
-    _validate_tracking(fail, args)
+    _validate_tracking(fail, args, output)
     args.output = output
     for name in ("lr_candidates", "noise_candidates", "schedule_seed", "aees_trace_root"):
         if hasattr(args, name):

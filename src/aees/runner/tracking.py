@@ -18,11 +18,23 @@ Lightning use, so curves of every framework line up):
   configuration as a text summary.
 
 ``--tensorboard DIR`` writes one run directory ``DIR/<result stem>`` (several runs may share
-``DIR``: point ``tensorboard --logdir DIR`` at it). A resumed run appends to it with
+``DIR``: point ``tensorboard --logdir DIR`` at it); something there that is not a directory (a
+file, a FIFO) is refused before training. A resumed run appends to it with
 ``purge_step`` just past the checkpoint's step, so TensorBoard drops what the killed segment
 logged after the checkpoint. ``--mlflow`` uses the experiment ``aees-<task>``; a resumed run
 continues the unfinished MLflow run of the same result path (tag ``aees.run_key``) instead of
 opening a second.
+
+What ``--mlflow URI`` may be is checked before training (:mod:`.tracking_targets`): a URI
+that does not parse, an unsupported scheme, credentials in it, an HTTP URI without a host or
+with a bad port, and an ``sqlite:`` URI without a database file are refused in one line, and no
+message ever shows a password or a secret query parameter (``aees.results.secrets.redact_uris``).
+Opening the MLflow run waits a few seconds at most for an unreachable server (one retry, a
+5 s timeout; MLflow's defaults retry for minutes) unless ``MLFLOW_HTTP_REQUEST_*`` are set.
+Artifacts (the result JSON) go next to what the user named: ``<database dir>/mlruns/<experiment>``
+for ``sqlite:``, ``<result dir>/mlruns/<experiment>`` for the other databases (MLflow's default,
+``./mlruns`` under the current directory, is a folder nobody named); a server decides for
+itself (docs/protocols.md §3, "Tracking").
 
 The writers are imported only when asked for (``import aees`` stays torch-only); only rank 0 of a
 ``torchrun`` job tracks.
@@ -30,29 +42,53 @@ The writers are imported only when asked for (``import aees`` stays torch-only);
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aees.results import scrub_secrets, variant_id
+from aees.results.secrets import redact_uris
 from aees.runner.config import RunConfig, UserError
+from aees.runner.tracking_targets import (
+    result_stem,
+    sqlite_database,
+    tensorboard_run_dir,
+    uri_scheme,
+)
 
-__all__ = ["MlflowWriter", "RunTracker", "TensorBoardWriter", "open_tracker", "run_name"]
+__all__ = [
+    "MlflowWriter",
+    "RunTracker",
+    "TensorBoardWriter",
+    "open_tracker",
+    "run_name",
+]
 
 #: MLflow limits every version accepts (newer ones allow longer param values).
 _PARAM_VALUE_MAX = 500
 _BATCH_MAX = 100
+#: While the MLflow run is opened: bounds on MLflow's HTTP retries (its defaults, 7 retries with
+#: exponential backoff and a 120 s timeout, kept an unreachable server waiting for 4 minutes).
+#: A variable the user set wins; later logging uses MLflow's (or the user's) settings.
+_OPEN_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+#: database schemes whose artifact root MLflow would otherwise put under ./mlruns
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def run_name(config: RunConfig) -> str:
     """The run's name in every tracker: the result file's stem (unique per output path)."""
-    name = Path(config.output_path).name
-    return name[: -len(".json")] if name.endswith(".json") else name
+    return result_stem(config.output_path)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -133,6 +169,7 @@ class MlflowWriter:
         tags: Mapping[str, str],
         params: Mapping[str, str],
         resumed: bool,
+        artifact_location: str | None = None,
     ) -> None:
         if uri.startswith("file:"):
             # MLflow 3 refuses the file store unless opted in; a local ``mlruns/`` directory is
@@ -146,26 +183,29 @@ class MlflowWriter:
         except ImportError:
             limit = _PARAM_VALUE_MAX
         self._client = client = MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = (
-            found.experiment_id if found is not None else client.create_experiment(experiment)
-        )
-        run_id = self._unfinished_run(experiment_id, run_key) if resumed else None
         #: per metric key, the last step already in the run (a continued run skips up to it:
         #: the killed segment logged those points already, with the same values)
         self._logged_until: dict[str, int] = {}
-        if run_id is not None:
-            client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            client.set_tag(run_id, "aees.resumed", "true")
-            for key in client.get_run(run_id).data.metrics:
-                history = client.get_metric_history(run_id, key)
-                self._logged_until[key] = max(m.step for m in history)
-        else:
-            all_tags = {**tags, "aees.run_key": run_key}
-            run_id = client.create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
-            items = [Param(k, v[:limit]) for k, v in sorted(params.items())]
-            for i in range(0, len(items), _BATCH_MAX):
-                client.log_batch(run_id, params=items[i : i + _BATCH_MAX])
+        with _bounded_http():
+            found = client.get_experiment_by_name(experiment)
+            experiment_id = (
+                found.experiment_id
+                if found is not None
+                else client.create_experiment(experiment, artifact_location=artifact_location)
+            )
+            run_id = self._unfinished_run(experiment_id, run_key) if resumed else None
+            if run_id is not None:
+                client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                client.set_tag(run_id, "aees.resumed", "true")
+                for key in client.get_run(run_id).data.metrics:
+                    history = client.get_metric_history(run_id, key)
+                    self._logged_until[key] = max(m.step for m in history)
+            else:
+                all_tags = {**tags, "aees.run_key": run_key}
+                run_id = client.create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
+                items = [Param(k, v[:limit]) for k, v in sorted(params.items())]
+                for i in range(0, len(items), _BATCH_MAX):
+                    client.log_batch(run_id, params=items[i : i + _BATCH_MAX])
         self.run_id = run_id
         self.experiment_id = experiment_id
 
@@ -257,6 +297,31 @@ class RunTracker:
             writer.close(status)
 
 
+@contextlib.contextmanager
+def _bounded_http() -> Iterator[None]:
+    """:data:`_OPEN_HTTP_LIMITS` in the environment (MLflow reads them per request)."""
+    added = [key for key in _OPEN_HTTP_LIMITS if key not in os.environ]
+    for key in added:
+        os.environ[key] = _OPEN_HTTP_LIMITS[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _artifact_location(uri: str, experiment: str, output_path: str) -> str | None:
+    """Where a new experiment keeps artifacts: next to what the user named (module docstring);
+    None lets the store decide (a local store, a server)."""
+    parts = urlsplit(uri)
+    scheme = uri_scheme(parts)
+    if scheme not in _DATABASE_SCHEMES:
+        return None
+    database = sqlite_database(uri) if scheme == "sqlite" else None
+    base = database.parent if database is not None else Path(output_path).absolute().parent
+    return (base / "mlruns" / experiment).as_uri()
+
+
 def _run_key(config: RunConfig) -> str:
     """Which MLflow run a resumed segment continues: the same result path."""
     return hashlib.sha256(os.path.abspath(config.output_path).encode()).hexdigest()[:16]
@@ -275,6 +340,12 @@ def open_tracker(
     params = scrub_secrets(config.to_dict())
     name = run_name(config)
     writers: list[Any] = []
+    board = (
+        tensorboard_run_dir(config.tensorboard, config.output_path) if config.tensorboard else None
+    )
+    if board is not None and board.exists() and not board.is_dir():
+        # checked at validation too; this is the moment before anything is written
+        raise UserError(f"--tensorboard {str(board)!r} exists and is not a directory")
     # MLflow first: it is the one that can fail (an unreachable server), and then nothing of
     # this run has been written anywhere yet.
     if config.mlflow:
@@ -286,28 +357,37 @@ def open_tracker(
         }
         if config.run_tag:
             tags["aees.run_tag"] = str(scrub_secrets(config.run_tag))
+        experiment = f"aees-{config.task_name}"
         try:
             writers.append(
                 MlflowWriter(
                     config.mlflow,
-                    experiment=f"aees-{config.task_name}",
+                    experiment=experiment,
                     name=name,
                     run_key=_run_key(config),
                     tags=tags,
                     params=_flatten(params),
                     resumed=resumed,
+                    artifact_location=_artifact_location(
+                        config.mlflow, experiment, config.output_path
+                    ),
                 )
             )
         except Exception as err:  # any client failure is the user's URI / server
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise UserError(f"--mlflow {config.mlflow}: {first}") from None
-    if config.tensorboard:
-        writers.append(
-            TensorBoardWriter(
-                Path(config.tensorboard) / name,
+            raise UserError(redact_uris(f"--mlflow {config.mlflow}: {first}")) from None
+    if board is not None:
+        try:
+            writer = TensorBoardWriter(
+                board,
                 # everything up to the checkpoint's step was logged before it was written
                 purge_step=start_step + 1 if resumed else None,
                 config_text="```json\n" + json.dumps(params, indent=2, sort_keys=True) + "\n```",
             )
-        )
+        except OSError as err:
+            RunTracker(writers).close()
+            raise UserError(
+                f"--tensorboard {str(board)!r} cannot be written ({err.strerror or err})"
+            ) from None
+        writers.append(writer)
     return RunTracker(writers, episodes_logged=episodes_done)
