@@ -1,4 +1,4 @@
-"""Run every CUDA path a user runs, each checked, one line per path (docs/benchmarks.md §GPU smoke).
+"""Run every CUDA path a user runs, each checked, one line per path (bench/README.md).
 
 Each path runs in a child process of its own with a time limit, so one crash or hang costs only
 that path; the line says PASS, FAIL (with the error's last line) or SKIP (a package the path
@@ -563,7 +563,9 @@ def child(name: str, device: str, work: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    p.add_argument("--only", nargs="+", metavar="PATH", help="run these paths only")
+    p.add_argument(
+        "--only", nargs="+", metavar="PATH", help="run these paths (or groups: paths, bench) only"
+    )
     p.add_argument("--skip", nargs="+", default=[], metavar="PATH|GROUP", help="leave these out")
     p.add_argument("--timeout", type=float, default=150, help="seconds per path (default 150)")
     p.add_argument("--out", type=Path, help="write the summary (JSON) and each path's log here")
@@ -591,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     selected = [
         e
         for e in REGISTRY
-        if (not args.only or e.name in args.only) and not {e.name, e.group} & set(args.skip)
+        if (not args.only or {e.name, e.group} & set(args.only))
+        and not {e.name, e.group} & set(args.skip)
     ]
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_smoke-"))
     if args.out:
