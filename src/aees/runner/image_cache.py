@@ -198,6 +198,7 @@ def write_cache(
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
     except OSError as err:
-        log(f"image cache not written ({path}: {err}); the images are decoded again next run")
+        reason = str(err) if str(path) in str(err) else f"{path}: {err}"  # name the path once
+        log(f"image cache not written ({reason}); the images are decoded again next run")
         return False
     return True
