@@ -27,9 +27,15 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts experiments
 	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
+# `make bench`: a short run with progress lines (about 3 minutes on a 2-core CPU; its timing
+# targets may read NOISY on a loaded machine: not a verdict). `make bench BENCH=full`: the
+# settings of bench/README.md (CPU: 8 minutes and more; GPU: the numbers we report).
+BENCH ?= short
+BENCH_FLAGS := $(if $(filter full,$(BENCH)),,--short)
+
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py
-	$(BIN)/python bench/epoch.py
+	$(BIN)/python bench/overhead.py $(BENCH_FLAGS)
+	$(BIN)/python bench/epoch.py $(BENCH_FLAGS)
 
 # Tables / figures / the HTML report from the result JSON under $(RESULTS).
 tables: $(STAMP)

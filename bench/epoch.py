@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=None, help="CUDA 50000, CPU 1024, quick 256")
     p.add_argument("--n-test", type=int, default=None, help="CUDA 10000, CPU 256, quick 128")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3, help="rounds of (floor, variant) (default 3)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="rounds of (floor, variant) (default 3; short 2)"
+    )
     p.add_argument("--protocols", default="thesis,fast", help="thesis, fast or both (default)")
     p.add_argument(
         "--compile-backend",
@@ -251,13 +253,25 @@ def main(argv: list[str] | None = None) -> int:
         help="fast protocol's torch.compile backend (CUDA: inductor; CPU: eager)",
     )
     p.add_argument("--quick", action="store_true", help="tiny shapes: checks the script runs")
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help="make bench: 2 epochs, 2 rounds; CUDA 10,000 / 2,000 images, CPU 512 / 128 "
+        "(about a minute on a 2-core CPU)",
+    )
     p.add_argument("--out", default=None, help="JSON (default bench/results/epoch-<dev>.json)")
     args = p.parse_args(argv)
+    if args.quick and args.short:
+        p.error("--quick and --short are alternatives")
     device = resolve_device(args.device)
-    epochs = args.epochs or (2 if args.quick else 3)
+    epochs = args.epochs or (2 if args.quick or args.short else 3)
     cuda = device.type == "cuda"
-    n_train = args.n_train or (256 if args.quick else 50_000 if cuda else 1024)
-    n_test = args.n_test or (128 if args.quick else 10_000 if cuda else 256)
+    full_train, full_test = (50_000, 10_000) if cuda else (1024, 256)
+    if args.short:
+        full_train, full_test = (10_000, 2_000) if cuda else (512, 128)
+    args.repeats = args.repeats or (2 if args.short else 3)
+    n_train = args.n_train or (256 if args.quick else full_train)
+    n_test = args.n_test or (128 if args.quick else full_test)
     if epochs < 2:
         p.error("--epochs must be >= 2 (the first epoch is warm-up)")
     protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[tuple[list[float], float]]] = {
         (x, v): [] for x in protocols for v in VARIANTS
     }
-    suffix = "-quick" if args.quick else ""
+    suffix = "-quick" if args.quick else "-short" if args.short else ""
     out = Path(args.out or f"bench/results/epoch-{device.type}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -292,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "target_speedup": TARGET_SPEEDUP,
         "quick": args.quick,
+        "short": args.short,
     }
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for protocol in protocols:
             flags = protocol_flags(protocol, device, backend)
@@ -313,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
                     fl = floors[protocol]
                     fl.append(floor_epoch_seconds(device=device, flags=flags, **kw))
                     runs[(protocol, variant)].append((times, (steady(fl[-2]) + steady(fl[-1])) / 2))
+                    print(
+                        f"  round {round_ + 1}/{args.repeats} {protocol}/{variant}: steady epoch "
+                        f"{steady(times):.3f} s ({time.perf_counter() - started:.0f} s so far)",
+                        flush=True,
+                    )
             report.update(summarise(runs), rounds_done=round_ + 1)
             atomic_write_text(out, json.dumps(report, indent=2) + "\n")
             print(f"round {round_ + 1}/{args.repeats} done", flush=True)

@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``aees train <task> [flags]`` -- one training run, one result JSON (``aees train digits -h``);
-* ``aees plan`` / ``aees sweep`` -- run plans (presets in ``configs/``) and their execution;
+* ``aees plan`` / ``aees sweep`` -- run plans (presets shipped in ``aees/presets/``, plus
+  ``$AEES_CONFIGS`` / ``--configs DIR``) and their execution;
 * ``aees report RESULTS_DIR --out DIR`` -- tables, figures, ``index.md`` / ``index.html``;
 * ``aees demo`` -- the library demonstration on digits.
 
@@ -22,13 +23,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aees.console import OneLineArgumentParser
-from aees.runner.config import EXIT_DIVERGED, RunConfig, validate_common_args
+from aees.runner.config import EXIT_DIVERGED, RunConfig, RunWarning, validate_common_args
 
 __all__ = [
     "DEMO_PRESET",
@@ -47,16 +50,34 @@ __all__ = [
 ]
 
 
+#: What ``aees --help`` says above the subcommands (plain text, not the docstring's markup).
+DESCRIPTION = (
+    "AEES (adaptive episodic exploration scheduling): train one run (aees train TASK), plan and "
+    "sweep a grid of runs (aees plan, aees sweep), report them (aees report), or see it all on "
+    "the digits study (aees demo)."
+)
+
+
+def plain_text(doc: str | None) -> str | None:
+    """The first paragraph of a docstring as help text: without reStructuredText markup
+    (````literal````, ``:role:`target```) and joined into one line."""
+    if not doc:
+        return doc
+    first = doc.strip().split("\n\n", 1)[0]
+    first = re.sub(r":[a-z:]+:`~?([^`]+)`", r"\1", first).replace("``", "")
+    return " ".join(first.split())
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``aees`` parser and, per task, its ``aees train <task>`` sub-parser."""
     from aees.runner.tasks import add_task_arguments, get_task, task_names
 
-    parser = OneLineArgumentParser(prog="aees", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="aees", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
         help="the digits study: 7 methods x 3 seeds, swept and reported (CPU, a few minutes)",
-        description="Plan, sweep and report the digits study (configs/demo.toml).",
+        description="Plan, sweep and report the digits study (the demo preset).",
     )
     demo.add_argument("--epochs", type=int, default=None, help="epochs per run (preset: 30)")
     demo.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
@@ -77,7 +98,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     for name in task_names():
         task = get_task(name)
         task_parser = tasks.add_parser(
-            name, help=f"{task.dataset_name} / {task.model_name}", description=task.__doc__
+            name,
+            help=f"{task.dataset_name} / {task.model_name}",
+            description=plain_text(task.__doc__),
         )
         add_task_arguments(task_parser, task)
         task_parsers[name] = task_parser
@@ -169,7 +192,9 @@ def _train_run(argv: list[str] | None, prog: str | None) -> int:
             # NLP tasks: build and save the tokenized dataset, then stop (docs/protocols.md §2).
             task.pretokenize(config)
             return 0
-        result, output = run(config, task, argv=command)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_run_warnings(name, warnings.showwarning)
+            result, output = run(config, task, argv=command)
     except UserError as err:
         print(f"{name}: error: {redact_uris(str(err))}", file=sys.stderr)
         return 2
@@ -191,6 +216,21 @@ def _train_run(argv: list[str] | None, prog: str | None) -> int:
         )
         return EXIT_DIVERGED
     return 0
+
+
+def _one_line_run_warnings(name: str, show: Any) -> Any:
+    """A ``warnings.showwarning`` that prints a :class:`RunWarning` as one line,
+    ``aees train <task>: warning: ...`` (others as ``show`` does)."""
+
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        if issubclass(category, RunWarning):
+            print(f"{name}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def task_script_main(task: str, argv: list[str] | None = None) -> int:
@@ -269,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 def _plan_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="aees plan",
-        description="Expand a preset (configs/<name>.toml or a TOML file) into a run manifest.",
+        description="Expand a preset (a packaged or --configs preset name, or a TOML file) into "
+        "a run manifest.",
     )
     parser.add_argument("preset", nargs="?", help="preset name or path to a TOML preset")
     parser.add_argument("--seeds", help="seeds, e.g. 0-4 or 0,2,5 (default: the preset's)")
@@ -295,15 +336,40 @@ def _plan_parser() -> argparse.ArgumentParser:
     )
     ckpt.add_argument("--no-checkpoint", dest="checkpoint", action="store_false")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
+    parser.add_argument(
+        "--configs",
+        metavar="DIR",
+        help="also read presets from DIR (*.toml), before the packaged ones: adds presets or "
+        "overrides those of the same name (as $AEES_CONFIGS does)",
+    )
     return parser
 
 
+@contextlib.contextmanager
+def _user_presets(directory: str | None) -> Iterator[None]:
+    """``--configs DIR``: ``$AEES_CONFIGS`` for the duration of one command."""
+    from aees.sweep.plan import PRESETS_ENV
+
+    if directory is None:
+        yield
+        return
+    before = os.environ.get(PRESETS_ENV)
+    os.environ[PRESETS_ENV] = directory
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PRESETS_ENV, None)
+        else:
+            os.environ[PRESETS_ENV] = before
+
+
 def _list_presets() -> int:
-    from aees.sweep.plan import PlanError, load_preset, preset_names, presets_dir
+    from aees.sweep.plan import PlanError, load_preset, preset_dirs, preset_names
 
     names = preset_names()
     if not names:
-        print(f"no presets in {presets_dir()}")
+        print(f"no presets in {', '.join(map(str, preset_dirs()))}")
         return 0
     for name in names:
         try:
@@ -317,12 +383,26 @@ def _list_presets() -> int:
 
 
 def plan_main(argv: list[str] | None = None) -> int:
-    """``aees plan PRESET [--seeds S] [--set K=V ...] [--output-root DIR] [--out FILE]``."""
-    from aees.sweep.manifest import gpu_use
-    from aees.sweep.plan import PlanError, build_plan, parse_overrides, parse_seeds, write_manifest
+    """``aees plan PRESET [--seeds S] [--set K=V ...] [--output-root DIR] [--out FILE]
+    [--configs DIR]``."""
+    from aees.sweep.plan import PlanError
 
     parser = _plan_parser()
     args = parser.parse_args(argv)
+    if args.configs is not None and not os.path.isdir(args.configs):
+        parser.error(f"--configs {args.configs!r} is not a directory")
+    try:
+        with _user_presets(args.configs):
+            return _plan(parser, args)
+    except PlanError as err:  # $AEES_CONFIGS names no directory
+        parser.error(str(err))
+
+
+def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``aees plan`` after its flags are parsed (presets looked up as :func:`plan_main` set)."""
+    from aees.sweep.manifest import gpu_use
+    from aees.sweep.plan import PlanError, build_plan, parse_overrides, parse_seeds, write_manifest
+
     if args.list:
         return _list_presets()
     if not args.preset:
@@ -589,7 +669,7 @@ def run_demo(
 ) -> int:
     """``aees demo``: the thesis's noisy-label comparison in miniature, end to end, on 2 CPU cores.
 
-    1. **Plan** the ``demo`` preset (``configs/demo.toml``): scikit-learn digits with 40 %
+    1. **Plan** the ``demo`` preset (``aees/presets/demo.toml``): scikit-learn digits with 40 %
        symmetric label noise; AdamW, AdamW + cosine, fixed LR x0.5, fixed LR x2, AEES-LR,
        AEES-LR + cosine and the random-arm control; 3 seeds -- 21 runs.
     2. **Sweep** them locally, 2 at a time (:func:`aees.sweep.local.run_local`), with a live

@@ -300,3 +300,18 @@ def test_progress_output_does_not_change_training(tmp_path, capsys):
     assert quiet.val_accuracies == verbose.val_accuracies
     assert quiet.train_losses == verbose.train_losses
     assert quiet.episode_logs == verbose.episode_logs
+
+
+def test_missing_data_fails_before_a_resume_claims_a_fresh_start(tmp_path):
+    """``--resume`` without a checkpoint says "starting from scratch" only once the data has
+    loaded: a run that cannot find its data fails with that one line and nothing before it."""
+    done = cli_subprocess(
+        "train", "cifar100", "--data-dir", str(tmp_path / "no-data"), "--epochs", "1",
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume",
+        "--output", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "starting from scratch" not in done.stdout + done.stderr
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--data-dir" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "r.json").exists()

@@ -164,3 +164,140 @@ def test_result_path_untouched_when_refused(tmp_path: Path):
     out.write_text("previous\n")
     one_line_error(aees("train", "digits", "--output", str(out), "--seed", "-5"), 2, "--seed")
     assert out.read_text() == "previous\n"
+
+
+# ------------------------------------------------------------------------------ a newcomer's CLI
+
+
+def test_top_level_help_is_plain_text():
+    done = aees("--help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "``" not in done.stdout and "console script" not in done.stdout
+    assert "train" in done.stdout and "plan" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "prog"),
+    [
+        (["train", "digits", "--bogus"], "aees train digits"),
+        (["train", "digits", "--epochs", "1", "stray"], "aees train digits"),
+        (["demo", "--bogus"], "aees demo"),
+    ],
+)
+def test_unknown_flag_names_the_subcommand(tmp_path, args, prog):
+    line = one_line_error(aees(*args, timeout=60), 2, "unrecognized arguments")
+    assert line.startswith(f"{prog}: error:"), line
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--hf-tok", "hf_abcdefghijklmnopqrstuvwxyz0123"], "--hf-tok"),
+        (["--hf-tok=plain-secret-value"], "--hf-tok"),
+        (["--api-k", "plain-secret-value"], "--api-k"),
+        (["--quiet", "--passw", "plain-secret-value", "--bogus"], "--passw --bogus"),
+    ],
+    ids=["hf-token-shape", "equals", "api-key", "several"],
+)
+def test_unrecognized_secret_flags_are_not_echoed(tmp_path, flags, needle):
+    """argparse's "unrecognized arguments" line echoes what it did not understand: an abbreviated
+    secret flag (refused, since abbreviations are) must not carry its value into the terminal."""
+    done = aees("train", "sst2", "--output", str(tmp_path / "r.json"), *flags, timeout=60)
+    line = one_line_error(done, 2, needle)
+    assert line.startswith("aees train sst2: error: unrecognized arguments:"), line
+    for secret in ("hf_abcdefghijklmnopqrstuvwxyz0123", "plain-secret-value"):
+        assert secret not in done.stderr + done.stdout
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(("task", "default"), [("digits", "20"), ("image", "200")])
+def test_train_help_shows_the_episode_length_default(task, default):
+    """-h shows every default, the task's own where it sets one (digits: 20 steps)."""
+    done = aees("train", task, "-h", timeout=60)
+    assert done.returncode == 0, done.stderr
+    block = done.stdout.split("--episode-length EPISODE_LENGTH\n", 1)[1].split("\n  --", 1)[0]
+    assert f"(default: {default})" in " ".join(block.split()), block
+    control = done.stdout.split("\n  --control-mode {", 1)[1].split("\n  --", 1)[0]
+    assert "(default: baseline)" in control  # a flag without help text shows it too
+
+
+# ------------------------------------------------------------------------------ AEES never acts
+
+DIGITS_STEPS = "--batch-size", "256"  # 1,257 training images: 5 optimizer steps per epoch
+
+
+def _merged(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aees.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**ENV, "PYTHONUNBUFFERED": "1"},
+        timeout=180,
+    )
+
+
+def test_a_run_shorter_than_the_warmup_warns_before_training_and_records_it(tmp_path):
+    out = tmp_path / "r.json"
+    done = _merged("train", "digits", *ADAPTIVE, *DIGITS_STEPS, "--epochs", "2",
+                   "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    warnings = [i for i, line in enumerate(lines) if "warning:" in line]
+    assert len(warnings) == 1, done.stdout
+    warning = lines[warnings[0]]
+    assert warning.startswith("aees train digits: warning:"), warning
+    assert "--episode-length" in warning and "--epochs" in warning
+    assert "10 optimizer steps" in warning and "60" in warning and "20" in warning
+    first_epoch = next(i for i, line in enumerate(lines) if "epoch 1/2" in line)
+    assert warnings[0] < first_epoch  # before training, not after
+    short = load_run_result(out).diagnostics["aees_short_run"]
+    assert short == {
+        "total_steps": 10,
+        "episode_length": 20,
+        "warmup_episodes": 3,
+        "steps_needed": 60,
+    }
+
+
+def test_a_run_shorter_than_one_episode_warns_in_random_mode(tmp_path):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", "--control-mode", "random", "--lr-candidates", "0.5,1",
+                *DIGITS_STEPS, "--epochs", "1", "--quiet", "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning:") == 1 and "--episode-length" in done.stderr
+    assert load_run_result(out).diagnostics["aees_short_run"]["steps_needed"] == 20
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [*ADAPTIVE, "--episode-length", "1"],  # 3 arms x 1 step <= 5 steps
+        ["--control-mode", "baseline"],  # no AEES: nothing to warn about
+    ],
+    ids=["long-enough", "baseline"],
+)
+def test_a_run_long_enough_for_aees_does_not_warn(tmp_path, flags):
+    out = tmp_path / "r.json"
+    done = aees("train", "digits", *flags, *DIGITS_STEPS, "--epochs", "1", "--quiet",
+                "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    assert "aees_short_run" not in load_run_result(out).diagnostics
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("total_steps", 900), ("warmup_episodes", "3"), ("steps_needed", 7), ("extra", 1)],
+)
+def test_report_refuses_a_malformed_short_run_record(tmp_path, key, value):
+    runs = tmp_path / "runs"
+    done = aees("train", "digits", *ADAPTIVE, *DIGITS_STEPS, "--epochs", "1", "--quiet",
+                "--output", str(runs / "r.json"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads((runs / "r.json").read_text())
+    data["diagnostics"]["aees_short_run"][key] = value
+    (runs / "r.json").write_text(json.dumps(data))
+    done = aees("report", str(runs), "--out", str(tmp_path / "rep"), "--quiet")
+    assert "Traceback" not in done.stderr
+    assert "r.json: diagnostics.aees_short_run" in done.stderr, done.stderr

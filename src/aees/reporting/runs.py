@@ -621,8 +621,29 @@ def _check_result(r: RunResult, *, diverged: bool) -> None:
         _check_mapping_numbers(
             f"diagnostics.{block}", diag.get(block), _fraction, ints=("epoch",), epochs=epochs
         )
+    _check_short_run(diag.get("aees_short_run"))
     _check_episode_logs(r.episode_logs, diverged=diverged)
     _check_config(r.config)
+
+
+#: diagnostics.aees_short_run (docs/results-schema.md §6): its keys, each a count >= 1
+_SHORT_RUN_KEYS = ("total_steps", "episode_length", "warmup_episodes", "steps_needed")
+
+
+def _check_short_run(block: Any) -> None:
+    """``diagnostics.aees_short_run``, a run too short for AEES to act: absent, or exactly its
+    four counts, with total_steps < steps_needed = warmup_episodes x episode_length."""
+    if block is None:
+        return
+    where = "diagnostics.aees_short_run"
+    if not isinstance(block, Mapping) or sorted(block) != sorted(_SHORT_RUN_KEYS):
+        raise _Bad(f"{where} must be an object with exactly {', '.join(_SHORT_RUN_KEYS)}")
+    for key in _SHORT_RUN_KEYS:
+        _int_in(f"{where}.{key}", block[key], 0 if key == "total_steps" else 1, _STEP_LIMIT)
+    if block["steps_needed"] != block["warmup_episodes"] * block["episode_length"]:
+        raise _Bad(f"{where}.steps_needed is not warmup_episodes x episode_length")
+    if block["total_steps"] >= block["steps_needed"]:
+        raise _Bad(f"{where}.total_steps is not below steps_needed")
 
 
 _DIVERGENCE_KEYS = ("diverged", "diverged_at_step", "diverged_at_epoch")

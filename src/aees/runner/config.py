@@ -50,15 +50,19 @@ __all__ = [
     "FieldSpec",
     "OneLineArgumentParser",
     "RunConfig",
+    "RunWarning",
     "UserError",
     "add_common_arguments",
+    "aees_short_run",
     "config_values",
     "default_output_path",
     "field_specs",
     "flag_of",
     "nlp_style_fields",
     "parse_candidates",
+    "short_run_message",
     "validate_common_args",
+    "warmup_episodes",
     "writable_location_problem",
 ]
 
@@ -619,8 +623,8 @@ class RunConfig:
 
     task_name: str
     control_mode: str = _flag("baseline", choices=RUN_CONTROL_MODES, styles=("cifar",))
-    epochs: int = _flag(10, help="> 0 (default 10)", check=">0")
-    batch_size: int = _flag(128, help="> 0 (default 128)", check=">0")
+    epochs: int = _flag(10, help="> 0", check=">0")
+    batch_size: int = _flag(128, help="> 0", check=">0")
     lr: float = _flag(1e-3, help="base learning rate, > 0", check=">0")
     weight_decay: float = _flag(1e-4, help=">= 0", check=">=0")
     optimizer: str = _flag(
@@ -655,10 +659,16 @@ class RunConfig:
     reward_clip_max: float = _flag(1.0)
     episode_length: int = _flag(200, help="optimizer steps, > 0", check=">0")
     lr_candidates: tuple[float, ...] = _flag(
-        (1.0,), help="comma list of LR multipliers (> 0)", check=">0", cli_default=None
+        (1.0,),
+        help="comma list of LR multipliers (> 0); default 1.0: no LR choice",
+        check=">0",
+        cli_default=None,
     )
     noise_candidates: tuple[float, ...] = _flag(
-        (0.0,), help="comma list of noise stds (>= 0)", check=">=0", cli_default=None
+        (0.0,),
+        help="comma list of noise stds (>= 0); default 0.0: no noise",
+        check=">=0",
+        cli_default=None,
     )
     structured_control_mode: str = _flag("independent", choices=STRUCTURED_CONTROL_MODES)
     context_mode: str = _flag("none", choices=CONTEXT_MODES)
@@ -924,3 +934,67 @@ class RunConfig:
         values are read by :func:`config_values`."""
         options = {name: getattr(args, name) for name in task_option_names}
         return cls(task_name=task_name, task_options=options, **config_values(args))
+
+
+# --------------------------------------------------------------------------------------------
+# A run too short for AEES to act (docs/protocols.md §3)
+# --------------------------------------------------------------------------------------------
+
+
+class RunWarning(UserWarning):
+    """A warning about the run a user asked for (``aees train`` prints it as one line)."""
+
+
+def warmup_episodes(config: RunConfig) -> int:
+    """Episodes before AEES chooses by reward: the adaptive bandit first tries each arm once
+    (per axis with ``independent`` control: the larger candidate list; every LR x noise pair
+    with ``conditional``); the random and open-loop controls draw from the first episode, so
+    they need one."""
+    if config.control_mode != "adaptive":
+        return 1
+    n_lr, n_noise = len(config.lr_candidates), len(config.noise_candidates)
+    if config.structured_control_mode == "conditional":
+        return n_lr * n_noise
+    return max(n_lr, n_noise)
+
+
+def aees_short_run(config: RunConfig, steps_per_epoch: int) -> dict[str, int] | None:
+    """``diagnostics.aees_short_run`` (docs/results-schema.md §6) when AEES cannot act in the
+    run: its optimizer steps (``steps_per_epoch`` x epochs) are fewer than its warm-up
+    episodes x ``--episode-length``; None when they suffice or the run has no AEES."""
+    if not config.uses_aees:
+        return None
+    total = steps_per_epoch * config.epochs
+    episodes = warmup_episodes(config)
+    needed = episodes * config.episode_length
+    if total >= needed:
+        return None
+    return {
+        "total_steps": total,
+        "episode_length": config.episode_length,
+        "warmup_episodes": episodes,
+        "steps_needed": needed,
+    }
+
+
+def short_run_message(short: dict[str, int], steps_per_epoch: int, epochs: int) -> str:
+    """One line for :func:`aees_short_run`: the numbers, and the flags that would fix it."""
+    total, length = short["total_steps"], short["episode_length"]
+    episodes, needed = short["warmup_episodes"], short["steps_needed"]
+    if episodes == 1:
+        why = f"fewer than one episode of --episode-length {length}, so it never changes arm"
+    else:
+        why = (
+            f"but it first tries each of its {episodes} arms for one episode of "
+            f"--episode-length {length} ({needed} steps) before it chooses by reward"
+        )
+    fixes = []
+    if total // episodes >= 1:
+        fixes.append(f"--episode-length {total // episodes} or less")
+    if steps_per_epoch > 0:
+        fixes.append(f"--epochs {-(-needed // steps_per_epoch)} or more")
+    plural = "s" if epochs != 1 else ""
+    return (
+        f"AEES cannot act in this run: {total} optimizer steps in all ({epochs} epoch{plural} "
+        f"x {steps_per_epoch}), {why}; use {' or '.join(fixes)}"
+    )

@@ -45,6 +45,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ from aees.runner.checkpoint import (
     does_not_fit,
     load_checkpoint,
 )
-from aees.runner.config import RunConfig
+from aees.runner.config import RunConfig, RunWarning, aees_short_run, short_run_message
 from aees.runner.fast import apply_backend_flags, compile_net, to_memory_format
 from aees.runner.flops import FlopAccumulator, MeasuredFlopModel
 from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan
@@ -388,11 +389,15 @@ class _Runner:
         #: --tensorboard / --mlflow (rank 0 only); opened last, below
         self.tracker: RunTracker | None = None
 
+        #: said once the data is loaded, so a run that fails on missing data never claims a start
+        self._fresh_start_note: str | None = None
         ckpt = self._read_checkpoint()
         self.provenance = collect_provenance(argv)
         set_seed(config.seed)
         apply_backend_flags(config)  # fast mode: cuDNN autotuning, TF32 (docs/protocols.md §17)
         self.setup = setup = task.build(config, self.device)
+        if self._fresh_start_note is not None:
+            self.log(self._fresh_start_note)
         self.model = setup.model.to(self.device)  # the bare module: eval, FLOPs, state
         self.model = to_memory_format(self.model, config.channels_last)
         self.net: nn.Module = self.model  # what the training step calls
@@ -423,6 +428,11 @@ class _Runner:
             else None
         )
         self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
+        # a run too short for AEES to act: said before training, recorded in the result
+        self.short_run = aees_short_run(config, len(self.train_loader))
+        if self.short_run is not None and self.dist.main:
+            message = short_run_message(self.short_run, len(self.train_loader), config.epochs)
+            warnings.warn(message, RunWarning, stacklevel=2)
         if self.aees is not None:
             self.aees.register_episode_end_hook(self._episode_closed)
         self.scheduler, self.step_scheduler = self._build_schedulers()
@@ -458,7 +468,7 @@ class _Runner:
                 ckpt = load_checkpoint(path)  # data only, checked: one line if unusable
                 _check_resumable(ckpt, config, path)
             else:
-                self.log(f"no checkpoint at {path}; starting from scratch")
+                self._fresh_start_note = f"no checkpoint at {path}; starting from scratch"
         if config.checkpoint_dir:
             # the checkpoint is written by renaming over this path: refuse what a rename would
             # replace (a directory, FIFO, device) now, not after the first epoch
@@ -825,6 +835,8 @@ class _Runner:
             )
         if distributed is not None:
             diag["distributed"] = distributed
+        if self.short_run is not None:
+            diag["aees_short_run"] = self.short_run
         wall = p.elapsed_before + time.perf_counter() - start
         result = build_result(
             config,

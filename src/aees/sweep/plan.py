@@ -1,4 +1,4 @@
-"""Run plans: presets (the thesis grids, as TOML in ``configs/``) expanded into a manifest.
+"""Run plans: presets (the thesis grids, as TOML in ``aees/presets/``) expanded into a manifest.
 
 A **preset** is data. A single grid::
 
@@ -49,6 +49,8 @@ import shlex
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ from aees.sweep.manifest import (
 __all__ = [
     "MANIFEST_KIND",
     "PATH_FIELDS",
+    "PRESETS_ENV",
     "SCHEMA_VERSION",
     "STATUSES",
     "FlagSpec",
@@ -94,9 +97,11 @@ __all__ = [
     "parse_overrides",
     "parse_seeds",
     "path_problem",
+    "preset_dirs",
     "preset_names",
     "presets_dir",
     "run_command",
+    "user_presets_dir",
     "write_manifest",
 ]
 
@@ -156,36 +161,69 @@ class Preset:
         return sum(math.prod(len(a.levels) for a in g.axes) for g in self.grids)
 
 
-def presets_dir() -> Path:
-    """The preset directory: ``$AEES_CONFIGS`` if set, else the repository's ``configs/`` (a
-    source checkout or editable install), else ``./configs``."""
-    env = os.environ.get("AEES_CONFIGS")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parents[3] / "configs"
-    return checkout if checkout.is_dir() else Path.cwd() / "configs"
+#: Environment variable naming a directory of the user's own presets (``aees plan --configs
+#: DIR`` sets it for one command): they add to the packaged ones and override those of the
+#: same name.
+PRESETS_ENV = "AEES_CONFIGS"
+
+
+def presets_dir() -> Traversable:
+    """The presets that ship inside the package (``aees/presets/*.toml``), read through
+    :mod:`importlib.resources`, so a wheel installed anywhere finds them."""
+    return resources.files("aees") / "presets"
+
+
+def user_presets_dir() -> Path | None:
+    """``$AEES_CONFIGS`` (see :data:`PRESETS_ENV`), or None; :class:`PlanError` if it is set
+    but names no directory."""
+    env = os.environ.get(PRESETS_ENV)
+    if not env:
+        return None
+    path = Path(env).expanduser()
+    if not path.is_dir():
+        raise PlanError(f"{PRESETS_ENV}={env!r} is not a directory of presets")
+    return path
+
+
+def preset_dirs() -> list[Traversable]:
+    """Where presets are looked up by name, first match wins: the user's directory
+    (:func:`user_presets_dir`), then the packaged presets (:func:`presets_dir`)."""
+    user = user_presets_dir()
+    return [user, presets_dir()] if user is not None else [presets_dir()]
+
+
+def _presets_in(directory: Traversable) -> dict[str, Traversable]:
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for entry in directory.iterdir():
+        stem, dot, suffix = entry.name.rpartition(".")
+        if dot and suffix == "toml" and stem and entry.is_file():
+            found[stem] = entry
+    return found
 
 
 def preset_names() -> list[str]:
-    """Names of the presets in :func:`presets_dir` (file stems), sorted."""
-    directory = presets_dir()
-    if not directory.is_dir():
-        return []
-    return sorted(p.stem for p in directory.glob("*.toml"))
+    """Names of the presets of :func:`preset_dirs` (file stems), sorted."""
+    names: set[str] = set()
+    for directory in preset_dirs():
+        names.update(_presets_in(directory))
+    return sorted(names)
 
 
-def _resolve_preset_path(preset: str | os.PathLike[str]) -> Path:
+def _resolve_preset_path(preset: str | os.PathLike[str]) -> Traversable:
     text = os.fspath(preset)
     path = Path(text)
     if text.endswith(".toml") or os.sep in text or path.is_file():
         if not path.is_file():
             raise PlanError(f"preset file {text!r} does not exist")
         return path
-    candidate = presets_dir() / f"{text}.toml"
-    if candidate.is_file():
-        return candidate
+    for directory in preset_dirs():
+        candidate = _presets_in(directory).get(text)
+        if candidate is not None:
+            return candidate
     names = preset_names()
-    known = ", ".join(names) if names else f"none found in {presets_dir()}"
+    known = ", ".join(names) if names else "none found"
     raise PlanError(f"unknown preset {text!r}; known presets: {known}")
 
 
@@ -224,7 +262,8 @@ def _parse_grid(data: Mapping[str, Any], where: str, name: str | None) -> Grid:
 
 
 def load_preset(preset: str | os.PathLike[str]) -> Preset:
-    """Load a preset by name (``configs/<name>.toml``) or by path to a TOML file.
+    """Load a preset by name (:func:`preset_dirs`: ``$AEES_CONFIGS/<name>.toml``, else the
+    packaged ``aees/presets/<name>.toml``) or by path to a TOML file.
 
     Checks the structure; flag names and types are checked when the plan is built
     (:func:`build_plan`), against each run's task.
