@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts experiments
 	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
-# `make bench`: a short run with progress lines (about 3 minutes on a 2-core CPU; its timing
+# `make bench`: a short run with progress lines (about 2 minutes on a 2-core CPU; its timing
 # targets may read NOISY on a loaded machine: not a verdict). `make bench BENCH=full`: the
 # settings of bench/README.md (CPU: 8 minutes and more; GPU: the numbers we report).
 BENCH ?= short

@@ -246,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeats", type=int, default=None, help="rounds of (floor, variant) (default 3; short 2)"
     )
-    p.add_argument("--protocols", default="thesis,fast", help="thesis, fast or both (default)")
+    p.add_argument(
+        "--protocols",
+        default=None,
+        help="thesis, fast or both (default both; --short on a CPU: thesis)",
+    )
     p.add_argument(
         "--compile-backend",
         default=None,
@@ -256,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--short",
         action="store_true",
-        help="make bench: 2 epochs, 2 rounds; CUDA 10,000 / 2,000 images, CPU 512 / 128 "
-        "(about a minute on a 2-core CPU)",
+        help="make bench: 2 epochs, 2 rounds; CUDA 10,000 / 2,000 images; CPU 256 / 64 images "
+        "and the thesis protocol only (a couple of minutes on an idle 2-core CPU)",
     )
     p.add_argument("--out", default=None, help="JSON (default bench/results/epoch-<dev>.json)")
     args = p.parse_args(argv)
@@ -268,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     full_train, full_test = (50_000, 10_000) if cuda else (1024, 256)
     if args.short:
-        full_train, full_test = (10_000, 2_000) if cuda else (512, 128)
+        full_train, full_test = (10_000, 2_000) if cuda else (256, 64)
     args.repeats = args.repeats or (2 if args.short else 3)
     n_train = args.n_train or (256 if args.quick else full_train)
     n_test = args.n_test or (128 if args.quick else full_test)
     if epochs < 2:
         p.error("--epochs must be >= 2 (the first epoch is warm-up)")
+    if args.protocols is None:
+        args.protocols = "thesis" if args.short and not cuda else "thesis,fast"
     protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
     if not protocols or any(x not in ("thesis", "fast") for x in protocols):
         p.error(f"--protocols must list thesis and/or fast, got {args.protocols!r}")
