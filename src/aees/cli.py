@@ -147,12 +147,10 @@ def _train(argv: list[str] | None, prog: str | None = None) -> int:
 
 
 def _is_torchrun_rank() -> bool:
-    """This process is one rank of a multi-process job that joined ``torch.distributed``."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return False
-    return world > 1 and "torch.distributed" in sys.modules
+    """This process is one rank of a ``torchrun`` job that joined ``torch.distributed``."""
+    from aees.runner.engine import joins_torchrun_job
+
+    return joins_torchrun_job() and "torch.distributed" in sys.modules
 
 
 def _end_rank_process(status: int) -> NoReturn:
@@ -271,6 +269,18 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can be caught, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # the reader went away (``aees plan --list | head``): stop quietly, as ``seq | head``
+        # does, and keep the interpreter from a second error when it flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw[:1] == ["train"]:
         return _train(raw)

@@ -188,20 +188,31 @@ class _Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.backend is not None  # in a process group, one rank included
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
+def joins_torchrun_job() -> bool:
+    """Whether this process is a rank of a ``torchrun`` job that :func:`_init_distributed` joins:
+    ``WORLD_SIZE`` > 1, or any world size under ``torchrun`` itself."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return False
+    return world > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def _init_distributed(config: RunConfig) -> _Dist:
-    """Join the ``torchrun`` job described by the environment (``WORLD_SIZE`` > 1), if any.
+    """Join the ``torchrun`` job described by the environment, if any: ``WORLD_SIZE`` > 1, or
+    any world size under ``torchrun`` itself (``--nproc_per_node=1`` is the single-GPU DDP smoke
+    test of bench/gpu_smoke.py, and it must run the same NCCL path as a larger job).
 
     NCCL with one GPU per process (``cuda:LOCAL_RANK``) when CUDA is used, gloo on the CPU.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if not joins_torchrun_job():
         return _Dist()
     import torch.distributed as dist
 
