@@ -37,6 +37,7 @@ from aees.types import (
     state_ints,
     state_keys,
     state_list,
+    state_mapping,
     state_mismatch,
     state_path,
 )
@@ -378,9 +379,7 @@ class BucketedContextualController:
             state["global_prior"], state_path(where, "global_prior")
         )
         at = state_path(where, "buckets")
-        buckets = state["buckets"]
-        if not isinstance(buckets, dict):
-            raise state_error(at, buckets, "a dict of bucket states")
+        buckets = state_mapping(at, state["buckets"], "a dict of bucket states")
         checked = {}
         for name, sub in buckets.items():
             if type(name) is not str or name not in self.bucket_names:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aees.types import same_plain, state_error, state_int, state_keys, state_path
+from aees.types import same_plain, state_error, state_int, state_keys, state_mapping, state_path
 
 _MASK64 = (1 << 64) - 1
 
@@ -127,9 +127,7 @@ class PulseoptNoise:
         _check_kind(where, state, self.name, ("generators",))
         seed = state_int(state_path(where, "seed"), state["seed"], minimum=None)
         at = state_path(where, "generators")
-        saved = state["generators"]
-        if not isinstance(saved, dict):
-            raise state_error(at, saved, "a dict of generator states")
+        saved = state_mapping(at, state["generators"], "a dict of generator states")
         generators = {}
         for key, gen_state in saved.items():
             generators[key] = _generator_from_state(state_path(at, key), key, gen_state)

@@ -270,12 +270,18 @@ def state_mismatch(where: str, message: str) -> ValueError:
     return ValueError(f"{_STATE_PREFIX}{where} {message}.")
 
 
+def state_mapping(where: str, value: Any, what: str = "a dict") -> dict[Any, Any]:
+    """``value`` is a dict (``what`` names the expected value in the error)."""
+    if not isinstance(value, dict):
+        raise state_error(where, value, what)
+    return value
+
+
 def state_keys(
     where: str, value: Any, required: Sequence[str], optional: Sequence[str] = ()
 ) -> dict[str, Any]:
     """``value`` is a dict with every ``required`` key and none outside ``required + optional``."""
-    if not isinstance(value, dict):
-        raise state_error(where, value, f"a dict with keys {list(required)}")
+    state_mapping(where, value, f"a dict with keys {list(required)}")
     for key in required:
         if key not in value:
             raise ValueError(f"{_STATE_PREFIX}{where} has no key {key!r}.")
