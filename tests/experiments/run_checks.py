@@ -1,16 +1,65 @@
-"""Consistency checks shared by the end-to-end runner tests: what every result must satisfy."""
+"""Checks shared by the end-to-end runner tests: what every result must satisfy, and how a
+refusal through the CLI must look (one line, exit 2, no traceback, nothing trained or saved)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from aees import cli
 from aees.results import RunResult, load_run_result
 from aees.runner.engine import CHECKPOINT_NAME
+
+#: The environment of :func:`aees` subprocesses: one thread, so parallel tests do not contend.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def aees(*args: str, timeout: float = 180, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """``aees *args`` in a subprocess (``popen``: more :func:`subprocess.run` arguments)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aees.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+        **popen,
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """``done`` refused before training with exit 2 and one line holding every needle."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "epoch 1/1" not in done.stdout  # refused before training
+    return lines[0]
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    """``cli.main(argv)`` in-process (faster) must refuse with exit 2 and one line holding every
+    needle, saving no result."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse-time refusals exit; run-time ones return
+        code = exit_.code
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Saved result" not in captured.out
+    return lines[0]
 
 
 def check_consistent(path: Path, epochs: int = 2, *, test_split: bool | None = True) -> RunResult:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from image_fixtures import write_cifar10, write_image_folder
+from run_checks import aees, cli_error, one_line_error
 
 from aees import cli
 from aees.results import load_run_result
@@ -21,48 +20,12 @@ from aees.results import load_run_result
 pytest.importorskip("torchvision")
 pytest.importorskip("PIL")
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SMALL = "shufflenet_v2_x0_5"
 
 
 @pytest.fixture(autouse=True)
 def _one_thread(one_thread):
     return None
-
-
-def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aees.cli", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=timeout,
-    )
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
-    """``cli.main(argv)`` in-process (faster) must refuse with exit 2 and one line."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse-time refusals exit; run-time ones return
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert code == 2, captured.err
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def image_args(data_dir: Path, out: Path, *extra: str, quiet: bool = True) -> list[str]:

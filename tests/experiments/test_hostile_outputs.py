@@ -21,53 +21,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_checks import aees, cli_error, one_line_error
 
 from aees import cli
 from aees.results import load_run_result
 from aees.runner.engine import CHECKPOINT_NAME
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY = ["--epochs", "1", "--batch-size", "256", "--quiet"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aees.cli", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=timeout,
-    )
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert "epoch 1/1" not in done.stdout  # refused before training
-    return lines[0]
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
-    """``cli.main(argv)`` must refuse with exit 2 and one line holding every needle."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse-time refusals exit; run-time ones return
-        code = exit_.code
-    assert code == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert "Saved result" not in captured.out
-    return lines[0]
 
 
 def kind(path: Path) -> str:
@@ -529,14 +492,7 @@ def _limited(limit: int):
 
 
 def aees_limited(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aees.cli", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-        preexec_fn=_limited(limit),
-    )
+    return aees(*args, timeout=300, preexec_fn=_limited(limit))
 
 
 def out_of_space_line(done: subprocess.CompletedProcess[str], path: Path, *needles: str) -> str:
