@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_presets import TINY
+from sweep_presets import TINY, image_preset
 
 from aees.cli import sweep_main
 from aees.results import load_run_result
@@ -367,21 +367,6 @@ def test_gpus_that_do_not_exist_are_refused_before_anything_starts(tmp_path: Pat
     assert {run.status for run in load_manifest(path).runs} == {"pending"}
 
 
-MISSING_DATA = """
-seeds = [0, 1, 2]
-
-[base]
-task = "image"
-device = "cpu"
-epochs = 1
-data_dir = "{data}"
-
-[axes.method]
-adamw = {{ control_mode = "baseline" }}
-sgd = {{ control_mode = "baseline", optimizer = "SGD", lr = 0.1 }}
-"""
-
-
 def test_sweep_stops_early_when_the_first_runs_fail_alike_and_failed_retries_them(
     tmp_path: Path,
 ) -> None:
@@ -389,7 +374,8 @@ def test_sweep_stops_early_when_the_first_runs_fail_alike_and_failed_retries_the
     a retry command listing every id. Now the sweep stops after the first runs fail alike, says
     so in one line with a log, and ``--failed`` retries exactly the failed runs."""
     preset = tmp_path / "missing.toml"
-    preset.write_text(MISSING_DATA.format(data=tmp_path / "no-such-data"))
+    sgd = 'sgd = { control_mode = "baseline", optimizer = "SGD", lr = 0.1 }'
+    preset.write_text(image_preset(tmp_path / "no-such-data", "[0, 1, 2]", sgd))
     path = write_manifest(
         build_plan(preset, output_root=tmp_path / "out"), tmp_path / "manifest.json"
     )

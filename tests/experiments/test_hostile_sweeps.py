@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweep_presets import TINY
+from sweep_presets import TINY, image_preset
 
 from aees.sweep.plan import build_plan, write_manifest
 
@@ -345,17 +345,6 @@ def test_fifo_at_a_planned_output_does_not_hang_the_sweep(tmp_path: Path) -> Non
 # Flags that write: every path a run writes stays inside the output root (docs/protocols.md §15)
 # --------------------------------------------------------------------------------------------
 
-IMAGE = """
-seeds = [0]
-[base]
-task = "image"
-device = "cpu"
-epochs = 1
-data_dir = "{data}"
-[axes.method]
-adamw = {{ control_mode = "baseline" }}
-"""
-
 TEXT = """
 seeds = [0]
 [base]
@@ -384,7 +373,9 @@ def _hostile_flag(tmp_path: Path, key: str, value: str) -> tuple[Path, Path]:
         path, data = _plan(tmp_path)
     else:
         preset = tmp_path / f"{task}.toml"
-        preset.write_text((IMAGE if task == "image" else TEXT).format(data=tmp_path / "data"))
+        data_dir = tmp_path / "data"
+        text = TEXT.format(data=data_dir)
+        preset.write_text(image_preset(data_dir) if task == "image" else text)
         path = write_manifest(
             build_plan(preset, output_root=tmp_path / "out"), tmp_path / "manifest.json"
         )
