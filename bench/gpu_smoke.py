@@ -145,14 +145,16 @@ class SmokePath:
     needs: tuple[str, ...]
     check: Callable[[Ctx], str]
     group: str = "paths"
+    #: seconds on a GPU where the path needs more than ``--timeout`` (compiling, 3 runs, ...)
+    minimum_s: float = 0.0
 
 
 REGISTRY: list[SmokePath] = []
 
 
-def path(name: str, *needs: str, group: str = "paths") -> Callable:
+def path(name: str, *needs: str, group: str = "paths", minimum_s: float = 0.0) -> Callable:
     def register(fn: Callable[[Ctx], str]) -> Callable[[Ctx], str]:
-        REGISTRY.append(SmokePath(name, needs, fn, group))
+        REGISTRY.append(SmokePath(name, needs, fn, group, minimum_s))
         return fn
 
     return register
@@ -211,7 +213,7 @@ def cifar100_fp16(ctx: Ctx) -> str:
     return f"scaler skipped {skipped} steps"
 
 
-@path("cifar100-fast")
+@path("cifar100-fast", minimum_s=300)
 def cifar100_fast(ctx: Ctx) -> str:
     fast = ["--compile", "--channels-last"]
     if ctx.cpu:  # no bf16 convolutions, cuDNN or TF32 on the CPU: the same flags otherwise
@@ -257,7 +259,7 @@ def same_results(a: Path, b: Path) -> list[str]:
     return differences(first, second, str(a.parent), str(b.parent))
 
 
-@path("cifar100-resume")
+@path("cifar100-resume", minimum_s=300)
 def cifar100_resume(ctx: Ctx) -> str:
     from aees.runner.engine import CHECKPOINT_NAME
 
@@ -490,7 +492,7 @@ aees_lr = { control_mode = "adaptive", lr_candidates = [0.5, 1.0, 2.0], episode_
 """
 
 
-@path("sweep-runs-per-gpu")
+@path("sweep-runs-per-gpu", minimum_s=200)
 def sweep(ctx: Ctx) -> str:
     preset, root = ctx.work / "smoke.toml", ctx.work / "sweep"
     preset.write_text(SWEEP_PRESET)
@@ -508,13 +510,13 @@ def sweep(ctx: Ctx) -> str:
 # ------------------------------------------------------------------------------- the benchmarks
 
 
-@path("gpu-checks", group="bench")
+@path("gpu-checks", group="bench", minimum_s=90)
 def gpu_checks(ctx: Ctx) -> str:
     out = ctx.run(sys.executable, str(BENCH / "gpu_checks.py"), "--device", ctx.device)
     return out.strip().splitlines()[-1]
 
 
-@path("bench-epoch", group="bench")
+@path("bench-epoch", group="bench", minimum_s=200)
 def bench_epoch(ctx: Ctx) -> str:
     shape = ["--repeats", "1", "--epochs", "2", "--n-train", "64", "--n-test", "32"]
     if not ctx.cpu:  # bench/run_gpu.sh's shapes
@@ -524,7 +526,7 @@ def bench_epoch(ctx: Ctx) -> str:
     return out.strip().splitlines()[-1]
 
 
-@path("bench-overhead", group="bench")
+@path("bench-overhead", group="bench", minimum_s=100)
 def bench_overhead(ctx: Ctx) -> str:
     shape = ["--rounds", "1", "--steps", "4"] if ctx.cpu else ["--rounds", "4", "--steps", "40"]
     out = ctx.run(sys.executable, str(BENCH / "overhead.py"), *shape, "--out", "overhead.json")
@@ -604,15 +606,21 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         cmd = [sys.executable, __file__, "--child", entry.name, "--device", args.device]
         cmd += ["--work", str(work / entry.name)]
+        limit = max(args.timeout, entry.minimum_s)
+        # the paths that run in the child itself (Lightning, HF) need the same environment
+        # (offline Hub, deterministic cuBLAS) as the commands they start
+        env = Ctx(args.device, work / entry.name).env
         try:
             proc = subprocess.run(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                timeout=args.timeout, cwd=REPO,
+                timeout=limit, cwd=REPO, env=env,
             )  # fmt: skip
             status, text = proc.returncode, proc.stdout
         except subprocess.TimeoutExpired as err:
             status = 1
-            text = f"{err.stdout or ''}\ntimed out after {args.timeout:.0f} s"
+            partial = err.stdout or b""  # bytes on a timeout, even with text=True
+            partial = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+            text = f"{partial}\ntimed out after {limit:.0f} s"
         seconds = time.monotonic() - start
         lines = [line for line in text.splitlines() if line.strip()]
         last = lines[-1] if lines else ""
