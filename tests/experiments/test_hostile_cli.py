@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from run_checks import ENV, aees
 
 from aees.results import REDACTED, load_run_result, redact_values
 from aees.runner.config import MAX_INT_FLAG, MAX_SEED, usable_cpu_count
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ADAPTIVE = ["--control-mode", "adaptive", "--lr-candidates", "0.5,1,2"]
-
-
-def aees(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aees.cli", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=timeout,
-    )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], status: int, needle: str) -> str:
