@@ -5,14 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-ControlMode = Literal["adaptive", "random"]
-StructuredControlMode = Literal["independent", "conditional"]
-ContextMode = Literal["none", "trend"]
-NonFinitePolicy = Literal["raise", "skip"]
-NoiseSourceName = Literal["counter", "pulseopt"]
-
+#: The library's choices for :class:`aees.AEES`'s string arguments; the one definition (the
+#: runner's configuration imports them).
 CONTROL_MODES: tuple[str, ...] = ("adaptive", "random")
 STRUCTURED_CONTROL_MODES: tuple[str, ...] = ("independent", "conditional")
 CONTEXT_MODES: tuple[str, ...] = ("none", "trend")
