@@ -177,7 +177,7 @@ def test_no_host_reads_within_an_episode_and_one_per_episode(monkeypatch):
         aees.step_end(loss)
         per_step.append(reads.n - before - plain_reads)
     assert per_step == [0, 0, 0, 0, 1] * 3
-    assert clones.n == 0 and aees._snapshot is None  # no parameter copy by default
+    assert clones.n == 0 and aees._records.snapshot is None  # no parameter copy by default
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -5,7 +5,8 @@ the LR controller picks its arm first, then the noise controller (the one belong
 arm in ``"conditional"`` mode). The episode closes when :class:`aees.AEES` hands over all its
 step losses at once (``close_episode``), and both controllers receive the same scalar reward.
 
-The manager works on host floats only; it never touches tensors.
+The manager works on host floats only; it never touches tensors. Its state dict is validated by
+:mod:`aees.episode_state` before anything is assigned.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aees.controllers import TREND_CONTEXT_BUCKETS, BucketedContextualController, Controller
-from aees.reward import REWARD_LOG_KEYS, NormalizedLossImprovementReward, check_logged_reward
+from aees.controllers import TREND_CONTEXT_BUCKETS, Controller
+from aees.episode_state import MANAGER_STATE_VERSION, check_manager_state
+from aees.reward import NormalizedLossImprovementReward
 from aees.types import (
     CONTEXT_MODES,
     NONFINITE_POLICIES,
@@ -29,18 +31,6 @@ from aees.types import (
     check_choice,
     check_float,
     check_int,
-    finite_number,
-    same_plain,
-    state_equal,
-    state_error,
-    state_float,
-    state_floats,
-    state_int,
-    state_ints,
-    state_keys,
-    state_list,
-    state_mismatch,
-    state_path,
 )
 
 LOG_KEYS: tuple[str, ...] = (
@@ -64,7 +54,6 @@ LOG_KEYS: tuple[str, ...] = (
     "mean_update_norms",
 )
 EXTENDED_LOG_KEYS: tuple[str, ...] = ("episode_scaler_skipped_steps", "episode_nonfinite_steps")
-_STATE_VERSION = 1
 
 NoiseControllers = Controller | list[Controller] | None
 
@@ -147,6 +136,11 @@ class StructuredEpisodeManager:
         return self._active_config
 
     @property
+    def log_keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`get_logs` (and of the state dict's logs), in order."""
+        return tuple(self._logs)
+
+    @property
     def active_selection(self) -> StructuredSelection | None:
         return self._active
 
@@ -156,9 +150,10 @@ class StructuredEpisodeManager:
 
     def context_bucket(self) -> str | None:
         """The trend bucket from the last closed episodes' raw end losses."""
-        return self._bucket_after(self._end_loss_history)
+        return self.bucket_after(self._end_loss_history)
 
-    def _bucket_after(self, end_loss_history: Sequence[float]) -> str | None:
+    def bucket_after(self, end_loss_history: Sequence[float]) -> str | None:
+        """The trend bucket that ``end_loss_history`` gives (``None`` without a context)."""
         if self.context_mode == "none":
             return None
         window = end_loss_history[-self.context_trend_window :]
@@ -326,7 +321,8 @@ class StructuredEpisodeManager:
         return {k: list(v) for k, v in self._logs.items()}
 
     # ------------------------------------------------------------------ state
-    def _controllers(self) -> dict[str, Controller]:
+    def controllers_by_key(self) -> dict[str, Controller]:
+        """The controllers in use by state-dict key: ``"lr"``, ``"noise"`` or ``"noise.<i>"``."""
         out: dict[str, Controller] = {}
         if self.lr_controller is not None:
             out["lr"] = self.lr_controller
@@ -347,11 +343,11 @@ class StructuredEpisodeManager:
                 "start_step": self._start_step,
             }
         return {
-            "version": _STATE_VERSION,
+            "version": MANAGER_STATE_VERSION,
             "lr_candidates": list(self.lr_candidates),
             "noise_candidates": list(self.noise_candidates),
             "episode_length": self.episode_length,
-            "controllers": {k: c.state_dict() for k, c in self._controllers().items()},
+            "controllers": {k: c.state_dict() for k, c in self.controllers_by_key().items()},
             "episode_index": self._episode_index,
             "active": active,
             "end_loss_history": list(self._end_loss_history),
@@ -360,218 +356,15 @@ class StructuredEpisodeManager:
 
     def check_state_dict(self, state: Any, where: str = "state") -> dict[str, Any]:
         """Validate the whole of ``state`` without changing anything; return the checked copy
-        that :meth:`load_checked_state_dict` assigns (docs/algorithm.md §12).
-
-        Besides each value's type and range: the candidates, episode length, controllers and
-        log keys are this manager's; every controller's state is checked by the controller
-        (when it has ``check_state_dict``); the logs have one entry per closed episode in every
-        key and agree with each other (arm values and names with their indices, the reward's
-        parts, step counts); the trend history is the logged end losses; the episode index
-        counts the episodes; the open episode's bucket is the one its history gives; a bucketed
-        controller has visited exactly the logged buckets. ``ValueError`` names the key.
-        """
-        keys = (
-            "version",
-            "lr_candidates",
-            "noise_candidates",
-            "episode_length",
-            "controllers",
-            "episode_index",
-            "active",
-            "end_loss_history",
-            "logs",
-        )
-        state_keys(where, state, keys)
-        state_equal(state_path(where, "version"), state["version"], _STATE_VERSION)
-        for key in ("lr_candidates", "noise_candidates", "episode_length"):
-            mine = getattr(self, key)
-            if not same_plain(state[key], mine):
-                raise ValueError(
-                    f"cannot load AEES state: it was saved with {key}={state[key]!r}, "
-                    f"this instance has {key}={mine!r}."
-                )
-        controllers = self._check_controller_states(state["controllers"], where)
-        logs = self._check_logs(state["logs"], state_path(where, "logs"))
-        closed = len(logs["selected_lr_indices"])
-        history = state_floats(state_path(where, "end_loss_history"), state["end_loss_history"])
-        if history != [x for x in logs["episode_end_losses"] if x is not None]:
-            raise state_mismatch(
-                state_path(where, "end_loss_history"),
-                "differs from the logged episode end losses (logs['episode_end_losses'])",
-            )
-        active = self._check_active(state["active"], history, state_path(where, "active"))
-        state_equal(
-            state_path(where, "episode_index"),
-            state["episode_index"],
-            closed - 1 + (active is not None),
-        )
-        self._check_bucket_visits(controllers, logs, active, state_path(where, "controllers"))
-        return {
-            "controllers": controllers,
-            "logs": logs,
-            "end_loss_history": history,
-            "active": active,
-            "episode_index": state["episode_index"],
-        }
-
-    def _check_controller_states(self, saved: Any, where: str) -> dict[str, Any]:
-        controllers = self._controllers()
-        at = state_path(where, "controllers")
-        if not isinstance(saved, dict) or set(saved) != set(controllers):
-            held = sorted(map(str, saved)) if isinstance(saved, dict) else saved
-            raise ValueError(
-                f"cannot load AEES state: {at} holds controllers {held!r}, this instance has "
-                f"{sorted(controllers)} (different control or structured mode?)."
-            )
-        checked: dict[str, Any] = {}
-        for key, ctrl in controllers.items():
-            check = getattr(ctrl, "check_state_dict", None)
-            # a user's controller without check_state_dict gets its state as saved; it is
-            # loaded first, and restored if it raises (see load_checked_state_dict)
-            checked[key] = check(saved[key], state_path(at, key)) if check else saved[key]
-        return checked
-
-    def _check_logs(self, logs: Any, where: str) -> dict[str, list[Any]]:
-        state_keys(where, logs, tuple(self._logs))
-        cols = {key: state_list(state_path(where, key), logs[key]) for key in self._logs}
-        n = len(cols["selected_lr_indices"])
-        for key, col in cols.items():
-            if len(col) != n:
-                raise state_mismatch(
-                    state_path(where, key),
-                    f"has {len(col)} entries, logs['selected_lr_indices'] has {n}",
-                )
-
-        def at(key: str, i: int) -> str:
-            return state_path(state_path(where, key), i)
-
-        for axis, cands in (("lr", self.lr_candidates), ("noise", self.noise_candidates)):
-            idx = state_ints(
-                state_path(where, f"selected_{axis}_indices"),
-                cols[f"selected_{axis}_indices"],
-                maximum=len(cands) - 1,
-            )
-            for i, (j, value) in enumerate(zip(idx, cols[f"selected_{axis}_values"], strict=True)):
-                if type(value) is not float or value != cands[j]:
-                    raise state_error(at(f"selected_{axis}_values", i), value, repr(cands[j]))
-        names = {(lr, noise): candidate_name(lr, noise)
-                 for lr in self.lr_candidates for noise in self.noise_candidates}  # fmt: skip
-        lrs, noises = cols["selected_lr_values"], cols["selected_noise_values"]
-        for i, (name, lr, noise) in enumerate(
-            zip(cols["selected_combined_names"], lrs, noises, strict=True)
-        ):
-            if type(name) is not str or name != names[lr, noise]:
-                raise state_error(at("selected_combined_names", i), name, repr(names[lr, noise]))
-        starts = state_ints(state_path(where, "episode_start_steps"), cols["episode_start_steps"])
-        ends = state_ints(state_path(where, "episode_end_steps"), cols["episode_end_steps"])
-        for i in range(n):
-            steps = ends[i] - starts[i] + 1
-            if not 1 <= steps <= self.episode_length:
-                raise state_error(
-                    at("episode_end_steps", i),
-                    ends[i],
-                    f"a step in [start, start + {self.episode_length}) (start {starts[i]})",
-                )
-            self._check_logged_episode(cols, i, steps, at)
-        return cols
-
-    def _check_logged_episode(
-        self, cols: dict[str, list[Any]], i: int, steps: int, at: Callable[[str, int], str]
-    ) -> None:
-        """Episode ``i``'s losses, reward, update norm, step counts and bucket."""
-        first, last = cols["episode_start_losses"][i], cols["episode_end_losses"][i]
-        counted = cols["episode_rewards"][i] is not None
-        for key, loss in (("episode_start_losses", first), ("episode_end_losses", last)):
-            if counted:
-                if not finite_number(loss):
-                    state_float(at(key, i), loss)  # raises, naming it
-            elif loss is not None:
-                raise state_error(at(key, i), loss, "None (the episode's reward is None)")
-        check_logged_reward({k: cols[k][i] for k in REWARD_LOG_KEYS}, first, lambda k: at(k, i))
-        norm = cols["mean_update_norms"][i]
-        if norm is not None and (type(norm) is not float or norm < 0.0):
-            state_float(at("mean_update_norms", i), norm, finite=False, minimum=0.0)
-        if self.extended_logs:
-            skipped = cols["episode_scaler_skipped_steps"][i]
-            if type(skipped) is not int or not 0 <= skipped <= steps:
-                state_int(at("episode_scaler_skipped_steps", i), skipped, maximum=steps)
-            bad = cols["episode_nonfinite_steps"][i]
-            if type(bad) is not int or not 0 <= bad <= steps - skipped:
-                state_int(at("episode_nonfinite_steps", i), bad, maximum=steps - skipped)
-            if counted != (skipped + bad < steps):
-                raise state_mismatch(
-                    at("episode_rewards", i),
-                    f"does not fit {steps - skipped - bad} counted step(s) of {steps}",
-                )
-        bucket = cols["context_buckets"][i] if "context_buckets" in cols else None
-        if "context_buckets" in cols and (
-            type(bucket) is not str or bucket not in TREND_CONTEXT_BUCKETS
-        ):
-            raise state_error(
-                at("context_buckets", i),
-                cols["context_buckets"][i],
-                f"one of {TREND_CONTEXT_BUCKETS}",
-            )
-
-    def _check_active(self, active: Any, history: list[float], where: str) -> dict[str, Any] | None:
-        if active is None:
-            return None
-        keys = ("lr_index", "noise_index", "context_bucket", "start_step")
-        state_keys(where, active, keys, optional=("step_losses", "step_norms"))
-        if active.get("step_losses") or active.get("step_norms"):
-            # only the removed per-step path (on_step_end) wrote these
-            raise ValueError(
-                "cannot load AEES state: its open episode holds per-step losses "
-                "(the removed on_step_end path)."
-            )
-        lr_index = state_int(
-            state_path(where, "lr_index"), active["lr_index"], maximum=len(self.lr_candidates) - 1
-        )
-        noise_index = state_int(
-            state_path(where, "noise_index"),
-            active["noise_index"],
-            maximum=len(self.noise_candidates) - 1,
-        )
-        bucket, expected = active["context_bucket"], self._bucket_after(history)
-        if not same_plain(bucket, expected):
-            raise state_error(
-                state_path(where, "context_bucket"),
-                bucket,
-                f"{expected!r} (the bucket its end-loss history gives)",
-            )
-        start = state_int(state_path(where, "start_step"), active["start_step"])
-        return {
-            "lr_index": lr_index,
-            "noise_index": noise_index,
-            "context_bucket": bucket,
-            "start_step": start,
-        }
-
-    def _check_bucket_visits(
-        self,
-        controllers: dict[str, Any],
-        logs: dict[str, list[Any]],
-        active: dict[str, Any] | None,
-        where: str,
-    ) -> None:
-        """A bucketed controller was set to the bucket of every episode it chose an arm for."""
-        if self.context_mode == "none":
-            return
-        episodes = list(zip(logs["selected_lr_indices"], logs["context_buckets"], strict=True))
-        if active is not None:
-            episodes.append((active["lr_index"], active["context_bucket"]))
-        for key, ctrl in self._controllers().items():
-            if not isinstance(ctrl, BucketedContextualController):
-                continue
-            arm = int(key.split(".")[1]) if key.startswith("noise.") else None
-            visits = [b for lr, b in episodes if arm is None or lr == arm]
-            ctrl.check_visits(controllers[key], visits, state_path(where, key))
+        that :meth:`load_checked_state_dict` assigns (docs/algorithm.md §12; the checks are
+        :func:`aees.episode_state.check_manager_state`'s). ``ValueError`` names the key."""
+        return check_manager_state(self, state, where)
 
     def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
         """Assign a state from :meth:`check_state_dict`. Controllers without
         ``load_checked_state_dict`` (a user's) are loaded first; if one raises, those already
         loaded are restored and nothing else has changed."""
-        controllers = self._controllers()
+        controllers = self.controllers_by_key()
         custom = [k for k, c in controllers.items() if not hasattr(c, "load_checked_state_dict")]
         done: list[tuple[Controller, dict[str, Any]]] = []
         for key in custom:

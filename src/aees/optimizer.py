@@ -68,8 +68,9 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from aees.amp import adopt_unscale
-from aees.types import same_plain, state_floats, state_int, state_keys, state_path
-from aees.wrapper import AEES, EpisodeHook, Loss
+from aees.device_steps import Loss
+from aees.types import EpisodeHook, same_plain, state_floats, state_int, state_keys, state_path
+from aees.wrapper import AEES
 
 _STATE_KEY = "aees"
 _STATE_FORMAT = "AEESOptimizer"

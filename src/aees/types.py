@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,11 @@ class EpisodeRecord:
             "mean_update_norm": self.mean_update_norm,
         }
         return {prefix + k: float(v) for k, v in values.items() if v is not None}
+
+
+#: An episode-end hook: called with each closed episode's record (see
+#: :meth:`aees.AEES.register_episode_end_hook`).
+EpisodeHook = Callable[[EpisodeRecord], None]
 
 
 # --------------------------------------------------------------------------------------------

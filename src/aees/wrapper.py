@@ -14,6 +14,12 @@ device, and no copy of the parameters is held unless ``track_update_norm=True``.
 AEES owns the step count: ``num_steps`` is the number of completed ``step_end`` calls. The
 episodes' start/end steps and the counter noise's step index are both ``num_steps``; a step given
 to ``step_start(step)`` (pulseopt's signature) must equal it.
+
+Around the class: :mod:`aees.arguments` checks the constructor's arguments,
+:mod:`aees.controller_setup` builds or checks each axis's controller, :mod:`aees.device_steps`
+holds the per-step device work (the LR multiplier, the step records read back per episode) and
+:mod:`aees.wrapper_state` validates a saved state; the episodes themselves are
+:mod:`aees.episode`'s.
 """
 
 from __future__ import annotations
@@ -28,36 +34,17 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from aees.amp import ScalerStep
-from aees.controllers import Controller, PrecomputedController, build_controller
-from aees.distributed import average_across_ranks, resolve_group, shared_random_seed
+from aees.arguments import check_arguments, check_hooks
+from aees.controller_setup import setup_controllers
+from aees.controllers import Controller, PrecomputedController
+from aees.device_steps import Loss, StepRecords, multiply_lrs, restore_lrs
+from aees.distributed import resolve_group, shared_random_seed
 from aees.episode import StructuredEpisodeManager
 from aees.noise import GradEntry, make_noise_source
 from aees.reward import NormalizedLossImprovementReward
-from aees.types import (
-    CONTEXT_MODES,
-    CONTROL_MODES,
-    NOISE_SOURCES,
-    NONFINITE_POLICIES,
-    STRUCTURED_CONTROL_MODES,
-    CandidateConfig,
-    EpisodeRecord,
-    EpisodeSummary,
-    check_candidates,
-    check_choice,
-    check_int,
-    same_plain,
-    state_equal,
-    state_error,
-    state_floats,
-    state_int,
-    state_keys,
-    state_mismatch,
-    state_path,
-)
+from aees.types import CandidateConfig, EpisodeHook, EpisodeRecord, EpisodeSummary, check_candidates
+from aees.wrapper_state import WRAPPER_STATE_VERSION, check_wrapper_state
 
-_STATE_VERSION = 1
-Loss = Tensor | float
-EpisodeHook = Callable[[EpisodeRecord], None]
 NoiseControllerArg = Controller | Sequence[Controller] | None
 _DEFAULT_LR_CANDIDATES = (1.0,)
 _DEFAULT_NOISE_CANDIDATES = (0.0,)
@@ -159,38 +146,22 @@ class AEES:
         lr_controller: Controller | None = None,
         noise_controller: NoiseControllerArg = None,
     ) -> None:
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}."
-            )
-        for i, group in enumerate(optimizer.param_groups):
-            if "lr" not in group:
-                raise TypeError(f"optimizer param group {i} has no 'lr' entry to scale.")
-        check_choice("control_mode", control_mode, CONTROL_MODES)
-        check_choice("context_mode", context_mode, CONTEXT_MODES)
-        check_choice("structured_control_mode", structured_control_mode, STRUCTURED_CONTROL_MODES)
-        lr_values = check_candidates("lr_candidates", lr_candidates, allow_zero=False)
-        noise_values = check_candidates("noise_candidates", noise_candidates, allow_zero=True)
-        check_int("episode_length", episode_length, minimum=1)
-        if lr_scheduler is not None and not callable(getattr(lr_scheduler, "step", None)):
-            raise TypeError(f"lr_scheduler must have a step() method, got {lr_scheduler!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}.")
-        if not isinstance(track_update_norm, bool):
-            raise TypeError(f"track_update_norm must be a bool, got {track_update_norm!r}.")
-        check_choice("noise_source", noise_source, NOISE_SOURCES)
-        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
-        if grad_scaler is not None and not all(
-            callable(getattr(grad_scaler, m, None)) for m in ("unscale_", "step", "update")
-        ):
-            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}.")
-        hooks = [] if on_episode_end is None else on_episode_end
-        hooks = [hooks] if callable(hooks) else list(hooks)
-        for hook in hooks:
-            if not callable(hook):
-                raise TypeError(
-                    f"on_episode_end must be callable (or a list of callables), got {hook!r}."
-                )
+        lr_values, noise_values = check_arguments(
+            optimizer,
+            lr_candidates=lr_candidates,
+            noise_candidates=noise_candidates,
+            episode_length=episode_length,
+            lr_scheduler=lr_scheduler,
+            control_mode=control_mode,
+            structured_control_mode=structured_control_mode,
+            context_mode=context_mode,
+            seed=seed,
+            track_update_norm=track_update_norm,
+            noise_source=noise_source,
+            grad_scaler=grad_scaler,
+            nonfinite=nonfinite,
+        )
+        hooks = check_hooks(on_episode_end)
         reward_fn = NormalizedLossImprovementReward(
             reward_instability_lambda=reward_instability_lambda,
             reward_epsilon=reward_epsilon,
@@ -210,45 +181,19 @@ class AEES:
         self.nonfinite = nonfinite
         self._scaler = grad_scaler
         self._noise = make_noise_source(noise_source, self.seed)
-        conditional = (
-            structured_control_mode == "conditional"
-            and len(lr_values) > 1
-            and len(noise_values) > 1
+        axes = setup_controllers(
+            len(lr_values),
+            len(noise_values),
+            control_mode=control_mode,
+            structured_control_mode=structured_control_mode,
+            context_mode=context_mode,
+            seed=self.seed,
+            lr_controller=lr_controller,
+            noise_controller=noise_controller,
         )
-        injected_lr = _check_injected("lr_controller", lr_controller, len(lr_values), "LR")
-        injected_noise = _check_injected_noise(
-            noise_controller, len(noise_values), len(lr_values), conditional
-        )
-        _check_distinct(injected_lr, injected_noise)
-
-        lr_ctrl: Controller | None
-        if injected_lr is not None:
-            lr_ctrl, lr_source = injected_lr, _source(injected_lr)
-        else:
-            lr_ctrl = build_controller(len(lr_values), control_mode, context_mode, self.seed)
-            lr_source = "built"
-        noise_ctrl: Controller | list[Controller] | None
-        if injected_noise is not None:
-            noise_ctrl = injected_noise
-            noise_source_name = _source(injected_noise)
-        elif conditional:
-            noise_ctrl = [
-                build_controller(len(noise_values), control_mode, context_mode, self.seed + 101 + i)
-                for i in range(len(lr_values))
-            ]  # type: ignore[misc]
-            noise_source_name = "built"
-        else:
-            noise_ctrl = build_controller(
-                len(noise_values), control_mode, context_mode, self.seed + 101
-            )
-            noise_source_name = "built"
-        sources = {"lr": lr_source, "noise": noise_source_name}
-        in_use = _flatten(lr_ctrl, noise_ctrl)
         self._config = {
-            "control_mode": _effective_control_mode(
-                control_mode, _flatten(injected_lr, injected_noise), in_use
-            ),
-            "controllers": sources,
+            "control_mode": axes.control_mode,
+            "controllers": axes.sources,
             "structured_control_mode": structured_control_mode,
             "context_mode": context_mode,
             "noise_source": noise_source,
@@ -258,8 +203,8 @@ class AEES:
         self._manager = StructuredEpisodeManager(
             lr_values,
             noise_values,
-            lr_ctrl,
-            noise_ctrl,
+            axes.lr,
+            axes.noise,
             reward_fn,
             episode_length,
             structured_control_mode,
@@ -274,15 +219,10 @@ class AEES:
             self.register_episode_end_hook(hook)
         # per tensor LR: a buffer that holds its base value while the multiplied one is in force
         self._lr_buffers: dict[int, Tensor] = {}
-
         self._step_open = False
         self._current: CandidateConfig | None = None
         self._num_steps = 0  # optimizer steps completed through step_end
-        # the open episode's per-step records, still on the device where they were produced
-        self._losses: list[Loss] = []
-        self._skipped: list[Tensor] = []
-        self._norms: list[Tensor] = []
-        self._snapshot: list[Tensor] | None = None
+        self._records = StepRecords()  # the open episode's per-step records, on the device
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -419,8 +359,8 @@ class AEES:
         if self._lr_scheduler is not None:
             self._lr_scheduler.step()
         self._num_steps += 1
-        self._losses.append(loss.detach() if isinstance(loss, Tensor) else float(loss))
-        if len(self._losses) >= self.episode_length:
+        self._records.losses.append(loss.detach() if isinstance(loss, Tensor) else float(loss))
+        if len(self._records) >= self.episode_length:
             self._close_episode()
         return result
 
@@ -464,9 +404,10 @@ class AEES:
             if grads:
                 self._noise.add_(grads, std, step)
 
+        records = self._records
         params = self._params() if self.track_update_norm else None
         if params is not None:
-            self._take_snapshot(params)
+            records.take_snapshot(params)
 
         groups = opt.param_groups
         mult = candidate.lr_multiplier
@@ -474,106 +415,24 @@ class AEES:
         scaled: list[tuple[Tensor, Tensor]] = []
         try:
             if saved is not None:
-                self._scale_tensor_lrs(saved, mult, scaled)
-                for g, lr in zip(groups, saved, strict=True):
-                    if not isinstance(lr, Tensor):
-                        g["lr"] = lr * mult
+                multiply_lrs(groups, saved, mult, scaled, self._lr_buffers)
             if scaler is not None:
                 result = scaler.step(opt)
                 scaler.update()
             else:
                 result = opt.step(closure) if closure is not None else opt.step()
         finally:
-            if saved is not None:
-                for g, lr in zip(groups, saved, strict=True):
-                    g["lr"] = lr
-            with torch.no_grad():
-                for lr, base in scaled:
-                    lr.copy_(base)
+            restore_lrs(groups, saved, scaled)
         if amp_step is not None:
-            self._skipped.append(amp_step.skipped())
+            records.skipped.append(amp_step.skipped())
         if params is not None:
-            self._record_update_norm(params)
+            records.record_update_norm(params)
         return result
 
-    def _scale_tensor_lrs(
-        self, lrs: list[Any], mult: float, scaled: list[tuple[Tensor, Tensor]]
-    ) -> None:
-        """Multiply each distinct tensor LR in place; append (lr, buffer holding its base value).
-
-        In place, so the optimizer sees the same tensor object (same storage) at every step:
-        a compiled or CUDA-graph-captured step keeps its inputs and does not recompile when the
-        arm changes. The base value is copied into a buffer allocated once per tensor and copied
-        back afterwards, so it is restored bit for bit (no division). A tensor shared by several
-        groups (torch's defaults are shared) is scaled once.
-        """
-        seen: set[int] = set()
-        with torch.no_grad():
-            for lr in lrs:
-                if not isinstance(lr, Tensor) or id(lr) in seen:
-                    continue
-                seen.add(id(lr))
-                buf = self._lr_buffers.get(id(lr))
-                fits = buf is not None and (buf.shape, buf.dtype, buf.device) == (
-                    lr.shape,
-                    lr.dtype,
-                    lr.device,
-                )
-                if not fits:
-                    buf = self._lr_buffers[id(lr)] = torch.empty_like(lr, requires_grad=False)
-                buf.copy_(lr)
-                scaled.append((lr, buf))  # before mul_: restored even if mul_ raised
-                lr.mul_(mult)
-        if len(self._lr_buffers) > len(seen):  # LR tensors the groups no longer hold
-            for key in self._lr_buffers.keys() - seen:
-                del self._lr_buffers[key]
-
-    def _take_snapshot(self, params: list[Tensor]) -> None:
-        snap = self._snapshot
-        if snap is None or len(snap) != len(params):  # allocated once (again if groups change)
-            snap = self._snapshot = [torch.empty_like(p) for p in params]
-        torch._foreach_copy_(snap, params)
-
-    def _record_update_norm(self, params: list[Tensor]) -> None:
-        snap = self._snapshot
-        assert snap is not None
-        torch._foreach_sub_(snap, params)  # θ_old − θ_new, in the preallocated buffers
-        norms = torch._foreach_norm(snap, 2, dtype=torch.float32)
-        device = norms[0].device
-        if any(n.device != device for n in norms):
-            norms = [n.to(device) for n in norms]
-        self._norms.append(torch.linalg.vector_norm(torch.stack(norms)).to(torch.float64))
-
     # ------------------------------------------------------------------ episodes
-    def _read_pending(self) -> tuple[list[float], list[float], list[float]]:
-        """The open episode's losses, skip flags and update norms as host floats.
-
-        One stack and transfer per (device, dtype) involved; under ``torch.distributed`` the
-        values are then averaged across ranks with one ``all_reduce``.
-        """
-        tensors = [x for x in self._losses if isinstance(x, Tensor)] + self._skipped + self._norms
-        by_kind: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-        for i, t in enumerate(tensors):
-            by_kind.setdefault((t.device, t.dtype), []).append(i)
-        values = [0.0] * len(tensors)
-        for idx in by_kind.values():  # one stack + one transfer per (device, dtype); no casts
-            host = torch.stack([tensors[i].reshape(()) for i in idx]).tolist()
-            for i, v in zip(idx, host, strict=True):
-                values[i] = float(v)
-        it = iter(values)
-        losses = [next(it) if isinstance(x, Tensor) else x for x in self._losses]
-        skipped = [next(it) for _ in self._skipped]
-        norms = [next(it) for _ in self._norms]
-        group = resolve_group(self._process_group)
-        if group is not None:
-            n_l, n_s = len(losses), len(skipped)
-            flat = average_across_ranks(losses + skipped + norms, group)
-            losses, skipped, norms = flat[:n_l], flat[n_l : n_l + n_s], flat[n_l + n_s :]
-        return losses, skipped, norms
-
     def _close_episode(self) -> None:
-        losses, skipped, norms = self._read_pending()
-        self._losses, self._skipped, self._norms = [], [], []
+        losses, skipped, norms = self._records.read(self._process_group)
+        self._records.clear()
         self._manager.close_episode(
             losses,
             scaler_skipped=[s > 0.0 for s in skipped] if skipped else None,
@@ -585,7 +444,7 @@ class AEES:
         """Close a trailing partial episode (rewarded on its steps); idempotent."""
         if self._step_open:
             raise RuntimeError("finalize() called with an open step — call step_end() first.")
-        if self._losses:
+        if self._records.losses:
             self._close_episode()
 
     # ------------------------------------------------------------------ state
@@ -606,9 +465,9 @@ class AEES:
         """
         if self._step_open:
             raise RuntimeError("state_dict() called with an open step — call step_end() first.")
-        losses, skipped, norms = self._read_pending()
+        losses, skipped, norms = self._records.read(self._process_group)
         return {
-            "version": _STATE_VERSION,
+            "version": WRAPPER_STATE_VERSION,
             "compat": self._compat(),
             "seed": self.seed,
             "num_steps": self._num_steps,
@@ -628,134 +487,17 @@ class AEES:
         """
         if self._step_open:
             raise RuntimeError("load_state_dict() called with an open step.")
-        if not isinstance(state, dict) or not same_plain(state.get("version"), _STATE_VERSION):
-            raise ValueError(
-                f"not an AEES state dict of version {_STATE_VERSION} "
-                f"(got version {state.get('version') if isinstance(state, dict) else state!r})."
-            )
-        keys = ("version", "compat", "seed", "num_steps", "manager", "pending", "noise")
-        state_keys(where, state, keys)
-        state_equal(state_path(where, "version"), state["version"], _STATE_VERSION)
-        mine = self._compat()
-        state_keys(state_path(where, "compat"), state["compat"], tuple(mine))
-        for key, value in state["compat"].items():
-            if not same_plain(value, mine[key]):
-                raise ValueError(
-                    f"cannot load AEES state: it was saved with {key}={value!r}, "
-                    f"this instance has {key}={mine[key]!r}."
-                )
-        seed = state_int(state_path(where, "seed"), state["seed"], minimum=None)
-        manager = self._manager.check_state_dict(state["manager"], state_path(where, "manager"))
-        noise = self._noise.check_state_dict(state["noise"], state_path(where, "noise"))
-        if noise["seed"] != seed:
-            raise state_error(
-                state_path(state_path(where, "noise"), "seed"),
-                noise["seed"],
-                f"the AEES seed {seed}",
-            )
-        self._check_controller_seeds(manager["controllers"], seed, where)
-        pending = self._check_pending(state["pending"], manager, state_path(where, "pending"))
-        num_steps = state_int(state_path(where, "num_steps"), state["num_steps"])
-        self._check_steps(manager, num_steps, len(pending["losses"]), where)
-        return {
-            "seed": seed,
-            "num_steps": num_steps,
-            "manager": manager,
-            "noise": noise,
-            "pending": pending,
-        }
-
-    def _check_controller_seeds(self, controllers: dict[str, Any], seed: int, where: str) -> None:
-        """A built trend controller keeps its seed (for buckets not yet visited): it is the
-        one AEES derives from ``seed`` (§6)."""
-        for key, checked in controllers.items():
-            axis = key.split(".")[0]
-            if self._config["controllers"][axis] != "built" or "random_seed" not in checked:
-                continue
-            expected = seed if axis == "lr" else seed + 101 + int(key.partition(".")[2] or 0)
-            if checked["random_seed"] != expected:
-                at = state_path(state_path(state_path(where, "manager"), "controllers"), key)
-                raise state_error(
-                    state_path(at, "random_seed"),
-                    checked["random_seed"],
-                    f"{expected} (derived from the seed {seed})",
-                )
-
-    def _check_pending(self, pending: Any, manager: dict[str, Any], where: str) -> dict[str, Any]:
-        """The open episode's losses (any number: a non-finite one is judged when the episode
-        closes), its skip flags in [0, 1] (averaged across ranks) and its update norms."""
-        state_keys(where, pending, ("losses", "scaler_skipped", "update_norms"))
-        losses = state_floats(state_path(where, "losses"), pending["losses"], finite=False)
-        n = len(losses)
-        limit = self.episode_length - 1 if manager["active"] is not None else 0
-        if n > limit:
-            raise state_mismatch(
-                state_path(where, "losses"),
-                f"has {n} entries; an open episode holds at most {limit}",
-            )
-        skipped = state_floats(
-            state_path(where, "scaler_skipped"), pending["scaler_skipped"], minimum=0.0
+        return check_wrapper_state(
+            state,
+            where,
+            compat=self._compat(),
+            manager=self._manager,
+            noise=self._noise,
+            sources=self._config["controllers"],
+            episode_length=self.episode_length,
+            has_scaler=self._scaler is not None,
+            track_update_norm=self.track_update_norm,
         )
-        if len(skipped) not in ((0, n) if self._scaler is not None else (0,)):
-            raise state_mismatch(
-                state_path(where, "scaler_skipped"),
-                f"has {len(skipped)} entries for {n} pending step(s)"
-                + ("" if self._scaler is not None else " and no grad_scaler"),
-            )
-        for i, flag in enumerate(skipped):
-            if flag > 1.0:
-                raise state_error(
-                    state_path(state_path(where, "scaler_skipped"), i), flag, "a number in [0, 1]"
-                )
-        norms = state_floats(
-            state_path(where, "update_norms"),
-            pending["update_norms"],
-            length=n if self.track_update_norm else 0,
-            finite=False,
-            minimum=0.0,
-        )
-        return {"losses": losses, "scaler_skipped": skipped, "update_norms": norms}
-
-    def _check_steps(
-        self, manager: dict[str, Any], num_steps: int, pending: int, where: str
-    ) -> None:
-        """AEES owns the step count: episodes are contiguous from step 0, the open one starts
-        where the last closed one ended, and ``num_steps`` counts its pending steps. Update
-        norms are logged exactly when ``track_update_norm`` is on."""
-        logs = manager["logs"]
-        at = state_path(where, "manager")
-        following = 0
-        for i, (first, last) in enumerate(
-            zip(logs["episode_start_steps"], logs["episode_end_steps"], strict=True)
-        ):
-            if first != following:
-                key = state_path(state_path(at, "logs"), "episode_start_steps")
-                raise state_error(
-                    state_path(key, i), first, f"{following} (episodes are contiguous)"
-                )
-            following = last + 1
-        for i, norm in enumerate(logs["mean_update_norms"]):
-            if (norm is None) == self.track_update_norm:
-                key = state_path(state_path(at, "logs"), "mean_update_norms")
-                want = "a number" if self.track_update_norm else "None"
-                raise state_error(
-                    state_path(key, i), norm, f"{want} (track_update_norm={self.track_update_norm})"
-                )
-        active = manager["active"]
-        if active is not None:
-            if active["start_step"] != following:
-                raise state_error(
-                    state_path(state_path(at, "active"), "start_step"),
-                    active["start_step"],
-                    f"{following} (after the last episode)",
-                )
-            following += pending
-        if num_steps != following:
-            raise state_error(
-                state_path(where, "num_steps"),
-                num_steps,
-                f"{following} (the logged episodes' and pending steps)",
-            )
 
     def load_checked_state_dict(self, checked: dict[str, Any]) -> None:
         """Assign a state from :meth:`check_state_dict`; only a user's controller can still
@@ -765,10 +507,7 @@ class AEES:
         self._noise.load_checked_state_dict(checked["noise"])
         self.seed = checked["seed"]
         self._num_steps = checked["num_steps"]
-        pending = checked["pending"]
-        self._losses = list(pending["losses"])
-        self._skipped = [torch.tensor(v, dtype=torch.float64) for v in pending["scaler_skipped"]]
-        self._norms = [torch.tensor(v, dtype=torch.float64) for v in pending["update_norms"]]
+        self._records.load(checked["pending"])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`: all of it, or nothing.
@@ -816,80 +555,3 @@ class AEES:
                 )
             kwargs[f"{axis}_controller"] = PrecomputedController(n, [int(i) for i in logs[key]])
         return cls(optimizer, **kwargs)
-
-
-def _source(ctrl: Controller | list[Controller]) -> str:
-    """How the state dict names an injected controller (or one per LR arm)."""
-    if isinstance(ctrl, list):
-        return "injected:[" + ",".join(type(c).__name__ for c in ctrl) + "]"
-    return f"injected:{type(ctrl).__name__}"
-
-
-def _check_injected(name: str, ctrl: Any, n: int, axis: str) -> Controller | None:
-    if ctrl is None:
-        return None
-    if not isinstance(ctrl, Controller):
-        raise TypeError(
-            f"{name} must be a Controller (n_arms, select_mode, update, state_dict, "
-            f"load_state_dict), got {ctrl!r}."
-        )
-    if n == 1:
-        raise ValueError(
-            f"{name} was given, but the {axis} axis has a single candidate and uses no "
-            "controller; pass more candidates or drop it."
-        )
-    if isinstance(ctrl.n_arms, bool) or ctrl.n_arms != n:
-        raise ValueError(f"{name} has n_arms={ctrl.n_arms!r}, but there are {n} {axis} candidates.")
-    return ctrl
-
-
-def _check_injected_noise(
-    ctrl: Any, n_noise: int, n_lr: int, conditional: bool
-) -> Controller | list[Controller] | None:
-    if ctrl is None:
-        return None
-    is_seq = isinstance(ctrl, Sequence) and not isinstance(ctrl, (str, bytes))
-    if not conditional:
-        if is_seq:
-            raise TypeError(
-                "noise_controller must be one Controller here (a sequence, one per LR arm, is "
-                "only for structured_control_mode='conditional' with several LR and noise "
-                f"candidates), got {ctrl!r}."
-            )
-        return _check_injected("noise_controller", ctrl, n_noise, "noise")
-    if not is_seq:
-        raise TypeError(
-            "structured_control_mode='conditional' needs one noise controller per LR arm: pass "
-            f"noise_controller as a sequence of them, got {ctrl!r}."
-        )
-    ctrls = list(ctrl)
-    if len(ctrls) != n_lr:
-        raise ValueError(
-            f"structured_control_mode='conditional' needs {n_lr} noise controllers (one per LR "
-            f"arm), got {len(ctrls)}."
-        )
-    for i, c in enumerate(ctrls):
-        _check_injected(f"noise_controller[{i}]", c, n_noise, "noise")
-    return ctrls
-
-
-def _flatten(lr: Controller | None, noise: Controller | list[Controller] | None) -> list[Any]:
-    out: list[Any] = [lr] if lr is not None else []
-    out += noise if isinstance(noise, list) else [noise] if noise is not None else []
-    return out
-
-
-def _check_distinct(lr: Controller | None, noise: Controller | list[Controller] | None) -> None:
-    ctrls = _flatten(lr, noise)
-    if len({id(c) for c in ctrls}) != len(ctrls):
-        raise ValueError("each injected controller must be a distinct object (one per axis/arm).")
-
-
-def _effective_control_mode(control_mode: str, injected: list[Any], in_use: list[Any]) -> str:
-    """See :attr:`AEES.control_mode`."""
-    if not injected:
-        return control_mode
-    built = [c for c in in_use if not any(c is i for i in injected)]
-    if built or not all(isinstance(c, PrecomputedController) for c in in_use):
-        return "custom"  # an axis still runs a bandit built from control_mode, or a custom one
-    return "replay"
