@@ -9,9 +9,18 @@
   runner / sweep / reporting;
 * no module imports a ``_private`` name of another module (``from m import _x`` or ``m._x`` on
   an imported module);
-* no import cycles (imports inside functions count).
+* no import cycles (imports inside functions count);
+* no module over :data:`MAX_MODULE_LINES` lines (issue 20: a module one can read at once);
+* no task list outside the task registry: no module outside ``aees/runner/tasks/`` holds a
+  collection literal (list, tuple, set, dict keys) naming two or more registered tasks, or binds
+  a name ending in ``TASKS`` to task names (``CPU_TASKS = frozenset({"digits"})``), so adding
+  a task touches its own file and its registration only (the results package's table of the
+  thesis's legacy results, :data:`LEGACY_TASK_TABLE`, is the one exception).
 
-Every violation is printed as ``a -> b`` (with what was wrong) and fails the test.
+Every violation is printed (``a -> b`` with what was wrong, or the module and why) and fails the
+test. The rules read the source with ``ast`` (only the check that :data:`TASK_NAMES` is the
+registry's imports a module of the project), so the file runs alone in a few seconds:
+``pytest -m architecture`` or ``pytest tests/test_architecture.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,43 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.architecture
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+#: The longest module allowed, in lines (issue 20 step 3: "no module over ~600 lines").
+MAX_MODULE_LINES = 600
+#: Modules still over the limit while issue 20 splits them, each with the reason; the test fails
+#: for any other long module. The coordinator empties this once the splits are committed.
+OVERSIZED_FOR_NOW: dict[str, str] = {
+    "aees/cli.py": "being split into a cli/ package (issue 20, configuration)",
+    "aees/runner/config.py": "being split into a config/ package (issue 20, configuration)",
+    "aees/runner/engine.py": "being split (issue 20, engine)",
+    "aees/runner/tasks/nlp.py": "being split into runner/tasks/text/ (issue 20, text task)",
+    "aees/runner/cifar.py": "moving next to the image tasks (issue 20, image task)",
+    "aees/runner/label_noise.py": "being split (issue 20, image task)",
+    "aees/sweep/common.py": "being split into bookkeeping/processes/gpus/progress (issue 20)",
+    "aees/sweep/manifest.py": "its flag model goes to the task registry (issue 20, sweep)",
+    "aees/reporting/runs.py": "its value checks move to aees.results (issue 20, results)",
+    "aees/results/io.py": "being split (issue 20, results)",
+}
+#: The registered task names (``aees.runner.tasks.task_names()``; test_task_names_are_registered
+#: keeps the two equal).
+TASK_NAMES = frozenset({"cifar100", "digits", "sst2", "agnews", "image", "text"})
+#: Modules that still list tasks while issue 20 moves the facts into the task records; the
+#: coordinator empties this once those moves are committed.
+TASK_LISTS_FOR_NOW: dict[str, str] = {
+    "aees/reporting/runs.py": "CIFAR_LIKE_TASKS / NLP_TASKS / labels: read from the result",
+    "aees/reporting/families/nlp.py": "captions per task: read task_label from the result",
+    "aees/sweep/manifest.py": "CPU_TASKS: read TaskInfo.cpu_only from the registry",
+}
+#: Where the task registry lives: task lists are allowed only under it.
+TASK_REGISTRY = "aees/runner/tasks/"
+#: The one documented table of the thesis's task and optimizer names for results written before
+#: a result carried its report family and labels (docs/results-schema.md, contract B).
+LEGACY_TASK_TABLE = "aees/results/legacy.py"
 
 #: Which groups a module of each group may import (besides its own group).
 ALLOWED = {
@@ -209,3 +254,125 @@ def test_the_check_catches_a_bad_import(tmp_path: Path) -> None:
     assert "aees.reporting.a -> aees.runner.engine (reporting may not import runner)" in violations
     assert "aees.runner.engine -> aees.runner.b (private name _helper)" in violations
     assert any(v.endswith("(import cycle)") for v in violations)
+
+
+def long_modules(root: Path = SRC, allowed: dict[str, str] | None = None) -> list[str]:
+    """``"aees/x.py: N lines (over M)"`` for every module over :data:`MAX_MODULE_LINES` that
+    ``allowed`` (default :data:`OVERSIZED_FOR_NOW`) does not excuse."""
+    allowed = OVERSIZED_FOR_NOW if allowed is None else allowed
+    out = []
+    for path in sorted((root / "aees").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES and rel not in allowed:
+            out.append(f"{rel}: {lines} lines (over {MAX_MODULE_LINES}; split it by concern)")
+    return out
+
+
+def _named_tasks(node: ast.AST) -> set[str]:
+    """The task names among the string constants anywhere in ``node``."""
+    return {
+        n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in TASK_NAMES
+    }
+
+
+def task_lists(root: Path = SRC, allowed: dict[str, str] | None = None) -> list[str]:
+    """``"aees/x.py:LINE names ..."`` for every collection literal (list, tuple, set, dict keys)
+    naming two or more of :data:`TASK_NAMES`, and every name ending in ``TASKS`` bound to task
+    names, outside :data:`TASK_REGISTRY`, :data:`LEGACY_TASK_TABLE` and ``allowed`` (default
+    :data:`TASK_LISTS_FOR_NOW`), anywhere in a module (function bodies included)."""
+    allowed = TASK_LISTS_FOR_NOW if allowed is None else allowed
+    out: list[tuple[str, int, str]] = []
+    for path in sorted((root / "aees").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(TASK_REGISTRY) or rel == LEGACY_TASK_TABLE or rel in allowed:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                named = _named_tasks(node.value)
+                if named and any(
+                    isinstance(t, ast.Name) and t.id.upper().endswith("TASKS") for t in targets
+                ):
+                    out.append((rel, node.lineno, str(sorted(named))))
+                continue
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                items: list[ast.expr | None] = list(node.elts)
+            elif isinstance(node, ast.Dict):
+                items = list(node.keys)
+            else:
+                continue
+            names = {
+                item.value
+                for item in items
+                if isinstance(item, ast.Constant) and item.value in TASK_NAMES
+            }
+            if len(names) >= 2:
+                out.append((rel, node.lineno, str(sorted(names))))
+    return [
+        f"{rel}:{line} names the tasks {names} (a task list outside the registry: read the "
+        "fact from the task's record instead)"
+        for rel, line, names in sorted(set(out))
+    ]
+
+
+def test_no_module_over_the_size_limit() -> None:
+    found = long_modules()
+    for line in found:
+        print(line)
+    assert not found, "\n".join(found)
+
+
+def test_no_task_list_outside_the_registry() -> None:
+    found = task_lists()
+    for line in found:
+        print(line)
+    assert not found, "\n".join(found)
+
+
+def test_the_size_and_task_list_checks_catch_a_bad_module(tmp_path: Path) -> None:
+    """A long module, task names listed in a sweep module and inside a reporting function, and a
+    ``*_TASKS`` name bound to one task are each reported once; one task name in a tuple, and the
+    same lists in the registry and in the legacy table, are not."""
+    (tmp_path / "aees" / "runner" / "tasks").mkdir(parents=True)
+    (tmp_path / "aees" / "sweep").mkdir()
+    (tmp_path / "aees" / "reporting").mkdir()
+    (tmp_path / "aees" / "results").mkdir()
+    (tmp_path / "aees" / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "aees" / "small.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    (tmp_path / "aees" / "sweep" / "plan.py").write_text(
+        'CPU_TASKS = frozenset({"digits"})\nSTEPS = ("digits",)\nPAIR = ["text", "image"]\n'
+    )
+    (tmp_path / "aees" / "reporting" / "runs.py").write_text(
+        'def family(task):\n    return "nlp" if task in ("sst2", "agnews") else "cifar"\n'
+        'LABELS = {"cifar100": "CIFAR-100", "image": "Images"}\n'
+        'ONE = ("digits", "mnist")\n'
+    )
+    (tmp_path / "aees" / "runner" / "tasks" / "__init__.py").write_text(
+        'TASKS = {"digits": "a:B", "sst2": "c:D"}\n'
+    )
+    (tmp_path / "aees" / "results" / "legacy.py").write_text('ORDER = ("cifar100", "digits")\n')
+
+    assert long_modules(tmp_path, allowed={}) == [
+        f"aees/big.py: {MAX_MODULE_LINES + 1} lines (over {MAX_MODULE_LINES}; split it by concern)"
+    ]
+    assert long_modules(tmp_path, allowed={"aees/big.py": "being split"}) == []
+    found = task_lists(tmp_path, allowed={})
+    assert [line.split(" names")[0] for line in found] == [
+        "aees/reporting/runs.py:2",
+        "aees/reporting/runs.py:3",
+        "aees/sweep/plan.py:1",
+        "aees/sweep/plan.py:3",
+    ]
+    assert "['agnews', 'sst2']" in found[0]
+    assert "['digits']" in found[2]
+    assert task_lists(tmp_path, allowed={"aees/sweep/plan.py": "moving"}) == found[:2]
+
+
+def test_task_names_are_the_registered_tasks() -> None:
+    """:data:`TASK_NAMES` is what the registry registers (this test imports the registry, so
+    it is the one in this file that loads torch)."""
+    from aees.runner.tasks import task_names
+
+    assert set(task_names()) == TASK_NAMES
