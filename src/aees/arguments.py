@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from aees.checks import check_candidates, check_choice, check_int
 from aees.types import (
     CONTEXT_MODES,
     CONTROL_MODES,
@@ -19,9 +20,6 @@ from aees.types import (
     NONFINITE_POLICIES,
     STRUCTURED_CONTROL_MODES,
     EpisodeHook,
-    check_candidates,
-    check_choice,
-    check_int,
 )
 
 

@@ -26,9 +26,8 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from aees.types import (
-    check_float,
-    check_int,
+from aees.checks import check_float, check_int
+from aees.state_checks import (
     same_plain,
     state_equal,
     state_error,

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aees.checks import check_candidates, check_choice, check_float, check_int
 from aees.controllers import TREND_CONTEXT_BUCKETS, Controller
 from aees.episode_state import MANAGER_STATE_VERSION, check_manager_state
 from aees.reward import NormalizedLossImprovementReward
@@ -27,10 +28,6 @@ from aees.types import (
     NonFiniteLossError,
     StructuredSelection,
     candidate_name,
-    check_candidates,
-    check_choice,
-    check_float,
-    check_int,
 )
 
 LOG_KEYS: tuple[str, ...] = (

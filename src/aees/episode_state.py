@@ -20,8 +20,7 @@ from typing import Any
 
 from aees.controllers import TREND_CONTEXT_BUCKETS, BucketedContextualController
 from aees.reward import REWARD_LOG_KEYS, check_logged_reward
-from aees.types import (
-    candidate_name,
+from aees.state_checks import (
     finite_number,
     same_plain,
     state_equal,
@@ -35,6 +34,7 @@ from aees.types import (
     state_mismatch,
     state_path,
 )
+from aees.types import candidate_name
 
 #: The version of the manager's part of a state dict.
 MANAGER_STATE_VERSION = 1

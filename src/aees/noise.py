@@ -19,7 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aees.types import same_plain, state_error, state_int, state_keys, state_mapping, state_path
+from aees.state_checks import (
+    same_plain,
+    state_error,
+    state_int,
+    state_keys,
+    state_mapping,
+    state_path,
+)
 
 _MASK64 = (1 << 64) - 1
 

@@ -69,7 +69,8 @@ from torch.utils.hooks import RemovableHandle
 
 from aees.amp import adopt_unscale
 from aees.device_steps import Loss
-from aees.types import EpisodeHook, same_plain, state_floats, state_int, state_keys, state_path
+from aees.state_checks import same_plain, state_floats, state_int, state_keys, state_path
+from aees.types import EpisodeHook
 from aees.wrapper import AEES
 
 _STATE_KEY = "aees"

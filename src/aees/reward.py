@@ -18,7 +18,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aees.types import RewardDetails, check_float, finite_number, state_float, state_mismatch
+from aees.checks import check_float
+from aees.state_checks import finite_number, state_float, state_mismatch
+from aees.types import RewardDetails
 
 #: the per-episode log keys that hold the reward's parts (see :func:`check_logged_reward`)
 REWARD_LOG_KEYS: tuple[str, ...] = (

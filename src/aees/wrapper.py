@@ -35,6 +35,7 @@ from torch.utils.hooks import RemovableHandle
 
 from aees.amp import ScalerStep
 from aees.arguments import check_arguments, check_hooks
+from aees.checks import check_candidates
 from aees.controller_setup import setup_controllers
 from aees.controllers import Controller, PrecomputedController
 from aees.device_steps import Loss, StepRecords, multiply_lrs, restore_lrs
@@ -42,7 +43,7 @@ from aees.distributed import resolve_group, shared_random_seed
 from aees.episode import StructuredEpisodeManager
 from aees.noise import GradEntry, make_noise_source
 from aees.reward import NormalizedLossImprovementReward
-from aees.types import CandidateConfig, EpisodeHook, EpisodeRecord, EpisodeSummary, check_candidates
+from aees.types import CandidateConfig, EpisodeHook, EpisodeRecord, EpisodeSummary
 from aees.wrapper_state import WRAPPER_STATE_VERSION, check_wrapper_state
 
 NoiseControllerArg = Controller | Sequence[Controller] | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aees.types import (
+from aees.state_checks import (
     same_plain,
     state_equal,
     state_error,
