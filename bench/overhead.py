@@ -7,6 +7,8 @@ Every variant owns its own model + AdamW copy (same initial weights) and its own
 object, which persists across rounds so episodes keep advancing (and the bandit keeps switching
 arms) while we time. Timing is round-robin: in each round every variant runs ``--steps`` timed
 steps; the reported figure is the median over rounds of ms/step. See bench/README.md.
+The models and arms timed are in ``overhead_setup.py``, the targets' verdicts and the table in
+``overhead_report.py`` (both beside this script).
 
     python bench/overhead.py                 # auto device, default models for it
     python bench/overhead.py --quick         # smoke test (< 60 s on a 2-core CPU)
@@ -24,36 +26,26 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from overhead_report import (
+    FACADE_TARGET_PCT,
+    PEAK_TARGET_PCT,
+    TARGETS_PCT,
+    check_targets,
+    device_name,
+    markdown_table,
+)
+from overhead_setup import ARMS, DEFAULT_MODELS, ModelSpec, model_specs
 from torch import nn
 
+from aees.results import atomic_write_text
+
 MIB = 1024.0 * 1024.0
-
-# (name, implementation, lr_candidates, noise_candidates); "plain" has no wrapper.
-ARMS = {
-    "lr": ([0.5, 1.0, 2.0], [0.0]),
-    "noise": ([1.0], [0.0, 0.005, 0.01]),
-    "both": ([0.5, 1.0, 2.0], [0.0, 0.005, 0.01]),
-}
-ARM_LABEL = {"lr": "LR-only", "noise": "noise-only", "both": "LR+noise"}
-IMPL_LABEL = {"aeesopt": "AEESOptimizer"}
-
-# Targets for AEES (not for pulseopt, which is the reference being beaten): max overhead % vs plain.
-TARGETS_PCT = {
-    "cuda": {"lr": 1.0, "noise": 3.0, "both": 3.0},
-    "cpu": {"lr": 2.0},
-}
-FACADE_TARGET_PCT = 1.0  # AEESOptimizer LR-only <= AEES object LR-only + 1 % (any device)
-PEAK_TARGET_PCT = 1.0  # peak memory <= plain + 1 %
-
-DEFAULT_MODELS = {"cuda": ["resnet18", "distilbert"], "cpu": ["cnn", "mlp"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,117 +101,6 @@ def _dist_version(name: str) -> str:
         return version(name)
     except Exception:
         return "unknown"
-
-
-# --------------------------------------------------------------------------------------------
-# Models and synthetic batches
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelSpec:
-    name: str
-    build: Callable[[], nn.Module]
-    make_batch: Callable[[torch.Generator, torch.device], tuple[Any, torch.Tensor]]
-    forward: Callable[[nn.Module, Any], torch.Tensor]  # returns logits
-    lr: float
-    batch_desc: str
-
-
-def _small_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(128, 256),
-        nn.ReLU(),
-        nn.Linear(256, 10),
-    )
-
-
-def _mlp() -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
-    )
-
-
-def _cifar_resnet18() -> nn.Module:
-    from torchvision.models import resnet18
-
-    m = resnet18(num_classes=100)
-    m.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    m.maxpool = nn.Identity()
-    return m
-
-
-def _distilbert() -> nn.Module:
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
-
-    return DistilBertForSequenceClassification(DistilBertConfig(num_labels=2))
-
-
-def _image_batch(n: int, shape: tuple[int, ...], classes: int):
-    def make(g: torch.Generator, dev: torch.device):
-        x = torch.randn((n, *shape), generator=g).to(dev)
-        y = torch.randint(0, classes, (n,), generator=g).to(dev)
-        return x, y
-
-    return make
-
-
-def _text_batch(n: int, seq: int, vocab: int, classes: int):
-    def make(g: torch.Generator, dev: torch.device):
-        ids = torch.randint(0, vocab, (n, seq), generator=g).to(dev)
-        mask = torch.ones((n, seq), dtype=torch.long).to(dev)
-        y = torch.randint(0, classes, (n,), generator=g).to(dev)
-        return (ids, mask), y
-
-    return make
-
-
-def model_specs() -> dict[str, ModelSpec]:
-    def call(m: nn.Module, x: Any) -> torch.Tensor:
-        return m(x)
-
-    def call_bert(m: nn.Module, x: Any) -> torch.Tensor:
-        return m(input_ids=x[0], attention_mask=x[1]).logits
-
-    return {
-        "resnet18": ModelSpec(
-            "resnet18",
-            _cifar_resnet18,
-            _image_batch(128, (3, 32, 32), 100),
-            call,
-            1e-3,
-            "128x3x32x32, 100 classes",
-        ),
-        "distilbert": ModelSpec(
-            "distilbert",
-            _distilbert,
-            _text_batch(16, 128, 30522, 2),
-            call_bert,
-            5e-5,
-            "16x128 tokens, 2 labels",
-        ),
-        "cnn": ModelSpec(
-            "cnn",
-            _small_cnn,
-            _image_batch(64, (3, 32, 32), 10),
-            call,
-            1e-3,
-            "64x3x32x32, 10 classes",
-        ),
-        "mlp": ModelSpec(
-            "mlp", _mlp, _image_batch(128, (784,), 10), call, 1e-3, "128x784, 10 classes"
-        ),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,26 +164,41 @@ def _sync(dev: torch.device) -> None:
 
 
 def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device) -> dict:
-    cuda = dev.type == "cuda"
+    """Build every variant of ``spec``'s model, time them round-robin and return the results."""
     torch.manual_seed(args.seed)
     base = spec.build().train()
-    n_params = sum(p.numel() for p in base.parameters())
-    n_tensors = sum(1 for _ in base.parameters())
     g = torch.Generator().manual_seed(args.seed)
     batches = [spec.make_batch(g, dev) for _ in range(4)]
     crit = nn.CrossEntropyLoss()
+    if dev.type == "cuda":
+        _prime_cuda(base, spec, batches, crit, args, dev)
+    variants = build_variants(base, spec, impls, batches, crit, args, dev)
+    time_rounds(variants, spec, batches, crit, args, dev)
+    res = collect_results(spec, base, variants, dev)
+    del variants, batches, base
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return res
 
-    if cuda:
-        # Prime cuDNN autotuning / cuBLAS workspaces on a scratch copy so that these one-off
-        # allocations land in the baseline and are not charged to the first variant measured.
-        scratch = copy.deepcopy(base).to(dev)
-        sopt = torch.optim.AdamW(scratch.parameters(), lr=spec.lr)
-        sv = Variant("scratch", None, None, scratch, sopt)
-        run_steps(sv, batches, spec.forward, crit, max(2, min(args.warmup, 5)))
-        _sync(dev)
-        del scratch, sopt, sv
-        gc.collect()
 
+def _prime_cuda(base: nn.Module, spec: ModelSpec, batches: list, crit, args, dev) -> None:
+    """Prime cuDNN autotuning / cuBLAS workspaces on a scratch copy so that these one-off
+    allocations land in the baseline and are not charged to the first variant measured."""
+    scratch = copy.deepcopy(base).to(dev)
+    sopt = torch.optim.AdamW(scratch.parameters(), lr=spec.lr)
+    sv = Variant("scratch", None, None, scratch, sopt)
+    run_steps(sv, batches, spec.forward, crit, max(2, min(args.warmup, 5)))
+    _sync(dev)
+    del scratch, sopt, sv
+    gc.collect()
+
+
+def build_variants(
+    base: nn.Module, spec: ModelSpec, impls: dict[str, Any], batches: list, crit, args, dev
+) -> list[Variant]:
+    """Every chosen variant, built and warmed up, with its resident memory on a GPU."""
+    cuda = dev.type == "cuda"
     variants: list[Variant] = []
     chosen = variant_names(impls)
     if args.variants:
@@ -335,9 +231,16 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
         if cuda:
             v.resident_bytes = torch.cuda.memory_allocated(dev) - before
         variants.append(v)
+    return variants
 
-    # Round-robin timing. The starting variant rotates each round so no variant always runs
-    # right after the same neighbour (cache/clock effects); every round still times every variant.
+
+def time_rounds(variants: list[Variant], spec: ModelSpec, batches: list, crit, args, dev) -> None:
+    """Round-robin timing into each variant's ``ms_rounds`` (and ``transient_peaks`` on a GPU).
+
+    The starting variant rotates each round so no variant always runs right after the same
+    neighbour (cache/clock effects); every round still times every variant.
+    """
+    cuda = dev.type == "cuda"
     nv = len(variants)
     started = time.perf_counter()
     for r in range(args.rounds):
@@ -365,20 +268,25 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
             flush=True,
         )
 
-    # Results
+
+def collect_results(
+    spec: ModelSpec, base: nn.Module, variants: list[Variant], dev: torch.device
+) -> dict[str, Any]:
+    """The model's result entry: sizes, one entry per variant, the pulseopt/aees ratios, the
+    facade's overhead over the AEES object and the targets' verdicts."""
+    cuda = dev.type == "cuda"
+    n_params = sum(p.numel() for p in base.parameters())
     plain = variants[0]
     plain_med = statistics.median(plain.ms_rounds)
+    plain_peak = plain.resident_bytes + max(plain.transient_peaks) if cuda else None
     res: dict[str, Any] = {
         "batch": spec.batch_desc,
         "params": n_params,
-        "param_tensors": n_tensors,
+        "param_tensors": sum(1 for _ in base.parameters()),
         "param_mib": round(n_params * 4 / MIB, 3),
         "optimizer": f"AdamW(lr={spec.lr})",
         "variants": {},
     }
-    plain_peak = None
-    if cuda:
-        plain_peak = plain.resident_bytes + max(plain.transient_peaks)
     for v in variants:
         med = statistics.median(v.ms_rounds)
         paired = [100.0 * (a / b - 1.0) for a, b in zip(v.ms_rounds, plain.ms_rounds, strict=True)]
@@ -403,9 +311,15 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
         if v.wrapper is not None:
             entry["episodes_closed"] = _episodes_closed(v.wrapper)
         res["variants"][v.name] = entry
+    res["ratio_pulseopt_over_aees"] = _pulseopt_ratios(res["variants"], cuda)
+    _facade_overhead(res["variants"], variants)
+    res["targets"] = check_targets(res, dev.type)
+    return res
 
+
+def _pulseopt_ratios(timed: dict[str, Any], cuda: bool) -> dict[str, Any]:
+    """pulseopt's median ms/step (and peak on a GPU) over AEES's, per arm set timed by both."""
     ratios: dict[str, Any] = {}
-    timed = res["variants"]
     for a in ARMS:
         if f"aees-{a}" in timed and f"pulseopt-{a}" in timed:
             ae, po = timed[f"aees-{a}"], timed[f"pulseopt-{a}"]
@@ -413,26 +327,24 @@ def bench_model(spec: ModelSpec, impls: dict[str, Any], args, dev: torch.device)
             if cuda:
                 r["peak"] = po["peak_mib"] / ae["peak_mib"]
             ratios[a] = r
-    res["ratio_pulseopt_over_aees"] = ratios
-    if "aeesopt-lr" in timed and "aees-lr" in timed:
-        facade, obj = res["variants"]["aeesopt-lr"], res["variants"]["aees-lr"]
-        by_name = {v.name: v for v in variants}
-        paired = [
-            100.0 * (a / b - 1.0)
-            for a, b in zip(by_name["aeesopt-lr"].ms_rounds, by_name["aees-lr"].ms_rounds,
-                            strict=True)
-        ]  # fmt: skip
-        facade["overhead_pct_vs_aees"] = 100.0 * (
-            facade["ms_per_step_median"] / obj["ms_per_step_median"] - 1.0
-        )
-        facade["overhead_pct_vs_aees_paired_median"] = statistics.median(paired)
-    res["targets"] = check_targets(res, dev.type)
+    return ratios
 
-    del variants, plain, batches, base
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-    return res
+
+def _facade_overhead(timed: dict[str, Any], variants: list[Variant]) -> None:
+    """The AEESOptimizer facade's overhead over the AEES object (both LR-only), into its entry."""
+    if "aeesopt-lr" not in timed or "aees-lr" not in timed:
+        return
+    facade, obj = timed["aeesopt-lr"], timed["aees-lr"]
+    by_name = {v.name: v for v in variants}
+    paired = [
+        100.0 * (a / b - 1.0)
+        for a, b in zip(by_name["aeesopt-lr"].ms_rounds, by_name["aees-lr"].ms_rounds,
+                        strict=True)
+    ]  # fmt: skip
+    facade["overhead_pct_vs_aees"] = 100.0 * (
+        facade["ms_per_step_median"] / obj["ms_per_step_median"] - 1.0
+    )
+    facade["overhead_pct_vs_aees_paired_median"] = statistics.median(paired)
 
 
 def _episodes_closed(wrapper: Any) -> int | None:
@@ -447,138 +359,9 @@ def _episodes_closed(wrapper: Any) -> int | None:
     return max((len(v) for v in vals), default=None)
 
 
-def _round_overheads(timed: dict, name: str, against: str) -> list[float]:
-    """Per-round overhead % of ``name`` against ``against`` (the same round, side by side)."""
-    pairs = zip(
-        timed[name]["ms_per_step_rounds"], timed[against]["ms_per_step_rounds"], strict=True
-    )
-    return [100.0 * (a / b - 1.0) for a, b in pairs]
-
-
-def _time_verdict(got: float, limit: float, rounds: list[float]) -> dict[str, Any]:
-    """A timing target: ``pass`` (median within the limit), ``noisy`` (median over it, but the
-    per-round overheads straddle the limit: the machine's noise, not a verdict) or ``missed``
-    (over the limit in every round)."""
-    verdict = "pass" if got <= limit else "noisy" if min(rounds) <= limit else "missed"
-    return {
-        "limit_pct": limit,
-        "got_pct": got,
-        "rounds_pct": [min(rounds), max(rounds)],
-        "verdict": verdict,
-        "pass": verdict == "pass",
-    }
-
-
-def check_targets(res: dict, dev_type: str) -> dict:
-    out: dict[str, Any] = {}
-    timed = res["variants"]
-    facade = timed.get("aeesopt-lr")
-    if facade is not None and "overhead_pct_vs_aees" in facade:
-        rounds = _round_overheads(timed, "aeesopt-lr", "aees-lr")
-        out["aeesopt-lr time vs aees-lr"] = _time_verdict(
-            facade["overhead_pct_vs_aees"], FACADE_TARGET_PCT, rounds
-        )
-    for a, limit in TARGETS_PCT.get(dev_type, {}).items():
-        if f"aees-{a}" not in timed:
-            continue
-        got = timed[f"aees-{a}"]["overhead_pct"]
-        rounds = _round_overheads(timed, f"aees-{a}", "plain")
-        out[f"aees-{a} time"] = _time_verdict(got, limit, rounds)
-    if dev_type == "cuda":
-        for a in ARMS:
-            if f"aees-{a}" not in timed:
-                continue
-            got = timed[f"aees-{a}"]["peak_overhead_pct"]
-            out[f"aees-{a} peak"] = {
-                "limit_pct": PEAK_TARGET_PCT,
-                "got_pct": got,
-                "verdict": "pass" if got <= PEAK_TARGET_PCT else "missed",
-                "pass": got <= PEAK_TARGET_PCT,
-            }
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-# --------------------------------------------------------------------------------------------
-
-
-def markdown_table(name: str, res: dict, dev_type: str, stand_in: bool) -> str:
-    cuda = dev_type == "cuda"
-    head = ["variant", "ms/step (median)", "overhead % vs plain"]
-    if cuda:
-        head += ["peak MiB", "peak % vs plain"]
-    head += ["pulseopt/aees (time)"]
-    if cuda:
-        head += ["pulseopt/aees (peak)"]
-    lines = [
-        f"### {name}: {res['params'] / 1e6:.2f} M params ({res['param_tensors']} tensors), "
-        f"batch {res['batch']}, {res['optimizer']}",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
-    ]
-    for vname, e in res["variants"].items():
-        impl, _, arms = vname.partition("-")
-        label = (
-            "plain AdamW" if impl == "plain" else f"{IMPL_LABEL.get(impl, impl)} {ARM_LABEL[arms]}"
-        )
-        if impl == "aees" and stand_in:
-            label += " (stand-in)"
-        row = [label, f"{e['ms_per_step_median']:.3f}", f"{e['overhead_pct']:+.2f}"]
-        if cuda:
-            row += [f"{e['peak_mib']:.1f}", f"{e['peak_overhead_pct']:+.2f}"]
-        ratio = res["ratio_pulseopt_over_aees"].get(arms) if impl == "aees" else None
-        row += [f"{ratio['ms']:.3f}x" if ratio else ""]
-        if cuda:
-            row += [f"{ratio['peak']:.3f}x" if ratio else ""]
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
-    if res["targets"]:
-        lines.append("Targets (aees only):")
-        for k, t in res["targets"].items():
-            vs = "" if " vs " in k else " vs plain"
-            line = f"- {k} <= +{t['limit_pct']:g}%{vs}: {t['got_pct']:+.2f}%  "
-            low, high = t.get("rounds_pct", (None, None))
-            spread = f"rounds {low:+.2f}..{high:+.2f}%" if low is not None else ""
-            if t["verdict"] == "pass":
-                line += "PASS"
-            elif t["verdict"] == "noisy":
-                line += (
-                    f"NOISY, not a verdict: {spread} straddle the limit (a loaded machine; "
-                    "rerun idle with more --rounds)"
-                )
-            else:
-                line += "MISSED: over the limit" + (f" in every round ({spread})" if spread else "")
-            lines.append(line)
-    return "\n".join(lines)
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON at ``path``, atomically (:func:`aees.results.atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,8 +423,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def setup_device(args: argparse.Namespace) -> torch.device:
+    """The device ``--device`` names (``auto``: CUDA when there is one), made current, with
+    cuDNN autotuning on a GPU and ``--threads`` applied."""
     if args.device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -653,23 +437,20 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    return dev
 
-    impls, versions, notes = load_implementations(args.stand_in_pulseopt)
-    stand_in = versions["aees"].startswith("STAND-IN")
-    specs = model_specs()
-    default_models = ["mlp"] if args.short and dev.type == "cpu" else DEFAULT_MODELS[dev.type]
-    names = args.models.split(",") if args.models else default_models
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        sys.exit(f"error: unknown model(s) {unknown}; choose from {sorted(specs)}")
 
-    out_path = Path(
-        args.out
-        or Path(__file__).resolve().parent
-        / "results"
-        / f"overhead-{dev.type}{'-quick' if args.quick else '-short' if args.short else ''}.json"
-    )
-    meta = {
+def run_metadata(
+    args: argparse.Namespace,
+    dev: torch.device,
+    versions: dict[str, str],
+    notes: list[str],
+    stand_in: bool,
+    names: list[str],
+) -> dict[str, Any]:
+    """The JSON file's header (machine, versions, settings, targets), with empty ``models`` and
+    ``skipped`` for the results."""
+    return {
         "benchmark": "aees per-step overhead",
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "device": {
@@ -707,6 +488,27 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
         "skipped": {},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    dev = setup_device(args)
+    impls, versions, notes = load_implementations(args.stand_in_pulseopt)
+    stand_in = versions["aees"].startswith("STAND-IN")
+    specs = model_specs()
+    default_models = ["mlp"] if args.short and dev.type == "cpu" else DEFAULT_MODELS[dev.type]
+    names = args.models.split(",") if args.models else default_models
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        sys.exit(f"error: unknown model(s) {unknown}; choose from {sorted(specs)}")
+
+    out_path = Path(
+        args.out
+        or Path(__file__).resolve().parent
+        / "results"
+        / f"overhead-{dev.type}{'-quick' if args.quick else '-short' if args.short else ''}.json"
+    )
+    meta = run_metadata(args, dev, versions, notes, stand_in, names)
     print(
         f"# AEES overhead on {meta['device']['name']} ({dev}), torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}"
@@ -735,9 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         meta["models"][name] = res
         print(markdown_table(name, res, dev.type, stand_in), flush=True)
         print()
-        atomic_write_json(out_path, meta)  # partial results survive a later crash
+        write_json(out_path, meta)  # partial results survive a later crash
 
-    atomic_write_json(out_path, meta)
+    write_json(out_path, meta)
     print(f"wrote {out_path}")
     return 0
 
