@@ -21,6 +21,7 @@ def _names(*argv: str) -> list[str]:
     return [line.split()[0] for line in out.splitlines()]
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_the_script_lists_every_path_and_refuses_an_unknown_one():
     names = _names()
     for expected in ("cifar100-resume", "text-bert", "hf-trainer-fp16", "torchrun-1"):

@@ -435,6 +435,7 @@ def test_no_host_reads_within_an_episode_under_accumulation(monkeypatch):
     assert per_step == [0, 0, 0, 1] * 2  # one read-back per episode, when it closes
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_the_plain_loop_example_runs_in_smoke_mode(tmp_path):
     out = tmp_path / "records.json"
     script = Path(__file__).resolve().parents[1] / "examples" / "plain_loop.py"

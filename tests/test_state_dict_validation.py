@@ -305,6 +305,7 @@ def _aees_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, cwd=cwd, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_train_resume_from_a_checkpoint_with_a_corrupted_aees_state(tmp_path):
     """``aees train digits --resume`` on a checkpoint whose AEES state was crafted: one line,
     exit status 2, naming the file and the key; no result is written."""

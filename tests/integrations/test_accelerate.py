@@ -130,6 +130,7 @@ def test_save_state_load_state_resumes_exactly(tmp_path):
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["state"][key][name]))
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_example_script_smoke(tmp_path):
     """``examples/accelerate_digits.py --smoke``: trains, saves, resumes and says so."""
     pytest.importorskip("sklearn")

@@ -30,6 +30,8 @@ def _fit(module, steps=None, epochs=None, accumulate=1, tmp_path=None, ckpt=None
     return fit, fit.optimizers[0]
 
 
+# Not slow although a subprocess: a bare import in a fresh interpreter (1-3 s, no training)
+# is the only way to see what `import aees` loads, and the fast loop should check it.
 def test_import_aees_and_its_integrations_package_stays_torch_only():
     code = (
         "import sys, aees, aees.integrations;"
@@ -148,6 +150,7 @@ def test_ddp_two_cpu_processes_take_identical_decisions(tmp_path):
     assert len(set(r0["logs"]["selected_combined_names"])) >= 2
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_the_lightning_example_runs_in_smoke_mode(tmp_path):
     out = tmp_path / "records.json"
     done = subprocess.run(

@@ -182,6 +182,7 @@ def test_mixin_with_users_own_trainer_subclass_and_bad_keywords(fx, tmp_path):
         build(fx, tmp_path / "y", aees={"episode_length": 0})
 
 
+@pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_example_script_smoke(fx, tmp_path):
     """``examples/hf_trainer_text.py --smoke`` on the offline fixtures."""
     out = tmp_path / "run"
