@@ -47,8 +47,6 @@ from aees.types import CandidateConfig, EpisodeHook, EpisodeRecord, EpisodeSumma
 from aees.wrapper_state import WRAPPER_STATE_VERSION, check_wrapper_state
 
 NoiseControllerArg = Controller | Sequence[Controller] | None
-_DEFAULT_LR_CANDIDATES = (1.0,)
-_DEFAULT_NOISE_CANDIDATES = (0.0,)
 
 
 class AEES:
@@ -542,11 +540,10 @@ class AEES:
                 raise TypeError(f"replay() builds the controllers from logs; got {key}=.")
         kwargs.pop("control_mode", None)
         kwargs["structured_control_mode"] = "independent"
-        axes = (
-            ("lr", kwargs.get("lr_candidates", _DEFAULT_LR_CANDIDATES), False),
-            ("noise", kwargs.get("noise_candidates", _DEFAULT_NOISE_CANDIDATES), True),
-        )
-        for axis, candidates, allow_zero in axes:
+        for axis, allow_zero in (("lr", False), ("noise", True)):
+            if f"{axis}_candidates" not in kwargs:
+                continue  # the default: one candidate, so no controller to replay
+            candidates = kwargs[f"{axis}_candidates"]
             n = len(check_candidates(f"{axis}_candidates", candidates, allow_zero=allow_zero))
             if n == 1:
                 continue
