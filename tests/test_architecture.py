@@ -10,7 +10,8 @@
 * no module imports a ``_private`` name of another module (``from m import _x`` or ``m._x`` on
   an imported module);
 * no import cycles (imports inside functions count);
-* no module over :data:`MAX_MODULE_LINES` lines (issue 20: a module one can read at once);
+* no module over :data:`MAX_MODULE_LINES` lines (issue 20: a module one can read at once), and no
+  function over :data:`MAX_FUNCTION_LINES` lines unless a comment right above it says why;
 * no task list outside the task registry: no module outside ``aees/runner/tasks/`` holds a
   collection literal (list, tuple, set, dict keys) naming two or more registered tasks, or binds
   a name ending in ``TASKS`` to task names (``CPU_TASKS = frozenset({"digits"})``), so adding
@@ -28,6 +29,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,20 @@ OVERSIZED_FOR_NOW: dict[str, str] = {
     "aees/sweep/manifest.py": "its flag model goes to the task registry (issue 20, sweep)",
     "aees/reporting/runs.py": "its value checks move to aees.results (issue 20, results)",
     "aees/results/io.py": "being split (issue 20, results)",
+}
+#: The longest function allowed without a reason, in lines (decorators and signature included).
+MAX_FUNCTION_LINES = 80
+#: Long functions without a reason while issue 20 splits them (``module:qualified name``); the
+#: coordinator empties this once the splits are committed.
+LONG_FUNCTIONS_FOR_NOW: dict[str, str] = {
+    "aees/results/metrics.py:_overhead_metadata": "being split (issue 20, results)",
+    "aees/results/metrics.py:build_runtime_metrics": "being split (issue 20, results)",
+    "aees/runner/tasks/image.py:ImageTask.build": "being split (issue 20, image task)",
+    "aees/runner/tasks/nlp.py:TextClassificationTask.build": "being split (issue 20, text task)",
+    "aees/sweep/local.py:run_local": "being split (issue 20, sweep)",
+    "aees/sweep/manifest.py:Manifest.from_dict": "being split (issue 20, sweep)",
+    "aees/sweep/plan.py:build_plan": "being split (issue 20, sweep)",
+    "aees/sweep/ray.py:_run_ray_sweep": "being split (issue 20, sweep)",
 }
 #: The registered task names (``aees.runner.tasks.task_names()``; test_task_names_are_registered
 #: keeps the two equal).
@@ -276,6 +292,46 @@ def _named_tasks(node: ast.AST) -> set[str]:
     }
 
 
+def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """``(qualified name, node)`` of every function and method, nested ones included."""
+
+    def walk(node: ast.AST, prefix: str) -> Iterator[tuple[str, Any]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield prefix + child.name, child
+                yield from walk(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, f"{prefix}{child.name}.")
+            else:
+                yield from walk(child, prefix)
+
+    yield from walk(tree, "")
+
+
+def long_functions(root: Path = SRC, allowed: dict[str, str] | None = None) -> list[str]:
+    """``"aees/x.py:NAME: N lines ..."`` for every function over :data:`MAX_FUNCTION_LINES`
+    lines (decorators included) with no ``#`` comment on the line right above it and not in
+    ``allowed`` (default :data:`LONG_FUNCTIONS_FOR_NOW`)."""
+    allowed = LONG_FUNCTIONS_FOR_NOW if allowed is None else allowed
+    out = []
+    for path in sorted((root / "aees").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for name, node in _functions(ast.parse(text, filename=str(path))):
+            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            length = (node.end_lineno or node.lineno) - first + 1
+            if length <= MAX_FUNCTION_LINES or f"{rel}:{name}" in allowed:
+                continue
+            above = lines[first - 2].strip() if first >= 2 else ""
+            if not above.startswith("#"):
+                out.append(
+                    f"{rel}:{name}: {length} lines (over {MAX_FUNCTION_LINES}; split it, or say "
+                    "why in a comment right above it)"
+                )
+    return out
+
+
 def task_lists(root: Path = SRC, allowed: dict[str, str] | None = None) -> list[str]:
     """``"aees/x.py:LINE names ..."`` for every collection literal (list, tuple, set, dict keys)
     naming two or more of :data:`TASK_NAMES`, and every name ending in ``TASKS`` bound to task
@@ -324,6 +380,13 @@ def test_no_module_over_the_size_limit() -> None:
     assert not found, "\n".join(found)
 
 
+def test_no_long_function_without_a_reason() -> None:
+    found = long_functions()
+    for line in found:
+        print(line)
+    assert not found, "\n".join(found)
+
+
 def test_no_task_list_outside_the_registry() -> None:
     found = task_lists()
     for line in found:
@@ -358,6 +421,17 @@ def test_the_size_and_task_list_checks_catch_a_bad_module(tmp_path: Path) -> Non
         f"aees/big.py: {MAX_MODULE_LINES + 1} lines (over {MAX_MODULE_LINES}; split it by concern)"
     ]
     assert long_modules(tmp_path, allowed={"aees/big.py": "being split"}) == []
+    body = "    x = 1\n" * MAX_FUNCTION_LINES
+    (tmp_path / "aees" / "funcs.py").write_text(
+        f"class C:\n    def long(self):\n{'    ' + body.replace(chr(10), chr(10) + '    ')}\n"
+        f"# a reason\ndef explained():\n{body}\n"
+        f"def fits():\n{body[: -len('    x = 1' + chr(10))]}\n"
+    )
+    assert long_functions(tmp_path, allowed={}) == [
+        f"aees/funcs.py:C.long: {MAX_FUNCTION_LINES + 1} lines (over {MAX_FUNCTION_LINES}; "
+        "split it, or say why in a comment right above it)"
+    ]
+    assert long_functions(tmp_path, allowed={"aees/funcs.py:C.long": "being split"}) == []
     found = task_lists(tmp_path, allowed={})
     assert [line.split(" names")[0] for line in found] == [
         "aees/reporting/runs.py:2",
