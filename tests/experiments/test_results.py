@@ -645,3 +645,44 @@ def test_importing_results_pulls_in_no_experiment_dependencies() -> None:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
     assert not {m for m in added if m.split(".")[0] in heavy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Value checks (aees.results.checks: shared by reporting and the sweep's result check)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_value_problems_accepts_a_sound_result() -> None:
+    from aees.results.checks import value_problems
+
+    assert value_problems(make_result()) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"best_val_accuracy": 50.0}, "best_val_accuracy is 50, outside [0, 1]"),
+        ({"val_accuracies": [0.1, 0.2]}, "val_accuracies has 2 entries for 3 epochs"),
+        ({"final_train_loss": float("nan")}, "final_train_loss is nan (not finite)"),
+        ({"wall_clock_seconds": -1.0}, "wall_clock_seconds is -1 (negative)"),
+        (
+            {"config": {**AEES_CONFIG, "lr_candidates": [0.5, float("inf")]}},
+            "config.lr_candidates[1] is inf (not finite)",
+        ),
+    ],
+)
+def test_value_problems_names_the_first_bad_value(overrides: dict, problem: str) -> None:
+    from aees.results.checks import value_problems
+
+    found = value_problems(make_result(**overrides))
+    assert len(found) == 1 and found[0].startswith(problem), found
+
+
+def test_value_problems_lets_a_diverged_run_hold_nan_and_fewer_epochs() -> None:
+    from aees.results.checks import value_problems
+
+    stopped = {"final_train_loss": float("nan"), "val_accuracies": [0.1], "train_losses": [2.0]}
+    assert value_problems(make_result(**stopped))  # not marked: refused
+    assert value_problems(make_result(diverged=True, diverged_at_step=9, **stopped)) == []
+    raw = {"diverged": True}  # the marker at the top level of the file as read
+    assert value_problems(make_result(**stopped), raw) == []
