@@ -19,7 +19,7 @@ import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -46,19 +46,23 @@ __all__ = [
     "PRECISIONS",
     "RUN_CONTROL_MODES",
     "SCHEDULE_FREE_OPTIMIZERS",
+    "TASK_DEFAULT",
     "ConfigError",
-    "FieldSpec",
     "OneLineArgumentParser",
+    "OptionSpec",
     "RunConfig",
     "RunWarning",
     "UserError",
-    "add_common_arguments",
+    "add_options",
     "aees_short_run",
+    "check_machine",
     "config_values",
     "default_output_path",
     "field_specs",
     "flag_of",
     "nlp_style_fields",
+    "option_problem",
+    "option_specs",
     "parse_candidates",
     "short_run_message",
     "validate_common_args",
@@ -291,11 +295,12 @@ def _local_store_path(uri: str) -> str | None:
     return None
 
 
-def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None:
+def _validate_tracking(fail: Any, board: str | None, uri: str | None, output: str) -> str | None:
     """``--tensorboard DIR`` / ``--mlflow [URI]``: the package is installed, a local target
     (the run's TensorBoard directory, an sqlite database) is writable, and a URI parses and
     holds no credentials (:func:`aees.runner.tracking_targets.check_mlflow_uri`). A local
-    MLflow store becomes an absolute ``file:`` URI, an sqlite database an absolute path."""
+    MLflow store becomes an absolute ``file:`` URI, an sqlite database an absolute path: the
+    returned ``--mlflow`` value."""
     from importlib.util import find_spec
 
     from aees.runner.tracking_targets import (
@@ -304,7 +309,6 @@ def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None
         tensorboard_run_dir,
     )
 
-    board = getattr(args, "tensorboard", None)
     if board is not None:
         if not str(board).strip():
             fail("--tensorboard", "must name a directory")
@@ -317,9 +321,8 @@ def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None
         why = writable_location_problem(run_dir, is_dir=True)
         if why is not None:
             fail("--tensorboard", f"run directory {str(run_dir)!r} cannot be written: {why}")
-    uri = getattr(args, "mlflow", None)
     if uri is None:
-        return
+        return None
     uri = str(uri).strip()
     if not uri:
         fail("--mlflow", "must be a tracking URI or a directory (or give no value: ./mlruns)")
@@ -334,14 +337,13 @@ def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None
         why = writable_location_problem(local, is_dir=True)
         if why is not None:
             fail("--mlflow", f"{local!r} cannot be written: {why}")
-        args.mlflow = Path(local).expanduser().absolute().as_uri()
-        return
+        return Path(local).expanduser().absolute().as_uri()
     database = sqlite_database(uri)
     if database is not None:
         why = writable_location_problem(database, is_dir=False)
         if why is not None:
             fail("--mlflow", f"database {str(database)!r} cannot be written: {why}")
-    args.mlflow = uri
+    return uri
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,17 +353,36 @@ def _validate_tracking(fail: Any, args: argparse.Namespace, output: str) -> None
 _SAME = object()
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """How one :class:`RunConfig` field is a flag of ``aees train`` and how it is checked.
+class _TaskDefault:
+    """The dataclass default of every flagged :class:`RunConfig` field: "not given", resolved in
+    ``__post_init__`` to the task's default (its :class:`~aees.runner.tasks.registry.TaskInfo`
+    ``defaults``) or else the option's own (:attr:`OptionSpec.default`)."""
 
-    ``check`` is the bound (``">0"``, ``">=0"``, ``"(0,1]"``, ``"[0,1]"``; a float field is also
-    finite); ``styles`` the flag styles (:data:`FLAG_STYLES`) that have the flag; ``cli_default``
-    the argparse default where it differs from the field's (``--method``, candidate lists).
-    ``help`` may hold ``{unit}`` (epochs, or optimizer steps for the NLP style). The flag is
-    ``--`` + the field name with ``-`` for ``_``; its group is the :data:`FLAG_GROUPS` entry.
-    ``writes``: the value names a place the run writes (a sweep keeps it inside its output root,
-    docs/protocols.md §15).
+    def __repr__(self) -> str:
+        return "<task default>"
+
+
+TASK_DEFAULT: Any = _TaskDefault()
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of ``aees train <task>``: a shared :class:`RunConfig` field or a task's own.
+
+    The one flag model (docs/protocols.md §2): argparse is generated from it
+    (:func:`add_options`), the sweep coerces, orders and compares by it, and
+    :class:`RunConfig` checks values by it.
+
+    ``kind``: ``int``, ``float``, ``str``, ``bool`` (a bare ``--flag``) or ``candidates`` (a
+    comma list). ``default``: the option's own default (a task's record may override it).
+    ``check``: the bound (``">0"``, ``">=0"``, ``"(0,1]"``, ``"[0,1]"``; a float is also finite).
+    ``styles``: the flag styles (:data:`FLAG_STYLES`) that have the flag. ``cli_default``: the
+    argparse default where it differs (``--method``, candidate lists). ``help`` may hold
+    ``{unit}`` (epochs, or optimizer steps for the NLP style). ``writes``: the value names a
+    place the run writes (a sweep keeps it inside its output root, docs/protocols.md §15).
+    ``identity``: part of what a run is (the sweep compares it with a result's config); False
+    for where-things-are keys. ``resumable``: may differ between the run that wrote a checkpoint
+    and the one resuming it. ``group``: the ``-h`` group; ``name`` the field or option name.
     """
 
     help: str | None = None
@@ -373,13 +394,26 @@ class FieldSpec:
     nargs: str | None = None
     const: Any = None
     writes: bool = False
+    identity: bool = True
+    resumable: bool = False
+    name: str = ""
+    kind: str = "str"
+    default: Any = None
+    group: str = ""
+
+    @property
+    def flag(self) -> str:
+        """``--lr-scheduler`` for ``lr_scheduler``."""
+        return flag_of(self.name)
+
+    def argparse_default(self, style: str) -> Any:
+        """The default argparse is given: ``cli_default`` where set, else ``default``."""
+        del style
+        return self.default if self.cli_default is _SAME else self.cli_default
 
 
-def _flag(default: Any = None, *, factory: Any = None, **spec: Any) -> Any:
-    metadata = {"flag": FieldSpec(**spec)}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
+def _flag(default: Any = None, **spec: Any) -> Any:
+    return field(default=TASK_DEFAULT, metadata={"flag": OptionSpec(default=default, **spec)})
 
 
 #: The argparse groups of the shared flags and the fields in each, in help order.
@@ -469,59 +503,128 @@ def _kind(annotation: Any) -> str:
     return "str"
 
 
-def field_specs(style: str | None = None) -> dict[str, tuple[FieldSpec, str]]:
+def field_specs(style: str | None = None) -> dict[str, tuple[OptionSpec, str]]:
     """``{field name: (spec, kind)}`` of the flagged :class:`RunConfig` fields, in declaration
     order; ``style`` keeps only the fields that style has as flags. ``kind`` is ``int``,
     ``float``, ``str``, ``bool`` (a bare ``--flag``) or ``candidates`` (a comma list)."""
-    out: dict[str, tuple[FieldSpec, str]] = {}
-    for f in fields(RunConfig):
-        spec = f.metadata.get("flag")
-        if spec is None or (style is not None and style not in spec.styles):
-            continue
-        out[f.name] = (spec, _kind(f.type))
+    return {
+        name: (spec, spec.kind)
+        for name, spec in _shared_specs().items()
+        if style is None or style in spec.styles
+    }
+
+
+_SHARED: dict[str, OptionSpec] = {}
+
+
+def _shared_specs() -> dict[str, OptionSpec]:
+    """The flagged :class:`RunConfig` fields' specs, name / kind / group filled, in declaration
+    order (computed once)."""
+    if not _SHARED:
+        groups = {name: title for title, names in FLAG_GROUPS.items() for name in names}
+        for f in fields(RunConfig):
+            spec = f.metadata.get("flag")
+            if spec is not None:
+                _SHARED[f.name] = replace(
+                    spec, name=f.name, kind=_kind(f.type), group=groups[f.name]
+                )
+    return _SHARED
+
+
+def option_specs(task_name: str) -> dict[str, OptionSpec]:
+    """Every option of ``aees train <task_name>``, name -> spec, in the order ``-h`` lists them:
+    the shared ones of the task's flag style (defaults as the task's record sets them), then the
+    task's own. The one flag model: argparse is generated from it (:func:`add_options`), the
+    sweep reads it. ``KeyError`` for an unknown task."""
+    from aees.runner.tasks import task_info
+
+    info = task_info(task_name)
+    shared = _shared_specs()
+    out: dict[str, OptionSpec] = {}
+    for names in FLAG_GROUPS.values():
+        for name in names:
+            spec = shared[name]
+            if info.flag_style not in spec.styles:
+                continue
+            if name in info.defaults:
+                spec = replace(spec, default=info.defaults[name], cli_default=_SAME)
+            elif info.flag_style == "nlp" and spec.cli_default is not _SAME:
+                spec = replace(spec, default=spec.cli_default)  # --method AdamW
+            out[name] = spec
+    for spec in info.options:
+        out[spec.name] = spec
     return out
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, style: str = "cifar") -> None:
-    """Add the flags shared by every task: one per flagged :class:`RunConfig` field of
-    ``style``, in the :data:`FLAG_GROUPS` groups.
+def option_problem(spec: OptionSpec, value: Any) -> str | None:
+    """Why ``value`` is not a valid value of a task's own option ``spec`` (kind, choices, C
+    integer range, finiteness, bound), or None."""
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if kind == "str":
+        if not isinstance(value, str):
+            return f"must be a string, got {value!r}"
+        if spec.choices and value not in spec.choices:
+            return f"must be one of {', '.join(spec.choices)}, got {value!r}"
+        return None
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"must be an integer, got {value!r}"
+        if spec.name == "seed" or spec.name.endswith("_seed"):
+            if not 0 <= value <= MAX_SEED:
+                return f"must be in [0, {MAX_SEED}], got {value}"
+        elif abs(value) > MAX_INT_FLAG:
+            return f"must be at most {MAX_INT_FLAG} in magnitude, got {value}"
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"must be finite, got {value}"
+    if spec.check in _BOUNDS:
+        ok, message = _BOUNDS[spec.check]
+        if not ok(value):
+            return f"{message}, got {value}"
+    return None
 
-    ``style="cifar"``: the thesis CIFAR runner's names and defaults (``--control-mode``,
-    ``--optimizer``, ``--momentum``, ``--label-noise-type``, ``--label-noise-rate``).
-    ``style="nlp"``: the SST-2 / AG News runners' ``--method {AdamW,AdaptiveScheduler,
-    RandomScheduler}`` instead (the optimizer is ``--optimizer``, default AdamW; no label-noise
-    flags: a task adds its own), and
-    ``--scheduler-t-max`` counts optimizer steps.
+
+def add_options(
+    parser: argparse.ArgumentParser, specs: Mapping[str, OptionSpec], style: str = "cifar"
+) -> list[argparse.Action]:
+    """Add one flag per spec to ``parser``, in argument groups by :attr:`OptionSpec.group`
+    (first appearance order); returns the actions in order.
+
+    ``style="nlp"`` (the SST-2 / AG News runners): ``--scheduler-t-max`` counts optimizer steps.
     """
     if style not in FLAG_STYLES:
         raise ValueError(f"style must be one of {FLAG_STYLES}, got {style!r}")
     unit = "optimizer steps" if style == "nlp" else "epochs"
-    specs = field_specs(style)
-    defaults = {f.name: f.default for f in fields(RunConfig)}
-    for title, names in FLAG_GROUPS.items():
-        present = [name for name in names if name in specs]
-        if not present:
+    groups: dict[str, Any] = {}
+    actions: list[argparse.Action] = []
+    for spec in specs.values():
+        if spec.group not in groups:
+            groups[spec.group] = parser.add_argument_group(spec.group or None)
+        group = groups[spec.group]
+        kwargs: dict[str, Any] = {}
+        if spec.help is not None:
+            kwargs["help"] = spec.help.format(unit=unit)
+        if spec.metavar is not None:
+            kwargs["metavar"] = spec.metavar
+        if spec.kind == "bool":
+            actions.append(group.add_argument(spec.flag, action="store_true", **kwargs))
             continue
-        group = parser.add_argument_group(title)
-        for name in present:
-            spec, kind = specs[name]
-            default = defaults[name] if spec.cli_default is _SAME else spec.cli_default
-            kwargs: dict[str, Any] = {}
-            if spec.help is not None:
-                kwargs["help"] = spec.help.format(unit=unit)
-            if spec.metavar is not None:
-                kwargs["metavar"] = spec.metavar
-            if kind == "bool":
-                group.add_argument(flag_of(name), action="store_true", **kwargs)
-                continue
-            if spec.nargs is not None:
-                kwargs["nargs"] = spec.nargs
-                kwargs["const"] = spec.const
-            if spec.choices is not None:
-                kwargs["choices"] = spec.choices
-            if kind in ("int", "float"):
-                kwargs["type"] = int if kind == "int" else float
-            group.add_argument(flag_of(name), default=default, **kwargs)
+        if spec.nargs is not None:
+            kwargs["nargs"] = spec.nargs
+            kwargs["const"] = spec.const
+        if spec.choices is not None:
+            kwargs["choices"] = spec.choices
+        if spec.kind in ("int", "float"):
+            kwargs["type"] = int if spec.kind == "int" else float
+        default = spec.default if spec.cli_default is _SAME else spec.cli_default
+        actions.append(group.add_argument(spec.flag, default=default, **kwargs))
+    return actions
 
 
 def nlp_style_fields(method: str | None) -> dict[str, Any]:
@@ -554,29 +657,24 @@ def _candidates(value: Any, flag: str, allow_zero: bool) -> tuple[float, ...]:
     return parse_candidates(text, flag=flag, allow_zero=allow_zero)
 
 
-def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
-    """Check every shared flag; the first problem ends the process via ``parser.error``.
-
-    The value checks are :class:`RunConfig`'s own (a config built in code is checked the same
-    way); here come the ones that ask the machine: every integer flag (the task's too) fits a C
-    type, the device exists, ``--output`` / ``--checkpoint-dir`` / the trackers can be written.
-    Writes back to ``args`` what the config resolved: ``output`` (:attr:`RunConfig.output_path`),
-    the candidate tuples, the open-loop ``schedule_seed`` / ``aees_trace_root`` and a local
-    ``mlflow`` store as a ``file:`` URI. Returns the config (without ``task_options``).
-    """
-
+def _fail_with(parser: argparse.ArgumentParser) -> Any:
     def fail(flag: str, message: str) -> NoReturn:
         from aees.results.secrets import redact_uris  # a message never shows a URI's secrets
 
         parser.error(redact_uris(f"{flag} {message}"))
 
-    _check_int_ranges(fail, args)
-    try:
-        config = RunConfig(task_name=args.task, **config_values(args))
-    except ConfigError as err:
-        parser.error(err.text)
+    return fail
+
+
+def check_machine(parser: argparse.ArgumentParser, config: RunConfig) -> RunConfig:
+    """The checks that ask the machine, after the values were checked (by :class:`RunConfig`):
+    the device exists, fast mode works here, a peer optimizer's package is installed,
+    ``--output`` / ``--checkpoint-dir`` / the trackers can be written. The first problem ends
+    the process via ``parser.error``. Returns ``config`` with a local MLflow store resolved to an
+    absolute ``file:`` URI (an sqlite database to an absolute path)."""
     from aees.runner.fast import fast_mode_problem  # imports torch: only when validating
 
+    fail = _fail_with(parser)
     problem = _device_problem(config.device, config.precision) or fast_mode_problem(config)
     if problem is not None:
         fail(*problem)
@@ -598,9 +696,25 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
         why = writable_location_problem(config.checkpoint_dir, is_dir=True)
         if why is not None:
             fail("--checkpoint-dir", f"{config.checkpoint_dir!r} cannot be written: {why}")
-    _validate_tracking(fail, args, output)
-    args.output = output
-    for name in ("lr_candidates", "noise_candidates", "schedule_seed", "aees_trace_root"):
+    mlflow = _validate_tracking(fail, config.tensorboard, config.mlflow, output)
+    if mlflow != config.mlflow:
+        object.__setattr__(config, "mlflow", mlflow)  # the same store, checked: no new check
+    return config
+
+
+def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
+    """Legacy tasks only (those still on ``validate(parser, args)``; goes with them): check the
+    shared flags of a parsed namespace and write back to ``args`` what the config resolved
+    (``output``, the candidate tuples, the open-loop ``schedule_seed`` / ``aees_trace_root``,
+    ``mlflow``). Every integer flag (the task's too) fits a C type."""
+    _check_int_ranges(_fail_with(parser), args)
+    try:
+        config = RunConfig(task_name=args.task, **config_values(args))
+    except ConfigError as err:
+        parser.error(err.text)
+    config = check_machine(parser, config)
+    args.output = config.output
+    for name in ("lr_candidates", "noise_candidates", "schedule_seed", "aees_trace_root", "mlflow"):
         if hasattr(args, name):
             setattr(args, name, getattr(config, name))
     return config
@@ -612,13 +726,17 @@ class RunConfig:
     (docs/results-schema.md §3).
 
     The one definition of the shared run configuration: each field's ``metadata["flag"]``
-    (:class:`FieldSpec`) generates its ``aees train`` flag (:func:`add_common_arguments`), the
+    (:class:`OptionSpec`) generates its ``aees train`` flag (:func:`add_options`), the
     planner's type checks (:func:`field_specs`) and, through :meth:`to_dict`, the result's
-    ``config``. Construction checks the values as the CLI does (:class:`ConfigError`, a
-    ``ValueError`` naming the field) and fills the open-loop ``schedule_seed`` (10000 + seed)
-    and ``aees_trace_root`` (:data:`DEFAULT_AEES_TRACE_ROOT`).
+    ``config``. A field not given takes the task's default (its registry record's
+    ``defaults``, else the option's own), so ``RunConfig(task_name="digits")`` is what
+    ``aees train digits`` runs. Construction checks each value once, as the CLI does
+    (:class:`ConfigError`, a ``ValueError`` naming the field), and fills the open-loop
+    ``schedule_seed`` (10000 + seed), ``aees_trace_root`` (:data:`DEFAULT_AEES_TRACE_ROOT`) and
+    an empty ``output`` (:func:`default_output_path`). :meth:`for_task` takes the task's own
+    options as keywords too.
 
-    ``task_options`` holds the task-specific flags (e.g. ``{"max_length": 128}``).
+    ``task_options`` holds the task-specific options (e.g. ``{"max_length": 128}``).
     """
 
     task_name: str
@@ -740,8 +858,12 @@ class RunConfig:
         f"(default {DEFAULT_AEES_TRACE_ROOT})",
     )
     task_options: Mapping[str, Any] = field(default_factory=dict)
+    # The run's Hugging Face token (the text tasks' --hf-token; else they read $HF_TOKEN): a
+    # secret, never written (not in to_dict, not compared, not shown), not part of the identity.
+    hf_token: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        info = self._resolve_defaults()
         bad_candidates: dict[str, str] = {}
         for name, allow_zero in (("lr_candidates", False), ("noise_candidates", True)):
             try:
@@ -758,6 +880,77 @@ class RunConfig:
                 object.__setattr__(self, "schedule_seed", 10_000 + self.seed)
             if not self.aees_trace_root:
                 object.__setattr__(self, "aees_trace_root", DEFAULT_AEES_TRACE_ROOT)
+        if not self.output:
+            object.__setattr__(self, "output", self.output_path)
+        if info is not None and not info.legacy:
+            self._check_task_options(info)
+
+    def _resolve_defaults(self) -> Any:
+        """Fill every option not given (:data:`TASK_DEFAULT`): the task's record's default,
+        else the option's own; an NLP-style task's ``control_mode`` follows ``--method`` and
+        its ``label_noise_type`` its ``--label-noise-rate``. Returns the task's record (None for
+        a task name not registered: the shared defaults)."""
+        from aees.runner.tasks import task_info
+
+        try:
+            info = task_info(self.task_name)
+        except KeyError:
+            info = None
+        defaults = info.defaults if info is not None else {}
+        nlp = info is not None and info.flag_style == "nlp"
+        unset = []
+        for name, spec in _shared_specs().items():
+            if getattr(self, name) is not TASK_DEFAULT:
+                continue
+            unset.append(name)
+            if name in defaults:
+                value = defaults[name]
+            elif nlp and spec.cli_default is not _SAME and spec.cli_default is not None:
+                value = spec.cli_default
+            else:
+                value = spec.default
+            object.__setattr__(self, name, value)
+        if nlp and "control_mode" in unset and self.method in NLP_METHODS:
+            object.__setattr__(self, "control_mode", NLP_METHODS[self.method])
+        rate = self.label_noise_rate
+        if nlp and "label_noise_type" in unset and isinstance(rate, (int, float)) and rate > 0:
+            object.__setattr__(self, "label_noise_type", "symmetric")
+        return info
+
+    def _check_task_options(self, info: Any) -> None:
+        """A converted task's own options: unknown names refused, defaults filled, each value
+        checked by its spec (:func:`option_problem`), then the task's ``validate(config)``."""
+        from aees.runner.tasks import get_task
+
+        fields_ = {f.name for f in fields(self)}
+        own = {spec.name: spec for spec in info.options if spec.name not in fields_}
+        options = dict(self.task_options)
+        for name in options:
+            if name not in own:
+                raise ConfigError(name, f"{flag_of(name)} is not an option of {info.name}")
+        for name, spec in own.items():
+            value = options.setdefault(name, spec.default)
+            why = option_problem(spec, value)
+            if why is not None:
+                raise ConfigError(name, f"{spec.flag} {why}")
+        object.__setattr__(self, "task_options", options)
+        get_task(info.name).validate(self)
+
+    @classmethod
+    def for_task(cls, task_name: str, **values: Any) -> RunConfig:
+        """The configuration of one run of ``task_name``: the shared fields among ``values``,
+        the task's own options (also accepted inside ``task_options=``) into ``task_options``;
+        everything not given takes the task's default, and each value is checked once
+        (:class:`ConfigError` naming the field and the flag)."""
+        names = {f.name for f in fields(cls)} - {"task_name", "task_options"}
+        options = dict(values.pop("task_options", None) or {})
+        given = {}
+        for name, value in values.items():
+            if name in names:
+                given[name] = value
+            else:
+                options[name] = value
+        return cls(task_name=task_name, task_options=options, **given)
 
     def _problem(self, bad_candidates: Mapping[str, str]) -> tuple[str, str] | None:
         """(field, ``--flag message``) of the first value the CLI would refuse, or None."""
@@ -832,7 +1025,7 @@ class RunConfig:
             return "device", f"--device {device}"
         return None
 
-    def _bound_problem(self, name: str, spec: FieldSpec) -> tuple[str, str] | None:
+    def _bound_problem(self, name: str, spec: OptionSpec) -> tuple[str, str] | None:
         value = getattr(self, name)
         if spec.check is None or value is None or spec.check not in _BOUNDS:
             return None
@@ -845,9 +1038,9 @@ class RunConfig:
         """The peers' settings (docs/protocols.md §5.1): each only with its ``--optimizer`` (a
         changed value elsewhere would be silently unused), betas in [0, 1), SGDScheduleFree's
         ``--momentum`` in (0, 1), ``--dadapt-growth-rate`` >= 1."""
-        defaults = {f.name: f.default for f in fields(RunConfig)}
+        shared = _shared_specs()
         for name, owners in PEER_FLAG_OPTIMIZERS.items():
-            if self.optimizer not in owners and getattr(self, name) != defaults[name]:
+            if self.optimizer not in owners and getattr(self, name) != shared[name].default:
                 return name, (
                     f"{flag_of(name)} is only for --optimizer {' or '.join(owners)}, "
                     f"not {self.optimizer}"
@@ -921,6 +1114,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (tuples become lists, ``task_options`` a plain dict)."""
         data = asdict(self)
+        del data["hf_token"]
         data["lr_candidates"] = list(self.lr_candidates)
         data["noise_candidates"] = list(self.noise_candidates)
         data["task_options"] = dict(self.task_options)

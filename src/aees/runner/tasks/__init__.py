@@ -1,24 +1,22 @@
-"""The task registry: ``name -> Task``. A task supplies data, model, loss and its own flags.
+"""The task registry: one frozen :class:`TaskInfo` record per task, and what a task builds.
 
-The engine (:mod:`aees.runner.engine`) owns everything else: the loop, evaluation, timing,
-FLOPs, checkpoints, progress and the result. A task is any object with this interface
-(:class:`Task`)::
+The record holds a task's facts, read by the CLI, the engine, the sweep and (through the result's
+``config``) reporting: its names and label, its report family, whether it runs on the CPU only,
+its flag style and scheduler unit, its defaults of the shared options and its own options
+(:class:`~aees.runner.config.OptionSpec`), and where its implementation lives (``impl``,
+``"module:attribute"``, imported on first use so heavy dependencies load only for the task that
+runs). The engine (:mod:`aees.runner.engine`) owns everything else: the loop, evaluation, timing,
+FLOPs, checkpoints, progress and the result. An implementation keeps no per-run state::
 
-    name: str                         # "digits", the CLI subcommand and result task_name
-    dataset_name: str                 # written to RunResult.dataset_name
-    model_name: str                   # written to RunResult.model_name (unless --model-name)
-    defaults: dict[str, Any]          # overrides of the shared flag defaults (parser.set_defaults)
-    option_names: tuple[str, ...]     # dests of its extra flags, copied to RunConfig.task_options
-    flag_style: str = "cifar"         # optional: "nlp" for --method instead of --control-mode
-    scheduler_unit: str = "epoch"     # optional: "step" steps the LR scheduler every step
-    write_options: tuple[str, ...]    # optional: dests of its flags naming a place it writes
-    def pretokenize(config) -> None   # optional: what --pretokenize-only does
-    def add_arguments(parser) -> None         # its extra flags
-    def validate(parser, args) -> None        # extra checks; report with parser.error(...)
+    name, dataset_name, model_name            # as in its record (written to the result)
+    def validate(config) -> None              # its cross-field checks; raises ConfigError
     def build(config, device) -> TaskSetup    # data, model, loss; called after seeding
+    def pretokenize(config) -> None           # optional: what --pretokenize-only does
 
-Register a task with :func:`register_task` (``"module:attribute"`` strings are imported lazily, on
-first use, so heavy dependencies load only for the task that runs).
+Adding a task: its module and one :func:`register_task` call (tests/experiments/test_config.py
+registers a tiny one). Tasks not converted yet (``legacy=True``) keep the older interface
+(``add_arguments(parser)`` / ``validate(parser, args)``, facts as class attributes); their
+records are completed from the object on first use.
 """
 
 from __future__ import annotations
@@ -26,26 +24,29 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from aees.console import OneLineArgumentParser
-from aees.runner.config import RunConfig, add_common_arguments
+from aees.runner.config import FLAG_STYLES, OptionSpec, add_options, option_specs
 from aees.runner.label_noise import LabelCorruption
 
 __all__ = [
+    "REPORT_FAMILIES",
     "TASKS",
-    "Task",
+    "TaskInfo",
     "TaskSetup",
     "TrainFlag",
     "add_task_arguments",
     "call_model",
     "get_task",
     "register_task",
+    "task_info",
     "task_names",
     "task_parser",
     "train_flags",
@@ -99,100 +100,166 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-class Task(Protocol):
+#: ``report_family``: the report's table and figure families (docs/reporting.md).
+REPORT_FAMILIES = ("cifar", "nlp", "other")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The facts of one task. ``defaults`` override the shared options' defaults (e.g. digits'
+    ``episode_length`` 20); ``options`` are the task's own options, in ``-h`` order, whose values
+    a run keeps in ``RunConfig.task_options``."""
+
     name: str
-    dataset_name: str
-    model_name: str
-    defaults: dict[str, Any]
-    option_names: tuple[str, ...]
+    label: str
+    report_family: str
+    impl: str
+    dataset_name: str = ""
+    model_name: str = ""
+    description: str = ""
+    cpu_only: bool = False
+    flag_style: str = "cifar"
+    scheduler_unit: str = "epoch"
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[OptionSpec, ...] = ()
+    legacy: bool = False
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None: ...
-
-    def build(self, config: RunConfig, device: torch.device) -> TaskSetup: ...
-
-
-TASKS: dict[str, str | Task] = {
-    "cifar100": "aees.runner.tasks.cifar100:Cifar100Task",
-    "digits": "aees.runner.tasks.digits:DigitsTask",
-    "sst2": "aees.runner.tasks.sst2:SST2Task",
-    "agnews": "aees.runner.tasks.agnews:AGNewsTask",
-    "image": "aees.runner.tasks.image:ImageTask",
-    "text": "aees.runner.tasks.text:TextTask",
-}
+    def __post_init__(self) -> None:
+        if self.report_family not in REPORT_FAMILIES:
+            raise ValueError(f"report_family must be one of {REPORT_FAMILIES}")
+        if self.flag_style not in FLAG_STYLES:
+            raise ValueError(f"flag_style must be one of {FLAG_STYLES}")
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
 
 
-def register_task(name: str, task: str | Task) -> None:
-    """Register ``task`` (an instance, or ``"module:Class"`` instantiated on first use)."""
-    TASKS[name] = task
+TASKS: dict[str, TaskInfo] = {}
+_IMPLEMENTATIONS: dict[str, Any] = {}
+
+
+def register_task(info: TaskInfo, implementation: Any = None) -> None:
+    """Register ``info`` (``implementation``: an object to use instead of importing
+    ``info.impl``)."""
+    TASKS[info.name] = info
+    _IMPLEMENTATIONS.pop(info.name, None)
+    if implementation is not None:
+        _IMPLEMENTATIONS[info.name] = implementation
 
 
 def task_names() -> list[str]:
     return sorted(TASKS)
 
 
-def get_task(name: str) -> Task:
-    """The task registered as ``name`` (``KeyError`` listing the known names otherwise)."""
+def get_task(name: str) -> Any:
+    """The implementation of task ``name`` (``KeyError`` listing the known names otherwise)."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    entry = TASKS[name]
-    if isinstance(entry, str):
-        module_name, _, attr = entry.partition(":")
+    if name not in _IMPLEMENTATIONS:
+        module_name, _, attr = TASKS[name].impl.partition(":")
         obj = getattr(importlib.import_module(module_name), attr)
-        entry = obj() if isinstance(obj, type) else obj
-        TASKS[name] = entry
-    return entry
+        _IMPLEMENTATIONS[name] = obj() if isinstance(obj, type) else obj
+    return _IMPLEMENTATIONS[name]
 
 
-def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> list[argparse.Action]:
-    """Add every ``aees train <task>`` flag of ``task`` to ``parser`` (the shared flags in the
-    task's style, then its own) and its defaults; returns the added flags' actions in order."""
-    actions: list[argparse.Action] = []
-    recording = _Recorder(parser, actions)
-    add_common_arguments(recording, style=getattr(task, "flag_style", "cifar"))
-    task.add_arguments(recording)
-    parser.set_defaults(**task.defaults)
-    return actions
+def task_info(name: str) -> TaskInfo:
+    """The record of task ``name`` (``KeyError`` listing the known names otherwise); a legacy
+    task's record is completed from its object."""
+    info = TASKS.get(name)
+    if info is None:
+        get_task(name)  # raises the KeyError
+    assert info is not None
+    if info.legacy:
+        if _COMPLETED.get(name, (None,))[0] is not info:
+            _COMPLETED[name] = (info, _completed_legacy(info, get_task(name)))
+        return _COMPLETED[name][1]
+    return info
 
 
-class _Recorder:
-    """Stands in for a parser (or one of its groups) while flags are added, and keeps the
-    :class:`argparse.Action` each public ``add_argument`` call returns."""
+# Transitional: what the sweep listed for the text tasks' options until they declare them.
+_LEGACY_WHERE_OPTIONS = (
+    "cache_dir",
+    "tokenized_dataset_dir",
+    "local_files_only",
+    "hf_token",
+    "pretokenize_only",
+)
+_LEGACY_RESUMABLE_OPTIONS = (
+    "cache_dir",
+    "local_files_only",
+    "pretokenize_only",
+    "tokenized_dataset_dir",
+)
+_COMPLETED: dict[str, tuple[TaskInfo, TaskInfo]] = {}
 
-    def __init__(self, target: Any, actions: list[argparse.Action]) -> None:
-        self._target = target
-        self._kept = actions
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = self._target.add_argument(*args, **kwargs)
-        self._kept.append(action)
-        return action
+def _completed_legacy(info: TaskInfo, task: Any) -> TaskInfo:
+    """``info`` with the facts a legacy task object holds; its options read from the flags its
+    ``add_arguments`` adds (removed once every task declares its options)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    task.add_arguments(parser)
+    writes = tuple(getattr(task, "write_options", ()))
+    options = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest == argparse.SUPPRESS:
+            continue
+        switch = action.nargs == 0 and isinstance(action.const, bool)
+        kind = "bool" if switch else {int: "int", float: "float"}.get(action.type, "str")
+        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
+        options.append(
+            OptionSpec(
+                name=action.dest,
+                kind=kind,
+                default=action.default,
+                help=action.help,
+                choices=choices,
+                writes=action.dest in writes,
+                identity=action.dest not in _LEGACY_WHERE_OPTIONS,
+                resumable=action.dest in _LEGACY_RESUMABLE_OPTIONS,
+                group="task",
+            )
+        )
+    return replace(
+        info,
+        dataset_name=task.dataset_name,
+        model_name=task.model_name,
+        description=task.__doc__ or "",
+        flag_style=getattr(task, "flag_style", "cifar"),
+        scheduler_unit=getattr(task, "scheduler_unit", "epoch"),
+        defaults=dict(task.defaults),
+        options=tuple(options),
+    )
 
-    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Recorder:
-        return _Recorder(self._target.add_argument_group(*args, **kwargs), self._kept)
 
-    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> _Recorder:
-        return _Recorder(self._target.add_mutually_exclusive_group(*args, **kwargs), self._kept)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
+def add_task_arguments(parser: argparse.ArgumentParser, name: str) -> list[argparse.Action]:
+    """Add every ``aees train <name>`` flag to ``parser``, generated from
+    :func:`~aees.runner.config.option_specs` (a legacy task adds its own flags itself); returns
+    the added flags' actions in ``-h`` order."""
+    info = task_info(name)
+    specs = option_specs(name)
+    if not info.legacy:
+        return add_options(parser, specs, info.flag_style)
+    own = {spec.name for spec in info.options}
+    shared = {key: spec for key, spec in specs.items() if key not in own}
+    actions = add_options(parser, shared, info.flag_style)
+    before = len(parser._actions)
+    get_task(name).add_arguments(parser)
+    return actions + parser._actions[before:]
 
 
 def task_parser(name: str, *, prog: str | None = None) -> argparse.ArgumentParser:
     """A stand-alone parser of ``aees train <name>`` (``KeyError`` for an unknown task)."""
-    task = get_task(name)
-    parser = OneLineArgumentParser(prog=prog or f"aees train {name}", description=task.__doc__)
-    add_task_arguments(parser, task)
+    info = task_info(name)
+    parser = OneLineArgumentParser(prog=prog or f"aees train {name}", description=info.description)
+    add_task_arguments(parser, name)
     return parser
 
 
 @dataclass(frozen=True)
 class TrainFlag:
-    """One ``aees train <task>`` flag as the planner type-checks it.
+    """One ``aees train <task>`` flag as the planner type-checks it (read from
+    :func:`~aees.runner.config.option_specs`; goes once the sweep reads the specs).
 
-    ``switch`` is a bare ``--flag`` (``store_true`` / ``store_false``); otherwise ``type`` is the
-    argparse type (``int``, ``float``, or None for a string) and ``choices`` the allowed values.
+    ``switch`` is a bare ``--flag``; otherwise ``type`` is the argparse type (``int``,
+    ``float``, or None for a string) and ``choices`` the allowed values.
     """
 
     dest: str
@@ -202,15 +269,71 @@ class TrainFlag:
 
 
 def train_flags(name: str) -> dict[str, TrainFlag]:
-    """The flags of ``aees train <name>`` by dest, in the order they are added (``KeyError``
-    for an unknown task)."""
-    task = get_task(name)
-    parser = OneLineArgumentParser(prog=f"aees train {name}", add_help=False)
+    """The flags of ``aees train <name>`` by dest, in ``-h`` order (``KeyError`` for an
+    unknown task)."""
     flags: dict[str, TrainFlag] = {}
-    for action in add_task_arguments(parser, task):
-        if action.dest == argparse.SUPPRESS or not action.option_strings:
-            continue
-        switch = action.nargs == 0 and isinstance(action.const, bool)
-        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
-        flags[action.dest] = TrainFlag(action.dest, action.type, choices, switch)
+    for dest, spec in option_specs(name).items():
+        kind = {"int": int, "float": float}.get(spec.kind)
+        flags[dest] = TrainFlag(dest, kind, spec.choices, spec.kind == "bool")
     return flags
+
+
+for _info in (
+    TaskInfo(
+        "cifar100",
+        "CIFAR-100",
+        "cifar",
+        "aees.runner.tasks.cifar.task:Cifar100Task",
+        dataset_name="CIFAR-100",
+        model_name="resnet18",
+        legacy=True,
+    ),
+    TaskInfo(
+        "digits",
+        "Digits",
+        "cifar",
+        "aees.runner.tasks.digits:DigitsTask",
+        dataset_name="sklearn-digits",
+        model_name="digits_cnn",
+        description="aees train digits: the embedded, offline default task.",
+        cpu_only=True,
+        defaults={"epochs": 10, "batch_size": 64, "episode_length": 20},
+    ),
+    TaskInfo(
+        "sst2",
+        "SST-2",
+        "nlp",
+        "aees.runner.tasks.text.sst2:SST2Task",
+        dataset_name="GLUE SST-2",
+        model_name="distilbert-base-uncased",
+        legacy=True,
+    ),
+    TaskInfo(
+        "agnews",
+        "AG News",
+        "nlp",
+        "aees.runner.tasks.text.agnews:AGNewsTask",
+        dataset_name="AG News",
+        model_name="distilbert-base-uncased",
+        legacy=True,
+    ),
+    TaskInfo(
+        "image",
+        "Image",
+        "other",
+        "aees.runner.tasks.image.task:ImageTask",
+        dataset_name="image-folder",
+        model_name="resnet18",
+        legacy=True,
+    ),
+    TaskInfo(
+        "text",
+        "Text",
+        "other",
+        "aees.runner.tasks.text.custom:TextTask",
+        dataset_name="your text data",
+        model_name="distilbert-base-uncased",
+        legacy=True,
+    ),
+):
+    register_task(_info)

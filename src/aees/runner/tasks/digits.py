@@ -14,24 +14,23 @@
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import importlib.util
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from aees.runner.config import RunConfig
+from aees.runner.config import ConfigError, RunConfig
 from aees.runner.label_noise import (
     LabelCorruption,
     cifar_symmetric_noise,
     cyclic_asymmetric_noise,
     no_label_noise,
 )
-from aees.runner.tasks import TaskSetup
+from aees.runner.tasks import TaskSetup, task_info
 
 __all__ = [
     "DIGITS_NUM_CLASSES",
@@ -106,21 +105,18 @@ def digits_cnn() -> nn.Module:
 
 
 class DigitsTask:
-    """``aees train digits``: the embedded, offline default task."""
+    """``aees train digits``: the embedded, offline default task (its facts: its record in
+    :mod:`aees.runner.tasks`)."""
 
-    name = "digits"
-    dataset_name = "sklearn-digits"
-    model_name = "digits_cnn"
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 10, "batch_size": 64, "episode_length": 20}
-    option_names: ClassVar[tuple[str, ...]] = ()
+    name = task_info("digits").name
+    dataset_name = task_info("digits").dataset_name
+    model_name = task_info("digits").model_name
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        return None
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-        if args.val_split is not None and args.val_split > 1000:
-            parser.error(
-                f"--val-split must be <= 1000 for digits (1,526 non-test), got {args.val_split}"
+    def validate(self, config: RunConfig) -> None:
+        if config.val_split is not None and config.val_split > 1000:
+            raise ConfigError(
+                "val_split",
+                f"--val-split must be <= 1000 for digits (1,526 non-test), got {config.val_split}",
             )
 
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
