@@ -795,13 +795,23 @@ class RunConfig:
     label_noise_type: str = _flag("none", choices=LABEL_NOISE_TYPES, styles=("cifar",))
     label_noise_rate: float = _flag(0.0, help="in [0, 1]", check="[0,1]", styles=("cifar",))
     seed: int = _flag(0)
-    output: str = _flag("", help="result JSON (default results/<name>.json)", writes=True)
+    output: str = _flag(
+        "",
+        help="result JSON (default results/<name>.json)",
+        writes=True,
+        identity=False,
+        resumable=True,
+    )
     ema_alpha: float = _flag(0.1, help="in (0, 1]", check="(0,1]")
-    num_workers: int = _flag(0, help="DataLoader workers, 0..the CPU count", check=">=0")
-    data_dir: str | None = _flag(None, help="dataset directory (task default if unset)")
+    num_workers: int = _flag(
+        0, help="DataLoader workers, 0..the CPU count", check=">=0", identity=False, resumable=True
+    )
+    data_dir: str | None = _flag(
+        None, help="dataset directory (task default if unset)", identity=False
+    )
     model_name: str | None = _flag(None, help="model id or local directory (task default if unset)")
-    run_tag: str | None = _flag(None)
-    device: str = _flag("auto", help="auto, cpu, cuda or cuda:<i>")
+    run_tag: str | None = _flag(None, identity=False, resumable=True)
+    device: str = _flag("auto", help="auto, cpu, cuda or cuda:<i>", identity=False)
     precision: str = _flag("fp32", choices=PRECISIONS)
     # fast mode (docs/protocols.md §17; aees.runner.fast): all off is the thesis protocol
     compile: bool = _flag(False, help="torch.compile the model's training step")
@@ -812,17 +822,25 @@ class RunConfig:
     channels_last: bool = _flag(False, help="model and 4-D inputs in channels-last layout")
     cudnn_benchmark: bool = _flag(False, help="cuDNN autotuning, not deterministic (CUDA)")
     tf32: bool = _flag(False, help="TF32 matmuls (CUDA)")
-    checkpoint_dir: str | None = _flag(None, help="save a checkpoint every epoch here", writes=True)
-    resume: bool = _flag(False, help="continue from --checkpoint-dir")
+    checkpoint_dir: str | None = _flag(
+        None, help="save a checkpoint every epoch here", writes=True, identity=False, resumable=True
+    )
+    resume: bool = _flag(
+        False, help="continue from --checkpoint-dir", identity=False, resumable=True
+    )
     val_split: int | None = _flag(
         None, help="held-out validation examples (task default)", check=">0"
     )
-    quiet: bool = _flag(False, help="no progress bar or status lines")
+    quiet: bool = _flag(
+        False, help="no progress bar or status lines", identity=False, resumable=True
+    )
     tensorboard: str | None = _flag(  # --tensorboard DIR
         None,
         metavar="DIR",
         help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
         writes=True,
+        identity=False,
+        resumable=True,
     )
     mlflow: str | None = _flag(  # the tracking URI (a local store as a file: URI)
         None,
@@ -832,6 +850,8 @@ class RunConfig:
         help="also track the run in MLflow; URI default: a file store ./mlruns "
         "(pip install 'aees[tracking]')",
         writes=True,  # a local store or database; a server URI is checked by the sweep
+        identity=False,
+        resumable=True,
     )
     track_update_norm: bool = _flag(
         False, help="record ||delta theta||_2 per step (one extra buffer per parameter)"
