@@ -108,7 +108,7 @@ def test_every_flagged_field_has_one_group():
 @pytest.mark.parametrize("task", task_names())
 def test_planner_flag_types_read_from_the_fields_match_the_parser(task):
     from aees.runner.tasks import train_flags
-    from aees.sweep.manifest import flag_specs
+    from aees.sweep.flags import flag_specs
 
     specs = flag_specs(task)
     flags = train_flags(task)
@@ -130,3 +130,136 @@ def test_config_value_reads_legacy_aliases():
     assert config_value({"lr": 0.1, "base_lr": 0.2}, "lr") == 0.1
     assert config_value({"base_lr": 0.2}, "lr") == 0.2
     assert config_value({}, "lr") is None and config_value({}, "epochs", 3) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# One configuration, parsed once (issue 20): the walk of --episode-length
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_config_built_in_code_is_what_aees_train_runs():
+    """``RunConfig(task_name="digits")`` takes digits' defaults (episode length 20, 10 epochs,
+    batch 64), as ``aees train digits`` does: compared through the CLI's own parse."""
+    from aees.cli import parse_train_args
+
+    config, _ = parse_train_args(["train", "digits"])
+    in_code = RunConfig(task_name="digits")
+    assert in_code.episode_length == 20 and in_code.epochs == 10 and in_code.batch_size == 64
+    assert config == in_code
+    assert config == RunConfig.for_task("digits")
+
+
+def test_one_cli_parse_builds_one_config_and_checks_each_value_once(monkeypatch):
+    """``aees train digits --episode-length 50``: one RunConfig is built and its
+    ``--episode-length`` bound is checked once (before: two builds, the bound twice)."""
+    from aees.cli import parse_train_args
+
+    builds, checks = [], []
+    post_init = RunConfig.__post_init__
+    bound = RunConfig._bound_problem
+
+    def counting_post_init(self):
+        builds.append(self.task_name)
+        post_init(self)
+
+    def counting_bound(self, name, spec):
+        if name == "episode_length":
+            checks.append(getattr(self, name))
+        return bound(self, name, spec)
+
+    monkeypatch.setattr(RunConfig, "__post_init__", counting_post_init)
+    monkeypatch.setattr(RunConfig, "_bound_problem", counting_bound)
+    config, _ = parse_train_args(["train", "digits", "--episode-length", "50"])
+    assert config.episode_length == 50
+    assert builds == ["digits"] and checks == [50]
+
+
+# --------------------------------------------------------------------------------------------
+# Adding a task touches its own file and its registration only
+# --------------------------------------------------------------------------------------------
+
+
+class _TinyTask:
+    """A two-class task of 64 random points: its record, its option, validate and build."""
+
+    name = "tiny"
+    dataset_name = "tiny-points"
+    model_name = "tiny_linear"
+
+    def validate(self, config):
+        if config.task_options["width"] > 64:
+            raise ConfigError("width", f"--width must be <= 64, got {config.task_options['width']}")
+
+    def build(self, config, device):
+        import torch
+        from torch import nn
+        from torch.utils.data import TensorDataset
+
+        from aees.runner.tasks import TaskSetup
+
+        gen = torch.Generator().manual_seed(0)
+        width = config.task_options["width"]
+        x = torch.randn(64, width, generator=gen)
+        y = (x[:, 0] > 0).long()
+        data = TensorDataset(x, y)
+        return TaskSetup(
+            model=nn.Linear(width, 2).to(device),
+            train_data=data,
+            val_data=data,
+            loss_fn=nn.functional.cross_entropy,
+        )
+
+
+def _register_tiny(monkeypatch):
+    from aees.runner import tasks
+    from aees.runner.config import OptionSpec
+
+    info = tasks.TaskInfo(
+        "tiny",
+        "Tiny",
+        "other",
+        "tests:unused",
+        dataset_name="tiny-points",
+        model_name="tiny_linear",
+        description="A tiny task registered by a test.",
+        cpu_only=True,
+        defaults={"epochs": 1, "batch_size": 16, "episode_length": 2},
+        options=(
+            OptionSpec(
+                name="width", kind="int", default=4, check=">0", help="input width", group="tiny"
+            ),
+        ),
+    )
+    monkeypatch.setitem(tasks.TASKS, "tiny", info)
+    monkeypatch.setitem(tasks._IMPLEMENTATIONS, "tiny", _TinyTask())
+
+
+def test_a_task_registered_in_a_test_trains_through_the_cli(monkeypatch, tmp_path, capsys):
+    from aees import cli
+    from aees.runner.config import option_specs
+    from aees.runner.tasks import task_parser
+
+    _register_tiny(monkeypatch)
+    assert option_specs("tiny")["width"].default == 4
+    assert option_specs("tiny")["episode_length"].default == 2
+    assert "--width WIDTH" in task_parser("tiny").format_help()
+    assert RunConfig(task_name="tiny").task_options == {"width": 4}
+
+    out = tmp_path / "tiny.json"
+    argv = ["train", "tiny", "--width", "3", "--output", str(out), "--device", "cpu", "--quiet"]
+    assert cli.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["task_name"] == "tiny" and result["dataset_name"] == "tiny-points"
+    assert result["config"]["task_options"] == {"width": 3}
+    assert result["config"]["epochs"] == 1 and result["config"]["episode_length"] == 2
+
+    for bad, text in (
+        (["--width", "0"], "--width must be > 0, got 0"),
+        (["--width", "65"], "<= 64"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["train", "tiny", *bad, "--output", str(tmp_path / "no.json")])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and text in err[0] and err[0].startswith("aees train tiny: error:")
+    assert not (tmp_path / "no.json").exists()

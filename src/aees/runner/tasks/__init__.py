@@ -26,19 +26,20 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from aees.console import OneLineArgumentParser
-from aees.runner.config import FLAG_STYLES, OptionSpec, add_options, option_specs
+from aees.runner.config import FLAG_STYLES, OptionSpec, RunConfig, add_options, option_specs
 from aees.runner.label_noise import LabelCorruption
 
 __all__ = [
     "REPORT_FAMILIES",
     "TASKS",
+    "Task",
     "TaskInfo",
     "TaskSetup",
     "TrainFlag",
@@ -98,6 +99,18 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
     if isinstance(inputs, Mapping):
         return model(**inputs)
     return model(inputs)
+
+
+class Task(Protocol):
+    """A task's implementation (see the module docstring); legacy tasks differ in ``validate``."""
+
+    name: str
+    dataset_name: str
+    model_name: str
+
+    def validate(self, config: RunConfig) -> None: ...
+
+    def build(self, config: RunConfig, device: torch.device) -> TaskSetup: ...
 
 
 #: ``report_family``: the report's table and figure families (docs/reporting.md).
