@@ -37,9 +37,10 @@ from typing import Any
 import torch
 
 from aees.results import atomic_write_text, load_run_result
-from aees.sweep.common import mps_pipe_directory
+from aees.sweep.gpus import mps_pipe_directory
 from aees.sweep.local import run_local
-from aees.sweep.plan import build_plan, load_manifest, write_manifest
+from aees.sweep.manifest import load_manifest, write_manifest
+from aees.sweep.plan import build_plan
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO_AT_4 = 2.0

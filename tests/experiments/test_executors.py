@@ -17,14 +17,12 @@ from sweep_presets import TINY, image_preset
 
 from aees.cli import sweep_main
 from aees.results import load_run_result
-from aees.sweep.local import SweepError, run_local, run_ray
-from aees.sweep.plan import (
-    Manifest,
-    build_plan,
-    check_result,
-    load_manifest,
-    write_manifest,
-)
+from aees.sweep.errors import SweepError
+from aees.sweep.local import run_local
+from aees.sweep.manifest import Manifest, load_manifest, write_manifest
+from aees.sweep.plan import build_plan
+from aees.sweep.ray import run_ray
+from aees.sweep.result_check import check_result
 
 pytestmark = pytest.mark.slow
 

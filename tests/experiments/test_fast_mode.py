@@ -24,7 +24,7 @@ from aees.runner.config import RunConfig
 from aees.runner.engine import CHECKPOINT_NAME
 from aees.runner.fast import FAST_FIELDS, compile_net, to_memory_format
 from aees.runner.tasks import get_task
-from aees.sweep.manifest import NON_IDENTITY_KEYS
+from aees.sweep.flags import NON_IDENTITY_KEYS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

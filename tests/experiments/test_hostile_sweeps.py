@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from sweep_presets import TINY, image_preset
 
-from aees.sweep.plan import build_plan, write_manifest
+from aees.sweep.manifest import write_manifest
+from aees.sweep.plan import build_plan
 
 pytestmark = pytest.mark.slow
 
@@ -341,6 +342,28 @@ def test_fifo_at_a_planned_output_does_not_hang_the_sweep(tmp_path: Path) -> Non
     assert "not a regular file (FIFO)" in proc.stderr, proc.stderr[-2000:]
 
 
+def test_existing_result_with_impossible_values_is_not_skipped(tmp_path: Path) -> None:
+    """Resume skips a run only if its result's values can be reported (the value checks of
+    ``aees.results.checks``, which reporting applies too): a result that matches the plan but
+    holds an accuracy of 1.5 is an invalid existing result (kept, run failed), not "complete"."""
+    manifest, data = _plan(tmp_path)
+    first = _sweep(manifest, "--run-ids", RUN, timeout=300)
+    assert first.returncode == 0, (first.returncode, first.stderr[-2000:])
+    output = Path(data["output_root"]) / _run(data)["output"]
+    result = json.loads(output.read_text())
+    result["best_val_accuracy"] = 1.5
+    output.write_text(json.dumps(result))
+    before = output.read_bytes()
+
+    proc = _sweep(manifest, "--run-ids", RUN, timeout=60)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    run = _run(json.loads(manifest.read_text()))
+    assert run["status"] == "failed", run
+    assert "best_val_accuracy is 1.5, outside [0, 1]" in run["detail"], run["detail"]
+    assert "it was kept" in run["detail"], run["detail"]
+    assert output.read_bytes() == before
+
+
 # --------------------------------------------------------------------------------------------
 # Flags that write: every path a run writes stays inside the output root (docs/protocols.md §15)
 # --------------------------------------------------------------------------------------------
@@ -463,9 +486,9 @@ def test_ray_worker_refuses_a_write_path_that_leads_out_when_the_run_starts(
     """A link made after the manifest was checked: the Ray task checks the write flags again
     where it runs, as it does the path fields; and the Ray caps (every run takes a CPU)."""
     ray = pytest.importorskip("ray")
-    from aees.sweep.local import SweepError, run_ray
+    from aees.sweep.errors import SweepError
     from aees.sweep.manifest import PlannedRun, load_manifest, run_command
-    from aees.sweep.ray import _ray_execute
+    from aees.sweep.ray import _ray_execute, run_ray
 
     clean, _ = _plan(tmp_path / "clean")
     path, data = _plan(tmp_path)

@@ -10,18 +10,9 @@ import pytest
 from sweep_presets import TINY
 
 from aees.cli import parse_train_args, plan_main
-from aees.sweep.plan import (
-    SCHEMA_VERSION,
-    Manifest,
-    PlanError,
-    build_plan,
-    load_manifest,
-    load_preset,
-    parse_overrides,
-    parse_seeds,
-    preset_names,
-    write_manifest,
-)
+from aees.sweep.errors import PlanError
+from aees.sweep.manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
+from aees.sweep.plan import build_plan, load_preset, parse_overrides, parse_seeds, preset_names
 
 # Run counts derived from the thesis grids (docs/protocols.md §15; docs/reporting.md §5: cells).
 EXPECTED_RUNS = {

@@ -12,8 +12,9 @@ from sweep_presets import TINY
 
 from aees.cli import sweep_main
 from aees.sweep import local
-from aees.sweep.common import GpuSlots
-from aees.sweep.plan import build_plan, load_manifest, write_manifest
+from aees.sweep.gpus import GpuSlots
+from aees.sweep.manifest import load_manifest, write_manifest
+from aees.sweep.plan import build_plan
 from aees.sweep.ray import ray_task_resources
 
 

@@ -29,14 +29,18 @@ exact command, output and log paths, whether it uses a GPU where there is one (`
 :func:`~aees.sweep.manifest.gpu_use` tells "required" from "if available"), and its status
 (``pending``, ``running``, ``completed``, ``skipped``, ``failed``), which the executors
 (:mod:`aees.sweep.local`) update. A run counts as complete only when its result file
-parses and matches the plan (:func:`check_result`).
+parses and matches the plan (:func:`aees.sweep.result_check.check_result`). Manifests are read
+and written by :mod:`aees.sweep.manifest` (:func:`~aees.sweep.manifest.load_manifest`,
+:func:`~aees.sweep.manifest.write_manifest`).
 
-Flag names and types come from the task's own ``aees train <task>`` parser, so a preset or a
-``--set key=value`` override is type-checked against exactly what the run will accept.
+Flag names and types come from :mod:`aees.sweep.flags` (what ``aees train <task>`` accepts), so
+a preset or a ``--set key=value`` override is type-checked against exactly what the run will
+accept.
 
-Every problem a user can cause raises :class:`PlanError`, a ``ValueError`` with a one-line message
-naming the input. This module uses the standard library only (torch is imported lazily, through the
-task registry, when flag types are first needed).
+Every problem a user can cause raises :class:`~aees.sweep.errors.PlanError`, a ``ValueError``
+with a one-line message naming the input. Importing this module imports
+:mod:`aees.runner.config` and the task registry (:mod:`aees.runner.tasks`), through
+:mod:`aees.sweep.flags`, and so loads torch.
 """
 
 from __future__ import annotations
@@ -55,54 +59,21 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from aees.sweep.manifest import (
-    MANIFEST_KIND,
-    PATH_FIELDS,
-    PLANNER_KEYS,
-    RUN_NAME_RE,
-    SCHEMA_VERSION,
-    STATUSES,
-    FlagSpec,
-    Manifest,
-    PlanError,
-    PlannedRun,
-    build_command,
-    check_flag,
-    check_result,
-    flag_specs,
-    gpu_use,
-    load_manifest,
-    path_problem,
-    run_command,
-    write_manifest,
-)
+from aees.sweep.errors import PlanError
+from aees.sweep.flags import PLANNER_KEYS, check_flag, flag_specs
+from aees.sweep.manifest import RUN_NAME_RE, Manifest, PlannedRun, gpu_use, run_command
 
 __all__ = [
-    "MANIFEST_KIND",
-    "PATH_FIELDS",
     "PRESETS_ENV",
-    "SCHEMA_VERSION",
-    "STATUSES",
-    "FlagSpec",
-    "Manifest",
-    "PlanError",
-    "PlannedRun",
     "Preset",
-    "build_command",
     "build_plan",
-    "check_result",
-    "flag_specs",
-    "load_manifest",
     "load_preset",
     "parse_overrides",
     "parse_seeds",
-    "path_problem",
     "preset_dirs",
     "preset_names",
     "presets_dir",
-    "run_command",
     "user_presets_dir",
-    "write_manifest",
 ]
 
 _PRESET_KEYS = ("description", "seeds", "checkpoint", "base", "axes", "grid")

@@ -14,31 +14,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from aees.sweep.common import (
-    DEFAULT_GRACE_PERIOD,
-    POLL_SECONDS,
-    RAY_INSTALL_HINT,
-    RUN_ENVIRONMENT,
-    Sweep,
-    SweepError,
-    SweepSummary,
-    check_common,
-    check_runs_per_gpu,
+from aees.sweep.attempt import (
     existing_result_verdict,
     finish_attempt,
-    new_sweep,
     paths_problem,
     prepare_attempt,
     run_argv,
+)
+from aees.sweep.bookkeeping import Sweep, check_common, new_sweep
+from aees.sweep.errors import SweepError
+from aees.sweep.gpus import check_runs_per_gpu
+from aees.sweep.manifest import PlannedRun, gpu_use
+from aees.sweep.processes import (
+    DEFAULT_GRACE_PERIOD,
+    POLL_SECONDS,
+    RUN_ENVIRONMENT,
     spawn_run,
     stop_processes,
 )
-from aees.sweep.manifest import (
-    PlannedRun,
-    gpu_use,
-)
+from aees.sweep.progress import SweepSummary
 
-__all__ = ["ray_task_resources", "run_ray"]
+__all__ = ["RAY_INSTALL_HINT", "ray_task_resources", "run_ray"]
+
+RAY_INSTALL_HINT = "pip install 'aees[sweep]'"
 
 
 # --------------------------------------------------------------------------------------------
