@@ -26,12 +26,8 @@ from nlp_fixtures import text_rows, write_text_files, write_tiny_distilbert
 from aees import cli
 from aees.results import load_run_result
 from aees.results.io import read_regular_file
-from aees.runner.tasks.nlp import (
-    MAX_CLASSES,
-    MAX_FIELD_CHARS,
-    METADATA_NAME,
-    content_digest,
-)
+from aees.runner.tasks.text.cache import METADATA_NAME, content_digest
+from aees.runner.tasks.text.data import MAX_CLASSES, MAX_FIELD_CHARS
 
 NAMES = ("business", "sports", "world")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

@@ -26,13 +26,10 @@ from aees.results import load_run_result
 from aees.runner.config import RunConfig
 from aees.runner.label_noise import agnews_label_noise
 from aees.runner.tasks import get_task
-from aees.runner.tasks.nlp import (
-    METADATA_NAME,
-    PadCollate,
-    TextClassificationTask,
-    TokenizedTextDataset,
-    split_indices,
-)
+from aees.runner.tasks.text.batches import PadCollate, TokenizedTextDataset
+from aees.runner.tasks.text.cache import METADATA_NAME
+from aees.runner.tasks.text.data import split_indices
+from aees.runner.tasks.text.task import TextClassificationTask
 
 N_SST2_TRAIN, N_SST2_VAL = 64, 32
 N_AG_TRAIN, N_AG_TEST = 80, 40
@@ -224,7 +221,7 @@ def test_pretokenize_layout_reuse_and_max_length_key(fx, tmp_path, capsys, monke
     assert max(len(ids) for ids in train_split["input_ids"]) <= 12
 
     # Reused: the raw data is never read again (by pretokenize or by a run).
-    def no_raw(self, config):
+    def no_raw(self, config, hub):
         raise AssertionError("raw data loaded although the cache is valid")
 
     monkeypatch.setattr(TextClassificationTask, "load_raw", no_raw)

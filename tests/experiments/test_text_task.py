@@ -34,7 +34,8 @@ from aees.results import load_run_result
 from aees.runner.config import RunConfig
 from aees.runner.label_noise import agnews_label_noise
 from aees.runner.tasks import get_task
-from aees.runner.tasks.nlp import METADATA_NAME, split_indices
+from aees.runner.tasks.text.cache import METADATA_NAME
+from aees.runner.tasks.text.data import split_indices
 
 NAMES = ("business", "sports", "world")  # sorted: the ids the task must give them
 DUAL = ["--lr-candidates", "0.5,1,2", "--noise-candidates", "0,0.001", "--episode-length", "2"]

@@ -2,7 +2,7 @@
 data (docs/protocols.md §4.7).
 
 The flags say what :mod:`.sst2` and :mod:`.agnews` hard-code; the implementation is theirs
-(:class:`~aees.runner.tasks.nlp.TextClassificationTask`):
+(:class:`~aees.runner.tasks.text.task.TextClassificationTask`):
 
 * data: ``--data-dir`` (a ``save_to_disk`` dataset, or a folder of ``train`` / ``validation`` /
   ``test`` files in CSV, JSON Lines or Parquet, read offline with the ``datasets`` packaged
@@ -33,7 +33,9 @@ import torch
 
 from aees.runner.config import RunConfig, UserError
 from aees.runner.tasks import TaskSetup
-from aees.runner.tasks.nlp import DEFAULT_MODEL_NAME, TextClassificationTask, TextData
+from aees.runner.tasks.text.data import TextData
+from aees.runner.tasks.text.model import DEFAULT_MODEL_NAME
+from aees.runner.tasks.text.task import TextClassificationTask
 
 __all__ = ["TextTask", "model_display_name"]
 

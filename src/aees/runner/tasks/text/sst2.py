@@ -1,6 +1,6 @@
 """``aees train sst2``: DistilBERT on GLUE SST-2 (docs/protocols.md §4.3).
 
-A configuration of the one text-classification implementation (:mod:`aees.runner.tasks.nlp`,
+A configuration of the one text-classification implementation (:mod:`aees.runner.tasks.text.task`,
 the ``text`` task's code): ``nyu-mll/glue`` config ``sst2`` (column ``sentence``, 2 labels),
 validation = the GLUE validation split (872; with ``--val-split N``: N training examples, and the
 GLUE validation split becomes the test set), tokenized cache under ``data/sst2_tokenized``. No
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from aees.runner.tasks.nlp import TextClassificationTask
+from aees.runner.tasks.text.task import TextClassificationTask
 
 __all__ = ["SST2Task"]
 

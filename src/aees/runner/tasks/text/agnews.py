@@ -1,6 +1,6 @@
 """``aees train agnews``: DistilBERT on AG News (docs/protocols.md §4.4).
 
-A configuration of the one text-classification implementation (:mod:`aees.runner.tasks.nlp`,
+A configuration of the one text-classification implementation (:mod:`aees.runner.tasks.text.task`,
 the ``text`` task's code): ``fancyzhx/ag_news`` (column ``text``, 4 labels; the model head is
 re-initialised with ``ignore_mismatched_sizes=True``), no validation split, so validation = 10 %
 of the official training split (``train_test_split(test_size=0.1, seed=42)``: 108,000 / 12,000;
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from aees.runner.label_noise import AGNEWS_NUM_CLASSES
-from aees.runner.tasks.nlp import TextClassificationTask
+from aees.runner.tasks.text.task import TextClassificationTask
 
 __all__ = ["AGNewsTask"]
 
