@@ -184,3 +184,39 @@ def test_a_script_runs_from_the_repo_root(mixed, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert helped.returncode == 0 and "--runs-root" in helped.stdout
+
+
+def _with_facts(result, **facts):
+    """``result`` with the report facts a task's registry record writes into the config."""
+    import dataclasses
+
+    return dataclasses.replace(result, config={**result.config, **facts})
+
+
+@pytest.mark.slow
+def test_a_new_task_is_reported_by_the_facts_its_results_carry(tmp_path):
+    """Reporting keeps no task list (issue 20): a task it has never heard of, whose results
+    say ``report_family: cifar`` and carry their labels, gets the CIFAR tables and figures
+    under its own label; results without the keys keep the thesis's (aees.results.legacy)."""
+    root = tmp_path / "runs"
+    facts = {"report_family": "cifar", "task_label": "Tiny Set", "optimizer_label": "AdamW-T"}
+    for seed in (0, 1):
+        for name, spec in (("base", fx.Spec()), ("aees", AEES_LR)):
+            result = fx.make_result(spec, task="tiny", seed=seed, epochs=4, peak_at=3)
+            fx.write(_with_facts(result, **facts), root / f"tiny_{name}_seed{seed}.json")
+        legacy = fx.make_result(fx.Spec(), task="digits", seed=seed, epochs=4, peak_at=3)
+        fx.write(legacy, root / f"digits_base_seed{seed}.json")
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from aees.cli import main; sys.exit(main())",
+         "report", str(root), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    main_table = out / "tables" / "cifar_clean" / "tiny_clean_main_table.md"
+    assert main_table.exists(), sorted(p.name for p in out.rglob("*_table.md"))
+    assert "Tiny Set clean" in (out / "index.md").read_text()
+    assert not (out / "tables" / "other_tasks").exists()  # not a generic task
+    md = (out / "index.md").read_text()
+    assert "| Tiny Set | Clean | 4 | AEES-LR | 2 | 0 1 |" in md
+    assert "| Digits | Clean | 4 |" in md  # no keys: the legacy table's label

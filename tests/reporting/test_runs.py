@@ -124,3 +124,21 @@ def test_cells_group_by_variant_and_keep_one_run_per_seed(tmp_path):
     aees = next(c for c in runset.cells if c.info.kind == "aees")
     assert aees.n == 2 and len(aees.runs) == 3 and aees.seeds == [0, 1]
     assert aees.duplicate_seed_paths() == [tmp_path / "z_dup_seed1.json"]
+
+
+def test_identify_reads_the_report_facts_from_the_result_else_the_legacy_table():
+    import dataclasses
+
+    plain = fx.make_result(fx.Spec(), task="sst2")
+    info = identify(plain)
+    assert (info.family, info.task_label, info.optimizer_label) == ("nlp", "SST-2", "AdamW")
+    facts = {"report_family": "nlp", "task_label": "Tiny Text", "optimizer_label": "AdamW*"}
+    tiny = dataclasses.replace(
+        fx.make_result(fx.Spec(), task="tinytext"), config={**plain.config, **facts}
+    )
+    info = identify(tiny)
+    assert (info.family, info.task_label, info.optimizer_label) == ("nlp", "Tiny Text", "AdamW*")
+    assert info.is_nlp and info.group == ""  # a family of its own: not grouped as generic
+    unknown = identify(fx.make_result(fx.Spec(), task="tinytext"))
+    assert (unknown.family, unknown.task_label) == ("other", "tinytext")
+    assert unknown.group == "tinytext · resnet18"

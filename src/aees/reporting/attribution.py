@@ -41,13 +41,10 @@ from aees.reporting.render import (
     fmt_signed,
 )
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
     Cell,
     Run,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import Sel, choose_cell, pick, prefix
 from aees.reporting.stats import (
@@ -170,7 +167,7 @@ def _groups(runset: RunSet, notes: list[str]) -> list[_Group]:
     kinds = {METHODS[c][0]: c for c in CONTROLS}
     keys: dict[tuple[str, str, int, str], None] = {}
     for cell in runset.cells:
-        if cell.task in CIFAR_LIKE_TASKS and cell.info.kind in kinds:
+        if cell.info.is_cifar_like and cell.info.kind in kinds:
             keys.setdefault((cell.task, cell.setting, cell.epochs, cell.info.optimizer), None)
     out = []
     for task, setting, epochs, opt in keys:
@@ -317,6 +314,7 @@ class _MethodRow:
 
     cell: dict[str, Any]
     method: str
+    optimizer_label: str
 
     @property
     def m(self) -> dict[str, Any]:
@@ -380,7 +378,7 @@ ATTRIBUTION_SPEC = TableSpec(
         Column("Regime", _regime, ("noise_regime",), lambda r: (r.cell["noise_regime"],), "l"),
         Column(
             "Optimizer",
-            lambda r: optimizer_label(r.cell["optimizer"]),
+            lambda r: r.optimizer_label,
             ("optimizer",),
             lambda r: (_CSV_OPTIMIZER.get(r.cell["optimizer"], r.cell["optimizer"]),),
             "l",
@@ -422,21 +420,25 @@ CSV_HEADER = ATTRIBUTION_SPEC.csv_header()
 """The summary CSV's columns (from :data:`ATTRIBUTION_SPEC`)."""
 
 
-def _rows(cells: list[dict[str, Any]]) -> list[_MethodRow]:
-    return [_MethodRow(cell, method) for cell in cells for method in METHODS]
+def _rows(cells: list[dict[str, Any]], runset: RunSet) -> list[_MethodRow]:
+    return [
+        _MethodRow(cell, method, runset.optimizer_label(cell["optimizer"]))
+        for cell in cells
+        for method in METHODS
+    ]
 
 
-def _table(task: str, cells: list[dict[str, Any]]) -> Table:
+def _table(task: str, cells: list[dict[str, Any]], runset: RunSet) -> Table:
     name = f"{prefix(task)}_attribution_controls"
     table = ATTRIBUTION_SPEC.table(
         name,
-        f"{task_label(task)}: AEES-LR vs reward-free "
+        f"{runset.task_label(task)}: AEES-LR vs reward-free "
         "open-loop controls (uniform random, frequency matched); mean ± SD over seeds, "
         "AEES − control in pp with 95% bootstrap CI and paired t-test p; † incomplete cell.",
         f"tab:{name}",
         merge=2,
     )
-    for row in _rows(cells):
+    for row in _rows(cells, runset):
         ATTRIBUTION_SPEC.add(table, row)
     return table
 
@@ -470,6 +472,6 @@ def build_attribution_controls(runset: RunSet) -> FamilyOutput:
             "complete": all(c["complete"] for c in cells),
             "cells": cells,
         }
-        out.csvs.append(ATTRIBUTION_SPEC.csv_table(stem, _rows(cells)))
-        out.tables.append(_table(task, cells))
+        out.csvs.append(ATTRIBUTION_SPEC.csv_table(stem, _rows(cells, runset)))
+        out.tables.append(_table(task, cells, runset))
     return out

@@ -31,7 +31,6 @@ from aees.reporting.runs import (
     RunSet,
     discover_runs,
     setting_label,
-    task_label,
 )
 from aees.reporting.stats import mean_sd, run_metrics
 
@@ -252,7 +251,7 @@ def console_summary(runset: RunSet, tasks: Sequence[str]) -> tuple[list[str], Cs
             if s.n and k not in ("peak_epoch",)
         ]
         lines.append(
-            f"{task_label(cell.task)} | {setting_label(cell.setting)} | {cell.epochs} ep | "
+            f"{cell.info.task_label} | {setting_label(cell.setting)} | {cell.epochs} ep | "
             f"{label} | n={cell.n} seeds={cell.seeds}"
         )
         lines.append("    " + " ".join(shown))

@@ -27,14 +27,11 @@ from aees.reporting.figures import FIGURE_FAMILIES, FigureResult, thesis_familie
 from aees.reporting.plan import PlannedRun, StudyPlan, find_plans, planned_runset
 from aees.reporting.render import md_code, md_text, render_html, render_markdown
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
-    NLP_TASKS,
     Discovery,
     RunSet,
     discover_runs,
     display_path,
     setting_label,
-    task_label,
 )
 from aees.results import atomic_write_text
 
@@ -113,11 +110,10 @@ def figure_families_for(runset: RunSet) -> list[str]:
     schedule-free or LR-free optimizer), the thesis figures whose inputs exist
     (:func:`~aees.reporting.figures.thesis_families_for`), the method overview (AEES runs)
     and other_tasks (runs of a generic task)."""
-    tasks = set(runset.tasks())
     out = []
-    if tasks & set(CIFAR_LIKE_TASKS):
+    if runset.family_tasks("cifar"):
         out.append("cifar")
-    if tasks & set(NLP_TASKS):
+    if runset.family_tasks("nlp"):
         out.append("nlp")
     if any(r.info.kind == "aees" and r.result.episode_logs for r in runset.runs):
         out.append("controllers")
@@ -126,7 +122,7 @@ def figure_families_for(runset: RunSet) -> list[str]:
     if any(is_peer(r.info) for r in runset.runs):
         out.append("peers")
     out += thesis_families_for(runset)
-    if any(t not in (*CIFAR_LIKE_TASKS, *NLP_TASKS) for t in tasks):
+    if runset.family_tasks("other"):
         out.append("other_tasks")
     if any(r.info.kind == "aees" for r in runset.runs):
         out.append("overview")
@@ -135,10 +131,9 @@ def figure_families_for(runset: RunSet) -> list[str]:
 
 def figure_heading(name: str, runset: RunSet) -> str:
     """``cifar (Digits)``: a figure family's heading names the datasets of its runs."""
-    tasks = {"cifar": CIFAR_LIKE_TASKS, "nlp": NLP_TASKS}.get(name)
-    if tasks is None:
+    if name not in ("cifar", "nlp"):
         return name
-    return f"{name} ({', '.join(task_label(t) for t in runset.tasks() if t in tasks)})"
+    return f"{name} ({', '.join(runset.task_label(t) for t in runset.family_tasks(name))})"
 
 
 def build_report(
@@ -224,7 +219,7 @@ def _mark_unplanned(
 def _run_rows(runset: RunSet) -> list[list[str]]:
     return [
         [
-            task_label(c.task),
+            c.info.task_label,
             setting_label(c.setting),
             str(c.epochs),
             method_label(c.info),

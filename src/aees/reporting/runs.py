@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees.results import RunResult, RunResultError, method_spec, scrub_secrets, variant_id
+from aees.results import RunResult, RunResultError, legacy, method_spec, scrub_secrets, variant_id
 from aees.results.checks import (
     Divergence,
     ValueProblem,
@@ -44,10 +44,7 @@ from aees.results.io import (
 )
 
 __all__ = [
-    "CIFAR_LIKE_TASKS",
     "MAX_RESULT_BYTES",
-    "NLP_TASKS",
-    "PEER_OPTIMIZERS",
     "Cell",
     "Discovery",
     "ReportError",
@@ -59,49 +56,13 @@ __all__ = [
     "identify",
     "load_run",
     "noise_setting",
-    "optimizer_label",
     "read_result_bytes",
     "setting_label",
-    "task_label",
 ]
-
-CIFAR_LIKE_TASKS = ("cifar100", "digits")
-"""Tasks reported with the CIFAR table and figure families (digits: the offline demo task)."""
-NLP_TASKS = ("sst2", "agnews")
-"""Tasks reported with the NLP families."""
-
-_TASK_LABELS = {
-    "cifar100": "CIFAR-100",
-    "digits": "Digits",
-    "sst2": "SST-2",
-    "agnews": "AG News",
-    "image": "Image",
-    "text": "Text",
-}
-_TASK_ORDER = {name: i for i, name in enumerate((*CIFAR_LIKE_TASKS, *NLP_TASKS))}
-PEER_OPTIMIZERS = {
-    "adamwschedulefree": "AdamW schedule-free",
-    "sgdschedulefree": "SGD schedule-free",
-    "prodigy": "Prodigy",
-    "dadaptadam": "D-Adapt Adam",
-}
-"""The schedule-free / LR-free peers (docs/reporting.md §5.11): normalised name -> label."""
-_OPTIMIZER_LABELS = {"adamw": "AdamW", "sgd": "SGD+M", **PEER_OPTIMIZERS}
-_OPTIMIZER_ORDER = {"adamw": 0, "sgd": 1}
 
 
 class ReportError(Exception):
     """A user-facing reporting problem; ``str(error)`` is one line naming the input."""
-
-
-def task_label(task: str) -> str:
-    """``cifar100`` -> ``CIFAR-100``; unknown tasks are shown as written."""
-    return _TASK_LABELS.get(task, task)
-
-
-def optimizer_label(optimizer: str) -> str:
-    """``adamw`` -> ``AdamW``, ``sgd`` -> ``SGD+M`` (SGD runs use momentum)."""
-    return _OPTIMIZER_LABELS.get(optimizer, optimizer)
 
 
 def setting_label(setting: str) -> str:
@@ -158,6 +119,21 @@ class RunInfo:
     (thesis tasks are one dataset each; their files spell it in several ways)."""
     model: str = ""
     """The model of a run of a generic task, else "" (see ``dataset``)."""
+    family: str = "other"
+    """The report family (``cifar`` / ``nlp`` / ``other``): the result's ``report_family``, for
+    older results :mod:`aees.results.legacy`."""
+    task_label: str = ""
+    """``CIFAR-100``: the result's ``task_label`` (older results: :mod:`aees.results.legacy`)."""
+    optimizer_label: str = ""
+    """``SGD+M``: the result's ``optimizer_label`` (older results: :mod:`aees.results.legacy`)."""
+
+    def __post_init__(self) -> None:
+        # a RunInfo built without labels (tests, plans) gets the legacy table's, or the name
+        if not self.task_label:
+            object.__setattr__(self, "task_label", legacy.task_label({}, self.task))
+        if not self.optimizer_label:
+            label = legacy.optimizer_label({}, self.optimizer)
+            object.__setattr__(self, "optimizer_label", label)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -183,11 +159,11 @@ class RunInfo:
 
     @property
     def is_cifar_like(self) -> bool:
-        return self.task in CIFAR_LIKE_TASKS
+        return self.family == "cifar"
 
     @property
     def is_nlp(self) -> bool:
-        return self.task in NLP_TASKS
+        return self.family == "nlp"
 
 
 @dataclass(frozen=True)
@@ -363,7 +339,9 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
     spec = method_spec(config, result.method_name)
     lambda_raw = spec.get("reward_instability_lambda")
     task = result.task_name.lower()
-    generic = task not in _TASK_ORDER
+    family = legacy.report_family(config, task)
+    generic = family == "other"
+    optimizer = _normalise_optimizer(spec.get("optimizer")) or "adamw"
     episode = spec.get("episode_length")
     return RunInfo(
         task=task,
@@ -372,7 +350,7 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
         seed=int(result.seed),
         variant=variant,
         kind=str(spec["kind"]),
-        optimizer=_normalise_optimizer(spec.get("optimizer")) or "adamw",
+        optimizer=optimizer,
         scheduler=str(spec.get("lr_scheduler") or "none"),
         lr_candidates=_floats(spec.get("lr_candidates"), (1.0,)),
         noise_candidates=_floats(spec.get("noise_candidates"), (0.0,)),
@@ -383,6 +361,9 @@ def identify(result: RunResult, path: str | os.PathLike[str] = "<memory>") -> Ru
         legacy=result.is_legacy,
         dataset=str(result.dataset_name or "").strip() if generic else "",
         model=str(result.model_name or "").strip() if generic else "",
+        family=family,
+        task_label=legacy.task_label(config, task),
+        optimizer_label=legacy.optimizer_label(config, optimizer),
     )
 
 
@@ -575,7 +556,7 @@ class RunSet:
             cells.values(),
             key=lambda c: (
                 (
-                    _TASK_ORDER.get(c.task, 99),
+                    legacy.task_order(c.task),
                     c.task,
                     c.group,
                     _setting_order(c.setting),
@@ -586,8 +567,29 @@ class RunSet:
         )
 
     def tasks(self) -> list[str]:
-        """Tasks with runs, CIFAR-100, digits, SST-2, AG News first."""
+        """Tasks with runs, in report order (:func:`aees.results.legacy.task_order`: CIFAR-100,
+        digits, SST-2, AG News first)."""
         return list(dict.fromkeys(c.task for c in self.cells))
+
+    def family_tasks(self, *families: str) -> list[str]:
+        """Tasks with runs whose report family (:attr:`RunInfo.family`) is one of ``families``,
+        in report order."""
+        return [t for t in self.tasks() if self._task_info(t).family in families]
+
+    def task_label(self, task: str) -> str:
+        """The label its results give ``task`` (``CIFAR-100``); the name when it has no runs."""
+        return self._task_info(task).task_label if self.select(task) else task
+
+    def optimizer_label(self, optimizer: str) -> str:
+        """The label the results give ``optimizer`` (``SGD+M``); older results and an optimizer
+        without runs: :func:`aees.results.legacy.optimizer_label`."""
+        for cell in self.cells:
+            if cell.info.optimizer == optimizer:
+                return cell.info.optimizer_label
+        return legacy.optimizer_label({}, optimizer)
+
+    def _task_info(self, task: str) -> RunInfo:
+        return next(c.info for c in self.cells if c.task == task)
 
     def settings(self, task: str) -> list[str]:
         """Label-noise settings of ``task``: clean first, then asym/sym by rate."""

@@ -3,6 +3,8 @@
 * :mod:`~aees.results.schema` -- :class:`RunResult`, field validation, the legacy upgrade;
 * :mod:`~aees.results.checks` -- the value checks (:func:`~aees.results.checks.value_problems`),
   shared by reporting and the sweep;
+* :mod:`~aees.results.legacy` -- the report family and labels of results written before they
+  carried them (the thesis's tasks and optimizers);
 * :mod:`~aees.results.identity` -- :func:`method_spec` and :func:`variant_id`;
 * :mod:`~aees.results.provenance` -- :func:`collect_provenance` (and :mod:`.hardware`, the probe);
 * :mod:`~aees.results.metrics` -- :func:`build_runtime_metrics`;

@@ -12,13 +12,10 @@ from typing import Any
 from aees.reporting.families.common import Builder, text_column
 from aees.reporting.render import Column, TableSpec, fmt_num, fmt_signed
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
     Cell,
     RunInfo,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import AccStats, acc_stats, counterpart
 
@@ -62,7 +59,7 @@ def noise_ablation_pairs(
     noise candidates [0]."""
     return ablation_pairs(
         runset,
-        CIFAR_LIKE_TASKS,
+        runset.family_tasks("cifar"),
         lambda i: i.kind == "aees" and len(i.noise_candidates) > 1,
         {"noise_candidates": ["0"]},
         notes=notes,
@@ -71,8 +68,8 @@ def noise_ablation_pairs(
 
 
 def where_label(cell: Cell) -> str:
-    text = f"{task_label(cell.task)}, {setting_label(cell.setting)}"
-    return f"{text}, {optimizer_label(cell.info.optimizer)}, {cell.epochs} ep"
+    text = f"{cell.info.task_label}, {setting_label(cell.setting)}"
+    return f"{text}, {cell.info.optimizer_label}, {cell.epochs} ep"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,9 @@ from aees.reporting.families.cifar_noisy import (
 from aees.reporting.families.common import Builder, FamilyOutput, datasets_title, text_column
 from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
     Cell,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import pick, prefix
 from aees.reporting.stats import Summary, mean_sd, run_metrics
@@ -42,6 +39,8 @@ class CheckpointRow:
     label: str
     n: int
     s: dict[str, Summary]
+    opt_label: str
+    """The optimizer's label, from its runs (:meth:`RunSet.optimizer_label`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ class CheckpointSeedRow:
     val: float
     sub: dict[str, float]
     path: Path
+    opt_label: str
+    """The optimizer's label, from the run (:attr:`RunInfo.optimizer_label`)."""
 
 
 def _summary_column(header: str, key: str, stat: str, scale: float, **kw: object) -> Column:
@@ -81,7 +82,7 @@ _RANKS = {"corr_noisy": "min", "corr_clean": "max"}
 CHECKPOINT_MAIN_SPEC = TableSpec(
     (
         text_column("Setting", "setting_label", lambda r: setting_label(r.setting)),
-        text_column("Opt.", "optimizer_label", lambda r: optimizer_label(r.opt)),
+        text_column("Opt.", "optimizer_label", lambda r: r.opt_label),
         text_column("Variant", "variant_label", lambda r: r.label),
         Column(None, csv=("n",), values=lambda r: (r.n,)),
         _summary_column("Epoch", "selected_epoch", "epoch", 1.0),
@@ -101,7 +102,7 @@ CHECKPOINT_SEED_SPEC = TableSpec(
         text_column(
             "Setting", "setting", lambda r: setting_label(r.setting), csv_get=lambda r: r.setting
         ),
-        text_column("Opt.", "optimizer", lambda r: optimizer_label(r.opt), csv_get=lambda r: r.opt),
+        text_column("Opt.", "optimizer", lambda r: r.opt_label, csv_get=lambda r: r.opt),
         text_column("Variant", "variant", lambda r: r.label),
         text_column("Seed", "seed", lambda r: r.seed, align="r"),
         Column("Epoch", lambda r: fmt_num(r.epoch, 0), ("selected_epoch",), lambda r: (r.epoch,)),
@@ -144,6 +145,7 @@ def checkpoint_seed_rows(
                 metrics.best,
                 sub,  # type: ignore[arg-type]
                 run.path,
+                run.info.optimizer_label,
             )
         )
     return seeds
@@ -159,11 +161,11 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
     b = Builder(
         "checkpointing", datasets_title("Checkpoint (best-epoch) diagnostics", runset), runset
     )
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         blocks = noisy_blocks(runset, task)
         if not blocks:
             continue
-        p, tl = prefix(task), task_label(task)
+        p, tl = prefix(task), runset.task_label(task)
         main = CHECKPOINT_MAIN_SPEC.table(
             f"{p}_checkpoint_diagnostics_main",
             f"{tl}: label-noise diagnostics at the best-validation epoch (in-run)",
@@ -179,7 +181,7 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
         main_items: list[CheckpointRow] = []
         seed_items: list[CheckpointSeedRow] = []
         for setting, opt, cells in blocks:
-            where = f"{tl} {setting_label(setting)} {optimizer_label(opt)}"
+            where = f"{tl} {setting_label(setting)} {runset.optimizer_label(opt)}"
             items = []
             for sel in NOISY_METHODS:
                 cell = pick(cells, sel, optimizer=opt, where=where, notes=b.out.notes)
@@ -195,7 +197,11 @@ def build_checkpointing(runset: RunSet) -> FamilyOutput:
                     "val": mean_sd([x.val for x in seeds]),
                     **{k: mean_sd([x.sub[k] for x in seeds]) for k, _ in SUBSET_KEYS},
                 }
-                items.append(CheckpointRow(setting, opt, sel.label, len(seeds), s))
+                items.append(
+                    CheckpointRow(
+                        setting, opt, sel.label, len(seeds), s, runset.optimizer_label(opt)
+                    )
+                )
                 for seed_row in seeds:
                     CHECKPOINT_SEED_SPEC.add(per_seed, seed_row)
                 seed_items += seeds

@@ -11,7 +11,7 @@ from aees.reporting.families.common import (
     label_column,
 )
 from aees.reporting.render import TableSpec
-from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, task_label
+from aees.reporting.runs import RunSet
 from aees.reporting.select import Sel, aees_sel, fixed_sel, prefix
 
 # --------------------------------------------------------------------------------------------
@@ -62,11 +62,11 @@ def build_cifar_clean(runset: RunSet) -> FamilyOutput:
     appendix tables (Method | n | Best | Final | Drop | Peak epoch) and the summary CSV.
     "Fixed ×1.0" comes only from real fixed-multiplier runs (no baseline duplication)."""
     b = Builder("cifar_clean", datasets_title("Clean labels", runset), runset)
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         cells = runset.select(task, "clean")
         if not cells:
             continue
-        p, where = prefix(task), f"{task_label(task)} clean"
+        p, where = prefix(task), f"{runset.task_label(task)} clean"
         stats = {
             label: b.row(cells, sel, optimizer="adamw", where=where)
             for label, sel in CLEAN_METHODS.items()
@@ -75,7 +75,7 @@ def build_cifar_clean(runset: RunSet) -> FamilyOutput:
         for key, caption, blocks in CLEAN_TABLES:
             table = CLEAN_SPEC.table(
                 f"{p}_clean_{key}_table",
-                caption.format(T=task_label(task)),
+                caption.format(T=runset.task_label(task)),
                 f"tab:{p}_clean_{key}",
             )
             for block in blocks:

@@ -17,12 +17,9 @@ from aees.reporting.families.common import (
 )
 from aees.reporting.render import Table, TableSpec
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
     Cell,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import AccStats, Sel, aees_sel, optimizers_in, prefix
 from aees.reporting.stats import Summary, mean_sd
@@ -93,13 +90,15 @@ class NoisyRow:
     label: str
     st: AccStats
     diag: dict[str, Summary]
+    opt_label: str
+    """The optimizer's label, from its runs (:meth:`RunSet.optimizer_label`)."""
 
 
 NOISE_COLUMN = text_column(
     "Noise", "task", lambda r: setting_label(r.setting), csv_get=lambda r: r.setting
 )
 OPTIMIZER_COLUMN = text_column(
-    "Optimizer", "optimizer", lambda r: optimizer_label(r.opt), csv_get=lambda r: r.opt
+    "Optimizer", "optimizer", lambda r: r.opt_label, csv_get=lambda r: r.opt
 )
 NOISY_MAIN_SPEC = TableSpec((OPTIMIZER_COLUMN, label_column("Method", "method"), *ACC_COLUMNS[1:]))
 """Optimizer | Method | Best | Final | Drop | Peak epoch (one table per noise regime)."""
@@ -129,26 +128,28 @@ def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
     diagnostics (Corr. noisy = accuracy on corrupted examples vs their noisy labels, Corr.
     clean = vs their true labels, Train clean = accuracy on uncorrupted examples)."""
     b = Builder("cifar_noisy", datasets_title("Noisy labels", runset), runset)
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         blocks = noisy_blocks(runset, task)
         if not blocks:
             continue
         p = prefix(task)
         detailed = NOISY_DETAILED_SPEC.table(
             f"{p}_noisy_detailed_appendix_table",
-            f"{task_label(task)} with label noise: all runs with final-epoch diagnostics",
+            f"{runset.task_label(task)} with label noise: all runs with final-epoch diagnostics",
             f"tab:{p}_noisy_detailed_appendix",
             merge=2,
         )
         summary: list[NoisyRow] = []
         mains: dict[str, Table] = {}
         for setting, opt, cells in blocks:
-            where = f"{task_label(task)} {setting_label(setting)} {optimizer_label(opt)}"
+            where = (
+                f"{runset.task_label(task)} {setting_label(setting)} {runset.optimizer_label(opt)}"
+            )
             main = mains.get(setting)
             if main is None:
                 main = mains[setting] = NOISY_MAIN_SPEC.table(
                     f"{p}_{setting}_main_table",
-                    f"{task_label(task)}, {setting_label(setting)} label noise",
+                    f"{runset.task_label(task)}, {setting_label(setting)} label noise",
                     f"tab:{p}_{setting}_main",
                     merge=1,
                 )
@@ -156,7 +157,14 @@ def build_cifar_noisy(runset: RunSet) -> FamilyOutput:
             for sel in NOISY_METHODS:
                 st = b.row(cells, sel, optimizer=opt, where=where)
                 items.append(
-                    NoisyRow(setting, opt, sel.label, st, subset_summaries(st.cell, "final"))
+                    NoisyRow(
+                        setting,
+                        opt,
+                        sel.label,
+                        st,
+                        subset_summaries(st.cell, "final"),
+                        runset.optimizer_label(opt),
+                    )
                 )
             NOISY_MAIN_SPEC.block(main, items)
             NOISY_DETAILED_SPEC.block(detailed, items)

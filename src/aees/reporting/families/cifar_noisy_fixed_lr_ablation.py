@@ -23,12 +23,9 @@ from aees.reporting.families.common import (
 )
 from aees.reporting.render import MISSING, Column, TableSpec, fmt_num, fmt_pvalue
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
     Cell,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import AccStats, acc_stats, fixed_sel, prefix, same_values
 from aees.reporting.stats import PairedComparison, compare_seed_maps
@@ -50,6 +47,8 @@ class FixedBlock:
     stats: dict[str, AccStats]
     seeds: list[int]
     cmp: PairedComparison
+    opt_label: str
+    """The optimizer's label, from its runs (:meth:`RunSet.optimizer_label`)."""
 
 
 def _bfd(st: AccStats) -> str:
@@ -151,6 +150,37 @@ def _fixed_multipliers(cells: Iterable[Cell]) -> list[float]:
     return sorted(found | {0.5, 1.0, 2.0})
 
 
+def _fixed_block(
+    b: Builder, setting: str, opt: str, cells: list[Cell], tl: str
+) -> tuple[FixedBlock, list[NoisyRow]]:
+    """One (noise setting, optimizer) block: its rows (baseline, every fixed multiplier, the
+    AEES and schedule rows) and AEES vs the best fixed multiplier on shared seeds."""
+    label = b.runset.optimizer_label(opt)
+    where = f"{tl} {setting_label(setting)} {label}"
+    sels = [
+        NOISY_METHODS[0],
+        *(fixed_sel(m) for m in _fixed_multipliers(cells)),
+        *NOISY_METHODS[1:],
+    ]
+    stats = {s.label: b.row(cells, s, optimizer=opt, where=where) for s in sels}
+    items = [NoisyRow(setting, opt, s.label, stats[s.label], {}, label) for s in sels]
+    fixed = [s.label for s in sels if s.kind == "fixed" and stats[s.label].n]
+    best_fixed = max(fixed, key=lambda k: stats[k].best.mean) if fixed else None
+    fixed_st = stats[best_fixed] if best_fixed else acc_stats(None)
+    aees = stats["AEES"]
+    seeds, cmp = compare_seed_maps(
+        {s: m.best for s, m in aees.per_seed.items()},
+        {s: m.best for s, m in fixed_st.per_seed.items()},
+        scale=100,
+    )
+    if best_fixed is None or not aees.n:
+        b.out.missing.append(f"{where}: AEES vs best fixed: no runs to compare")
+    elif not seeds:
+        b.out.missing.append(f"{where}: AEES vs {best_fixed}: no shared seeds")
+    block = FixedBlock(setting, opt, best_fixed, fixed_st, stats, seeds, cmp, label)
+    return block, items
+
+
 def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
     """docs/reporting.md §5.3: fixed LR multipliers vs AEES under label noise. The best fixed
     multiplier of a
@@ -161,7 +191,7 @@ def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
         datasets_title("Noisy labels, fixed-LR ablation", runset),
         runset,
     )
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         blocks = [
             (setting, opt, cells)
             for setting, opt, cells in noisy_blocks(runset, task)
@@ -170,7 +200,7 @@ def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
         if not blocks:
             continue
         p = prefix(task)
-        tl = task_label(task)
+        tl = runset.task_label(task)
         summary = FIXED_SUMMARY_SPEC.table(
             f"{p}_noisy_fixed_lr_ablation_summary_table",
             f"{tl} with label noise: best fixed LR multiplier vs AEES and schedules "
@@ -194,30 +224,9 @@ def build_cifar_noisy_fixed_lr_ablation(runset: RunSet) -> FamilyOutput:
         fixed_blocks: list[FixedBlock] = []
         det_rows: list[NoisyRow] = []
         for setting, opt, cells in blocks:
-            where = f"{tl} {setting_label(setting)} {optimizer_label(opt)}"
-            sels = [
-                NOISY_METHODS[0],
-                *(fixed_sel(m) for m in _fixed_multipliers(cells)),
-                *NOISY_METHODS[1:],
-            ]
-            stats = {s.label: b.row(cells, s, optimizer=opt, where=where) for s in sels}
-            items = [NoisyRow(setting, opt, s.label, stats[s.label], {}) for s in sels]
+            block, items = _fixed_block(b, setting, opt, cells, tl)
             FIXED_DETAILED_SPEC.block(detailed, items)
             det_rows += [r for r in items if r.st.n]
-            fixed = [s.label for s in sels if s.kind == "fixed" and stats[s.label].n]
-            best_fixed = max(fixed, key=lambda k: stats[k].best.mean) if fixed else None
-            fixed_st = stats[best_fixed] if best_fixed else acc_stats(None)
-            aees = stats["AEES"]
-            seeds, cmp = compare_seed_maps(
-                {s: m.best for s, m in aees.per_seed.items()},
-                {s: m.best for s, m in fixed_st.per_seed.items()},
-                scale=100,
-            )
-            if best_fixed is None or not aees.n:
-                b.out.missing.append(f"{where}: AEES vs best fixed: no runs to compare")
-            elif not seeds:
-                b.out.missing.append(f"{where}: AEES vs {best_fixed}: no shared seeds")
-            block = FixedBlock(setting, opt, best_fixed, fixed_st, stats, seeds, cmp)
             FIXED_SUMMARY_SPEC.add(summary, block)
             PAIRED_SPEC.add(paired, block)
             fixed_blocks.append(block)

@@ -23,7 +23,7 @@ from aees.reporting.render import (
     safe_name,
     write_csv,
 )
-from aees.reporting.runs import CIFAR_LIKE_TASKS, Cell, RunSet, task_label
+from aees.reporting.runs import Cell, RunSet
 from aees.reporting.select import AccStats, Sel, acc_stats, pick
 from aees.reporting.stats import Summary
 from aees.results import atomic_write_text
@@ -150,7 +150,7 @@ def label_column(header: str, key: str) -> Column:
 def datasets_title(title: str, runset: RunSet) -> str:
     """``"Noisy labels: Digits"``: a CIFAR-style family's title names the datasets of its runs
     (digits runs share the CIFAR families but are not CIFAR)."""
-    names = [task_label(t) for t in runset.tasks() if t in CIFAR_LIKE_TASKS]
+    names = [runset.task_label(t) for t in runset.family_tasks("cifar")]
     return f"{title}: {', '.join(names)}" if names else title
 
 

@@ -10,16 +10,10 @@ from typing import Any
 
 from aees.reporting.families.common import Builder, FamilyOutput, text_column
 from aees.reporting.render import Column, TableSpec, fmt_num, fmt_pm, fmt_signed
-from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
-    NLP_TASKS,
-    RunInfo,
-    RunSet,
-    optimizer_label,
-    task_label,
-)
+from aees.reporting.runs import RunInfo, RunSet
 from aees.reporting.select import WL
 from aees.reporting.stats import Summary, mean_sd, steady_state
+from aees.results import legacy
 
 # --------------------------------------------------------------------------------------------
 # docs/reporting.md §5.6 compute overhead
@@ -150,11 +144,18 @@ class OverheadCell:
     """Runs of this cell that ran at the same time as another run on the same host."""
     unrecorded: int = 0
     """Runs of this cell that do not record when they ran (concurrency unknown)."""
+    family: str = "other"
+    """The report family of its runs (:attr:`RunInfo.family`)."""
+    task_label: str = ""
+    """The task's label from its runs; a generic task's ``task (dataset · model)`` as is."""
+    optimizer_label: str = ""
+    """The optimizer's label from its runs (:attr:`RunInfo.optimizer_label`)."""
 
 
-def lr_schedule_for(task: str) -> str:
-    """The scheduler baseline of the overhead decomposition: cosine (CIFAR-style), WL (NLP)."""
-    return WL if task in NLP_TASKS else "cosine"
+def lr_schedule_for(family: str) -> str:
+    """The scheduler baseline of the overhead decomposition for a report family: WL (NLP),
+    else cosine."""
+    return WL if family == "nlp" else "cosine"
 
 
 def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[OverheadCell]:
@@ -179,16 +180,16 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
         task = f"{i.task} ({i.group})" if i.group else i.task
         groups.setdefault((task, i.optimizer, found[0]), []).append((run, ss))
     out: list[OverheadCell] = []
-    task_order = {t: i for i, t in enumerate((*CIFAR_LIKE_TASKS, *NLP_TASKS))}
     for (task, opt, config), members in sorted(
         groups.items(),
         key=lambda kv: (
-            task_order.get(kv[0][0], 9),
+            legacy.task_order(kv[0][0]),
             {"sgd": 0, "adamw": 1}.get(kv[0][1], 2),
             _config_order(kv[0][2]),
         ),
     ):
         members.sort(key=lambda m: str(m[0].path))
+        first = members[0][0].info
         out.append(
             OverheadCell(
                 task=task,
@@ -211,6 +212,9 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
                 ),
                 concurrent=sum(1 for r, _ in members if str(r.path) in overlapped),
                 unrecorded=sum(1 for r, _ in members if str(r.path) in unknown),
+                family=first.family,
+                task_label=task if first.group else first.task_label,
+                optimizer_label=first.optimizer_label,
             )
         )
     base = {(c.task, c.optimizer): c for c in out if c.config == "baseline_none"}
@@ -220,12 +224,12 @@ def overhead_cells(runset: RunSet, notes: list[str] | None = None) -> list[Overh
             c.overhead_pct = 100 * (c.sec_per_epoch.mean / ref.sec_per_epoch.mean - 1)
         if notes is not None and len(c.devices) > 1:
             notes.append(
-                f"{task_label(c.task)} {optimizer_label(c.optimizer)} {c.label}: timings from "
+                f"{c.task_label} {c.optimizer_label} {c.label}: timings from "
                 f"different devices ({', '.join(c.devices)})"
             )
         if notes is not None and len(set(c.total_epochs)) > 1:
             notes.append(
-                f"{task_label(c.task)} {optimizer_label(c.optimizer)} {c.label}: runs with "
+                f"{c.task_label} {c.optimizer_label} {c.label}: runs with "
                 f"different epoch counts {c.total_epochs}"
             )
     return out
@@ -241,8 +245,10 @@ DECOMPOSITION_COLUMNS = (
 baseline (cosine or warmup-linear, :func:`lr_schedule_for`) and AEES without a scheduler."""
 
 
-def decomposition_config(task: str, column: str | None) -> str:
-    return column if column is not None else f"baseline_{lr_schedule_for(task)}"
+def decomposition_config(family: str, column: str | None) -> str:
+    """The config of a decomposition column for a report family (the LR-schedule baseline for
+    ``None``)."""
+    return column if column is not None else f"baseline_{lr_schedule_for(family)}"
 
 
 @dataclass(frozen=True)
@@ -253,12 +259,14 @@ class DecompositionRow:
     opt: str
     base: OverheadCell | None
     overheads: tuple[float | None, ...]
+    task_label: str
+    opt_label: str
 
 
 DECOMPOSITION_SPEC = TableSpec(
     (
-        text_column("Task", None, lambda r: task_label(r.task)),
-        text_column("Optimizer", None, lambda r: optimizer_label(r.opt)),
+        text_column("Task", None, lambda r: r.task_label),
+        text_column("Optimizer", None, lambda r: r.opt_label),
         Column(
             "Baseline (s/epoch)",
             lambda r: fmt_num(r.base.sec_per_epoch.mean if r.base else None, 2),
@@ -286,8 +294,8 @@ def _timing(header: str | None, key: str, digits: int) -> Column:
 
 OVERHEAD_DETAILED_SPEC = TableSpec(
     (
-        text_column("Task", "task", lambda c: task_label(c.task)),
-        text_column("Optimizer", "optimizer", lambda c: optimizer_label(c.optimizer)),
+        text_column("Task", "task", lambda c: c.task_label),
+        text_column("Optimizer", "optimizer", lambda c: c.optimizer_label),
         text_column(None, "config", lambda c: c.config),
         text_column("Configuration", "label", lambda c: c.label),
         Column("n", lambda c: str(c.sec_per_epoch.n), ("n",), lambda c: (c.sec_per_epoch.n,)),
@@ -358,16 +366,22 @@ def build_compute_overhead(runset: RunSet) -> FamilyOutput:
         "tab:compute-overhead",
     )
     by_key = {(c.task, c.optimizer, c.config): c for c in cells}
-    for task, opt in dict.fromkeys((c.task, c.optimizer) for c in cells):
+    firsts: dict[tuple[str, str], OverheadCell] = {}
+    for c in cells:
+        firsts.setdefault((c.task, c.optimizer), c)
+    for (task, opt), first in firsts.items():
         base = by_key.get((task, opt, "baseline_none"))
-        b.count(base.sec_per_epoch.n if base else 0, f"{task_label(task)} {opt}: baseline")
+        b.count(base.sec_per_epoch.n if base else 0, f"{first.task_label} {opt}: baseline")
         overheads = []
         for name, col in DECOMPOSITION_COLUMNS:
-            cell = by_key.get((task, opt, decomposition_config(task, col)))
+            cell = by_key.get((task, opt, decomposition_config(first.family, col)))
             if cell is None:
-                b.out.missing.append(f"{task_label(task)} {opt}: {name}: no timing runs")
+                b.out.missing.append(f"{first.task_label} {opt}: {name}: no timing runs")
             overheads.append(cell.overhead_pct if cell else None)
-        DECOMPOSITION_SPEC.add(decomposition, DecompositionRow(task, opt, base, tuple(overheads)))
+        row = DecompositionRow(
+            task, opt, base, tuple(overheads), first.task_label, first.optimizer_label
+        )
+        DECOMPOSITION_SPEC.add(decomposition, row)
     detailed = OVERHEAD_DETAILED_SPEC.table(
         "compute_overhead_detailed_table",
         f"Steady-state timing of every configuration (first epoch excluded); {where}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aees.reporting.families.ablation import ablation_pairs, delta_table
 from aees.reporting.families.common import Builder, FamilyOutput
-from aees.reporting.runs import CIFAR_LIKE_TASKS, NLP_TASKS, RunSet
+from aees.reporting.runs import RunSet
 
 
 def build_instability_penalty_ablation(runset: RunSet) -> FamilyOutput:
@@ -13,7 +13,7 @@ def build_instability_penalty_ablation(runset: RunSet) -> FamilyOutput:
     b = Builder("instability_penalty_ablation", "Instability-penalty ablation", runset)
     pairs = ablation_pairs(
         runset,
-        (*CIFAR_LIKE_TASKS, *NLP_TASKS),
+        runset.family_tasks("cifar", "nlp"),
         lambda i: i.kind == "aees" and i.instability_lambda > 0,
         {"reward_instability_lambda": "0"},
         notes=b.out.notes,

@@ -17,13 +17,10 @@ from aees.reporting.families.common import (
 from aees.reporting.families.compute_overhead import SCHED_LABEL
 from aees.reporting.render import MISSING, Column, TableSpec
 from aees.reporting.runs import (
-    NLP_TASKS,
     Cell,
     RunInfo,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import WL, AccStats, Sel, acc_stats, aees_sel, num_token
 from aees.reporting.stats import Summary, mean_sd, run_metrics
@@ -71,7 +68,7 @@ def method_label(info: RunInfo, *, short: bool = True) -> str:
         if info.is_nlp
         else SCHED_LABEL.get(info.scheduler, f" + {info.scheduler}")
     )
-    opt = optimizer_label(info.optimizer)
+    opt = info.optimizer_label
     if info.kind == "baseline":
         return opt + sched
     if info.kind == "fixed":
@@ -130,7 +127,7 @@ def _nlp_run_costs(cell: Cell) -> dict[str, Summary]:
 def nlp_groups(runset: RunSet) -> list[tuple[str, str, list[Cell]]]:
     return [
         (task, setting, runset.select(task, setting))
-        for task in NLP_TASKS
+        for task in runset.family_tasks("nlp")
         for setting in runset.settings(task)
     ]
 
@@ -201,14 +198,16 @@ def build_nlp(runset: RunSet) -> FamilyOutput:
     names = []
     for task, setting, cells in nlp_groups(runset):
         key = nlp_key(task, setting)
-        caption = _NLP_CAPTIONS.get(key, f"{task_label(task)}, {setting_label(setting)} labels")
+        caption = _NLP_CAPTIONS.get(
+            key, f"{runset.task_label(task)}, {setting_label(setting)} labels"
+        )
         label = {"agnews": "tab:agnews-clean"}.get(key, f"tab:{key.replace('_', '-')}")
         tables = [(f"{key}_main", NLP_MAIN, label, caption)]
         if any(c.info.kind == "aees" and c.info.axes in ("lr", "noise") for c in cells):
             tables.append((f"{key}_axis", NLP_AXIS, f"{label}-axis", f"{caption}: AEES axes"))
         for name, sels, tab_label, cap in tables:
             table = NLP_SPEC.table(name, cap, tab_label)
-            where = f"{task_label(task)} {setting_label(setting)}"
+            where = f"{runset.task_label(task)} {setting_label(setting)}"
             stats = [b.row(cells, s, optimizer=None, where=where) for s in sels]
             NLP_SPEC.block(table, [AccRow(s.label, st) for s, st in zip(sels, stats, strict=True)])
             b.out.tables.append(table)

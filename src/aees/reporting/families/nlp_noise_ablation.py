@@ -14,7 +14,7 @@ from aees.reporting.families.common import (
 )
 from aees.reporting.families.nlp import nlp_groups, nlp_key
 from aees.reporting.render import Column, TableSpec
-from aees.reporting.runs import Cell, RunSet, setting_label, task_label
+from aees.reporting.runs import Cell, RunSet, setting_label
 from aees.reporting.select import WL, Sel, aees_sel, num_token, same_values
 
 
@@ -67,12 +67,12 @@ def build_nlp_noise_ablation(runset: RunSet) -> FamilyOutput:
         key = nlp_key(task, setting)
         table = NOISE_ABLATION_SPEC.table(
             f"{key}_noise_ablation_table",
-            f"{task_label(task)}, {setting_label(setting)} labels: gradient noise "
+            f"{runset.task_label(task)}, {setting_label(setting)} labels: gradient noise "
             "with and without the bandit",
             f"tab:{key.replace('_', '-')}-noise-ablation",
             midrule_before={2},
         )
-        where = f"{task_label(task)} {setting_label(setting)}"
+        where = f"{runset.task_label(task)} {setting_label(setting)}"
         stats = [b.row(cells, s, optimizer=None, where=where) for s in sels]
         items = [AccRow(s.label, st) for s, st in zip(sels, stats, strict=True)]
         NOISE_ABLATION_SPEC.block(table, items)

@@ -22,13 +22,9 @@ from aees.reporting.families.nlp import method_label
 from aees.reporting.families.peers import is_peer, peer_label
 from aees.reporting.render import TableSpec, slug_stems
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
-    NLP_TASKS,
     Cell,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import AccStats, acc_stats
 
@@ -44,7 +40,7 @@ def _label(st: AccStats) -> str:
 OTHER_SPEC = TableSpec(
     (
         label_column("Method", "method"),
-        text_column("Optimizer", "optimizer", lambda r: optimizer_label(r.cell.info.optimizer)),
+        text_column("Optimizer", "optimizer", lambda r: r.cell.info.optimizer_label),
         *ACC_COLUMNS,
         text_column(None, "variant", lambda r: r.cell.variant),
         text_column(None, "seeds", lambda r: " ".join(map(str, r.st.seeds))),
@@ -63,11 +59,11 @@ class OtherRow:
 
 
 def other_task_groups(runset: RunSet) -> list[tuple[str, str, str, int]]:
-    """(task, dataset · model, setting, epochs) of every task outside the thesis families."""
-    known = (*CIFAR_LIKE_TASKS, *NLP_TASKS)
+    """(task, dataset · model, setting, epochs) of every task outside the CIFAR and NLP
+    families (report family ``other``)."""
     return list(
         dict.fromkeys(
-            (c.task, c.group, c.setting, c.epochs) for c in runset.cells if c.task not in known
+            (c.task, c.group, c.setting, c.epochs) for c in runset.cells if c.info.family == "other"
         )
     )
 
@@ -98,7 +94,7 @@ def build_other_tasks(runset: RunSet) -> FamilyOutput:
         where = f" ({group})" if group else ""
         table = OTHER_SPEC.table(
             f"{stem}_main_table",
-            f"{task_label(task)}{where}, {setting_label(setting)} labels, {epochs} epochs",
+            f"{runset.task_label(task)}{where}, {setting_label(setting)} labels, {epochs} epochs",
             f"tab:{stem}",
         )
         OTHER_SPEC.block(table, rows)

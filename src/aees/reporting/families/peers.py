@@ -1,7 +1,8 @@
 """Table family docs/reporting.md §5.11 (`peers`): AEES against the LR-free and schedule-free
 optimizers users would pick instead (schedule-free AdamW/SGD, Prodigy, D-Adaptation Adam).
 
-A *peer run* is a run whose optimizer is one of :data:`PEER_OPTIMIZERS`: alone (kind
+A *peer run* is a run whose optimizer has peer settings
+(:data:`aees.results.identity.PEER_SETTINGS`): alone (kind
 baseline) or with AEES on top (kind aees, more than one LR candidate). Per (task, dataset ·
 model, label-noise setting, epochs) group with peer runs: the main table (reference rows
 AdamW, AdamW + cosine, AEES-LR on AdamW, then every peer cell and every AEES-on-peer cell;
@@ -26,20 +27,16 @@ from aees.reporting.families.common import (
 )
 from aees.reporting.render import MISSING, Column, TableSpec, fmt_pvalue, slug_stems
 from aees.reporting.runs import (
-    PEER_OPTIMIZERS,
     Cell,
     RunInfo,
     RunSet,
-    optimizer_label,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import AccStats, Sel, acc_stats, aees_sel, num_token, pick
 from aees.reporting.stats import PairedComparison, compare_seed_maps
 from aees.results.identity import PEER_SETTINGS
 
 __all__ = [
-    "PEER_OPTIMIZERS",
     "PeerGroup",
     "PeerRow",
     "build_peers",
@@ -54,8 +51,9 @@ _SCHED = {"none": "", "cosine": " + cosine", "linear": " + linear", "warmup_line
 
 
 def is_peer(info: RunInfo) -> bool:
-    """True for a run of a schedule-free / LR-free peer optimizer."""
-    return info.optimizer in PEER_OPTIMIZERS
+    """True for a run of a schedule-free / LR-free peer optimizer (one with its own settings in
+    :data:`aees.results.identity.PEER_SETTINGS`)."""
+    return info.optimizer in PEER_SETTINGS
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -98,7 +96,7 @@ def _short(key: str) -> str:
 def peer_label(info: RunInfo) -> str:
     """``Prodigy (d_coef=0.5)``, ``AEES-LR on Prodigy + cosine``, ``AdamW``, ``AEES-LR on
     AdamW``: the optimizer, its hyperparameters when the spec names any, the schedule."""
-    opt = optimizer_label(info.optimizer)
+    opt = info.optimizer_label
     hp = peer_hyperparameters(info) if is_peer(info) else {}
     if hp:
         opt += " (" + ", ".join(f"{_short(k)}={_value_text(v)}" for k, v in hp.items()) + ")"
@@ -130,7 +128,8 @@ class PeerGroup:
     @property
     def title(self) -> str:
         group = f" ({self.group})" if self.group else ""
-        return f"{task_label(self.task)}{group}, {setting_label(self.setting)}, {self.epochs} ep"
+        task = self.cells[0].info.task_label if self.cells else self.task
+        return f"{task}{group}, {setting_label(self.setting)}, {self.epochs} ep"
 
 
 def peer_groups(runset: RunSet) -> list[PeerGroup]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aees.reporting.families.ablation import ablation_pairs, delta_table
 from aees.reporting.families.common import Builder, FamilyOutput
-from aees.reporting.runs import CIFAR_LIKE_TASKS, NLP_TASKS, RunSet
+from aees.reporting.runs import RunSet
 
 _CONTEXT_KEYS = ("context_mode", "context_trend_window", "context_trend_epsilon")
 
@@ -15,7 +15,7 @@ def build_trend_context_ablation(runset: RunSet) -> FamilyOutput:
     b = Builder("trend_context_ablation", "Trend-context ablation", runset)
     pairs = ablation_pairs(
         runset,
-        (*CIFAR_LIKE_TASKS, *NLP_TASKS),
+        runset.family_tasks("cifar", "nlp"),
         lambda i: i.kind == "aees" and i.context_mode == "trend",
         {"context_mode": "none"},
         _CONTEXT_KEYS[1:],

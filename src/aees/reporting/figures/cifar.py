@@ -15,7 +15,7 @@ from aees.reporting.figures.common import (
     nothing_to_plot,
     series_for,
 )
-from aees.reporting.runs import CIFAR_LIKE_TASKS, RunSet, optimizer_label, setting_label, task_label
+from aees.reporting.runs import RunSet, setting_label
 from aees.reporting.select import acc_stats, prefix
 
 
@@ -24,10 +24,10 @@ def cifar_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Figur
     curves, for CIFAR-100 and digits."""
     out = Path(out_dir)
     results: list[FigureResult] = []
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         if not runset.select(task):
             continue
-        p, tl = prefix(task), task_label(task)
+        p, tl = prefix(task), runset.task_label(task)
         clean = runset.select(task, "clean")
         if clean:
             main = [CLEAN_METHODS[k] for k in CLEAN_METHODS if not k.startswith("Fixed")]
@@ -55,7 +55,9 @@ def cifar_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Figur
                 continue
             cells = runset.select(task, setting)
             optimizers = [o for o in ("adamw", "sgd") if any(c.info.optimizer == o for c in cells)]
-            panels = [(optimizer_label(o), series_for(cells, NOISY_METHODS, o)) for o in optimizers]
+            panels = [
+                (runset.optimizer_label(o), series_for(cells, NOISY_METHODS, o)) for o in optimizers
+            ]
             epochs = max((c.epochs for c in cells), default=0)
             results.append(
                 curves_figure(

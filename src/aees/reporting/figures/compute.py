@@ -18,7 +18,7 @@ from aees.reporting.figures.common import (
     new_figure,
     save_figure,
 )
-from aees.reporting.runs import RunSet, optimizer_label, task_label
+from aees.reporting.runs import RunSet
 
 # Compute
 # --------------------------------------------------------------------------------------------
@@ -56,13 +56,16 @@ def compute_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[Fig
     cells = overhead_cells(runset)
     by_key = {(c.task, c.optimizer, c.config): c for c in cells}
     bars, missing = [], []
-    for task, opt in dict.fromkeys((c.task, c.optimizer) for c in cells):
-        group = f"{task_label(task)} ({optimizer_label(opt)})"
+    firsts: dict[tuple[str, str], OverheadCell] = {}
+    for cell in cells:
+        firsts.setdefault((cell.task, cell.optimizer), cell)
+    for (task, opt), first in firsts.items():
+        group = f"{first.task_label} ({first.optimizer_label})"
         if (task, opt, "baseline_none") not in by_key:
             missing.append(f"{group}: no baseline (no scheduler) timing runs")
             continue
         for label, column in DECOMPOSITION_COLUMNS:
-            c = by_key.get((task, opt, decomposition_config(task, column)))
+            c = by_key.get((task, opt, decomposition_config(first.family, column)))
             if c is None or c.overhead_pct is None:
                 missing.append(f"{group}: {label}: no timing runs")
             else:

@@ -22,7 +22,7 @@ from aees.reporting.figures.common import (
     rolling,
     save_figure,
 )
-from aees.reporting.runs import Cell, Run, RunSet, optimizer_label, setting_label, task_label
+from aees.reporting.runs import Cell, Run, RunSet, setting_label
 from aees.results.traces import arm_index
 
 # Controller figures
@@ -58,8 +58,8 @@ def _cell_names(cells: list[Cell]) -> dict[int, str]:
 
 def _cell_title(cell: Cell) -> str:
     return (
-        f"{task_label(cell.task)}, {setting_label(cell.setting)}, "
-        f"{optimizer_label(cell.info.optimizer)}: {method_label(cell.info)}"
+        f"{cell.info.task_label}, {setting_label(cell.setting)}, "
+        f"{cell.info.optimizer_label}: {method_label(cell.info)}"
     )
 
 
@@ -264,7 +264,7 @@ def _update_norms(cells: list[Cell], out: Path) -> FigureResult:
         smooth = rolling(median, window, "median")
         x = [(e + 1) / length for e in range(length)]
         color = EXTRA_COLORS[i % len(EXTRA_COLORS)] if i else PALETTE["aees_lr"]
-        label = f"{task_label(cell.task)} {setting_label(cell.setting)}: {method_label(cell.info)}"
+        label = f"{cell.info.task_label} {setting_label(cell.setting)}: {method_label(cell.info)}"
         ax.plot(x, smooth, color=color, label=label)
         ax.fill_between(
             x,

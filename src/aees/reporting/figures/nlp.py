@@ -14,7 +14,7 @@ from aees.reporting.figures.common import (
     nothing_to_plot,
     series_for,
 )
-from aees.reporting.runs import RunSet, setting_label, task_label
+from aees.reporting.runs import RunSet, setting_label
 
 
 def nlp_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[FigureResult]:
@@ -23,7 +23,7 @@ def nlp_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[FigureR
     results: list[FigureResult] = []
     for task, setting, cells in nlp_groups(runset):
         key = nlp_key(task, setting)
-        title = f"{task_label(task)}, {setting_label(setting)} labels"
+        title = f"{runset.task_label(task)}, {setting_label(setting)} labels"
         series = series_for(cells, NLP_MAIN, None)
         series += [s for s in series_for(cells, NLP_AXIS[1:3], None) if s[1].n]
         results.append(curves_figure(out, f"{key}_curves", title, [("", series)], what=title))

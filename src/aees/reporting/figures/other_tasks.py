@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aees.reporting.families.other_tasks import group_rows, other_task_groups
 from aees.reporting.figures.common import FigureResult, curves_figure, nothing_to_plot
-from aees.reporting.runs import RunSet, setting_label, task_label
+from aees.reporting.runs import RunSet, setting_label
 
 
 def other_task_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[FigureResult]:
@@ -18,7 +18,7 @@ def other_task_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[
     results = []
     for stem, (task, group, setting, epochs), rows in group_rows(runset, other_task_groups(runset)):
         where = f" ({group})" if group else ""
-        title = f"{task_label(task)}{where}, {setting_label(setting)}, {epochs} ep"
+        title = f"{runset.task_label(task)}{where}, {setting_label(setting)}, {epochs} ep"
         series = [(r.label, r.st) for r in rows]
         results.append(
             curves_figure(

@@ -38,13 +38,10 @@ from aees.reporting.figures.common import (
     series_for,
 )
 from aees.reporting.runs import (
-    CIFAR_LIKE_TASKS,
-    NLP_TASKS,
     Cell,
     Run,
     RunSet,
     setting_label,
-    task_label,
 )
 from aees.reporting.select import WL, Sel, pick, prefix
 from aees.reporting.stats import mean_sd
@@ -161,7 +158,7 @@ def _sigma_figure(out: Path, cell: Cell) -> FigureResult:
     summary.append(f"best modal sigma: {best:g}" + (" (sigma = 0 is best)" if best == 0 else ""))
     ax.set_xlabel("Mean selected σ in the epoch")
     ax.set_ylabel("Validation accuracy (%)")
-    ax.set_title(f"{task_label(cell.task)}, {setting_label(cell.setting)}: σ vs accuracy")
+    ax.set_title(f"{cell.info.task_label}, {setting_label(cell.setting)}: σ vs accuracy")
     return save_figure(fig, out, name, summary)
 
 
@@ -204,11 +201,11 @@ def late_stage_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> list[
     and ``<p>_clean_fixed_vs_aees_late_stage_mean_std``."""
     out = Path(out_dir)
     results: list[FigureResult] = []
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         cells = runset.select(task, "clean")
         if not cells:
             continue
-        p, tl = prefix(task), task_label(task)
+        p, tl = prefix(task), runset.task_label(task)
         notes: list[str] = []
         aees = pick(cells, CLEAN_METHODS["AEES"], optimizer="adamw", where="", notes=notes)
         name = f"{p}_clean_aees_late_stage_individual_seeds"
@@ -288,11 +285,11 @@ def peak_checkpoint_figures(runset: RunSet, out_dir: str | os.PathLike[str]) -> 
     method of the noisy tables at mean (corr. vs noisy, corr. vs clean) × 100 ± SD."""
     out = Path(out_dir)
     results: list[FigureResult] = []
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         blocks = [(s, cells) for s, opt, cells in noisy_blocks(runset, task) if opt == "adamw"]
         if not blocks:
             continue
-        p, tl = prefix(task), task_label(task)
+        p, tl = prefix(task), runset.task_label(task)
         name = f"{p}_peak_checkpoint_diagnostics"
         panels, partial = [], []
         for setting, cells in blocks:
@@ -350,7 +347,7 @@ DROP_SLOTS = ("Flat", "Standard scheduler", "AEES", "Standard + AEES")
 def _drop_groups(runset: RunSet) -> tuple[list, list]:
     """(CIFAR-style groups, NLP groups): (label, [(slot, AccStats)])."""
     cifar = []
-    for task in CIFAR_LIKE_TASKS:
+    for task in runset.family_tasks("cifar"):
         for setting in runset.settings(task):
             cells = runset.select(task, setting)
             sels: tuple[Sel, ...]
@@ -361,12 +358,12 @@ def _drop_groups(runset: RunSet) -> tuple[list, list]:
                 by_label = {sel.label: sel for sel in NOISY_METHODS}
                 sels = tuple(by_label[k] for k in ("Baseline", "Cosine", "AEES", "Cosine + AEES"))
             series = series_for(cells, sels, "adamw")
-            label = f"{task_label(task)} {setting_label(setting)}"
+            label = f"{runset.task_label(task)} {setting_label(setting)}"
             cifar.append((label, list(zip(DROP_SLOTS, (st for _, st in series), strict=True))))
     nlp = []
     for task, setting, cells in nlp_groups(runset):
         series = series_for(cells, NLP_MAIN, None)  # AdamW, + WL, AEES, AEES + WL
-        label = f"{task_label(task)} {setting_label(setting)}"
+        label = f"{runset.task_label(task)} {setting_label(setting)}"
         nlp.append((label, list(zip(DROP_SLOTS, (st for _, st in series), strict=True))))
     return cifar, nlp
 
@@ -414,7 +411,7 @@ def thesis_families_for(runset: RunSet) -> list[str]:
     out = []
     if sigma_cells(runset):
         out.append("sigma_vs_val_acc")
-    clean = [c for c in runset.cells if c.task in CIFAR_LIKE_TASKS and c.setting == "clean"]
+    clean = [c for c in runset.cells if c.info.is_cifar_like and c.setting == "clean"]
     adamw = [c for c in clean if c.info.optimizer == "adamw"]
     if any(CLEAN_METHODS["AEES"].matches(c.info) for c in adamw) and any(
         sel.matches(c.info)
@@ -425,13 +422,13 @@ def thesis_families_for(runset: RunSet) -> list[str]:
     ):
         out.append("late_stage")
     if any(
-        r.info.task in CIFAR_LIKE_TASKS
+        r.info.is_cifar_like
         and r.info.setting != "clean"
         and r.info.optimizer == "adamw"
         and r.result.diagnostics.get("best_val_subset_accuracies")
         for r in runset.runs
     ):
         out.append("peak_checkpoint")
-    if any(c.task in (*CIFAR_LIKE_TASKS, *NLP_TASKS) for c in runset.cells):
+    if runset.family_tasks("cifar", "nlp"):
         out.append("drop_summary")
     return out
