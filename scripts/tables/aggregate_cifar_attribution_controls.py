@@ -4,7 +4,7 @@ table.
 
 Usage: python scripts/tables/aggregate_cifar_attribution_controls.py
        [--aees-trace-root results/cifar_noisy] [--controls-root results/cifar_attribution_controls]
-       [--out-dir reproduced_artifacts/tables/cifar_attribution_controls] [--strict]
+       [--out-dir reports/tables/cifar_attribution_controls] [--strict]
 (a thin wrapper over aees.cli.attribution_script).
 """
 

@@ -836,8 +836,8 @@ def figure_script(
     parser = _script_parser(
         prog,
         f"{family} figures (PNG + PDF + summary) from result JSON.",
-        "archived_results",
-        f"reproduced_artifacts/figures/{family}",
+        "results",
+        f"reports/figures/{family}",
     )
     args = parser.parse_args(argv)
     return figure_command(prog, family, args.runs_root, args.out_dir, strict=args.strict)

@@ -220,3 +220,17 @@ def test_a_new_task_is_reported_by_the_facts_its_results_carry(tmp_path):
     md = (out / "index.md").read_text()
     assert "| Tiny Set | Clean | 4 | AEES-LR | 2 | 0 1 |" in md
     assert "| Digits | Clean | 4 |" in md  # no keys: the legacy table's label
+
+
+def test_default_paths_are_results_and_reports_as_the_makefile_uses(capsys):
+    """The scripts' defaults are the Makefile's ``results/`` and ``reports/`` (issue 20), not the
+    thesis archive's ``archived_results`` / ``reproduced_artifacts``."""
+    for family in FAMILIES.values():
+        assert family.runs_root.split("/")[0] == "results", family
+        assert family.out_dir.startswith("reports/tables/"), family
+    for script in (lambda: figure_script("cifar", ["--help"]), lambda: table_script("nlp", ["-h"])):
+        with pytest.raises(SystemExit):
+            script()
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "archived_results" not in shown and "reproduced_artifacts" not in shown
+        assert "reports/" in shown

@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 FAMILY = "cifar_attribution_controls"
-OUT_DIR = "reproduced_artifacts/tables/cifar_attribution_controls"
+OUT_DIR = "reports/tables/cifar_attribution_controls"
 #: method key -> (run kind, label)
 METHODS = {
     "aees": ("aees", "AEES"),

@@ -95,7 +95,7 @@ class Family:
     out_dir: str
 
 
-_T = "reproduced_artifacts/tables"
+_T = "reports/tables"
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -103,70 +103,70 @@ FAMILIES: dict[str, Family] = {
             "cifar_clean",
             "Clean labels, CIFAR-100 / Digits (§5.1)",
             build_cifar_clean,
-            "archived_results/cifar_clean",
+            "results/cifar_clean",
             f"{_T}/cifar_clean",
         ),
         Family(
             "cifar_noisy",
             "Noisy labels, CIFAR-100 / Digits (§5.2)",
             build_cifar_noisy,
-            "archived_results/cifar_noisy",
+            "results/cifar_noisy",
             f"{_T}/cifar_noisy",
         ),
         Family(
             "cifar_noisy_fixed_lr_ablation",
             "Noisy labels, fixed-LR ablation, CIFAR-100 / Digits (§5.3)",
             build_cifar_noisy_fixed_lr_ablation,
-            "archived_results/cifar_noisy",
+            "results/cifar_noisy",
             f"{_T}/cifar_noisy",
         ),
         Family(
             "checkpointing",
             "Best-epoch diagnostics (§5.4)",
             build_checkpointing,
-            "archived_results/cifar_noisy",
+            "results/cifar_noisy",
             f"{_T}/checkpointing",
         ),
         Family(
             "cifar_noise_ablation",
             "Gradient-noise ablation, CIFAR-100 / Digits (§5.5)",
             build_cifar_noise_ablation,
-            "archived_results/cifar_noise_ablation",
+            "results/cifar_noise_ablation",
             f"{_T}/cifar_ablation",
         ),
         Family(
             "compute_overhead",
             "Compute overhead (§5.6)",
             build_compute_overhead,
-            "archived_results/compute_overhead",
+            "results/compute_overhead",
             f"{_T}/compute_overhead",
         ),
         Family(
             "instability_penalty_ablation",
             "Instability-penalty ablation (§5.7)",
             build_instability_penalty_ablation,
-            "archived_results",
+            "results",
             f"{_T}/ablations",
         ),
         Family(
             "trend_context_ablation",
             "Trend-context ablation (§5.7)",
             build_trend_context_ablation,
-            "archived_results",
+            "results",
             f"{_T}/ablations",
         ),
         Family(
             "nlp",
             "NLP main, axis and detailed (§5.8)",
             build_nlp,
-            "archived_results",
+            "results",
             f"{_T}/nlp_tables",
         ),
         Family(
             "nlp_noise_ablation",
             "NLP gradient-noise ablation (§5.9)",
             build_nlp_noise_ablation,
-            "archived_results",
+            "results",
             f"{_T}/nlp_noise_ablation",
         ),
         Family(
