@@ -193,6 +193,26 @@ def test_hf_token_is_never_written(fx, tmp_path, monkeypatch, secret):
     assert secret not in out.read_text()
 
 
+def test_hf_token_reaches_the_loaders_and_no_run_state_stays_on_the_task(fx, tmp_path, monkeypatch):
+    """--hf-token travels with the run's configuration down to every load (``token=``); the
+    registered task object keeps nothing of the run (no token, no Hub probe answer)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    seen: list[object] = []
+    for cls in (AutoTokenizer, AutoModelForSequenceClassification):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            seen.append(kwargs.get("token"))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    secret = "hf_flagtokenvalue0123456789abcdef"
+    train(fx, tmp_path, "sst2", "--hf-token", secret)
+    assert len(seen) >= 2 and all(token == secret for token in seen)
+    assert vars(get_task("sst2")) == {}
+
+
 # ------------------------------------------------------------------------------ the cache
 
 

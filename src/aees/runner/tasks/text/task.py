@@ -29,7 +29,9 @@ dataset is then read from ``--cache-dir`` only; docs/protocols.md §4.5). The da
 touched at all when the tokenized cache is valid. Whatever is missing is reported as one line
 naming the exact command that fetches it (:class:`~aees.runner.config.UserError`).
 ``--hf-token`` (default: ``$HF_TOKEN``) is passed as ``token=`` and never stored (docs/protocols.md
-§4.5): it travels per run in a :class:`~aees.runner.tasks.text.hub.HubAccess`.
+§4.5): it travels in ``RunConfig.hf_token`` (never written) and, per run, in a
+:class:`~aees.runner.tasks.text.hub.HubAccess` passed down the loading calls; the registered task
+keeps nothing between ``validate`` and ``build``.
 """
 
 from __future__ import annotations
@@ -176,11 +178,6 @@ class TextClassificationTask(ModelLoading, RawReading, TokenCaching):
             parser.error(f"--label-noise-rate must be in [0, 1), got {args.label_noise_rate}")
         if args.resume and args.pretokenize_only:
             parser.error("--resume cannot be combined with --pretokenize-only")
-        # Keep the secret out of anything built from the namespace. Until RunConfig carries it
-        # (``hf_token``, never written: contract A), the flag's value waits here for
-        # hub_access(), which passes it down the loading calls.
-        self._flag_token = args.hf_token or None
-        args.hf_token = None
 
     # -- what this run reads (the generic task overrides these from its flags)
     def data_spec(self, config: RunConfig) -> TextData:
@@ -214,8 +211,7 @@ class TextClassificationTask(ModelLoading, RawReading, TokenCaching):
     def hub_access(self, config: RunConfig) -> HubAccess:
         """How this run reaches the Hub (made per run: the token and the reachability probe's
         answer live on it, never on the task). The token: ``--hf-token``, else ``$HF_TOKEN``."""
-        token = getattr(config, "hf_token", None) or getattr(self, "_flag_token", None)
-        token = token or os.environ.get("HF_TOKEN") or None
+        token = config.hf_token or os.environ.get("HF_TOKEN") or None  # never written
         return HubAccess(
             cache_dir=self._cache_dir(config),
             local_files_only=bool(self._opt(config, "local_files_only", False)),
