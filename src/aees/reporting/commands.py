@@ -19,7 +19,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TextIO
 
 from aees.reporting.families import FAMILIES, method_label
@@ -76,8 +75,7 @@ def discover_or_status(prog: str, root: str, strict: bool) -> Discovery | int:
 def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet: bool) -> int:
     """``aees report``: every table and figure family the runs support, plus ``index.md`` and a
     self-contained ``index.html``."""
-    args = SimpleNamespace(results_dir=results_dir, out=out, strict=strict, quiet=quiet)
-    root = Path(args.results_dir)
+    root = Path(results_dir)
     if not root.is_dir():
         _err(prog, f"error: {root}: {'not a directory' if root.exists() else 'no such directory'}")
         return 2
@@ -86,18 +84,18 @@ def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            summary = build_report(root, args.out, strict=args.strict)
+            summary = build_report(root, out, strict=strict)
     except ReportError as err:
         _err(prog, f"error: {err}")
         return 1
     except OSError as err:
-        _err(prog, f"error: {err.filename or args.out}: {err.strerror or err}")
+        _err(prog, f"error: {err.filename or out}: {err.strerror or err}")
         return 1
     for problem in summary.problems:
         _err(prog, f"warning: {problem}")
     for line in summary.diverged:
         _err(prog, f"warning: {line}")
-    if not args.quiet:
+    if not quiet:
         for line in summary.missing:
             _err(prog, f"missing: {line}")
         if summary.plan is not None and summary.not_planned:
@@ -134,14 +132,11 @@ def report_command(prog: str, results_dir: str, out: str, *, strict: bool, quiet
 def table_command(prog: str, family: str, runs_root: str, out_dir: str, *, strict: bool) -> int:
     """``make_<family>.py``: build one table family from ``runs_root`` into ``out_dir``."""
     spec = FAMILIES[family]
-    args = SimpleNamespace(runs_root=runs_root, out_dir=out_dir, strict=strict)
-    found = discover_or_status(prog, args.runs_root, args.strict)
+    found = discover_or_status(prog, runs_root, strict)
     if isinstance(found, int):
         return found
     output = spec.builder(RunSet(found.runs))
-    return write_family(
-        prog, output, args.out_dir, empty=f"{args.runs_root}: no runs for {spec.title}"
-    )
+    return write_family(prog, output, out_dir, empty=f"{runs_root}: no runs for {spec.title}")
 
 
 def write_family(prog: str, output: Any, out_dir: str, *, empty: str) -> int:
@@ -167,14 +162,13 @@ def figure_command(prog: str, family: str, runs_root: str, out_dir: str, *, stri
     """``<family>_plots.py``: every figure of one figure family; exit 1 if any is MISSING."""
     from aees.reporting.figures import FIGURE_FAMILIES
 
-    args = SimpleNamespace(runs_root=runs_root, out_dir=out_dir, strict=strict)
-    found = discover_or_status(prog, args.runs_root, args.strict)
+    found = discover_or_status(prog, runs_root, strict)
     if isinstance(found, int):
         return found
     try:
-        results = FIGURE_FAMILIES[family](RunSet(found.runs), args.out_dir)
+        results = FIGURE_FAMILIES[family](RunSet(found.runs), out_dir)
     except OSError as err:
-        _err(prog, f"error: {err.filename or args.out_dir}: {err.strerror or err}")
+        _err(prog, f"error: {err.filename or out_dir}: {err.strerror or err}")
         return 1
     status = 0
     for r in results:
@@ -263,25 +257,24 @@ def console_command(
     prog: str, tasks: Sequence[str], runs_root: str, csv: str, *, no_runs: bool, strict: bool
 ) -> int:
     """``report_*.py``: print the console summary of ``tasks`` and write its CSV."""
-    args = SimpleNamespace(runs_root=runs_root, csv=csv, no_runs=no_runs, strict=strict)
-    found = discover_or_status(prog, args.runs_root, args.strict)
+    found = discover_or_status(prog, runs_root, strict)
     if isinstance(found, int):
         return found
-    lines, csv = console_summary(RunSet(found.runs), tasks)
-    if not csv.rows:
-        _err(prog, f"error: {args.runs_root}: no {'/'.join(tasks)} runs")
+    lines, table = console_summary(RunSet(found.runs), tasks)
+    if not table.rows:
+        _err(prog, f"error: {runs_root}: no {'/'.join(tasks)} runs")
         return 1
     for line in lines:
-        if not (args.no_runs and line.startswith("    seed ")):
+        if not (no_runs and line.startswith("    seed ")):
             print(line)
-    target = Path(args.csv)
-    csv.name = target.name[: -len(".csv")] if target.name.endswith(".csv") else target.name
+    target = Path(csv)
+    table.name = target.name[: -len(".csv")] if target.name.endswith(".csv") else target.name
     try:
-        write_csv(csv, target.parent)
+        write_csv(table, target.parent)
     except OSError as err:
         _err(prog, f"error: {err.filename or target}: {err.strerror or err}")
         return 1
-    print(f"{prog}: wrote {target.parent / (csv.name + '.csv')}")
+    print(f"{prog}: wrote {target.parent / (table.name + '.csv')}")
     return 0
 
 
