@@ -342,6 +342,5 @@ def build_runtime_metrics(
             if logs is not None
             else None
         ),
-        "controller_select_count_by_axis": None,
     }
     return metrics
