@@ -686,3 +686,20 @@ def test_value_problems_lets_a_diverged_run_hold_nan_and_fewer_epochs() -> None:
     assert value_problems(make_result(diverged=True, diverged_at_step=9, **stopped)) == []
     raw = {"diverged": True}  # the marker at the top level of the file as read
     assert value_problems(make_result(**stopped), raw) == []
+
+
+def test_the_results_package_itself_imports_no_torch() -> None:
+    """The result contract is readable without torch: with the ``aees`` package bare (its
+    ``__init__`` loads the library, and with it torch), importing ``aees.results`` and its
+    checks loads neither torch nor numpy (torch only inside the hardware probe, when called)."""
+    src = Path(__file__).resolve().parents[2] / "src" / "aees"
+    code = (
+        "import sys, types\n"
+        f"pkg = types.ModuleType('aees'); pkg.__path__ = [{str(src)!r}]\n"
+        "sys.modules['aees'] = pkg\n"
+        "import aees.results, aees.results.checks, aees.results.legacy, aees.results.traces\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))\n"
+        "assert not heavy, heavy[:5]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

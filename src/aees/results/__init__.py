@@ -1,4 +1,4 @@
-"""The result contract between the runner, the sweep and reporting (standard library only).
+"""The result contract between the runner, the sweep and reporting.
 
 * :mod:`~aees.results.schema` -- :class:`RunResult`, field validation, the legacy upgrade;
 * :mod:`~aees.results.checks` -- the value checks (:func:`~aees.results.checks.value_problems`),
@@ -12,7 +12,10 @@
 * :mod:`~aees.results.io` -- atomic writes, the safe result reader, load/save;
 * :mod:`~aees.results.traces` -- AEES arm traces read from result files.
 
-``torch`` is imported only inside the hardware probe.
+The modules of this package import the standard library only (``torch`` only inside the
+hardware probe, when it is called; a test imports them with a bare ``aees`` package and finds no
+torch). Importing ``aees.results`` still runs ``aees/__init__.py`` first, which loads the library
+and with it torch.
 """
 
 from aees.results.identity import method_spec, variant_id
