@@ -51,6 +51,7 @@ ADDED_KEYS = frozenset(
     | {"compile", "compile_backend", "compile_mode", "channels_last", "cudnn_benchmark", "tf32"}
     | {"sf_warmup_steps", "sf_beta1", "sf_beta2", "prodigy_d_coef", "prodigy_safeguard_warmup"}
     | {"dadapt_d0", "dadapt_growth_rate"}
+    | {"report_family", "task_label", "optimizer_label"}
 )
 
 

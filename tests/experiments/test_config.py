@@ -252,6 +252,8 @@ def test_a_task_registered_in_a_test_trains_through_the_cli(monkeypatch, tmp_pat
     assert result["task_name"] == "tiny" and result["dataset_name"] == "tiny-points"
     assert result["config"]["task_options"] == {"width": 3}
     assert result["config"]["epochs"] == 1 and result["config"]["episode_length"] == 2
+    labels = {k: result["config"][k] for k in ("report_family", "task_label", "optimizer_label")}
+    assert labels == {"report_family": "other", "task_label": "Tiny", "optimizer_label": "AdamW"}
 
     for bad, text in (
         (["--width", "0"], "--width must be > 0, got 0"),

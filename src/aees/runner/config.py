@@ -27,6 +27,7 @@ from urllib.request import url2pathname
 
 from aees.console import OneLineArgumentParser, UserError
 from aees.runner.fast import FAST_FIELDS
+from aees.types import CONTEXT_MODES, NONFINITE_POLICIES, STRUCTURED_CONTROL_MODES
 
 __all__ = [
     "DEFAULT_AEES_TRACE_ROOT",
@@ -38,9 +39,9 @@ __all__ = [
     "MAX_SEED",
     "METHOD_NAMES",
     "NLP_METHODS",
-    "NONFINITE_POLICIES",
     "OPEN_LOOP_MODES",
     "OPTIMIZERS",
+    "OPTIMIZER_INFO",
     "PEER_FLAG_OPTIMIZERS",
     "PEER_PACKAGES",
     "PRECISIONS",
@@ -49,6 +50,7 @@ __all__ = [
     "TASK_DEFAULT",
     "ConfigError",
     "OneLineArgumentParser",
+    "OptimizerInfo",
     "OptionSpec",
     "RunConfig",
     "RunWarning",
@@ -76,38 +78,73 @@ RUN_CONTROL_MODES = ("baseline", "adaptive", "random", "uniform-random", "freque
 #: The reward-free open-loop attribution controls (docs/protocols.md §11; see ``open_loop``).
 OPEN_LOOP_MODES = ("uniform-random", "frequency-matched")
 DEFAULT_AEES_TRACE_ROOT = "results/cifar_noisy"
-OPTIMIZERS = ("AdamW", "SGD", "AdamWScheduleFree", "SGDScheduleFree", "Prodigy", "DAdaptAdam")
-#: The LR-free / schedule-free peers (docs/protocols.md §5.1) -> the package that provides them.
-PEER_PACKAGES = {
-    "AdamWScheduleFree": "schedulefree",
-    "SGDScheduleFree": "schedulefree",
-    "Prodigy": "prodigyopt",
-    "DAdaptAdam": "dadaptation",
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """One ``--optimizer`` (docs/protocols.md §5, §5.1): ``label`` as reports show it,
+    ``package`` the one that provides a peer (None: torch), ``schedule_free`` whether it keeps
+    an averaged iterate (needs ``optimizer.train()`` / ``.eval()``), ``peer_flags`` the
+    :class:`RunConfig` fields that apply to it only. Built by :mod:`aees.runner.optimizers`."""
+
+    name: str
+    label: str
+    package: str | None = None
+    schedule_free: bool = False
+    peer_flags: tuple[str, ...] = ()
+
+
+#: The optimizer registry: one record per ``--optimizer`` value, in ``-h`` order.
+OPTIMIZER_INFO = {
+    info.name: info
+    for info in (
+        OptimizerInfo("AdamW", "AdamW"),
+        OptimizerInfo("SGD", "SGD+M"),  # SGD runs use momentum
+        OptimizerInfo(
+            "AdamWScheduleFree",
+            "AdamW schedule-free",
+            "schedulefree",
+            schedule_free=True,
+            peer_flags=("sf_warmup_steps", "sf_beta1", "sf_beta2"),
+        ),
+        OptimizerInfo(
+            "SGDScheduleFree",
+            "SGD schedule-free",
+            "schedulefree",
+            schedule_free=True,
+            peer_flags=("sf_warmup_steps",),
+        ),
+        OptimizerInfo(
+            "Prodigy",
+            "Prodigy",
+            "prodigyopt",
+            peer_flags=("prodigy_d_coef", "prodigy_safeguard_warmup"),
+        ),
+        OptimizerInfo(
+            "DAdaptAdam",
+            "D-Adapt Adam",
+            "dadaptation",
+            peer_flags=("dadapt_d0", "dadapt_growth_rate"),
+        ),
+    )
 }
-#: The peers that keep an averaged iterate and need ``optimizer.train()`` / ``.eval()``.
-SCHEDULE_FREE_OPTIMIZERS = ("AdamWScheduleFree", "SGDScheduleFree")
-#: Each peer flag (a RunConfig field) -> the optimizers it applies to (docs/protocols.md §5.1).
+# Views of the registry (not separate lists):
+OPTIMIZERS = tuple(OPTIMIZER_INFO)
+PEER_PACKAGES = {o.name: o.package for o in OPTIMIZER_INFO.values() if o.package is not None}
+SCHEDULE_FREE_OPTIMIZERS = tuple(o.name for o in OPTIMIZER_INFO.values() if o.schedule_free)
+#: Each peer flag (a RunConfig field) -> the optimizers it applies to.
 PEER_FLAG_OPTIMIZERS = {
-    "sf_warmup_steps": SCHEDULE_FREE_OPTIMIZERS,
-    "sf_beta1": ("AdamWScheduleFree",),
-    "sf_beta2": ("AdamWScheduleFree",),
-    "prodigy_d_coef": ("Prodigy",),
-    "prodigy_safeguard_warmup": ("Prodigy",),
-    "dadapt_d0": ("DAdaptAdam",),
-    "dadapt_growth_rate": ("DAdaptAdam",),
+    flag: tuple(o.name for o in OPTIMIZER_INFO.values() if flag in o.peer_flags)
+    for o in OPTIMIZER_INFO.values()
+    for flag in o.peer_flags
 }
 LR_SCHEDULERS = ("none", "cosine", "linear", "warmup_linear")
-STRUCTURED_CONTROL_MODES = ("independent", "conditional")
-CONTEXT_MODES = ("none", "trend")
 LABEL_NOISE_TYPES = ("none", "symmetric", "asymmetric")
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: ``--compile-mode``: the ``torch.compile(mode=...)`` values (docs/protocols.md §17).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: ``--mlflow`` without a value: a file store in the current directory.
 MLFLOW_DEFAULT_STORE = "mlruns"
-#: ``--nonfinite``: stop the run at the first non-finite training loss (``raise``; the result is
-#: written and marked as diverged) or leave such steps out of AEES rewards and go on (``skip``).
-NONFINITE_POLICIES = ("raise", "skip")
 #: ``aees train`` exit status of a run stopped by a non-finite loss (its result is written,
 #: marked diverged); sweeps record such a run as completed with a "diverged" detail.
 EXIT_DIVERGED = 3
@@ -1082,7 +1119,7 @@ class RunConfig:
         """The thesis v-B rules for ``--control-mode uniform-random|frequency-matched``
         (docs/protocols.md §11): no LR schedule, no context, independent axes, LR candidates exactly
         0.5,1.0,2.0 and noise exactly 0.0. The CIFAR-100 regime restriction is the task's
-        (:mod:`aees.runner.tasks.cifar100`)."""
+        (:mod:`aees.runner.tasks.cifar.task`)."""
         if not self.open_loop:
             if self.schedule_seed is not None:
                 return "schedule_seed", (

@@ -28,7 +28,7 @@ from aees.runner.label_noise import label_noise_accuracies
 from aees.runner.open_loop import OpenLoopPlan, check_executed
 from aees.runner.record import ControllerLogRecorder
 from aees.runner.schedules import resolve_span
-from aees.runner.tasks import Task, TaskSetup
+from aees.runner.tasks import Task, TaskSetup, result_labels
 from aees.types import candidate_name
 
 __all__ = [
@@ -109,7 +109,8 @@ def result_config(
     out.update(
         {
             "model_name": config.model_name or task.model_name,
-            "dataset_name": task.dataset_name,
+            "dataset_name": setup.dataset_name or task.dataset_name,
+            **result_labels(config),
             "device": str(device),
             "pin_memory": device.type == "cuda",
             "mixed_precision": config.precision != "fp32",
@@ -311,7 +312,7 @@ def build_result(
         task_name=task.name,
         seed=config.seed,
         model_name=config.model_name or task.model_name,
-        dataset_name=task.dataset_name,
+        dataset_name=run_config["dataset_name"],
         config=run_config,
         best_val_accuracy=p.best_val,
         final_val_accuracy=p.val_accuracies[-1] if p.val_accuracies else 0.0,

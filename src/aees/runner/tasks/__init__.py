@@ -33,8 +33,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from aees.console import OneLineArgumentParser
-from aees.runner.config import FLAG_STYLES, OptionSpec, RunConfig, add_options, option_specs
+from aees.runner.config import (
+    FLAG_STYLES,
+    OPTIMIZER_INFO,
+    OptionSpec,
+    RunConfig,
+    add_options,
+    option_specs,
+)
 from aees.runner.label_noise import LabelCorruption
+from aees.runner.tasks.text.options import NLP_DEFAULTS, text_options
 
 __all__ = [
     "REPORT_FAMILIES",
@@ -47,6 +55,7 @@ __all__ = [
     "call_model",
     "get_task",
     "register_task",
+    "result_labels",
     "task_info",
     "task_names",
     "task_parser",
@@ -80,6 +89,9 @@ class TaskSetup:
     corruption: LabelCorruption | None = None
     clean_train_targets: Sequence[int] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # merged into the result config
+    # The data this run used, where the task names it only when it builds (``aees train text``,
+    # ``image``); None: the task's record's ``dataset_name``.
+    dataset_name: str | None = None
     # Ready-made loaders (e.g. device-resident batches with on-device augmentation) replace the
     # engine's ``DataLoader`` over the matching dataset. Each yields ``(inputs, targets)`` and has
     # ``len()``; a train loader with ``state_dict`` / ``load_state_dict`` is checkpointed.
@@ -185,6 +197,18 @@ def task_info(name: str) -> TaskInfo:
             _COMPLETED[name] = (info, _completed_legacy(info, get_task(name)))
         return _COMPLETED[name][1]
     return info
+
+
+def result_labels(config: RunConfig) -> dict[str, str]:
+    """The result ``config`` keys reporting reads instead of keeping task lists
+    (docs/results-schema.md §3): ``report_family`` and ``task_label`` from the task's record,
+    ``optimizer_label`` from the optimizer's (:data:`~aees.runner.config.OPTIMIZER_INFO`)."""
+    info = task_info(config.task_name)
+    return {
+        "report_family": info.report_family,
+        "task_label": info.label,
+        "optimizer_label": OPTIMIZER_INFO[config.optimizer].label,
+    }
 
 
 # Transitional: what the sweep listed for the text tasks' options until they declare them.
@@ -319,7 +343,11 @@ for _info in (
         "aees.runner.tasks.text.sst2:SST2Task",
         dataset_name="GLUE SST-2",
         model_name="distilbert-base-uncased",
-        legacy=True,
+        description="DistilBERT on GLUE SST-2 (binary sentiment): docs/protocols.md §4.3.",
+        flag_style="nlp",
+        scheduler_unit="step",
+        defaults=NLP_DEFAULTS,
+        options=text_options("SST-2", "data/sst2_tokenized"),
     ),
     TaskInfo(
         "agnews",
@@ -328,7 +356,12 @@ for _info in (
         "aees.runner.tasks.text.agnews:AGNewsTask",
         dataset_name="AG News",
         model_name="distilbert-base-uncased",
-        legacy=True,
+        description="DistilBERT on AG News (4-class topic), optional symmetric label noise "
+        "(docs/protocols.md §4.4).",
+        flag_style="nlp",
+        scheduler_unit="step",
+        defaults=NLP_DEFAULTS,
+        options=text_options("AG News", "data/agnews_tokenized", label_noise=True),
     ),
     TaskInfo(
         "image",
@@ -346,7 +379,11 @@ for _info in (
         "aees.runner.tasks.text.custom:TextTask",
         dataset_name="your text data",
         model_name="distilbert-base-uncased",
-        legacy=True,
+        description="Any sequence classifier on your own text data (docs/protocols.md §4.7).",
+        flag_style="nlp",
+        scheduler_unit="step",
+        defaults=NLP_DEFAULTS,
+        options=text_options("text", "data/text_tokenized", data=True, label_noise=True),
     ),
 ):
     register_task(_info)
