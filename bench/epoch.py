@@ -46,7 +46,7 @@ from aees.results import atomic_write_text
 from aees.runner.config import RunConfig
 from aees.runner.engine import resolve_device, run, set_seed
 from aees.runner.fast import apply_backend_flags, compile_net, to_memory_format
-from aees.runner.tasks.cifar100 import Cifar100Task
+from aees.runner.tasks.cifar.task import Cifar100Task
 
 VARIANTS = {
     "baseline": {"control_mode": "baseline"},
@@ -105,7 +105,7 @@ def floor_epoch_seconds(
 ) -> list[float]:
     """Per-epoch seconds of the bare compute: fwd/bwd/AdamW per batch, then eval forwards, with
     the protocol's ``flags`` applied as the engine applies them (aees.runner.fast)."""
-    from aees.runner.cifar import cifar_resnet18
+    from aees.runner.tasks.image.models import cifar_resnet18
 
     config = RunConfig(task_name="cifar100", device=str(device), **(flags or {}))
     set_seed(0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aees.runner.cifar import CIFAR100_DIRNAME
+from aees.runner.tasks.cifar.data import CIFAR100_DIRNAME
 
 
 def write_split(path: Path, n: int, rng: np.random.Generator, tag: str) -> dict:

@@ -14,17 +14,19 @@ import torch.nn.functional as F
 from cifar_fixture import write_cifar100
 from torch import nn
 
-from aees.runner.cifar import (
+from aees.runner.tasks.cifar.data import (
     CIFAR100_DIRNAME,
     CIFAR100_MEAN,
     CIFAR100_STD,
+    load_cifar100,
+)
+from aees.runner.tasks.cifar.task import cifar100_loaders
+from aees.runner.tasks.image.models import cifar_resnet18
+from aees.runner.tasks.image.pipeline import (
     DeviceAugment,
     InMemoryLoader,
     Normalize,
-    cifar100_loaders,
-    cifar_resnet18,
     holdout_split,
-    load_cifar100,
     normalize,
 )
 
@@ -378,7 +380,7 @@ def test_cifar_resnet18_structure_and_output() -> None:
 
 def test_import_does_not_load_torchvision() -> None:
     code = (
-        "import sys, aees.runner.cifar; "
+        "import sys, aees.runner.tasks.cifar.task, aees.runner.tasks.image.task; "
         "assert 'torchvision' not in sys.modules, 'torchvision imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

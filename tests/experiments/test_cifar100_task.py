@@ -100,7 +100,7 @@ def test_adaptive_dual_with_asymmetric_noise(data_dir, tmp_path):
 
 
 def _train_labels(data_dir: Path) -> list[int]:
-    from aees.runner.cifar import load_cifar100
+    from aees.runner.tasks.cifar.data import load_cifar100
 
     return load_cifar100(data_dir)["train_labels"].tolist()
 

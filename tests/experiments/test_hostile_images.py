@@ -40,7 +40,7 @@ def image_args(data_dir: Path, out: Path, *extra: str, quiet: bool = True) -> li
 
 
 def _cache(root: Path) -> Path:
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     return Path(load_image_data(root, log=lambda _: None).cache["path"])
 
@@ -68,7 +68,7 @@ def _craft(path: Path, kind: str) -> None:
 
 
 def _check_rebuilt(path: Path, out: Path, reason: str) -> None:
-    from aees.runner.image_cache import content_digest
+    from aees.runner.tasks.image.cache import content_digest
 
     rebuilt = torch.load(path, weights_only=True)
     assert rebuilt["content_sha256"] == content_digest(rebuilt)
@@ -116,7 +116,7 @@ def test_every_crafted_cache_is_rebuilt(tmp_path, capsys, kind, reason):
 
 def test_the_cache_digest_is_checked_on_every_read(tmp_path):
     """A cache read back unchanged is a hit; the same cache with one pixel changed is not."""
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     root = tmp_path / "pets"
     write_image_folder(root, per_class=4, size=8)
@@ -218,7 +218,7 @@ def test_label_noise_map_size_cap_and_nesting(tmp_path, capsys, monkeypatch):
 
 
 def test_class_count_over_the_limit_is_refused_with_the_number(tmp_path, capsys, monkeypatch):
-    import aees.runner.images as images
+    import aees.runner.tasks.image.formats as images
 
     root = tmp_path / "pets"
     write_image_folder(root, classes=("a", "b", "c"), per_class=2, size=8)
@@ -293,7 +293,7 @@ def test_a_class_folder_linked_outside_the_data_dir_is_logged(tmp_path):
 
 
 def test_links_inside_the_data_dir_are_not_logged(tmp_path):
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     root = tmp_path / "pets"
     write_image_folder(root, per_class=4, size=8)

@@ -95,7 +95,7 @@ def test_image_folder_aees_with_mapped_noise_records_the_data(tmp_path):
 
 
 def test_cache_is_reused_and_rebuilt_when_files_change(tmp_path):
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     root = tmp_path / "shapes"
     write_image_folder(root, classes=("a", "b"), per_class=3, size=12)
@@ -133,7 +133,7 @@ def test_cache_is_reused_and_rebuilt_when_files_change(tmp_path):
 def test_mnist_raw_files_stream_with_symmetric_noise(tmp_path):
     import torchvision
 
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     write_mnist_raw(tmp_path / "tv", n_train=40, n_test=10)
     data = load_image_data(tmp_path / "tv", log=lambda _: None)
@@ -178,7 +178,7 @@ def test_grayscale_28px_folder_trains_resnet18_with_cifar_stem(tmp_path):
     assert result.diagnostics["label_noise"]["protocol"] == "cyclic_asymmetric"
     assert result.diagnostics["label_noise"]["mapping"] == "c -> (c + 1) mod C"
     # the stem keeps 28 x 28 at conv1 (a stride-2 7x7 stem would halve it)
-    from aees.runner.tasks.image import build_model
+    from aees.runner.tasks.image.models import build_model
 
     model = build_model("resnet18", 2, cifar_stem=True)
     assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
@@ -186,7 +186,7 @@ def test_grayscale_28px_folder_trains_resnet18_with_cifar_stem(tmp_path):
 
 
 def test_pretrained_state_dict_reinitialises_a_head_of_another_shape_and_timm(tmp_path):
-    from aees.runner.tasks.image import build_model, load_pretrained
+    from aees.runner.tasks.image.models import build_model, load_pretrained
 
     source = build_model(SMALL, 5)
     path = tmp_path / "weights.pt"
@@ -266,7 +266,7 @@ def test_bad_inputs_are_one_line_exit_2_before_training(tmp_path, capsys):
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     import threading
 
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     root = tmp_path / "pets"
     write_image_folder(root, per_class=4, size=8)
@@ -344,7 +344,7 @@ def test_cyclic_and_mapped_asymmetric_noise_follow_their_maps():
 
 
 def test_cifar10_pickles_are_read_as_data_only(tmp_path):
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     write_cifar10(tmp_path / "c10", per_batch=4, n_test=3)
     data = load_image_data(tmp_path / "c10", log=lambda _: None)
@@ -365,10 +365,10 @@ def test_cifar10_pickles_are_read_as_data_only(tmp_path):
 def test_a_last_batch_of_one_is_refused_only_where_batchnorm_would_fail():
     """A 16 x 16 shufflenet ends in 1 x 1 BatchNorm inputs (one value per channel at batch 1);
     a CIFAR-stem ResNet-18 keeps 2 x 2 there and trains on a last batch of 1 (torch allows it)."""
-    from aees.runner.tasks.image import _check_model, build_model
+    from aees.runner.tasks.image.models import build_model, check_model
 
     def check(model, n_train):
-        _check_model(model, "m", batch_size=4, n_train=n_train, shape=(3, 16, 16), num_classes=2)
+        check_model(model, "m", batch_size=4, n_train=n_train, shape=(3, 16, 16), num_classes=2)
 
     with pytest.raises(UserError, match="BatchNorm layer"):
         check(build_model(SMALL, 2, image_size=16), 9)
@@ -381,7 +381,7 @@ def test_a_last_batch_of_one_is_refused_only_where_batchnorm_would_fail():
 def test_the_image_cache_is_never_written_through_a_symbolic_link(tmp_path):
     """A shared data directory may hold links: ``.aees-cache`` linked to another directory, or
     a cache file linked to another file. Neither target is written; the run decodes anyway."""
-    from aees.runner.images import load_image_data
+    from aees.runner.tasks.image.formats import load_image_data
 
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -13,9 +13,9 @@ import torch
 
 from aees.results import load_run_result
 from aees.runner.checkpoint import load_checkpoint
-from aees.runner.cifar import InMemoryLoader
 from aees.runner.engine import CHECKPOINT_NAME
 from aees.runner.tasks.digits import digits_cnn, load_digits_split
+from aees.runner.tasks.image.pipeline import InMemoryLoader
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

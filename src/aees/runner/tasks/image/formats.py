@@ -1,4 +1,4 @@
-"""Image data for the ``image`` task: on-disk formats, the decoded uint8 cache, streaming batches.
+"""Image data for the ``image`` task: the on-disk formats, decoded once into a uint8 cache.
 
 docs/protocols.md §4.6. Every format ends as uint8 ``N x C x H x W`` tensors per split plus the
 class names:
@@ -6,7 +6,8 @@ class names:
 * ``imagefolder``: ``train/<class>/*.<ext>`` (and optionally ``val/``, ``test/`` with the same
   class folders); classes are the sorted folder names of ``train/``. Files that cannot be decoded
   are skipped, counted and listed; above ``max_bad_fraction`` of the files the data is refused.
-* ``cifar10`` / ``cifar100``: the official pickles, read as data only (:mod:`aees.runner.cifar`).
+* ``cifar10`` / ``cifar100``: the official pickles, read as data only
+  (:mod:`aees.runner.tasks.cifar.data`).
 * ``mnist`` / ``fashion-mnist``: the idx files under ``<root>/MNIST/raw`` or
   ``<root>/FashionMNIST/raw``, read by ``torchvision.datasets`` with ``download=False``.
 * ``svhn``: ``train_32x32.mat`` / ``test_32x32.mat`` through ``torchvision.datasets.SVHN``.
@@ -21,20 +22,17 @@ Every error a user can cause is a one-line :class:`UserError`.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from aees.runner.cifar import DeviceAugment, Normalize
 from aees.runner.config import UserError
-from aees.runner.image_cache import (
+from aees.runner.tasks.image.cache import (
     CACHE_VERSION,
     CacheSpec,
     cache_path,
@@ -50,10 +48,7 @@ __all__ = [
     "DATASET_FORMATS",
     "IMAGE_EXTENSIONS",
     "MAX_CLASSES",
-    "ChannelNormalize",
     "ImageData",
-    "StreamingImages",
-    "channel_stats",
     "detect_format",
     "load_image_data",
     "source_files",
@@ -363,7 +358,7 @@ def _decode_torchvision(
     root: Path, fmt: str, image_size: int | None
 ) -> tuple[tuple[str, ...], dict[str, tuple[Tensor, Tensor]]]:
     if fmt in ("cifar10", "cifar100"):
-        from aees.runner.cifar import load_cifar10, load_cifar100
+        from aees.runner.tasks.cifar.data import load_cifar10, load_cifar100
 
         try:
             data = (load_cifar10 if fmt == "cifar10" else load_cifar100)(root)
@@ -502,66 +497,3 @@ def _decode_payload(
     if problem is not None:
         raise UserError(f"--data-dir {root}: the decoded {_DATASET_NAMES.get(fmt, fmt)}: {problem}")
     return payload
-
-
-# ------------------------------------------------------------------------------ batches
-
-
-def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of uint8 images scaled to [0, 1], in float64."""
-    c = int(images.shape[1])
-    total = torch.zeros(c, dtype=torch.float64)
-    squares = torch.zeros(c, dtype=torch.float64)
-    for part in images.split(chunk):
-        x = part.to(torch.float64).div_(255)
-        total += x.sum(dim=(0, 2, 3))
-        squares += x.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
-    return [float(m) for m in mean], [max(float(s), 1e-6) for s in std]
-
-
-class ChannelNormalize:
-    """:class:`Normalize` by the training set's statistics, grayscale repeated to ``channels``
-    when the model wants more input channels than the data has."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], channels: int) -> None:
-        self.repeat = channels // len(mean) if channels != len(mean) else 1
-        self.inner = Normalize(list(mean) * self.repeat, list(std) * self.repeat)
-
-    def __call__(self, images: Tensor) -> Tensor:
-        if self.repeat != 1:
-            images = images.expand(-1, images.shape[1] * self.repeat, -1, -1)
-        return self.inner(images)
-
-
-class StreamingImages(Dataset[tuple[Tensor, Tensor]]):
-    """The host-side path for data too large for the device: items from the (CPU, possibly
-    memory-mapped) uint8 tensors, augmented per item with the global RNG (DataLoader workers
-    are seeded from the loader's generator) and normalised; the engine's ``DataLoader`` adds
-    workers and pinned memory."""
-
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        normalize: ChannelNormalize,
-        augment: DeviceAugment | None = None,
-    ) -> None:
-        self.images, self.labels = images, labels
-        self.normalize, self.augment = normalize, augment
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        x = self.images[index : index + 1]
-        if self.augment is not None:
-            x = self.augment(x, torch.default_generator)
-        return self.normalize(x)[0], self.labels[index]
-
-
-def fits_in_memory(nbytes: int, budget_mb: float) -> bool:
-    """Whether ``nbytes`` of uint8 images stay within ``budget_mb`` (the device-resident path)."""
-    return nbytes <= budget_mb * 2**20 and math.isfinite(budget_mb)

@@ -4,7 +4,7 @@
   ``data/cifar100``; missing files end in one line naming the download command). All images live
   on the training device as one uint8 tensor; each training batch is cropped (4-pixel zero
   padding) and flipped per sample on the device, then normalised with the thesis mean/std
-  (:mod:`aees.runner.cifar`), so the input pipeline never waits on host workers.
+  (:mod:`aees.runner.tasks.image.pipeline`), so the input pipeline never waits on host workers.
 * Validation: the thesis evaluates every epoch on the official test set (docs/protocols.md §4.1)
 and that stays
   the default. ``--val-split N`` holds N training images out (a fixed split, seed 0, independent
@@ -23,16 +23,20 @@ are limited
 from __future__ import annotations
 
 import argparse
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from aees.runner.config import OPEN_LOOP_MODES, RunConfig, UserError
 from aees.runner.label_noise import cifar100_label_noise
 from aees.runner.tasks import TaskSetup
+from aees.runner.tasks.cifar.data import load_cifar100
+from aees.runner.tasks.image.models import cifar_resnet18
+from aees.runner.tasks.image.pipeline import DeviceAugment, InMemoryLoader, holdout_split
 
-__all__ = ["DEFAULT_DATA_DIR", "SPLIT_SEED", "Cifar100Task"]
+__all__ = ["DEFAULT_DATA_DIR", "SPLIT_SEED", "Cifar100Task", "CifarLoaders", "cifar100_loaders"]
 
 DEFAULT_DATA_DIR = "data/cifar100"
 SPLIT_SEED = 0  # --val-split hold-out; fixed so every training seed sees the same split
@@ -73,22 +77,13 @@ class Cifar100Task:
                 )
 
     def load_data(self, data_dir: str) -> dict[str, Any]:
-        """:func:`aees.runner.cifar.load_cifar100`, its errors as one-line ``UserError``."""
-        from aees.runner.cifar import load_cifar100
-
+        """:func:`aees.runner.tasks.cifar.data.load_cifar100`, errors as one-line ``UserError``."""
         try:
             return load_cifar100(data_dir)
         except (FileNotFoundError, ValueError) as err:
             raise UserError(f"--data-dir: {err}") from None
 
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
-        from aees.runner.cifar import (
-            DeviceAugment,
-            InMemoryLoader,
-            cifar_resnet18,
-            holdout_split,
-        )
-
         data = self.load_data(config.data_dir or DEFAULT_DATA_DIR)
         images, labels = data["train_images"], data["train_labels"]
         info: dict[str, Any] = {"data_dir": str(data["root"])}
@@ -139,3 +134,47 @@ class Cifar100Task:
             clean_train_targets=clean,
             info=info,
         )
+
+
+class CifarLoaders(NamedTuple):
+    train: InMemoryLoader  # shuffled, augmented
+    test: InMemoryLoader  # the thesis's "validation" set (docs/protocols.md §4.1)
+    train_eval: (
+        InMemoryLoader  # training images un-augmented, with indices (label-noise diagnostics)
+    )
+
+
+def cifar100_loaders(
+    data: Mapping[str, Any],
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    seed: int,
+    train_labels: Tensor | None = None,
+    drop_last: bool = False,
+) -> CifarLoaders:
+    """The three loaders of the thesis CIFAR runner from :func:`load_cifar100`'s dict.
+
+    ``train_labels`` replaces the training targets (e.g. label-noised ones) in both training
+    loaders. The training images are stored on the device once and shared by both.
+    """
+    device = torch.device(device)
+    train_images = data["train_images"].to(device)
+    labels = data["train_labels"] if train_labels is None else train_labels
+    train = InMemoryLoader(
+        train_images,
+        labels,
+        batch_size=batch_size,
+        device=device,
+        shuffle=True,
+        augment=DeviceAugment(),
+        drop_last=drop_last,
+        seed=seed,
+    )
+    test = InMemoryLoader(
+        data["test_images"], data["test_labels"], batch_size=batch_size, device=device
+    )
+    train_eval = InMemoryLoader(
+        train_images, labels, batch_size=batch_size, device=device, return_indices=True
+    )
+    return CifarLoaders(train, test, train_eval)
