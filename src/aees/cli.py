@@ -871,7 +871,7 @@ def attribution_script(argv: Sequence[str] | None = None) -> int:
     Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
     runs or an output error, 2 a bad flag or a missing directory.
     """
-    from aees.reporting.attribution import OUT_DIR
+    from aees.reporting.families.attribution import OUT_DIR
     from aees.reporting.commands import attribution_command
 
     prog = "aggregate_cifar_attribution_controls.py"

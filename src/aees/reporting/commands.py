@@ -286,7 +286,7 @@ def attribution_command(
     Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
     runs or an output error, 2 a missing directory.
     """
-    from aees.reporting.attribution import build_attribution_controls
+    from aees.reporting.families.attribution import build_attribution_controls
 
     runs: dict[str, Run] = {}
     with warnings.catch_warnings():

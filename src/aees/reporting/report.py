@@ -19,9 +19,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aees.reporting.attribution import FAMILY as ATTRIBUTION_FAMILY
-from aees.reporting.attribution import build_attribution_controls
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
+from aees.reporting.families.attribution import FAMILY as ATTRIBUTION_FAMILY
+from aees.reporting.families.attribution import build_attribution_controls
 from aees.reporting.families.peers import is_peer
 from aees.reporting.figures import FIGURE_FAMILIES, FigureResult, thesis_families_for
 from aees.reporting.plan import PlannedRun, StudyPlan, find_plans, planned_runset

@@ -1,5 +1,5 @@
 """One builder per table family (docs/reporting.md §5.1-§5.12; docs/reporting.md §5.10 is
-:mod:`aees.reporting.attribution`).
+:mod:`aees.reporting.families.attribution`).
 
 Every builder takes a :class:`~aees.reporting.runs.RunSet` and returns a
 :class:`FamilyOutput`: tables (each written as LaTeX, Markdown and CSV), numeric summary CSVs,
