@@ -169,7 +169,7 @@ def _train(argv: list[str] | None, prog: str | None = None) -> int:
 
 def _is_torchrun_rank() -> bool:
     """This process is one rank of a ``torchrun`` job that joined ``torch.distributed``."""
-    from aees.runner.engine import joins_torchrun_job
+    from aees.runner.ddp import joins_torchrun_job
 
     return joins_torchrun_job() and "torch.distributed" in sys.modules
 
@@ -194,7 +194,7 @@ def _train_run(argv: list[str] | None, prog: str | None) -> int:
     from aees.results import redact_values
     from aees.results.io import out_of_space
     from aees.results.secrets import redact_uris
-    from aees.runner.config import UserError
+    from aees.console import UserError
     from aees.runner.engine import run
     from aees.runner.tasks import get_task
 
