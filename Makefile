@@ -1,10 +1,10 @@
-# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision,nlp,report,sweep]) when missing.
+# Each target bootstraps .venv (python3.11 -m venv + pip install -e .[dev,vision,nlp,report,sweep,docs]) when missing.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-aees
 
-.PHONY: demo test bench lint format clean tables plots report
+.PHONY: demo test test-fast docs bench lint format clean tables plots report
 
 RESULTS ?= results
 REPORT_DIR ?= reports
@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,vision,nlp,report,sweep]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,vision,nlp,report,sweep,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts experiments
 	$(BIN)/ruff format --check src tests bench scripts experiments
+	$(MAKE) docs
 	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast loop: every test not marked slow (no torchrun, Ray, venv build, SIGKILL or demo subprocess).
+test-fast: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS) -m "not slow"
+
+# The documentation site (mkdocs.yml; Material theme, API pages from the docstrings) into the
+# git-ignored site/. --strict: a broken link, a missing page or a symbol the API page cannot find
+# fails the build, and with it `make test` (and so .ci/run).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # `make bench`: a short run with progress lines (about 2 minutes on a 2-core CPU; its timing
 # targets may read NOISY on a loaded machine: not a verdict). `make bench BENCH=full`: the
@@ -59,4 +70,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench scripts experiments
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache .hypothesis
