@@ -447,6 +447,40 @@ def test_write_flags_outside_the_output_root_are_refused(
     assert path.read_bytes() == manifest_bytes
 
 
+def test_unset_task_write_options_stay_inside_the_output_root(tmp_path: Path) -> None:
+    """docs/protocols.md §15 (issue 18's known gap): an image run without ``--cache-dir`` wrote
+    its cache beside the data set (``<data-dir>/.aees-cache``), outside the output root. The
+    planner now sets a task's unset own write options to ``<root>/_cache/<task>/<option>``; the
+    sweep writes nothing outside the output root."""
+    from image_fixtures import write_image_folder
+
+    data_dir = tmp_path / "data"
+    write_image_folder(data_dir, per_class=4, size=8)
+    write_image_folder(data_dir, per_class=2, size=8, split="val")
+    before = _tree(data_dir)
+    preset = tmp_path / "image.toml"
+    preset.write_text(image_preset(data_dir))
+    manifest = write_manifest(
+        build_plan(preset, output_root=tmp_path / "out"), tmp_path / "manifest.json"
+    )
+    proc = _sweep(manifest, timeout=300)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _tree(data_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".manifest.json.lock",
+        "data",
+        "image.toml",
+        "manifest.json",
+        "out",
+    ]
+    run = json.loads(manifest.read_text())["runs"][0]
+    assert run["flags"]["cache_dir"] == "_cache/image/cache_dir"
+    assert (
+        f"--cache-dir {tmp_path / 'out' / '_cache' / 'image' / 'cache_dir'}" in run["command_str"]
+    )
+
+
 def test_plan_refuses_a_write_flag_outside_the_root_and_roots_a_relative_one(
     tmp_path: Path,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,13 @@ from sweep_presets import TINY
 
 from aees.cli import parse_train_args, plan_main
 from aees.sweep.errors import PlanError
-from aees.sweep.manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
+from aees.sweep.manifest import (
+    SCHEMA_VERSION,
+    Manifest,
+    load_manifest,
+    run_command,
+    write_manifest,
+)
 from aees.sweep.plan import build_plan, load_preset, parse_overrides, parse_seeds, preset_names
 
 # Run counts derived from the thesis grids (docs/protocols.md §15; docs/reporting.md §5: cells).
@@ -269,6 +276,34 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
     loaded.relocate(tmp_path / "elsewhere")
     assert str(tmp_path / "elsewhere" / "adamw_seed0.json") in loaded.runs[0].command
     assert Manifest.from_dict(loaded.to_dict()).runs[0].command == loaded.runs[0].command
+
+
+def test_manifest_with_flags_in_another_order_still_loads(tmp_path: Path) -> None:
+    """Commands list the flags in the order of the task's option specs; a manifest planned when
+    they came in another order still loads (its runs run the command built now), while a stored
+    command with another value or an extra flag is still refused."""
+    manifest = build_plan(_write(tmp_path / "tiny.toml", TINY), output_root=tmp_path / "out")
+    data = manifest.to_dict()
+    run = next(r for r in data["runs"] if r["run_id"] == "aees_seed0")
+    head, rest = run["command"][:5], run["command"][5:]
+    device = rest.index("--device")
+    older = [*head, *rest[device : device + 2], *rest[:device], *rest[device + 2 :]]
+    assert older != run["command"]
+
+    def stored(command: list[str]) -> dict:
+        copy = json.loads(json.dumps(data))
+        changed = next(r for r in copy["runs"] if r["run_id"] == "aees_seed0")
+        changed["command"], changed["command_str"] = command, shlex.join(command)
+        return copy
+
+    loaded = Manifest.from_dict(stored(older))
+    assert loaded.run("aees_seed0").command == older
+    assert run_command(loaded.run("aees_seed0"), loaded.output_root) == run["command"]
+    edited = [token if token != "adaptive" else "random" for token in older]
+    with pytest.raises(PlanError, match="command is not the one"):
+        Manifest.from_dict(stored(edited))
+    with pytest.raises(PlanError, match="command is not the one"):
+        Manifest.from_dict(stored([*older, "--device", "cpu"]))
 
 
 def test_plan_main_writes_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

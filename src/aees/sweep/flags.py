@@ -1,7 +1,9 @@
-"""The ``aees train`` flags a plan may set: their kinds (:class:`FlagSpec`, :func:`flag_specs`),
-which of them write somewhere (:func:`write_flags`), which are not part of a run's identity
-(:data:`NON_IDENTITY_KEYS`), the coercion of preset / ``--set`` values, and the exact command of
-one run (:func:`build_command`).
+"""The ``aees train`` flags a plan may set, read from the one flag model
+(:func:`aees.runner.config.option_specs`, :func:`flag_specs` here): their kinds, which of them
+write somewhere (:func:`write_flags`, ``OptionSpec.writes``), which are part of a run's identity
+(:func:`identity_keys`, ``OptionSpec.identity``), the coercion of preset / ``--set`` values by
+kind (:func:`coerce`: TOML and ``--set`` strings are the sweep's own input format), and the
+exact command of one run (:func:`build_command`, flags in the spec order).
 
 Imports :mod:`aees.runner.config` and the task registry (:mod:`aees.runner.tasks`), which load
 torch.
@@ -9,25 +11,25 @@ torch.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from aees.runner.config import field_specs
-from aees.runner.tasks import TrainFlag, get_task, task_names, train_flags
+from aees.runner.config import OptionSpec, RunConfig, flag_of, option_specs
+from aees.runner.tasks import task_names
 from aees.sweep.errors import PlanError
 
 __all__ = [
-    "NON_IDENTITY_KEYS",
     "PLANNER_KEYS",
-    "FlagSpec",
     "build_command",
     "check_flag",
+    "coerce",
+    "default_write_places",
     "flag_specs",
+    "identity_keys",
     "write_flags",
 ]
 
@@ -41,129 +43,61 @@ PLANNER_KEYS = {
     "hf_token": "secrets are never written to a manifest; set HF_TOKEN in the environment",
 }
 
-#: Keys that are not compared with a result's config: where things are, not what was run.
-NON_IDENTITY_KEYS = frozenset(
-    {
-        "device",
-        "quiet",
-        "output",
-        "run_tag",
-        "checkpoint_dir",
-        "resume",
-        "num_workers",
-        "tensorboard",
-        "mlflow",
-        "data_dir",
-        "cache_dir",
-        "tokenized_dataset_dir",
-        "local_files_only",
-        "hf_token",
-        "pretokenize_only",
-    }
-)
-
-#: Preferred flag order in generated commands (thesis ``run_plan.build_cli_args``); rest sorted.
-_ARG_ORDER = (
-    "method",
-    "control_mode",
-    "optimizer",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "momentum",
-    "lr_scheduler",
-    "scheduler_t_max",
-    "warmup_epochs",
-    "episode_length",
-    "lr_candidates",
-    "noise_candidates",
-    "structured_control_mode",
-    "context_mode",
-    "context_trend_window",
-    "context_trend_epsilon",
-    "reward_epsilon",
-    "reward_instability_lambda",
-    "reward_clip_min",
-    "reward_clip_max",
-    "label_noise_type",
-    "label_noise_rate",
-    "label_noise_seed",
-    "max_length",
-)
-
-
 _BOOL_WORDS = {
     **dict.fromkeys(("true", "yes", "on", "1"), True),
     **dict.fromkeys(("false", "no", "off", "0"), False),
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Flag types
-# --------------------------------------------------------------------------------------------
+def coerce(spec: OptionSpec, value: Any, where: str) -> Any:
+    """``value`` (a TOML value or a ``--set`` string) as the type of option ``spec`` (its
+    ``kind`` and ``choices``), or :class:`PlanError` naming ``where``. ``"none"`` / ``"null"``
+    (strings) mean "not set" for non-string flags."""
+    if isinstance(value, str) and spec.kind != "str" and value.strip() in ("none", "null"):
+        return None
+    kind = spec.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        raise PlanError(f"{where}: {spec.name} must be true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise PlanError(f"{where}: {spec.name} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise PlanError(f"{where}: {spec.name} must be an integer, got {value!r}")
+    if kind == "float":
+        number: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None or not math.isfinite(number):
+            raise PlanError(f"{where}: {spec.name} must be a finite number, got {value!r}")
+        return number
+    if kind == "candidates":
+        return _coerce_candidates(spec, value, where)
+    # str
+    if not isinstance(value, str):
+        raise PlanError(f"{where}: {spec.name} must be a string, got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise PlanError(
+            f"{where}: {spec.name} must be one of {', '.join(spec.choices)}, got {value!r}"
+        )
+    return value
 
 
-@dataclass(frozen=True)
-class FlagSpec:
-    """One ``aees train`` flag: its dest, value kind and allowed choices.
-
-    ``kind`` is ``int``, ``float``, ``str``, ``bool`` (a bare ``--flag``) or ``candidates`` (a
-    comma-separated list of floats, e.g. ``--lr-candidates``).
-    """
-
-    name: str
-    kind: str
-    choices: tuple[str, ...] | None = None
-
-    def coerce(self, value: Any, where: str) -> Any:
-        """``value`` (a TOML value or a ``--set`` string) as this flag's type, or :class:`PlanError`
-        naming ``where``. ``"none"`` / ``"null"`` (strings) mean "not set" for non-string flags."""
-        if isinstance(value, str) and self.kind != "str" and value.strip() in ("none", "null"):
-            return None
-        kind = self.kind
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-                return _BOOL_WORDS[value.strip().lower()]
-            raise PlanError(f"{where}: {self.name} must be true or false, got {value!r}")
-        if kind == "int":
-            if isinstance(value, bool):
-                raise PlanError(f"{where}: {self.name} must be an integer, got {value!r}")
-            if isinstance(value, int):
-                return value
-            if isinstance(value, str):
-                try:
-                    return int(value.strip())
-                except ValueError:
-                    pass
-            raise PlanError(f"{where}: {self.name} must be an integer, got {value!r}")
-        if kind == "float":
-            number: float | None = None
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                number = float(value)
-            elif isinstance(value, str):
-                try:
-                    number = float(value.strip())
-                except ValueError:
-                    number = None
-            if number is None or not math.isfinite(number):
-                raise PlanError(f"{where}: {self.name} must be a finite number, got {value!r}")
-            return number
-        if kind == "candidates":
-            return _coerce_candidates(self, value, where)
-        # str
-        if not isinstance(value, str):
-            raise PlanError(f"{where}: {self.name} must be a string, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise PlanError(
-                f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}"
-            )
-        return value
-
-
-def _coerce_candidates(spec: FlagSpec, value: Any, where: str) -> list[float]:
+def _coerce_candidates(spec: OptionSpec, value: Any, where: str) -> list[float]:
     from aees.runner.config import parse_candidates
 
     if isinstance(value, (list, tuple)):
@@ -183,53 +117,44 @@ def _coerce_candidates(spec: FlagSpec, value: Any, where: str) -> list[float]:
     return list(parsed)
 
 
-_CANDIDATE_FLAGS = frozenset({"lr_candidates", "noise_candidates"})
-
-
-def _spec(flag: TrainFlag) -> FlagSpec:
-    if flag.switch:
-        kind = "bool"
-    elif flag.dest in _CANDIDATE_FLAGS:
-        kind = "candidates"
-    elif flag.type is int:
-        kind = "int"
-    elif flag.type is float:
-        kind = "float"
-    else:
-        kind = "str"
-    return FlagSpec(flag.dest, kind, flag.choices)
-
-
-@functools.cache
-def flag_specs(task: str) -> Mapping[str, FlagSpec]:
-    """The flags ``aees train <task>`` accepts, by dest (``lr_scheduler``), with their kinds.
-
-    The shared flags are read from :class:`~aees.runner.config.RunConfig`'s field specs (the
-    ones of the task's flag style), the ones a task adds from the flags its ``add_arguments``
-    adds (:func:`aees.runner.tasks.train_flags`), so presets and overrides are checked against
-    exactly what the run will accept. :class:`PlanError` for an unknown task.
-    """
+def flag_specs(task: str) -> dict[str, OptionSpec]:
+    """The options of ``aees train <task>`` (:func:`aees.runner.config.option_specs`: name ->
+    spec, in ``-h`` order), so presets and overrides are checked against exactly what the run
+    will accept. :class:`PlanError` for an unknown task."""
     if task not in task_names():
         raise PlanError(f"unknown task {task!r}; known tasks: {', '.join(task_names())}")
-    style = getattr(get_task(task), "flag_style", "cifar")
-    shared = field_specs(style).items()
-    common = {name: FlagSpec(name, kind, spec.choices) for name, (spec, kind) in shared}
-    own = {dest: _spec(flag) for dest, flag in train_flags(task).items() if dest not in common}
-    return {**common, **own}
+    return option_specs(task)
 
 
-@functools.cache
 def write_flags(task: str) -> tuple[str, ...]:
-    """The dests of ``aees train <task>``'s flags whose value names a place the run *writes*:
-    the shared flags declared ``writes`` in :class:`~aees.runner.config.RunConfig`'s field specs
-    (``output``, ``checkpoint_dir``, ``tensorboard``, ``mlflow``) and the task's own
-    ``write_options`` (e.g. ``cache_dir``, ``tokenized_dataset_dir``). Read from the
-    declarations, so a new write flag is kept inside the output root without a list here."""
-    specs = flag_specs(task)  # unknown task -> PlanError
-    style = getattr(get_task(task), "flag_style", "cifar")
-    shared = [name for name, (spec, _) in field_specs(style).items() if spec.writes]
-    own = [d for d in getattr(get_task(task), "write_options", ()) if d in specs]
-    return tuple(dict.fromkeys([*shared, *own]))
+    """The options of ``aees train <task>`` whose value names a place the run *writes*
+    (``OptionSpec.writes``: ``output``, ``checkpoint_dir``, ``tensorboard``, ``mlflow``, a task's
+    ``cache_dir``, ...), so a new write flag is kept inside the output root without a list here."""
+    return tuple(name for name, spec in flag_specs(task).items() if spec.writes)
+
+
+def default_write_places(task: str) -> dict[str, str]:
+    """Where a planned run's unset *own* write options go: ``_cache/<task>/<option>``, relative
+    to the output root (the planner sets them; :func:`~aees.sweep.manifest.run_command` roots
+    them). A task's own options that write (``OptionSpec.writes``, not a
+    :class:`~aees.runner.config.RunConfig` field: the image cache ``cache_dir``, the text tasks'
+    ``cache_dir`` and ``tokenized_dataset_dir``) would otherwise write where their default
+    points -- beside the data set or in the current directory, outside the output root. The
+    shared write options are set by the planner (``output``, ``checkpoint_dir``) or write
+    nothing while unset (``tensorboard``, ``mlflow``)."""
+    shared = {field.name for field in dataclasses.fields(RunConfig)}
+    return {
+        name: f"_cache/{task}/{name}"
+        for name, spec in flag_specs(task).items()
+        if spec.writes and name not in shared
+    }
+
+
+def identity_keys(task: str) -> frozenset[str]:
+    """The options of ``aees train <task>`` that are part of what a run is
+    (``OptionSpec.identity``): the sweep compares them with a result's config; the others say
+    where things are (``device``, ``output``, ``data_dir``, ...)."""
+    return frozenset(name for name, spec in flag_specs(task).items() if spec.identity)
 
 
 def check_flag(task: str, key: str, value: Any, where: str) -> Any:
@@ -238,11 +163,11 @@ def check_flag(task: str, key: str, value: Any, where: str) -> Any:
     specs = flag_specs(task)
     if key not in specs:
         raise PlanError(f"{where}: unknown key {key!r} (not a flag of aees train {task})")
-    return specs[key].coerce(value, where)
+    return coerce(specs[key], value, where)
 
 
 # --------------------------------------------------------------------------------------------
-# Commands and results
+# Commands
 # --------------------------------------------------------------------------------------------
 
 
@@ -254,9 +179,11 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _ordered_keys(flags: Mapping[str, Any]) -> list[str]:
-    first = [k for k in _ARG_ORDER if k in flags]
-    return first + sorted(k for k in flags if k not in _ARG_ORDER)
+def _ordered_keys(task: str, flags: Mapping[str, Any]) -> list[str]:
+    """``flags``' keys in the order of the task's options (unknown ones last, sorted)."""
+    order = list(option_specs(task)) if task in task_names() else []
+    first = [k for k in order if k in flags]
+    return first + sorted(k for k in flags if k not in order)
 
 
 def build_command(
@@ -271,14 +198,15 @@ def build_command(
 ) -> list[str]:
     """The ``python -m aees.cli train <task> ...`` argv of one run.
 
-    Flags in a fixed order (thesis ``run_plan``); floats as ``repr`` (exact); lists comma-joined;
-    ``True`` as a bare flag; ``False`` / ``None`` omitted. Then ``--seed``, ``--run-tag`` (the run
-    id), ``--output`` and, with a checkpoint directory, ``--checkpoint-dir ... --resume``.
+    Flags in the order ``aees train <task> -h`` lists them (:func:`flag_specs`); floats as
+    ``repr`` (exact); lists comma-joined; ``True`` as a bare flag; ``False`` / ``None`` omitted.
+    Then ``--seed``, ``--run-tag`` (the run id), ``--output`` and, with a checkpoint directory,
+    ``--checkpoint-dir ... --resume``.
     """
     argv = [python or sys.executable, "-m", "aees.cli", "train", task]
-    for key in _ordered_keys(flags):
+    for key in _ordered_keys(task, flags):
         value = flags[key]
-        flag = "--" + key.replace("_", "-")
+        flag = flag_of(key)
         if value is None or value is False:
             continue
         if value is True:

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from aees.results import atomic_write_text
-from aees.runner.tasks import task_names
+from aees.runner.tasks import task_info, task_names
 from aees.sweep.errors import PlanError
-from aees.sweep.flags import PLANNER_KEYS, build_command, flag_specs, write_flags
+from aees.sweep.flags import PLANNER_KEYS, build_command, coerce, flag_specs, write_flags
 from aees.sweep.paths import PATH_FIELDS, path_problem, rooted, write_flag_problem
 
 __all__ = [
-    "CPU_TASKS",
     "DONE_STATUSES",
     "MANIFEST_KIND",
     "RUN_NAME_RE",
@@ -36,6 +35,7 @@ __all__ = [
     "gpu_use",
     "load_manifest",
     "run_command",
+    "same_command",
     "write_manifest",
 ]
 
@@ -54,18 +54,14 @@ RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """A preset, grid, level or run name."""
 
 
-#: Tasks that never need a GPU.
-CPU_TASKS = frozenset({"digits"})
-
-
 def gpu_use(task: str, flags: Mapping[str, Any]) -> str:
     """How a run uses a GPU: ``"required"`` (``device`` is ``cuda`` or ``cuda:<i>``), ``"none"``
-    (``device`` is ``cpu``, or a task that never needs one), else ``"if-available"``
+    (``device`` is ``cpu``, or a task whose record says ``cpu_only``), else ``"if-available"``
     (``device`` ``auto``: a GPU where there is one, else the CPU)."""
     device = str(flags.get("device") or "auto")
     if device.startswith("cuda"):
         return "required"
-    if device == "cpu" or task in CPU_TASKS:
+    if device == "cpu" or (task in task_names() and task_info(task).cpu_only):
         return "none"
     return "if-available"
 
@@ -137,6 +133,31 @@ def run_command(
     )
 
 
+def _flag_groups(argv: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``argv`` as its head (up to the first ``--flag``) and its ``--flag [value]`` groups."""
+    head: list[str] = []
+    groups: list[list[str]] = []
+    for token in argv:
+        if token.startswith("--"):
+            groups.append([token])
+        elif groups:
+            groups[-1].append(token)
+        else:
+            head.append(token)
+    return head, [tuple(group) for group in groups]
+
+
+def same_command(stored: list[str], expected: list[str]) -> bool:
+    """Whether a manifest's stored command is ``expected`` (what :func:`run_command` builds) up
+    to the order of its ``--flag [value]`` groups: manifests planned before the flags took the
+    order of the task's option specs hold them in the older order, and still load."""
+    if stored == expected:
+        return True
+    head, groups = _flag_groups(stored)
+    expected_head, expected_groups = _flag_groups(expected)
+    return head == expected_head and sorted(groups) == sorted(expected_groups)
+
+
 def _kind_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
     """``isinstance`` where ``bool`` is not an ``int`` (nor a number)."""
     if isinstance(value, bool):
@@ -165,7 +186,7 @@ def _check_run_flags(task: str, flags: dict[str, Any], where: str) -> None:
             continue
         if not _kind_ok(value, kinds[spec.kind]):
             raise PlanError(f"{where}: flags.{key} must be a {spec.kind}, got {value!r}")
-        spec.coerce(value, f"{where}: flags.{key}")  # choices, finite numbers, candidate lists
+        coerce(spec, value, f"{where}: flags.{key}")  # choices, finite numbers, candidate lists
 
 
 #: Optional run fields and the JSON types they may hold (None is always allowed).
@@ -377,7 +398,7 @@ class Manifest:
             values.setdefault("environment", {})
             run = PlannedRun(**values)
             expected = run_command(run, root, python=run.command[0])
-            if run.command != expected:
+            if not same_command(run.command, expected):
                 raise PlanError(
                     f"{where}: command is not the one its task, flags, seed and paths give "
                     "(edited by hand?); it is never run -- re-plan with aees plan"

@@ -1,7 +1,7 @@
 """Where a planned run may write: every path field and every path a write flag names must lie
 strictly inside the output root (:func:`path_problem`, :func:`write_flag_problem`); a relative
 write-flag value is taken relative to the root (:func:`rooted`); an ``--mlflow`` tracking server
-is not a path (:func:`tracking_server`). Standard library only.
+is not a path (:func:`tracking_server`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
+
+from aees.runner.config import flag_of
 
 __all__ = [
     "PATH_FIELDS",
@@ -63,7 +65,7 @@ def write_flag_problem(output_root: str | os.PathLike[str], key: str, value: Any
     """
     if not isinstance(value, str):
         return None  # types are checked elsewhere; None = not set
-    flag = "--" + key.replace("_", "-")
+    flag = flag_of(key)
     target = _write_target(key, value)
     if target is None:
         return None

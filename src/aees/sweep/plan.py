@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from aees.sweep.errors import PlanError
-from aees.sweep.flags import PLANNER_KEYS, check_flag, flag_specs
+from aees.sweep.flags import PLANNER_KEYS, check_flag, default_write_places, flag_specs
 from aees.sweep.manifest import RUN_NAME_RE, Manifest, PlannedRun, gpu_use, run_command
 
 __all__ = [
@@ -404,6 +404,9 @@ def build_plan(
                 flags[key] = check_flag(task, key, value, f"{loaded.source}: {origin}")
             for key, value in overrides.items():
                 flags[key] = check_flag(task, key, value, f"--set {key}")
+            for key, place in default_write_places(task).items():
+                if flags.get(key) is None:  # its default would write outside the output root
+                    flags[key] = place
             if flags.get("epochs") is None:
                 raise PlanError(f"{loaded.source}: {where_run}: epochs is not set")
             combos.append(("_".join(parts), task, levels, flags))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aees.results import RunResult, RunResultError, load_run_result
 from aees.results.checks import value_problems
 from aees.results.traces import close_to
-from aees.sweep.flags import NON_IDENTITY_KEYS
+from aees.sweep.flags import identity_keys
 
 if TYPE_CHECKING:
     from aees.sweep.manifest import PlannedRun
@@ -38,7 +38,8 @@ def result_problem(run: PlannedRun, result: RunResult) -> str | None:
 
     Checked: task, seed (top level and config), ``total_epochs`` = the planned epochs and one
     validation accuracy per epoch, and every planned flag recorded in the config (or its
-    ``task_options``) except :data:`NON_IDENTITY_KEYS`; numbers compare with
+    ``task_options``) that is part of the run's identity (:func:`~aees.sweep.flags.identity_keys`,
+    ``OptionSpec.identity``); numbers compare with
     :func:`~aees.results.traces.close_to`.
     """
     config = result.config
@@ -59,8 +60,9 @@ def result_problem(run: PlannedRun, result: RunResult) -> str | None:
             f"{result.total_epochs} epochs (an unfinished run?)"
         )
     options = config.get("task_options") if isinstance(config.get("task_options"), dict) else {}
+    identity = identity_keys(run.task)
     for key, expected in run.flags.items():
-        if key in NON_IDENTITY_KEYS or expected is None:
+        if key not in identity or expected is None:
             continue
         if key in config:
             actual = config[key]
