@@ -37,6 +37,7 @@ from aees.runner.config import (
     RunConfig,
     RunWarning,
     check_machine,
+    config_values,
     option_specs,
     validate_common_args,
 )
@@ -149,7 +150,8 @@ def parse_train_args(
         task = get_task(args.task)
         validate_common_args(task_parser, args)
         task.validate(task_parser, args)
-        config = RunConfig.from_args(args, task_name=args.task, task_option_names=task.option_names)
+        options = {name: getattr(args, name) for name in task.option_names}
+        config = RunConfig(task_name=args.task, task_options=options, **config_values(args))
         return config, args
     # parse -> values -> one RunConfig, each value checked once -> the machine's checks
     values = {name: getattr(args, name) for name in option_specs(args.task)}
@@ -191,10 +193,10 @@ def _end_rank_process(status: int) -> NoReturn:
 
 
 def _train_run(argv: list[str] | None, prog: str | None) -> int:
+    from aees.console import UserError
     from aees.results import redact_values
     from aees.results.io import out_of_space
     from aees.results.secrets import redact_uris
-    from aees.console import UserError
     from aees.runner.engine import run
     from aees.runner.tasks import get_task
 
@@ -871,8 +873,8 @@ def attribution_script(argv: Sequence[str] | None = None) -> int:
     Exit status: 0 written (incomplete cells are reported as ``missing:`` lines), 1 no control
     runs or an output error, 2 a bad flag or a missing directory.
     """
-    from aees.reporting.families.attribution import OUT_DIR
     from aees.reporting.commands import attribution_command
+    from aees.reporting.families.attribution import OUT_DIR
 
     prog = "aggregate_cifar_attribution_controls.py"
     parser = OneLineArgumentParser(

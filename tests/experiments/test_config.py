@@ -211,10 +211,10 @@ class _TinyTask:
 
 
 def _register_tiny(monkeypatch):
-    from aees.runner import tasks
     from aees.runner.config import OptionSpec
+    from aees.runner.tasks import registry
 
-    info = tasks.TaskInfo(
+    info = registry.TaskInfo(
         "tiny",
         "Tiny",
         "other",
@@ -230,8 +230,8 @@ def _register_tiny(monkeypatch):
             ),
         ),
     )
-    monkeypatch.setitem(tasks.TASKS, "tiny", info)
-    monkeypatch.setitem(tasks._IMPLEMENTATIONS, "tiny", _TinyTask())
+    monkeypatch.setitem(registry.TASKS, "tiny", info)  # gone again after the test
+    registry.register_task(info, _TinyTask())
 
 
 def test_a_task_registered_in_a_test_trains_through_the_cli(monkeypatch, tmp_path, capsys):

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from aees.runner.config.machine import _fail_with, check_machine
+from aees.runner.config.machine import check_machine, fail_with
 from aees.runner.config.options import (
-    _SAME,
     FLAG_STYLES,
     MAX_INT_FLAG,
     MAX_SEED,
     NLP_METHODS,
+    SAME,
     ConfigError,
     OptionSpec,
 )
@@ -54,7 +54,7 @@ def add_options(
             kwargs["choices"] = spec.choices
         if spec.kind in ("int", "float"):
             kwargs["type"] = int if spec.kind == "int" else float
-        default = spec.default if spec.cli_default is _SAME else spec.cli_default
+        default = spec.default if spec.cli_default is SAME else spec.cli_default
         actions.append(group.add_argument(spec.flag, default=default, **kwargs))
     return actions
 
@@ -102,7 +102,7 @@ def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespa
     shared flags of a parsed namespace and write back to ``args`` what the config resolved
     (``output``, the candidate tuples, the open-loop ``schedule_seed`` / ``aees_trace_root``,
     ``mlflow``). Every integer flag (the task's too) fits a C type."""
-    _check_int_ranges(_fail_with(parser), args)
+    _check_int_ranges(fail_with(parser), args)
     try:
         config = RunConfig(task_name=args.task, **config_values(args))
     except ConfigError as err:

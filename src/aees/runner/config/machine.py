@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from aees.runner.config.options import PEER_PACKAGES, _device_format_problem
+from aees.runner.config.options import PEER_PACKAGES, device_format_problem
 from aees.runner.config.run import RunConfig
 
 
@@ -69,7 +69,7 @@ def writable_location_problem(path: str | os.PathLike[str], *, is_dir: bool) -> 
 
 def _device_problem(device: str, precision: str) -> tuple[str, str] | None:
     """(flag, message) for an unusable ``--device`` / ``--precision``, else None."""
-    why = _device_format_problem(device)
+    why = device_format_problem(device)
     if why is not None:
         return "--device", why
     if device in ("cpu", "auto") and precision != "fp16":
@@ -148,7 +148,7 @@ def _validate_tracking(fail: Any, board: str | None, uri: str | None, output: st
     return uri
 
 
-def _fail_with(parser: argparse.ArgumentParser) -> Any:
+def fail_with(parser: argparse.ArgumentParser) -> Any:
     def fail(flag: str, message: str) -> NoReturn:
         from aees.results.secrets import redact_uris  # a message never shows a URI's secrets
 
@@ -165,7 +165,7 @@ def check_machine(parser: argparse.ArgumentParser, config: RunConfig) -> RunConf
     absolute ``file:`` URI (an sqlite database to an absolute path)."""
     from aees.runner.fast import fast_mode_problem  # imports torch: only when validating
 
-    fail = _fail_with(parser)
+    fail = fail_with(parser)
     problem = _device_problem(config.device, config.precision) or fast_mode_problem(config)
     if problem is not None:
         fail(*problem)

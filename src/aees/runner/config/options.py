@@ -159,7 +159,7 @@ def default_output_path(
     return os.path.join("results", f"{task}_{control_mode}_{optimizer.lower()}_seed{seed}.json")
 
 
-def _device_format_problem(device: Any) -> str | None:
+def device_format_problem(device: Any) -> str | None:
     """Why ``device`` is not ``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``, else None."""
     if not isinstance(device, str) or (
         device not in ("auto", "cpu", "cuda")
@@ -177,7 +177,7 @@ def usable_cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-_SAME = object()
+SAME = object()
 
 
 class _TaskDefault:
@@ -216,7 +216,7 @@ class OptionSpec:
     choices: tuple[str, ...] | None = None
     check: str | None = None
     styles: tuple[str, ...] = FLAG_STYLES
-    cli_default: Any = _SAME
+    cli_default: Any = SAME
     metavar: str | None = None
     nargs: str | None = None
     const: Any = None
@@ -236,10 +236,10 @@ class OptionSpec:
     def argparse_default(self, style: str) -> Any:
         """The default argparse is given: ``cli_default`` where set, else ``default``."""
         del style
-        return self.default if self.cli_default is _SAME else self.cli_default
+        return self.default if self.cli_default is SAME else self.cli_default
 
 
-def _flag(default: Any = None, **spec: Any) -> Any:
+def option_field(default: Any = None, **spec: Any) -> Any:
     return field(default=TASK_DEFAULT, metadata={"flag": OptionSpec(default=default, **spec)})
 
 
@@ -297,7 +297,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_BOUNDS = {
+BOUNDS = {
     ">0": (lambda v: v > 0, "must be > 0"),
     ">=0": (lambda v: v >= 0, "must be >= 0"),
     "(0,1]": (lambda v: 0.0 < v <= 1.0, "must be in (0, 1]"),
@@ -320,7 +320,7 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _kind(annotation: Any) -> str:
+def kind_of(annotation: Any) -> str:
     text = str(annotation)
     if text.startswith("tuple"):
         return "candidates"
@@ -357,8 +357,8 @@ def option_problem(spec: OptionSpec, value: Any) -> str | None:
             return f"must be a number, got {value!r}"
         if not math.isfinite(value):
             return f"must be finite, got {value}"
-    if spec.check in _BOUNDS:
-        ok, message = _BOUNDS[spec.check]
+    if spec.check in BOUNDS:
+        ok, message = BOUNDS[spec.check]
         if not ok(value):
             return f"{message}, got {value}"
     return None

@@ -4,15 +4,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from aees.runner.config.options import (
-    _BOUNDS,
-    _SAME,
+    BOUNDS,
     COMPILE_MODES,
     DEFAULT_AEES_TRACE_ROOT,
     FLAG_GROUPS,
@@ -28,14 +26,15 @@ from aees.runner.config.options import (
     PEER_FLAG_OPTIMIZERS,
     PRECISIONS,
     RUN_CONTROL_MODES,
+    SAME,
     TASK_DEFAULT,
     ConfigError,
     OptionSpec,
-    _device_format_problem,
-    _flag,
-    _kind,
     default_output_path,
+    device_format_problem,
     flag_of,
+    kind_of,
+    option_field,
     option_problem,
     parse_candidates,
     usable_cpu_count,
@@ -66,7 +65,7 @@ def _shared_specs() -> dict[str, OptionSpec]:
             spec = f.metadata.get("flag")
             if spec is not None:
                 _SHARED[f.name] = replace(
-                    spec, name=f.name, kind=_kind(f.type), group=groups[f.name]
+                    spec, name=f.name, kind=kind_of(f.type), group=groups[f.name]
                 )
     return _SHARED
 
@@ -76,7 +75,7 @@ def option_specs(task_name: str) -> dict[str, OptionSpec]:
     the shared ones of the task's flag style (defaults as the task's record sets them), then the
     task's own. The one flag model: argparse is generated from it (:func:`add_options`), the
     sweep reads it. ``KeyError`` for an unknown task."""
-    from aees.runner.tasks import task_info
+    from aees.runner.tasks.registry import task_info
 
     info = task_info(task_name)
     shared = _shared_specs()
@@ -87,8 +86,8 @@ def option_specs(task_name: str) -> dict[str, OptionSpec]:
             if info.flag_style not in spec.styles:
                 continue
             if name in info.defaults:
-                spec = replace(spec, default=info.defaults[name], cli_default=_SAME)
-            elif info.flag_style == "nlp" and spec.cli_default is not _SAME:
+                spec = replace(spec, default=info.defaults[name], cli_default=SAME)
+            elif info.flag_style == "nlp" and spec.cli_default is not SAME:
                 spec = replace(spec, default=spec.cli_default)  # --method AdamW
             out[name] = spec
     for spec in info.options:
@@ -126,101 +125,109 @@ class RunConfig:
     """
 
     task_name: str
-    control_mode: str = _flag("baseline", choices=RUN_CONTROL_MODES, styles=("cifar",))
-    epochs: int = _flag(10, help="> 0", check=">0")
-    batch_size: int = _flag(128, help="> 0", check=">0")
-    lr: float = _flag(1e-3, help="base learning rate, > 0", check=">0")
-    weight_decay: float = _flag(1e-4, help=">= 0", check=">=0")
-    optimizer: str = _flag(
+    control_mode: str = option_field("baseline", choices=RUN_CONTROL_MODES, styles=("cifar",))
+    epochs: int = option_field(10, help="> 0", check=">0")
+    batch_size: int = option_field(128, help="> 0", check=">0")
+    lr: float = option_field(1e-3, help="base learning rate, > 0", check=">0")
+    weight_decay: float = option_field(1e-4, help=">= 0", check=">=0")
+    optimizer: str = option_field(
         "AdamW",
         choices=OPTIMIZERS,
         help="the base optimizer; the LR-free / schedule-free peers need pip install "
         "'aees[peers]' (docs/protocols.md §5.1)",
     )
-    momentum: float = _flag(0.9, help=">= 0 (SGD only)", check=">=0")
+    momentum: float = option_field(0.9, help=">= 0 (SGD only)", check=">=0")
     # the peers' own settings (docs/protocols.md §5.1); each only with its --optimizer
-    sf_warmup_steps: int = _flag(
+    sf_warmup_steps: int = option_field(
         0, help="schedule-free only: linear LR warm-up, optimizer steps, >= 0", check=">=0"
     )
-    sf_beta1: float = _flag(0.9, help="AdamWScheduleFree only: beta1 (interpolation), [0, 1)")
-    sf_beta2: float = _flag(0.999, help="AdamWScheduleFree only: beta2, [0, 1)")
-    prodigy_d_coef: float = _flag(
+    sf_beta1: float = option_field(
+        0.9, help="AdamWScheduleFree only: beta1 (interpolation), [0, 1)"
+    )
+    sf_beta2: float = option_field(0.999, help="AdamWScheduleFree only: beta2, [0, 1)")
+    prodigy_d_coef: float = option_field(
         1.0, help="Prodigy only: factor on the d estimate, > 0", check=">0"
     )
-    prodigy_safeguard_warmup: bool = _flag(
+    prodigy_safeguard_warmup: bool = option_field(
         False, help="Prodigy only: leave lr out of the d estimate's denominator"
     )
-    dadapt_d0: float = _flag(1e-6, help="DAdaptAdam only: initial d estimate, > 0", check=">0")
-    dadapt_growth_rate: float | None = _flag(
+    dadapt_d0: float = option_field(
+        1e-6, help="DAdaptAdam only: initial d estimate, > 0", check=">0"
+    )
+    dadapt_growth_rate: float | None = option_field(
         None, help="DAdaptAdam only: largest growth factor of d per step, >= 1 (default: none)"
     )
-    lr_scheduler: str = _flag("none", choices=LR_SCHEDULERS)
-    scheduler_t_max: int | None = _flag(None, help="> 0, in {unit}; default: the run", check=">0")
-    warmup_epochs: int = _flag(0, help=">= 0", check=">=0")
-    reward_epsilon: float = _flag(1e-8, help="> 0", check=">0")
-    reward_instability_lambda: float = _flag(0.0, help=">= 0", check=">=0")
-    reward_clip_min: float = _flag(-1.0)
-    reward_clip_max: float = _flag(1.0)
-    episode_length: int = _flag(200, help="optimizer steps, > 0", check=">0")
-    lr_candidates: tuple[float, ...] = _flag(
+    lr_scheduler: str = option_field("none", choices=LR_SCHEDULERS)
+    scheduler_t_max: int | None = option_field(
+        None, help="> 0, in {unit}; default: the run", check=">0"
+    )
+    warmup_epochs: int = option_field(0, help=">= 0", check=">=0")
+    reward_epsilon: float = option_field(1e-8, help="> 0", check=">0")
+    reward_instability_lambda: float = option_field(0.0, help=">= 0", check=">=0")
+    reward_clip_min: float = option_field(-1.0)
+    reward_clip_max: float = option_field(1.0)
+    episode_length: int = option_field(200, help="optimizer steps, > 0", check=">0")
+    lr_candidates: tuple[float, ...] = option_field(
         (1.0,),
         help="comma list of LR multipliers (> 0); default 1.0: no LR choice",
         check=">0",
         cli_default=None,
     )
-    noise_candidates: tuple[float, ...] = _flag(
+    noise_candidates: tuple[float, ...] = option_field(
         (0.0,),
         help="comma list of noise stds (>= 0); default 0.0: no noise",
         check=">=0",
         cli_default=None,
     )
-    structured_control_mode: str = _flag("independent", choices=STRUCTURED_CONTROL_MODES)
-    context_mode: str = _flag("none", choices=CONTEXT_MODES)
-    context_trend_window: int = _flag(3, help="> 0", check=">0")
-    context_trend_epsilon: float = _flag(1e-3, help=">= 0", check=">=0")
-    label_noise_type: str = _flag("none", choices=LABEL_NOISE_TYPES, styles=("cifar",))
-    label_noise_rate: float = _flag(0.0, help="in [0, 1]", check="[0,1]", styles=("cifar",))
-    seed: int = _flag(0)
-    output: str = _flag(
+    structured_control_mode: str = option_field("independent", choices=STRUCTURED_CONTROL_MODES)
+    context_mode: str = option_field("none", choices=CONTEXT_MODES)
+    context_trend_window: int = option_field(3, help="> 0", check=">0")
+    context_trend_epsilon: float = option_field(1e-3, help=">= 0", check=">=0")
+    label_noise_type: str = option_field("none", choices=LABEL_NOISE_TYPES, styles=("cifar",))
+    label_noise_rate: float = option_field(0.0, help="in [0, 1]", check="[0,1]", styles=("cifar",))
+    seed: int = option_field(0)
+    output: str = option_field(
         "",
         help="result JSON (default results/<name>.json)",
         writes=True,
         identity=False,
         resumable=True,
     )
-    ema_alpha: float = _flag(0.1, help="in (0, 1]", check="(0,1]")
-    num_workers: int = _flag(
+    ema_alpha: float = option_field(0.1, help="in (0, 1]", check="(0,1]")
+    num_workers: int = option_field(
         0, help="DataLoader workers, 0..the CPU count", check=">=0", identity=False, resumable=True
     )
-    data_dir: str | None = _flag(
+    data_dir: str | None = option_field(
         None, help="dataset directory (task default if unset)", identity=False
     )
-    model_name: str | None = _flag(None, help="model id or local directory (task default if unset)")
-    run_tag: str | None = _flag(None, identity=False, resumable=True)
-    device: str = _flag("auto", help="auto, cpu, cuda or cuda:<i>", identity=False)
-    precision: str = _flag("fp32", choices=PRECISIONS)
+    model_name: str | None = option_field(
+        None, help="model id or local directory (task default if unset)"
+    )
+    run_tag: str | None = option_field(None, identity=False, resumable=True)
+    device: str = option_field("auto", help="auto, cpu, cuda or cuda:<i>", identity=False)
+    precision: str = option_field("fp32", choices=PRECISIONS)
     # fast mode (docs/protocols.md §17; aees.runner.fast): all off is the thesis protocol
-    compile: bool = _flag(False, help="torch.compile the model's training step")
-    compile_backend: str = _flag("inductor", help="torch.compile backend (with --compile)")
-    compile_mode: str | None = _flag(
+    compile: bool = option_field(False, help="torch.compile the model's training step")
+    compile_backend: str = option_field("inductor", help="torch.compile backend (with --compile)")
+    compile_mode: str | None = option_field(
         None, choices=COMPILE_MODES, help="torch.compile mode (with --compile)"
     )
-    channels_last: bool = _flag(False, help="model and 4-D inputs in channels-last layout")
-    cudnn_benchmark: bool = _flag(False, help="cuDNN autotuning, not deterministic (CUDA)")
-    tf32: bool = _flag(False, help="TF32 matmuls (CUDA)")
-    checkpoint_dir: str | None = _flag(
+    channels_last: bool = option_field(False, help="model and 4-D inputs in channels-last layout")
+    cudnn_benchmark: bool = option_field(False, help="cuDNN autotuning, not deterministic (CUDA)")
+    tf32: bool = option_field(False, help="TF32 matmuls (CUDA)")
+    checkpoint_dir: str | None = option_field(
         None, help="save a checkpoint every epoch here", writes=True, identity=False, resumable=True
     )
-    resume: bool = _flag(
+    resume: bool = option_field(
         False, help="continue from --checkpoint-dir", identity=False, resumable=True
     )
-    val_split: int | None = _flag(
+    val_split: int | None = option_field(
         None, help="held-out validation examples (task default)", check=">0"
     )
-    quiet: bool = _flag(
+    quiet: bool = option_field(
         False, help="no progress bar or status lines", identity=False, resumable=True
     )
-    tensorboard: str | None = _flag(  # --tensorboard DIR
+    tensorboard: str | None = option_field(  # --tensorboard DIR
         None,
         metavar="DIR",
         help="also write TensorBoard scalars to DIR/<result name> (pip install 'aees[tracking]')",
@@ -228,7 +235,7 @@ class RunConfig:
         identity=False,
         resumable=True,
     )
-    mlflow: str | None = _flag(  # the tracking URI (a local store as a file: URI)
+    mlflow: str | None = option_field(  # the tracking URI (a local store as a file: URI)
         None,
         nargs="?",
         const=MLFLOW_DEFAULT_STORE,
@@ -239,25 +246,25 @@ class RunConfig:
         identity=False,
         resumable=True,
     )
-    track_update_norm: bool = _flag(
+    track_update_norm: bool = option_field(
         False, help="record ||delta theta||_2 per step (one extra buffer per parameter)"
     )
-    nonfinite: str = _flag(
+    nonfinite: str = option_field(
         "raise",
         choices=NONFINITE_POLICIES,
         help="raise (default): stop at the first non-finite loss and write a result marked "
         "diverged; skip: leave such steps out of AEES rewards and continue",
     )
     # The NLP runners' --method; None for CIFAR-style tasks.
-    method: str | None = _flag(
+    method: str | None = option_field(
         None, choices=tuple(NLP_METHODS), styles=("nlp",), cli_default="AdamW"
     )
-    schedule_seed: int | None = _flag(  # open-loop modes only
+    schedule_seed: int | None = option_field(  # open-loop modes only
         None,
         styles=("cifar",),
         help="open-loop modes only: seed of the private schedule RNG (default 10000 + seed)",
     )
-    aees_trace_root: str | None = _flag(  # open-loop modes: where the AEES traces are found
+    aees_trace_root: str | None = option_field(  # open-loop modes: where the AEES traces are found
         None,
         styles=("cifar",),
         help="open-loop modes: where the AEES source traces are found by content "
@@ -296,7 +303,7 @@ class RunConfig:
         else the option's own; an NLP-style task's ``control_mode`` follows ``--method`` and
         its ``label_noise_type`` its ``--label-noise-rate``. Returns the task's record (None for
         a task name not registered: the shared defaults)."""
-        from aees.runner.tasks import task_info
+        from aees.runner.tasks.registry import task_info
 
         try:
             info = task_info(self.task_name)
@@ -311,7 +318,7 @@ class RunConfig:
             unset.append(name)
             if name in defaults:
                 value = defaults[name]
-            elif nlp and spec.cli_default is not _SAME and spec.cli_default is not None:
+            elif nlp and spec.cli_default is not SAME and spec.cli_default is not None:
                 value = spec.cli_default
             else:
                 value = spec.default
@@ -326,7 +333,7 @@ class RunConfig:
     def _check_task_options(self, info: Any) -> None:
         """A converted task's own options: unknown names refused, defaults filled, each value
         checked by its spec (:func:`option_problem`), then the task's ``validate(config)``."""
-        from aees.runner.tasks import get_task
+        from aees.runner.tasks.registry import get_task
 
         fields_ = {f.name for f in fields(self)}
         own = {spec.name: spec for spec in info.options if spec.name not in fields_}
@@ -426,16 +433,16 @@ class RunConfig:
             return "resume", (
                 "--resume needs --checkpoint-dir (where the checkpoint to resume from is)"
             )
-        device = _device_format_problem(self.device)
+        device = device_format_problem(self.device)
         if device is not None:
             return "device", f"--device {device}"
         return None
 
     def _bound_problem(self, name: str, spec: OptionSpec) -> tuple[str, str] | None:
         value = getattr(self, name)
-        if spec.check is None or value is None or spec.check not in _BOUNDS:
+        if spec.check is None or value is None or spec.check not in BOUNDS:
             return None
-        ok, message = _BOUNDS[spec.check]
+        ok, message = BOUNDS[spec.check]
         if ok(value):
             return None
         return name, f"{flag_of(name)} {message}, got {value}"
@@ -525,17 +532,6 @@ class RunConfig:
         data["noise_candidates"] = list(self.noise_candidates)
         data["task_options"] = dict(self.task_options)
         return data
-
-    @classmethod
-    def from_args(
-        cls, args: argparse.Namespace, *, task_name: str, task_option_names: Sequence[str] = ()
-    ) -> RunConfig:
-        """Build from a validated namespace (see :func:`validate_common_args`); the namespace's
-        values are read by :func:`config_values`."""
-        from aees.runner.config.flags import config_values  # the legacy path only
-
-        options = {name: getattr(args, name) for name in task_option_names}
-        return cls(task_name=task_name, task_options=options, **config_values(args))
 
 
 # --------------------------------------------------------------------------------------------

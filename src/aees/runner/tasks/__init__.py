@@ -22,10 +22,8 @@ records are completed from the object on first use.
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from types import MappingProxyType
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -33,16 +31,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from aees.console import OneLineArgumentParser
-from aees.runner.config import (
-    FLAG_STYLES,
-    OPTIMIZER_INFO,
-    OptionSpec,
-    RunConfig,
-    add_options,
-    option_specs,
-)
+from aees.runner.config import RunConfig, add_options, option_specs
 from aees.runner.label_noise import LabelCorruption
-from aees.runner.tasks.text.options import NLP_DEFAULTS, text_options
+from aees.runner.tasks.registry import (
+    REPORT_FAMILIES,
+    TASKS,
+    TaskInfo,
+    get_task,
+    register_task,
+    result_labels,
+    task_info,
+    task_names,
+)
 
 __all__ = [
     "REPORT_FAMILIES",
@@ -125,147 +125,6 @@ class Task(Protocol):
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup: ...
 
 
-#: ``report_family``: the report's table and figure families (docs/reporting.md).
-REPORT_FAMILIES = ("cifar", "nlp", "other")
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """The facts of one task. ``defaults`` override the shared options' defaults (e.g. digits'
-    ``episode_length`` 20); ``options`` are the task's own options, in ``-h`` order, whose values
-    a run keeps in ``RunConfig.task_options``."""
-
-    name: str
-    label: str
-    report_family: str
-    impl: str
-    dataset_name: str = ""
-    model_name: str = ""
-    description: str = ""
-    cpu_only: bool = False
-    flag_style: str = "cifar"
-    scheduler_unit: str = "epoch"
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    options: tuple[OptionSpec, ...] = ()
-    legacy: bool = False
-
-    def __post_init__(self) -> None:
-        if self.report_family not in REPORT_FAMILIES:
-            raise ValueError(f"report_family must be one of {REPORT_FAMILIES}")
-        if self.flag_style not in FLAG_STYLES:
-            raise ValueError(f"flag_style must be one of {FLAG_STYLES}")
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
-
-
-TASKS: dict[str, TaskInfo] = {}
-_IMPLEMENTATIONS: dict[str, Any] = {}
-
-
-def register_task(info: TaskInfo, implementation: Any = None) -> None:
-    """Register ``info`` (``implementation``: an object to use instead of importing
-    ``info.impl``)."""
-    TASKS[info.name] = info
-    _IMPLEMENTATIONS.pop(info.name, None)
-    if implementation is not None:
-        _IMPLEMENTATIONS[info.name] = implementation
-
-
-def task_names() -> list[str]:
-    return sorted(TASKS)
-
-
-def get_task(name: str) -> Any:
-    """The implementation of task ``name`` (``KeyError`` listing the known names otherwise)."""
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    if name not in _IMPLEMENTATIONS:
-        module_name, _, attr = TASKS[name].impl.partition(":")
-        obj = getattr(importlib.import_module(module_name), attr)
-        _IMPLEMENTATIONS[name] = obj() if isinstance(obj, type) else obj
-    return _IMPLEMENTATIONS[name]
-
-
-def task_info(name: str) -> TaskInfo:
-    """The record of task ``name`` (``KeyError`` listing the known names otherwise); a legacy
-    task's record is completed from its object."""
-    info = TASKS.get(name)
-    if info is None:
-        get_task(name)  # raises the KeyError
-    assert info is not None
-    if info.legacy:
-        if _COMPLETED.get(name, (None,))[0] is not info:
-            _COMPLETED[name] = (info, _completed_legacy(info, get_task(name)))
-        return _COMPLETED[name][1]
-    return info
-
-
-def result_labels(config: RunConfig) -> dict[str, str]:
-    """The result ``config`` keys reporting reads instead of keeping task lists
-    (docs/results-schema.md §3): ``report_family`` and ``task_label`` from the task's record,
-    ``optimizer_label`` from the optimizer's (:data:`~aees.runner.config.OPTIMIZER_INFO`)."""
-    info = task_info(config.task_name)
-    return {
-        "report_family": info.report_family,
-        "task_label": info.label,
-        "optimizer_label": OPTIMIZER_INFO[config.optimizer].label,
-    }
-
-
-# Transitional: what the sweep listed for the text tasks' options until they declare them.
-_LEGACY_WHERE_OPTIONS = (
-    "cache_dir",
-    "tokenized_dataset_dir",
-    "local_files_only",
-    "hf_token",
-    "pretokenize_only",
-)
-_LEGACY_RESUMABLE_OPTIONS = (
-    "cache_dir",
-    "local_files_only",
-    "pretokenize_only",
-    "tokenized_dataset_dir",
-)
-_COMPLETED: dict[str, tuple[TaskInfo, TaskInfo]] = {}
-
-
-def _completed_legacy(info: TaskInfo, task: Any) -> TaskInfo:
-    """``info`` with the facts a legacy task object holds; its options read from the flags its
-    ``add_arguments`` adds (removed once every task declares its options)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    task.add_arguments(parser)
-    writes = tuple(getattr(task, "write_options", ()))
-    options = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest == argparse.SUPPRESS:
-            continue
-        switch = action.nargs == 0 and isinstance(action.const, bool)
-        kind = "bool" if switch else {int: "int", float: "float"}.get(action.type, "str")
-        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
-        options.append(
-            OptionSpec(
-                name=action.dest,
-                kind=kind,
-                default=action.default,
-                help=action.help,
-                choices=choices,
-                writes=action.dest in writes,
-                identity=action.dest not in _LEGACY_WHERE_OPTIONS,
-                resumable=action.dest in _LEGACY_RESUMABLE_OPTIONS,
-                group="task",
-            )
-        )
-    return replace(
-        info,
-        dataset_name=task.dataset_name,
-        model_name=task.model_name,
-        description=task.__doc__ or "",
-        flag_style=getattr(task, "flag_style", "cifar"),
-        scheduler_unit=getattr(task, "scheduler_unit", "epoch"),
-        defaults=dict(task.defaults),
-        options=tuple(options),
-    )
-
-
 def add_task_arguments(parser: argparse.ArgumentParser, name: str) -> list[argparse.Action]:
     """Add every ``aees train <name>`` flag to ``parser``, generated from
     :func:`~aees.runner.config.option_specs` (a legacy task adds its own flags itself); returns
@@ -313,77 +172,3 @@ def train_flags(name: str) -> dict[str, TrainFlag]:
         kind = {"int": int, "float": float}.get(spec.kind)
         flags[dest] = TrainFlag(dest, kind, spec.choices, spec.kind == "bool")
     return flags
-
-
-for _info in (
-    TaskInfo(
-        "cifar100",
-        "CIFAR-100",
-        "cifar",
-        "aees.runner.tasks.cifar.task:Cifar100Task",
-        dataset_name="CIFAR-100",
-        model_name="resnet18",
-        legacy=True,
-    ),
-    TaskInfo(
-        "digits",
-        "Digits",
-        "cifar",
-        "aees.runner.tasks.digits:DigitsTask",
-        dataset_name="sklearn-digits",
-        model_name="digits_cnn",
-        description="aees train digits: the embedded, offline default task.",
-        cpu_only=True,
-        defaults={"epochs": 10, "batch_size": 64, "episode_length": 20},
-    ),
-    TaskInfo(
-        "sst2",
-        "SST-2",
-        "nlp",
-        "aees.runner.tasks.text.sst2:SST2Task",
-        dataset_name="GLUE SST-2",
-        model_name="distilbert-base-uncased",
-        description="DistilBERT on GLUE SST-2 (binary sentiment): docs/protocols.md §4.3.",
-        flag_style="nlp",
-        scheduler_unit="step",
-        defaults=NLP_DEFAULTS,
-        options=text_options("SST-2", "data/sst2_tokenized"),
-    ),
-    TaskInfo(
-        "agnews",
-        "AG News",
-        "nlp",
-        "aees.runner.tasks.text.agnews:AGNewsTask",
-        dataset_name="AG News",
-        model_name="distilbert-base-uncased",
-        description="DistilBERT on AG News (4-class topic), optional symmetric label noise "
-        "(docs/protocols.md §4.4).",
-        flag_style="nlp",
-        scheduler_unit="step",
-        defaults=NLP_DEFAULTS,
-        options=text_options("AG News", "data/agnews_tokenized", label_noise=True),
-    ),
-    TaskInfo(
-        "image",
-        "Image",
-        "other",
-        "aees.runner.tasks.image.task:ImageTask",
-        dataset_name="image-folder",
-        model_name="resnet18",
-        legacy=True,
-    ),
-    TaskInfo(
-        "text",
-        "Text",
-        "other",
-        "aees.runner.tasks.text.custom:TextTask",
-        dataset_name="your text data",
-        model_name="distilbert-base-uncased",
-        description="Any sequence classifier on your own text data (docs/protocols.md §4.7).",
-        flag_style="nlp",
-        scheduler_unit="step",
-        defaults=NLP_DEFAULTS,
-        options=text_options("text", "data/text_tokenized", data=True, label_noise=True),
-    ),
-):
-    register_task(_info)
