@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aees.runner.config import ConfigError, RunConfig, field_specs
+from aees.runner.config import ConfigError, RunConfig, shared_specs
 from aees.runner.tasks import task_names, task_parser
 
 FIXTURE = Path(__file__).with_name("train_flags_before.json")
@@ -95,33 +95,33 @@ def test_a_good_config_is_normalised_and_open_loop_defaults_are_filled():
     assert config.schedule_seed == 10_003 and config.aees_trace_root == "results/cifar_noisy"
     data = config.to_dict()
     assert data["lr_candidates"] == [0.5, 1.0, 2.0] and data["task_options"] == {}
-    assert set(data) == {"task_name", "task_options", *field_specs()}
+    assert set(data) == {"task_name", "task_options", *shared_specs()}
 
 
 def test_every_flagged_field_has_one_group():
     from aees.runner.config import FLAG_GROUPS
 
     placed = [name for names in FLAG_GROUPS.values() for name in names]
-    assert sorted(placed) == sorted(field_specs()) and len(placed) == len(set(placed))
+    assert sorted(placed) == sorted(shared_specs()) and len(placed) == len(set(placed))
 
 
 @pytest.mark.parametrize("task", task_names())
-def test_planner_flag_types_read_from_the_fields_match_the_parser(task):
-    from aees.runner.tasks import train_flags
-    from aees.sweep.flags import flag_specs
+def test_the_parser_is_generated_from_the_option_specs(task):
+    """``aees train <task>``'s flags are the task's option specs, in their order, with their
+    kinds and choices (one flag model; a legacy task's own flags are read from it)."""
+    from aees.runner.config import option_specs
 
-    specs = flag_specs(task)
-    flags = train_flags(task)
-    assert set(specs) == set(flags)
-    for dest, flag in flags.items():
-        spec = specs[dest]
-        if flag.switch:
-            assert spec.kind == "bool", dest
-        elif dest in ("lr_candidates", "noise_candidates"):
-            assert spec.kind == "candidates"
+    specs = option_specs(task)
+    actions = [a for a in task_parser(task)._actions if a.option_strings and a.dest != "help"]
+    assert [a.dest for a in actions] == list(specs)
+    for action in actions:
+        spec = specs[action.dest]
+        if spec.kind == "bool":
+            assert action.nargs == 0, action.dest
         else:
-            assert spec.kind == {int: "int", float: "float"}.get(flag.type, "str"), dest
-        assert (tuple(spec.choices) if spec.choices else None) == flag.choices, dest
+            assert {"int": int, "float": float}.get(spec.kind) is action.type, action.dest
+        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
+        assert choices == (tuple(spec.choices) if spec.choices else None), action.dest
 
 
 def test_config_value_reads_legacy_aliases():

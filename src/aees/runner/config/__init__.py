@@ -53,7 +53,7 @@ from aees.runner.config.options import (
     parse_candidates,
     usable_cpu_count,
 )
-from aees.runner.config.run import RunConfig, field_specs, option_specs
+from aees.runner.config.run import RunConfig, option_specs, shared_specs
 from aees.runner.config.short_run import (
     RunWarning,
     aees_short_run,
@@ -92,12 +92,12 @@ __all__ = [
     "check_machine",
     "config_values",
     "default_output_path",
-    "field_specs",
     "flag_of",
     "nlp_style_fields",
     "option_problem",
     "option_specs",
     "parse_candidates",
+    "shared_specs",
     "short_run_message",
     "usable_cpu_count",
     "validate_common_args",

@@ -41,24 +41,12 @@ from aees.runner.config.options import (
 )
 from aees.types import CONTEXT_MODES, NONFINITE_POLICIES, STRUCTURED_CONTROL_MODES
 
-
-def field_specs(style: str | None = None) -> dict[str, tuple[OptionSpec, str]]:
-    """``{field name: (spec, kind)}`` of the flagged :class:`RunConfig` fields, in declaration
-    order; ``style`` keeps only the fields that style has as flags. ``kind`` is ``int``,
-    ``float``, ``str``, ``bool`` (a bare ``--flag``) or ``candidates`` (a comma list)."""
-    return {
-        name: (spec, spec.kind)
-        for name, spec in _shared_specs().items()
-        if style is None or style in spec.styles
-    }
-
-
 _SHARED: dict[str, OptionSpec] = {}
 
 
-def _shared_specs() -> dict[str, OptionSpec]:
-    """The flagged :class:`RunConfig` fields' specs, name / kind / group filled, in declaration
-    order (computed once)."""
+def shared_specs() -> dict[str, OptionSpec]:
+    """The shared options: the flagged :class:`RunConfig` fields' specs, name / kind / group
+    filled, in declaration order (computed once)."""
     if not _SHARED:
         groups = {name: title for title, names in FLAG_GROUPS.items() for name in names}
         for f in fields(RunConfig):
@@ -78,7 +66,7 @@ def option_specs(task_name: str) -> dict[str, OptionSpec]:
     from aees.runner.tasks.registry import task_info
 
     info = task_info(task_name)
-    shared = _shared_specs()
+    shared = shared_specs()
     out: dict[str, OptionSpec] = {}
     for names in FLAG_GROUPS.values():
         for name in names:
@@ -112,7 +100,7 @@ class RunConfig:
 
     The one definition of the shared run configuration: each field's ``metadata["flag"]``
     (:class:`OptionSpec`) generates its ``aees train`` flag (:func:`add_options`), the
-    planner's type checks (:func:`field_specs`) and, through :meth:`to_dict`, the result's
+    sweep's flag model (:func:`option_specs`) and, through :meth:`to_dict`, the result's
     ``config``. A field not given takes the task's default (its registry record's
     ``defaults``, else the option's own), so ``RunConfig(task_name="digits")`` is what
     ``aees train digits`` runs. Construction checks each value once, as the CLI does
@@ -312,7 +300,7 @@ class RunConfig:
         defaults = info.defaults if info is not None else {}
         nlp = info is not None and info.flag_style == "nlp"
         unset = []
-        for name, spec in _shared_specs().items():
+        for name, spec in shared_specs().items():
             if getattr(self, name) is not TASK_DEFAULT:
                 continue
             unset.append(name)
@@ -367,14 +355,19 @@ class RunConfig:
 
     def _problem(self, bad_candidates: Mapping[str, str]) -> tuple[str, str] | None:
         """(field, ``--flag message``) of the first value the CLI would refuse, or None."""
-        specs = field_specs()
+        specs = shared_specs()
         by_kind: dict[str, list[str]] = {}
-        for name, (_, kind) in specs.items():
-            by_kind.setdefault(kind, []).append(name)
+        for name, spec in specs.items():
+            by_kind.setdefault(spec.kind, []).append(name)
 
-        for name, (spec, kind) in specs.items():
+        for name, spec in specs.items():
             value = getattr(self, name)
-            if kind == "str" and spec.choices and value is not None and value not in spec.choices:
+            if (
+                spec.kind == "str"
+                and spec.choices
+                and value is not None
+                and value not in spec.choices
+            ):
                 choices = ", ".join(spec.choices)
                 return name, f"{flag_of(name)} must be one of {choices}, got {value!r}"
         for name in sorted(by_kind["int"]):
@@ -391,7 +384,7 @@ class RunConfig:
                     f"{flag_of(name)} must be at most {MAX_INT_FLAG} in magnitude, got {value}"
                 )
         for name in by_kind["int"]:
-            found = self._bound_problem(name, specs[name][0])
+            found = self._bound_problem(name, specs[name])
             if found is not None:
                 return found
             if name == "num_workers" and self.num_workers > usable_cpu_count():
@@ -408,7 +401,7 @@ class RunConfig:
             if not math.isfinite(value):
                 return name, f"{flag_of(name)} must be finite, got {value}"
         for name in by_kind["float"]:
-            found = self._bound_problem(name, specs[name][0])
+            found = self._bound_problem(name, specs[name])
             if found is not None:
                 return found
         if self.reward_clip_min > self.reward_clip_max:
@@ -451,7 +444,7 @@ class RunConfig:
         """The peers' settings (docs/protocols.md §5.1): each only with its ``--optimizer`` (a
         changed value elsewhere would be silently unused), betas in [0, 1), SGDScheduleFree's
         ``--momentum`` in (0, 1), ``--dadapt-growth-rate`` >= 1."""
-        shared = _shared_specs()
+        shared = shared_specs()
         for name, owners in PEER_FLAG_OPTIMIZERS.items():
             if self.optimizer not in owners and getattr(self, name) != shared[name].default:
                 return name, (

@@ -50,7 +50,6 @@ __all__ = [
     "Task",
     "TaskInfo",
     "TaskSetup",
-    "TrainFlag",
     "add_task_arguments",
     "call_model",
     "get_task",
@@ -59,7 +58,6 @@ __all__ = [
     "task_info",
     "task_names",
     "task_parser",
-    "train_flags",
 ]
 
 
@@ -147,28 +145,3 @@ def task_parser(name: str, *, prog: str | None = None) -> argparse.ArgumentParse
     parser = OneLineArgumentParser(prog=prog or f"aees train {name}", description=info.description)
     add_task_arguments(parser, name)
     return parser
-
-
-@dataclass(frozen=True)
-class TrainFlag:
-    """One ``aees train <task>`` flag as the planner type-checks it (read from
-    :func:`~aees.runner.config.option_specs`; goes once the sweep reads the specs).
-
-    ``switch`` is a bare ``--flag``; otherwise ``type`` is the argparse type (``int``,
-    ``float``, or None for a string) and ``choices`` the allowed values.
-    """
-
-    dest: str
-    type: Any
-    choices: tuple[str, ...] | None
-    switch: bool
-
-
-def train_flags(name: str) -> dict[str, TrainFlag]:
-    """The flags of ``aees train <name>`` by dest, in ``-h`` order (``KeyError`` for an
-    unknown task)."""
-    flags: dict[str, TrainFlag] = {}
-    for dest, spec in option_specs(name).items():
-        kind = {"int": int, "float": float}.get(spec.kind)
-        flags[dest] = TrainFlag(dest, kind, spec.choices, spec.kind == "bool")
-    return flags
