@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_preset_expands_to_the_thesis_grid(name: str, tmp_path: Path) -> None:
 def test_preset_commands_parse(name: str, tmp_path: Path) -> None:
     """Every generated ``train`` argv is accepted by the task's real parser, as planned."""
     from aees.runner.tasks import get_task
+    from aees.sweep.flags import write_flags
 
     manifest = build_plan(name, seeds=[0], output_root=tmp_path)
     for run in manifest.runs:
@@ -105,10 +107,13 @@ def test_preset_commands_parse(name: str, tmp_path: Path) -> None:
         assert config.seed == run.seed
         assert config.epochs == run.flags["epochs"]
         assert config.run_tag == run.run_id
+        written = write_flags(run.task)
         for key, value in run.flags.items():
             actual = getattr(config, key, None)
             if actual is None:
                 actual = config.task_options.get(key)
+            if key in written and isinstance(value, str):  # a relative write path is rooted
+                value = os.path.abspath(os.path.join(manifest.output_root, value))
             if isinstance(value, list):
                 assert list(actual) == value, key
             elif isinstance(value, float):

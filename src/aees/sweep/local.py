@@ -95,6 +95,7 @@ from aees.sweep.progress import SweepSummary
 __all__ = ["run_local"]
 
 
+# Long by its docstring (every option, documented once); the steps are the helpers below.
 def run_local(
     manifest_path: str | os.PathLike[str],
     *,

@@ -249,6 +249,36 @@ def _check_run(raw: dict[str, Any], where: str, output_root: str) -> None:
             raise PlanError(f"{where}: {problem}")
 
 
+def _check_header(data: Any, source: str) -> None:
+    """The manifest's own fields (not its runs): kind, schema version, an absolute output root,
+    strings, seeds and overrides; :class:`PlanError` naming ``source`` and the field."""
+    if not isinstance(data, dict):
+        raise PlanError(f"{source}: not a run-plan manifest (top level is not an object)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION or data.get("kind", MANIFEST_KIND) != MANIFEST_KIND:
+        raise PlanError(
+            f"{source}: not a run-plan manifest of schema_version {SCHEMA_VERSION} "
+            f"(schema_version is {version!r}); make one with aees plan"
+        )
+    for key, kind in (("output_root", str), ("runs", list)):
+        if not isinstance(data.get(key), kind):
+            raise PlanError(f"{source}: {key} is missing or not a {kind.__name__}")
+    root = data["output_root"]
+    if "\0" in root or not os.path.isabs(root):
+        raise PlanError(
+            f"{source}: output_root {root!r} must be an absolute path "
+            "(re-plan with aees plan --output-root DIR)"
+        )
+    for key, kind in (("preset", str), ("description", str), ("source", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise PlanError(f"{source}: {key} must be a string, got {data[key]!r}")
+    seeds = data.get("seeds", [])
+    if not isinstance(seeds, list) or not all(_kind_ok(s, int) and s >= 0 for s in seeds):
+        raise PlanError(f"{source}: seeds must be a list of integers >= 0, got {seeds!r}")
+    if not isinstance(data.get("overrides", {}), dict):
+        raise PlanError(f"{source}: overrides must be an object")
+
+
 @dataclass
 class Manifest:
     """A run plan and the state of its runs; JSON via :meth:`to_dict` / :func:`load_manifest`."""
@@ -349,31 +379,8 @@ class Manifest:
         absolute: a relative one would depend on the current directory of whoever runs the sweep
         (``aees plan`` always writes an absolute one).
         """
-        if not isinstance(data, dict):
-            raise PlanError(f"{source}: not a run-plan manifest (top level is not an object)")
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION or data.get("kind", MANIFEST_KIND) != MANIFEST_KIND:
-            raise PlanError(
-                f"{source}: not a run-plan manifest of schema_version {SCHEMA_VERSION} "
-                f"(schema_version is {version!r}); make one with aees plan"
-            )
-        for key, kind in (("output_root", str), ("runs", list)):
-            if not isinstance(data.get(key), kind):
-                raise PlanError(f"{source}: {key} is missing or not a {kind.__name__}")
-        root = data["output_root"]
-        if "\0" in root or not os.path.isabs(root):
-            raise PlanError(
-                f"{source}: output_root {root!r} must be an absolute path "
-                "(re-plan with aees plan --output-root DIR)"
-            )
-        for key, kind in (("preset", str), ("description", str), ("source", str)):
-            if key in data and not isinstance(data[key], kind):
-                raise PlanError(f"{source}: {key} must be a string, got {data[key]!r}")
-        seeds = data.get("seeds", [])
-        if not isinstance(seeds, list) or not all(_kind_ok(s, int) and s >= 0 for s in seeds):
-            raise PlanError(f"{source}: seeds must be a list of integers >= 0, got {seeds!r}")
-        if not isinstance(data.get("overrides", {}), dict):
-            raise PlanError(f"{source}: overrides must be an object")
+        _check_header(data, source)
+        root, version, seeds = data["output_root"], data["schema_version"], data.get("seeds", [])
         runs: list[PlannedRun] = []
         seen: set[str] = set()
         for i, raw in enumerate(data["runs"]):

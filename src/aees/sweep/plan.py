@@ -346,6 +346,38 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+def _combinations(
+    loaded: Preset, overrides: Mapping[str, Any]
+) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
+    """``(run id stem, task, levels, checked flags)`` of every combination of every grid's levels,
+    with the overrides applied and the task's unset own write options placed in the root."""
+    combos: list[tuple[str, str, dict[str, str], dict[str, Any]]] = []
+    for grid in loaded.grids:
+        for parts, levels, merged in grid.combinations():
+            where_run = "_".join(parts) or loaded.name
+            task_entry = merged.pop("task", None)
+            if task_entry is None:
+                raise PlanError(
+                    f"{loaded.source}: {where_run}: no task set (add task = ... to base)"
+                )
+            task, origin = task_entry
+            if not isinstance(task, str):
+                raise PlanError(f"{loaded.source}: {origin}: task must be a string")
+            flag_specs(task)  # unknown task -> PlanError
+            flags: dict[str, Any] = {}
+            for key, (value, origin) in merged.items():
+                flags[key] = check_flag(task, key, value, f"{loaded.source}: {origin}")
+            for key, value in overrides.items():
+                flags[key] = check_flag(task, key, value, f"--set {key}")
+            for key, place in default_write_places(task).items():
+                if flags.get(key) is None:  # its default would write outside the output root
+                    flags[key] = place
+            if flags.get("epochs") is None:
+                raise PlanError(f"{loaded.source}: {where_run}: epochs is not set")
+            combos.append(("_".join(parts), task, levels, flags))
+    return combos
+
+
 def build_plan(
     preset: str | os.PathLike[str] | Preset,
     *,
@@ -386,30 +418,7 @@ def build_plan(
     use_checkpoint = loaded.checkpoint if checkpoint is None else checkpoint
     root = os.path.abspath(os.fspath(output_root or Path("results") / loaded.name))
 
-    combos: list[tuple[str, str, dict[str, str], dict[str, Any]]] = []
-    for grid in loaded.grids:
-        for parts, levels, merged in grid.combinations():
-            where_run = "_".join(parts) or loaded.name
-            task_entry = merged.pop("task", None)
-            if task_entry is None:
-                raise PlanError(
-                    f"{loaded.source}: {where_run}: no task set (add task = ... to base)"
-                )
-            task, origin = task_entry
-            if not isinstance(task, str):
-                raise PlanError(f"{loaded.source}: {origin}: task must be a string")
-            flag_specs(task)  # unknown task -> PlanError
-            flags: dict[str, Any] = {}
-            for key, (value, origin) in merged.items():
-                flags[key] = check_flag(task, key, value, f"{loaded.source}: {origin}")
-            for key, value in overrides.items():
-                flags[key] = check_flag(task, key, value, f"--set {key}")
-            for key, place in default_write_places(task).items():
-                if flags.get(key) is None:  # its default would write outside the output root
-                    flags[key] = place
-            if flags.get("epochs") is None:
-                raise PlanError(f"{loaded.source}: {where_run}: epochs is not set")
-            combos.append(("_".join(parts), task, levels, flags))
+    combos = _combinations(loaded, overrides)
 
     runs: list[PlannedRun] = []
     seen: set[str] = set()

@@ -203,10 +203,11 @@ def ray_task_resources(needs_gpu: bool, runs_per_gpu: int) -> dict[str, float]:
     return {"num_gpus": 1 / runs_per_gpu, "num_cpus": 1}
 
 
-def _run_ray_sweep(
-    ray: Any, sweep: Sweep, workers: int | None, grace: float, runs_per_gpu: int
-) -> SweepSummary:
-    root = str(sweep.root)
+def _ray_capacity(
+    ray: Any, sweep: Sweep, workers: int | None, runs_per_gpu: int
+) -> tuple[dict[str, bool], int]:
+    """Which runs get a GPU on this cluster and how many run at once; :class:`SweepError` for a
+    run that needs a GPU the cluster lacks, or options over the cluster's CPUs."""
     resources = ray.cluster_resources()
     has_gpu = resources.get("GPU", 0) >= 1
     use = {run.run_id: gpu_use(run.task, run.flags) for run in sweep.selected}
@@ -235,7 +236,14 @@ def _run_ray_sweep(
     capacity = int(resources.get("GPU" if needs_gpu else "CPU", 1)) or 1
     if needs_gpu:
         capacity = min(capacity * runs_per_gpu, cpus)
-    limit = workers if workers is not None else capacity
+    return wants_gpu, workers if workers is not None else capacity
+
+
+def _run_ray_sweep(
+    ray: Any, sweep: Sweep, workers: int | None, grace: float, runs_per_gpu: int
+) -> SweepSummary:
+    root = str(sweep.root)
+    wants_gpu, limit = _ray_capacity(ray, sweep, workers, runs_per_gpu)
     verdict_task = ray.remote(num_cpus=1, max_retries=0)(_ray_verdicts)
     execute = ray.remote(max_retries=0)(_ray_execute)
 
@@ -264,39 +272,47 @@ def _run_ray_sweep(
                     break
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    run = in_flight.pop(ref)
-                    try:
-                        out = ray.get(ref)
-                    except Exception as err:  # the task itself failed (worker died, ...)
-                        sweep.mark_finished(
-                            run, "failed", f"Ray task failed: {_first_line(err)}", None
-                        )
-                        continue
-                    run.environment, run.host = out["environment"], out["host"]
-                    sweep.mark_finished(run, out["status"], out["detail"], out["return_code"])
+                    _record(ray, sweep, ref, in_flight.pop(ref))
                 sweep.show()
         except KeyboardInterrupt:
             sweep.stop_signal = sweep.stop_signal or signal.SIGINT
         finally:
             if in_flight:
-                if not sweep.stopping:
-                    sweep.stop_signal = signal.SIGTERM
-                for ref in in_flight:
-                    ray.cancel(ref)
-                deadline = time.monotonic() + grace + 5
-                pending = list(in_flight)
-                while pending and time.monotonic() < deadline and not sweep.kill_now:
-                    _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                for ref, run in in_flight.items():
-                    result = None
-                    if ref not in pending:
-                        with contextlib.suppress(Exception):
-                            result = ray.get(ref, timeout=1)
-                    if result is not None and result.get("status") == "completed":
-                        sweep.mark_finished(run, "completed", None, result["return_code"])
-                    else:
-                        sweep.mark_interrupted(run)
-                sweep.save()
+                _stop_in_flight(ray, sweep, in_flight, grace)
         return sweep.summary()
+
+
+def _record(ray: Any, sweep: Sweep, ref: Any, run: PlannedRun) -> None:
+    """Record the outcome of a finished Ray task."""
+    try:
+        out = ray.get(ref)
+    except Exception as err:  # the task itself failed (worker died, ...)
+        sweep.mark_finished(run, "failed", f"Ray task failed: {_first_line(err)}", None)
+        return
+    run.environment, run.host = out["environment"], out["host"]
+    sweep.mark_finished(run, out["status"], out["detail"], out["return_code"])
+
+
+def _stop_in_flight(ray: Any, sweep: Sweep, in_flight: dict[Any, PlannedRun], grace: float) -> None:
+    """Cancel the running tasks (their runs get SIGTERM, then SIGKILL); each run counts as
+    completed if its task reported so, else goes back to ``pending``."""
+    if not sweep.stopping:
+        sweep.stop_signal = signal.SIGTERM
+    for ref in in_flight:
+        ray.cancel(ref)
+    deadline = time.monotonic() + grace + 5
+    pending = list(in_flight)
+    while pending and time.monotonic() < deadline and not sweep.kill_now:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+    for ref in pending:
+        ray.cancel(ref, force=True)
+    for ref, run in in_flight.items():
+        result = None
+        if ref not in pending:
+            with contextlib.suppress(Exception):
+                result = ray.get(ref, timeout=1)
+        if result is not None and result.get("status") == "completed":
+            sweep.mark_finished(run, "completed", None, result["return_code"])
+        else:
+            sweep.mark_interrupted(run)
+    sweep.save()
