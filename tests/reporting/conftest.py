@@ -21,6 +21,7 @@ def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def runset(results_root: Path):
-    from aees.reporting.runs import RunSet, discover_runs
+    from aees.reporting.discovery import discover_runs
+    from aees.reporting.runs import RunSet
 
     return RunSet(discover_runs(results_root).runs)

@@ -13,8 +13,9 @@ import pytest
 import report_fixtures as fx
 from scipy import stats as sps
 
+from aees.reporting.discovery import discover_runs
 from aees.reporting.families.attribution import CSV_HEADER, build_attribution_controls
-from aees.reporting.runs import RunSet, discover_runs
+from aees.reporting.runs import RunSet
 
 EPOCHS, L, SPE = 12, 200, 100  # fixture geometry: 1,200 steps -> 6 episodes of 200
 N_EP = EPOCHS * SPE // L

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import report_fixtures as fx
 
+from aees.reporting.discovery import discover_runs
 from aees.reporting.families import FAMILIES
 from aees.reporting.families.peers import (
     VS_SPEC,
@@ -24,7 +25,7 @@ from aees.reporting.families.peers import (
 from aees.reporting.figures.other_tasks import other_task_figures
 from aees.reporting.figures.peers import peers_figures
 from aees.reporting.report import build_report, figure_families_for
-from aees.reporting.runs import RunInfo, RunSet, discover_runs
+from aees.reporting.runs import RunInfo, RunSet
 from aees.reporting.stats import compare_paired
 
 LR = (0.5, 1.0, 2.0)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import report_fixtures as fx
 
+from aees.reporting.discovery import discover_runs
 from aees.reporting.figures import (
     DPI,
     FIGSIZE,
@@ -19,7 +20,7 @@ from aees.reporting.figures import (
     nlp_figures,
     rolling,
 )
-from aees.reporting.runs import RunSet, discover_runs
+from aees.reporting.runs import RunSet
 
 EXPECTED_PX = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
 

@@ -265,7 +265,8 @@ def test_compute_figure_says_where_and_flags_concurrent_runs(tmp_path, overlap):
 
 def test_compute_figure_text_stays_inside_the_figure(tmp_path, monkeypatch):
     import aees.reporting.figures.compute as compute
-    from aees.reporting.runs import RunSet, discover_runs
+    from aees.reporting.discovery import discover_runs
+    from aees.reporting.runs import RunSet
 
     root = tmp_path / "runs"
     _timed_runs(root, overlap=True)

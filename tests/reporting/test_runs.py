@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 import report_fixtures as fx
 
-from aees.reporting.runs import (
-    ReportError,
-    RunSet,
-    discover_runs,
-    has_extension,
-    identify,
-    noise_setting,
-)
+from aees.reporting.discovery import discover_runs, has_extension
+from aees.reporting.runs import ReportError, RunSet, identify, noise_setting
 
 
 def _mixed_dir(root: Path) -> dict[str, Path]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import report_fixtures as fx
 
+from aees.reporting.discovery import discover_runs
 from aees.reporting.figures import (
     drop_summary_figures,
     late_stage_figures,
@@ -19,7 +20,7 @@ from aees.reporting.figures import (
     sigma_figures,
 )
 from aees.reporting.report import figure_families_for
-from aees.reporting.runs import RunSet, discover_runs
+from aees.reporting.runs import RunSet
 
 LR = (0.5, 1.0, 2.0)
 SIGMAS = (0.0, 0.005, 0.01)

@@ -21,16 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from aees.reporting.discovery import Discovery, discover_runs
 from aees.reporting.families import FAMILIES, method_label
 from aees.reporting.render import CsvTable, write_csv
-from aees.reporting.runs import (
-    Discovery,
-    ReportError,
-    Run,
-    RunSet,
-    discover_runs,
-    setting_label,
-)
+from aees.reporting.runs import ReportError, Run, RunSet, setting_label
 from aees.reporting.stats import mean_sd, run_metrics
 
 __all__ = [

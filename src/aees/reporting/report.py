@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aees.reporting.discovery import Discovery, discover_runs
 from aees.reporting.families import FAMILIES, FamilyOutput, method_label
 from aees.reporting.families.attribution import FAMILY as ATTRIBUTION_FAMILY
 from aees.reporting.families.attribution import build_attribution_controls
@@ -26,13 +27,7 @@ from aees.reporting.families.peers import is_peer
 from aees.reporting.figures import FIGURE_FAMILIES, FigureResult, thesis_families_for
 from aees.reporting.plan import PlannedRun, StudyPlan, find_plans, planned_runset
 from aees.reporting.render import md_code, md_text, render_html, render_markdown
-from aees.reporting.runs import (
-    Discovery,
-    RunSet,
-    discover_runs,
-    display_path,
-    setting_label,
-)
+from aees.reporting.runs import RunSet, display_path, setting_label
 from aees.results import atomic_write_text
 
 __all__ = ["ReportSummary", "build_report", "figure_families_for"]
