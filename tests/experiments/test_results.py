@@ -703,3 +703,15 @@ def test_the_results_package_itself_imports_no_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_file_cut_inside_a_string_is_reported_as_truncated(tmp_path: Path) -> None:
+    """json reports an unterminated string at its opening quote, not at the end of the file;
+    a result cut there by an interrupted write is still "truncated", not "corrupt"."""
+    path = tmp_path / "r.json"
+    save_run_result(make_result(), path)
+    text = path.read_text()
+    cut = text.index('"method_name"') + len('"method_name": "Adap')
+    path.write_text(text[:cut])
+    with pytest.raises(RunResultError, match="truncated JSON: Unterminated string"):
+        load_run_result(path)

@@ -596,7 +596,10 @@ def decode_result_json(raw: bytes, shown: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(text.rstrip())
+        # a string cut by the end of the file is reported at its opening quote
+        truncated = exc.pos >= len(text.rstrip()) or (
+            exc.msg.startswith("Unterminated string") and "\n" not in text[exc.pos :].rstrip()
+        )
         kind = "truncated JSON" if truncated else "corrupt JSON"
         raise RunResultError(
             shown, f"{kind}: {exc.msg} at line {exc.lineno} column {exc.colno}"
