@@ -1,8 +1,15 @@
-"""The one training loop of every task: epochs, evaluation, timing, FLOPs, checkpoints, the result.
+"""The one training loop of every task: build the run, loop over the epochs, finish.
 
 A task (:mod:`aees.runner.tasks`) supplies data, model and loss; :func:`run` does the rest. The
 runner's constructor builds every part of the run (and restores a checkpoint into them); its
-``run()`` loops over the epochs and finishes; :mod:`aees.runner.result` assembles the result.
+``run()`` loops over the epochs and finishes. The other concerns live beside it:
+
+* :mod:`aees.runner.passes`: the training epoch, evaluation, prediction (a mixin of the runner);
+* :mod:`aees.runner.ddp`: joining a ``torchrun`` job, the collectives, the teardown;
+* :mod:`aees.runner.controller`: the AEES wrapper of the run and its header lines;
+* :mod:`aees.runner.resume` / :mod:`aees.runner.checkpoint`: writing a checkpoint and whether a run
+  may resume from it / reading one back;
+* :mod:`aees.runner.summary`: assembling the :class:`~aees.results.RunResult`.
 
 * **Method.** ``--control-mode baseline`` trains with the plain optimizer (``AdamW``, ``SGD``
   or an LR-free / schedule-free peer, :mod:`aees.runner.optimizers`): no wrapper, no per-step
@@ -10,25 +17,22 @@ runner's constructor builds every part of the run (and restores a checkpoint int
   :class:`aees.AEES` (seed ``--seed``; noise bandit ``seed + 101``); episodes
   span epoch boundaries, the global step is never reset (docs/protocols.md §3).
   ``uniform-random`` / ``frequency-matched`` (open-loop controls, docs/protocols.md §11) precompute
-  the LR-arm
-  sequence before the first step (:mod:`aees.runner.open_loop`) and replay it with
+  the LR-arm sequence before the first step (:mod:`aees.runner.open_loop`) and replay it with
   :meth:`aees.AEES.replay`; the result's ``config.open_loop_policy`` records the plan, and the
   executed arms are checked against it.
 * **Per step** the loss and the correct-prediction count are accumulated on the device; nothing
   is read back until the epoch ends (AEES itself reads losses once per episode).
 * **Per epoch** (docs/protocols.md §3): train, evaluate on the validation split, record
-``train_losses``,
-  ``train_accuracies``, ``val_accuracies``, ``epoch_wall_clock_seconds`` (train + eval,
-  ``time.perf_counter``; on CUDA one ``torch.cuda.synchronize`` before the clock is read) and
-  ``epoch_tflops`` (measured FLOPs, :mod:`aees.runner.flops`), print the status line, step
-  the epoch-level LR scheduler, then write the checkpoint (with ``--checkpoint-dir``).
+  ``train_losses``, ``train_accuracies``, ``val_accuracies``, ``epoch_wall_clock_seconds``
+  (train + eval, ``time.perf_counter``; on CUDA one ``torch.cuda.synchronize`` before the
+  clock is read) and ``epoch_tflops`` (measured FLOPs, :mod:`aees.runner.flops`), print the
+  status line, step the epoch-level LR scheduler, then write the checkpoint (with
+  ``--checkpoint-dir``).
 * **After training**: ``AEES.finalize()``; test accuracy at the final epoch and with the weights
   of the best-validation epoch (kept in host memory, so no rerun is needed; docs/protocols.md §10);
-  with
-  label noise, the four label-noise accuracies (docs/protocols.md §10) at both points, and the
-  corruption as a
-  compact manifest plus a gzip side file next to the result (docs/protocols.md §7.6). These go to
-  ``RunResult.diagnostics``, not ``config``.
+  with label noise, the four label-noise accuracies (docs/protocols.md §10) at both points, and
+  the corruption as a compact manifest plus a gzip side file next to the result
+  (docs/protocols.md §7.6). These go to ``RunResult.diagnostics``, not ``config``.
 * **Resume.** The checkpoint holds model, optimizer, scheduler, GradScaler and AEES state, the
   controller logs, the torch / CUDA / Python RNG states, the data-order generator and the partial
   result. It is written atomically at every epoch end, so a run killed at any moment and resumed
@@ -40,39 +44,39 @@ runner's constructor builds every part of the run (and restores a checkpoint int
 
 from __future__ import annotations
 
-import math
 import os
 import random
-import sys
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from aees import AEES
-from aees.amp import ScalerStep
 from aees.results import RunResult, collect_provenance, save_run_result
-from aees.results.io import atomic_write, target_problem
-from aees.runner.checkpoint import (
-    APPLY_ERRORS,
-    CHECKPOINT_VERSION,
-    does_not_fit,
-    load_checkpoint,
-)
+from aees.results.io import target_problem
+from aees.runner.checkpoint import APPLY_ERRORS, CHECKPOINT_VERSION, does_not_fit, load_checkpoint
 from aees.runner.config import RunConfig, RunWarning, aees_short_run, short_run_message
+from aees.runner.controller import axes_lines, build_aees
+from aees.runner.ddp import distributed_summary, finish_distributed, init_distributed
 from aees.runner.fast import apply_backend_flags, compile_net, to_memory_format
 from aees.runner.flops import FlopAccumulator, MeasuredFlopModel
-from aees.runner.open_loop import OpenLoopPlan, build_open_loop_plan
-from aees.runner.optimizers import build_optimizer, to_eval, to_train
+from aees.runner.open_loop import build_open_loop_plan
+from aees.runner.optimizers import build_optimizer
+from aees.runner.passes import Passes
 from aees.runner.record import ControllerLogRecorder
-from aees.runner.result import (
+from aees.runner.resume import (
+    check_resumable,
+    config_fingerprint,
+    load_rng_state,
+    rng_state,
+    save_checkpoint_file,
+)
+from aees.runner.schedules import build_epoch_scheduler, build_step_scheduler
+from aees.runner.summary import (
     EngineError,
     RunProgress,
     build_result,
@@ -82,14 +86,12 @@ from aees.runner.result import (
     step_unit,
     write_side_file,
 )
-from aees.runner.schedules import build_epoch_scheduler, build_step_scheduler
-from aees.runner.tasks import Task, call_model
+from aees.runner.tasks import Task
 from aees.runner.tracking import RunTracker, open_tracker
 from aees.types import EpisodeRecord, NonFiniteLossError
 
 __all__ = [
     "CHECKPOINT_NAME",
-    "EngineError",
     "checkpoint_path",
     "resolve_device",
     "run",
@@ -97,26 +99,6 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "last.pt"
-_CHECKPOINT_VERSION = CHECKPOINT_VERSION
-# config keys that may differ between the run that wrote a checkpoint and the one resuming it
-_RESUME_FREE_KEYS = (
-    "output",
-    "checkpoint_dir",
-    "resume",
-    "quiet",
-    "num_workers",
-    "run_tag",
-    "tensorboard",
-    "mlflow",
-)
-# task options that say where things are fetched from, not what is trained
-_RESUME_FREE_OPTIONS = (
-    "cache_dir",
-    "local_files_only",
-    "pretokenize_only",
-    "tokenized_dataset_dir",
-)
-
 
 # ----------------------------------------------------------------------------- small helpers
 
@@ -144,236 +126,10 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike[str]) -> Path:
     return Path(checkpoint_dir) / CHECKPOINT_NAME
 
 
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, Mapping):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
-    """A tqdm bar on stderr when tqdm is installed and progress is enabled; else the iterable."""
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    # A bar must never change what is trained. ``tqdm.auto``'s asyncio class calls iter() on the
-    # loader an extra time, which draws from the DataLoader's generator and reshuffles every
-    # epoch; the plain class with a generator wrapper iterates the loader exactly once.
-    batches = (batch for batch in iterable)
-    return tqdm(batches, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
-
-
-# ----------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class _Dist:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    backend: str | None = None
-    owns_group: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.backend is not None  # in a process group, one rank included
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def joins_torchrun_job() -> bool:
-    """Whether this process is a rank of a ``torchrun`` job that :func:`_init_distributed` joins:
-    ``WORLD_SIZE`` > 1, or any world size under ``torchrun`` itself."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return False
-    return world > 1 or "TORCHELASTIC_RUN_ID" in os.environ
-
-
-def _init_distributed(config: RunConfig) -> _Dist:
-    """Join the ``torchrun`` job described by the environment, if any: ``WORLD_SIZE`` > 1, or
-    any world size under ``torchrun`` itself (``--nproc_per_node=1`` is the single-GPU DDP smoke
-    test of bench/gpu_smoke.py, and it must run the same NCCL path as a larger job).
-
-    NCCL with one GPU per process (``cuda:LOCAL_RANK``) when CUDA is used, gloo on the CPU.
-    """
-    if not joins_torchrun_job():
-        return _Dist()
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = config.device != "cpu" and torch.cuda.is_available()
-    owns = not dist.is_initialized()
-    if owns:
-        if cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend(), owns)
-
-
-def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    import torch.distributed as dist
-
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
-
-
-def _broadcast_float(value: float, device: torch.device) -> float:
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.broadcast(t, src=0)
-    return float(t.item())
-
-
-def _decision_digest(logs: Mapping[str, Any]) -> str:
-    import hashlib
-    import json
-
-    keys = ("selected_combined_names", "episode_rewards", "episode_start_steps")
-    blob = json.dumps({k: logs.get(k) for k in keys}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-# ----------------------------------------------------------------------------- run state
-
-
-def _config_fingerprint(config: RunConfig) -> dict[str, Any]:
-    data = config.to_dict()
-    for key in _RESUME_FREE_KEYS:
-        data.pop(key, None)
-    data["task_options"] = {
-        k: v for k, v in data["task_options"].items() if k not in _RESUME_FREE_OPTIONS
-    }
-    return data
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _check_resumable(saved: Mapping[str, Any], config: RunConfig, path: Path) -> None:
-    if saved.get("version") != _CHECKPOINT_VERSION:
-        raise EngineError(f"--resume: {path} is not an aees checkpoint of version 1")
-    mine = _config_fingerprint(config)
-    theirs = saved.get("config", {})
-    for key in sorted(set(mine) | set(theirs)):
-        if mine.get(key) != theirs.get(key):
-            raise EngineError(
-                f"--resume: {path} was written with {_flag(key)}={theirs.get(key)!r}, "
-                f"this run has {_flag(key)}={mine.get(key)!r}"
-            )
-
-
-def _rng_state(data_generator: torch.Generator) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "data_order": data_generator.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _load_rng_state(state: Mapping[str, Any], data_generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    data_generator.set_state(state["data_order"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------- building blocks
-
-
-def _build_aees(
-    config: RunConfig,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    plan: OpenLoopPlan | None = None,
-) -> AEES:
-    """The AEES wrapper of ``config``; with an open-loop ``plan``, :meth:`AEES.replay` of its LR
-    arms (a precomputed controller that ignores rewards; the noise axis fixed at 0.0)."""
-    kwargs: dict[str, Any] = {
-        "lr_candidates": config.lr_candidates,
-        "noise_candidates": config.noise_candidates,
-        "episode_length": config.episode_length,
-        "control_mode": config.control_mode,
-        "structured_control_mode": config.structured_control_mode,
-        "context_mode": config.context_mode,
-        "context_trend_window": config.context_trend_window,
-        "context_trend_epsilon": config.context_trend_epsilon,
-        "reward_instability_lambda": config.reward_instability_lambda,
-        "reward_epsilon": config.reward_epsilon,
-        "reward_clip_min": config.reward_clip_min,
-        "reward_clip_max": config.reward_clip_max,
-        "ema_alpha": config.ema_alpha,
-        "seed": config.seed,
-        "grad_scaler": scaler,
-        "track_update_norm": config.track_update_norm,
-        "nonfinite": config.nonfinite,
-    }
-    if plan is not None:
-        kwargs["control_mode"] = "random"  # any bandit mode; replay swaps in the plan
-        return AEES.replay(optimizer, {"selected_lr_indices": list(plan.indices)}, **kwargs)
-    return AEES(optimizer, **kwargs)
-
-
-def _raise_first_nonfinite(step_losses: Sequence[torch.Tensor], first_step: int) -> NoReturn:
-    """Raise :class:`NonFiniteLossError` for the first non-finite loss of an epoch.
-
-    Called only once the epoch's total is known to be non-finite. On another rank of a DDP run
-    the local losses may all be finite (the total is all-reduced): then the epoch's first step
-    is named.
-    """
-    losses = torch.stack([loss.float() for loss in step_losses]).cpu()
-    bad = (~torch.isfinite(losses)).nonzero()
-    index = int(bad[0]) if len(bad) else 0
-    value = float(losses[index])
-    raise NonFiniteLossError(
-        f"loss at step {first_step + index} is not finite ({value!r})",
-        step=first_step + index,
-        value=value,
-    )
-
-
-def _axes_lines(config: RunConfig) -> tuple[str, str]:
-    """The thesis ``adaptive axes: ...`` / ``fixed axes: ...`` lines (docs/protocols.md §3)."""
-    adaptive, fixed = [], []
-    for name, values in (
-        ("lr_multiplier", config.lr_candidates),
-        ("noise_std", config.noise_candidates),
-    ):
-        if len(values) > 1:
-            adaptive.append(f"{name}={[float(v) for v in values]!r}")
-        else:
-            fixed.append(f"{name}={float(values[0])!r}")
-    return (
-        "adaptive axes: " + (", ".join(adaptive) or "<none>"),
-        "fixed axes: " + (", ".join(fixed) or "<none>"),
-    )
-
-
 # ----------------------------------------------------------------------------- the run
 
 
-class _Runner:
+class _Runner(Passes):
     """One run, built by the constructor, trained by :meth:`run`.
 
     The constructor builds every part the loop needs, in this order (the order fixes the RNG
@@ -389,7 +145,7 @@ class _Runner:
     def __init__(self, config: RunConfig, task: Task, argv: Sequence[str] | None) -> None:
         self.config = config
         self.task = task
-        self.dist = _init_distributed(config)
+        self.dist = init_distributed(config)
         self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -434,9 +190,7 @@ class _Runner:
             build_open_loop_plan(config, len(self.train_loader)) if config.open_loop else None
         )
         self.aees = (
-            _build_aees(config, self.optimizer, self.scaler, self.plan)
-            if config.uses_aees
-            else None
+            build_aees(config, self.optimizer, self.scaler, self.plan) if config.uses_aees else None
         )
         self.recorder = ControllerLogRecorder(self.aees) if self.aees is not None else None
         # a run too short for AEES to act: said before training, recorded in the result
@@ -455,7 +209,7 @@ class _Runner:
             self._resume(ckpt)
             del ckpt
         if self.aees is not None and self.progress.epochs_done == 0:
-            for line in _axes_lines(config):
+            for line in axes_lines(config):
                 self.log(line)
         if self.plan is not None:
             self.log(self.plan.summary_line())
@@ -477,7 +231,7 @@ class _Runner:
             path = checkpoint_path(config.checkpoint_dir)
             if path.exists():
                 ckpt = load_checkpoint(path)  # data only, checked: one line if unusable
-                _check_resumable(ckpt, config, path)
+                check_resumable(ckpt, config, path)
             else:
                 self._fresh_start_note = f"no checkpoint at {path}; starting from scratch"
         if config.checkpoint_dir:
@@ -558,157 +312,11 @@ class _Runner:
         if self.show:
             print(line, flush=True)
 
-    def autocast(self) -> Any:
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
-
     def _episode_closed(self, record: EpisodeRecord) -> None:
         """AEES episode-end hook (inside step_end / finalize): controller snapshots, tracking."""
         self.recorder.sync()
         if self.tracker is not None:
             self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
-
-    # -- passes
-    def train_epoch(self, epoch: int) -> tuple[float, float]:
-        model, opt, aees, scaler = self.net, self.optimizer, self.aees, self.scaler
-        loss_fn, logits_fn = self.setup.loss_fn, self.setup.logits_fn
-        model.train()
-        to_train(opt)  # schedule-free: back to the gradient point y (docs/protocols.md §5.1)
-        if self.train_sampler is not None:
-            self.train_sampler.set_epoch(epoch)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        skipped = torch.zeros((), dtype=torch.float64, device=self.device)  # fp16 baseline
-        seen = 0
-        # Under --nonfinite raise, the epoch's step losses are kept (references to tensors that
-        # exist anyway: no kernel, no sync) so a non-finite epoch can name its first bad step.
-        step_losses: list[torch.Tensor] | None = [] if self.config.nonfinite == "raise" else None
-        first_step = self.progress.global_step
-        batches = _progress(
-            self.train_loader,
-            len(self.train_loader),
-            f"epoch {epoch}/{self.config.epochs}",
-            self.show,
-        )
-        # The bar's loss / accuracy / arm are refreshed ~20 times per epoch: each refresh reads
-        # two device scalars (a sync), so never per step, and never when the bar is off.
-        set_postfix = getattr(batches, "set_postfix", None)
-        refresh = max(1, len(self.train_loader) // 20)
-        for i, (inputs, targets) in enumerate(batches):
-            inputs = to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
-            targets = targets.to(self.device, non_blocking=True)
-            if aees is not None:
-                aees.step_start(self.progress.global_step)
-            opt.zero_grad(set_to_none=True)
-            with self.autocast():
-                outputs = call_model(model, inputs)
-                loss = loss_fn(outputs, targets)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-            else:
-                loss.backward()
-            if aees is not None:
-                aees.step_end(loss)  # an episode that closes here calls _episode_closed
-            elif scaler is not None:
-                scaler_step = ScalerStep(scaler, opt)  # unscale; the skip flag stays on device
-                scaler.step(opt)
-                scaler.update()
-                skipped += scaler_step.skipped().to(skipped.device)
-            else:
-                opt.step()
-            if self.step_scheduler is not None:
-                self.step_scheduler.step()
-            # every rank runs a batch of this shape (equal shards): count them all
-            self.flops.add_train_batch(self.flop_model.train_flops(inputs) * self.dist.world)
-            batch = targets.shape[0]
-            with torch.no_grad():
-                if step_losses is not None:
-                    step_losses.append(loss.detach())
-                loss_sum.add_(loss.detach(), alpha=batch)  # one kernel; upcast to float64
-                correct += (logits_fn(outputs).argmax(dim=-1) == targets).sum()
-            seen += batch
-            self.progress.global_step += 1
-            if set_postfix is not None and (i + 1) % refresh == 0:
-                postfix = {
-                    "loss": f"{loss_sum.item() / seen:.4f}",
-                    "acc": f"{correct.item() / seen:.4f}",
-                }
-                if aees is not None:
-                    arm = aees.episode_manager.active_config  # None right after a close
-                    postfix["arm"] = arm.name if arm is not None else "-"
-                set_postfix(postfix, refresh=False)
-        totals = torch.stack([loss_sum, correct.to(torch.float64), loss_sum.new_tensor(seen)])
-        if self.dist.enabled:  # metrics over all ranks' examples
-            totals = _all_reduce_sum(totals.to(self._collective_device))
-        loss_total, correct_total, seen_total = totals.tolist()
-        if scaler is not None and aees is None:  # identical on every rank (synced gradients)
-            self.progress.scaler_skipped_steps += round(skipped.item())
-        if step_losses is not None and not math.isfinite(loss_total):
-            _raise_first_nonfinite(step_losses, first_step)
-        return loss_total / max(seen_total, 1.0), correct_total / max(seen_total, 1.0)
-
-    @property
-    def _collective_device(self) -> torch.device:
-        return self.device if self.dist.backend == "nccl" else torch.device("cpu")
-
-    def evaluate(self, loader: Any) -> float:
-        """Validation accuracy on the full set: computed by rank 0, broadcast to every rank."""
-        acc = self.predict(loader, self.flops)[0] if self.dist.main else 0.0
-        if self.dist.enabled:
-            acc = _broadcast_float(acc, self._collective_device)
-        return acc
-
-    @torch.no_grad()
-    def predict(
-        self, loader: DataLoader, flops: FlopAccumulator | None
-    ) -> tuple[float, torch.Tensor]:
-        """Accuracy against the loader's targets and the predictions (CPU, loader order)."""
-        model = self.model
-        was_training = model.training
-        model.eval()
-        preds: list[torch.Tensor] = []
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen = 0
-        for inputs, targets in loader:
-            inputs = to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
-            targets = targets.to(self.device, non_blocking=True)
-            with self.autocast():
-                outputs = call_model(model, inputs)
-            pred = self.setup.logits_fn(outputs).argmax(dim=-1)
-            correct += (pred == targets).sum()
-            preds.append(pred)
-            seen += targets.shape[0]
-            if flops is not None:
-                flops.add_eval_batch(self.flop_model.eval_flops(inputs))
-        model.train(was_training)
-        all_preds = torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
-        return correct.item() / max(seen, 1), all_preds
-
-    def averaged_weights(self) -> None:
-        """Schedule-free: the model holds the averaged weights ``x``, BatchNorm statistics
-        recomputed at ``x`` (docs/protocols.md §5.1); other optimizers: nothing."""
-        to_eval(self.optimizer, self.model, self._bn_batches, self._bn_forward)
-
-    def _bn_batches(self) -> Iterable[Any]:
-        """Training inputs in dataset order, for the BatchNorm recompute of
-        :meth:`averaged_weights`."""
-        setup = self.setup
-        data = setup.train_data if setup.train_data is not None else setup.train_eval_data
-        if data is None:
-            raise EngineError(
-                f"task {self.task.name!r}: a schedule-free optimizer with BatchNorm needs the "
-                "task's training data to recompute the BatchNorm statistics"
-            )
-        loader = DataLoader(
-            data, shuffle=False, batch_size=self.config.batch_size, collate_fn=setup.collate_fn
-        )
-        for inputs, _ in loader:
-            yield to_memory_format(_to_device(inputs, self.device), self.config.channels_last)
-
-    def _bn_forward(self, inputs: Any) -> None:
-        with self.autocast():
-            call_model(self.model, inputs)
 
     # -- checkpoints
     def save_checkpoint(self, wall_now: float) -> None:
@@ -719,8 +327,8 @@ class _Runner:
         if not self.dist.main:
             return
         state = {
-            "version": _CHECKPOINT_VERSION,
-            "config": _config_fingerprint(self.config),
+            "version": CHECKPOINT_VERSION,
+            "config": config_fingerprint(self.config),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
@@ -730,12 +338,12 @@ class _Runner:
             "flops": self.flops.state_dict(),
             "progress": {**self.progress.state_dict(), "elapsed_before": wall_now},
             "provenance": self.provenance,
-            "rng": _rng_state(self.data_generator),
+            "rng": rng_state(self.data_generator),
             "train_loader": (
                 self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
             ),
         }
-        _atomic_torch_save(state, checkpoint_path(self.config.checkpoint_dir))
+        save_checkpoint_file(state, checkpoint_path(self.config.checkpoint_dir))
 
     def load_checkpoint(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -751,7 +359,7 @@ class _Runner:
         self.progress.load_state_dict(state["progress"])
         self.progress.segments += 1
         self.provenance = {**state["provenance"], "resumed": True}
-        _load_rng_state(state["rng"], self.data_generator)
+        load_rng_state(state["rng"], self.data_generator)
         if state.get("train_loader") is not None:
             self.train_loader.load_state_dict(state["train_loader"])
 
@@ -833,9 +441,10 @@ class _Runner:
             self.tracker.log_episodes(self.aees.get_logs(), self.optimizer.param_groups[0]["lr"])
         self.averaged_weights()  # a diverged run stopped in train mode
         output = Path(config.output_path)
-        distributed = self.distributed_summary()
+        logs = self.aees.get_logs() if self.aees is not None else None
+        distributed = distributed_summary(self.dist, config.batch_size, logs)
         if not self.dist.main:
-            self.finish_distributed()
+            finish_distributed(self.dist)
             return None, output
         diag = diagnostics(config, self.setup, p, self.model, self.predict)
         if self.scaler is not None:  # fp16: optimizer steps the GradScaler skipped
@@ -871,33 +480,8 @@ class _Runner:
         if self.tracker is not None:
             self.tracker.finish(result, output)
         self.log(f"Saved result to {output}")
-        self.finish_distributed()
+        finish_distributed(self.dist)
         return result, output
-
-    def distributed_summary(self) -> dict[str, Any] | None:
-        """World size and backend; whether every rank made the same AEES decisions (checked)."""
-        if not self.dist.enabled:
-            return None
-        import torch.distributed as dist
-
-        digest = _decision_digest(self.aees.get_logs()) if self.aees is not None else None
-        digests: list[Any] = [None] * self.dist.world
-        dist.all_gather_object(digests, digest)
-        return {
-            "world_size": self.dist.world,
-            "backend": self.dist.backend,
-            "per_rank_batch_size": self.config.batch_size,
-            "global_batch_size": self.config.batch_size * self.dist.world,
-            "decisions_identical": len(set(digests)) == 1,
-        }
-
-    def finish_distributed(self) -> None:
-        if self.dist.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-            if self.dist.owns_group:
-                dist.destroy_process_group()
 
     def status_line(
         self,

@@ -6,7 +6,7 @@ The one place that builds them (docs/protocols.md §5, §5.1): :func:`build_opti
 ``prodigyopt.Prodigy`` and ``dadaptation.DAdaptAdam`` (package defaults for everything the flags
 do not set). The peers come with the ``peers`` extra; the CLI refuses a missing package before
 training (:func:`aees.runner.config.validate_common_args`), and a config built in code gets the
-same one line here as an :class:`~aees.runner.result.EngineError`.
+same one line here as an :class:`~aees.runner.summary.EngineError`.
 
 Schedule-free optimizers keep two iterates: the point gradients are taken at (``y``, what the
 parameters hold in train mode) and the average ``x`` that is evaluated (eval mode).
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from aees.runner.config import PEER_PACKAGES, SCHEDULE_FREE_OPTIMIZERS, RunConfig
-from aees.runner.result import EngineError
+from aees.runner.summary import EngineError
 
 __all__ = [
     "BN_RECOMPUTE_BATCHES",

@@ -1,4 +1,4 @@
-"""Result assembly: from a finished run's built parts to the :class:`~aees.results.RunResult`.
+"""The run's summary: from a finished run's built parts to the :class:`~aees.results.RunResult`.
 
 The engine (:mod:`aees.runner.engine`) trains; this module turns what it built and what it
 measured into the result: the result's ``config`` (``asdict(config)`` plus the derived fields),
@@ -52,7 +52,7 @@ class EngineError(UserError):
     """A user-facing problem found at run time (e.g. a checkpoint from another configuration).
 
     The CLI prints it as one line and exits with status 2. (Defined here, where the result
-    assembly raises it too; :mod:`aees.runner.engine` exports it.)
+    assembly raises it too; the engine and :mod:`aees.runner.resume` raise it.)
     """
 
 
