@@ -25,7 +25,8 @@ from aees.results.checks import (
     check_values,
     divergence_marker,
 )
-from aees.results.io import decode_result_json, display_path, read_result_bytes
+from aees.results.io import display_path, read_result_bytes
+from aees.results.store import decode_result_json
 
 __all__ = [
     "COMPANION_SUFFIXES",

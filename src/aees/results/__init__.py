@@ -9,7 +9,8 @@
 * :mod:`~aees.results.provenance` -- :func:`collect_provenance` (and :mod:`.hardware`, the probe);
 * :mod:`~aees.results.metrics` -- :func:`build_runtime_metrics`;
 * :mod:`~aees.results.secrets` -- secret keys and their redaction;
-* :mod:`~aees.results.io` -- atomic writes, the safe result reader, load/save;
+* :mod:`~aees.results.io` -- atomic writes and safe reads (regular files, size-capped);
+* :mod:`~aees.results.store` -- saving and loading one result file (the one JSON reader);
 * :mod:`~aees.results.traces` -- AEES arm traces read from result files.
 
 The modules of this package import the standard library only (``torch`` only inside the
@@ -19,20 +20,12 @@ and with it torch.
 """
 
 from aees.results.identity import method_spec, variant_id
-from aees.results.io import (
-    MAX_RESULT_BYTES,
-    atomic_write,
-    atomic_write_text,
-    decode_result_json,
-    load_run_result,
-    read_result_bytes,
-    result_to_dict,
-    save_run_result,
-)
+from aees.results.io import MAX_RESULT_BYTES, atomic_write, atomic_write_text, read_result_bytes
 from aees.results.metrics import STEADY_STATE_RULE, build_runtime_metrics
 from aees.results.provenance import DEFAULT_PROVENANCE_PACKAGES, collect_provenance
 from aees.results.schema import LEGACY_SCHEMA_VERSION, SCHEMA_VERSION, RunResult, RunResultError
 from aees.results.secrets import REDACTED, is_secret_key, redact_values, scrub_secrets
+from aees.results.store import decode_result_json, load_run_result, result_to_dict, save_run_result
 from aees.results.values import config_value
 
 __all__ = [
