@@ -19,7 +19,6 @@ lower for drop). Digits runs are reported with the CIFAR families (prefix ``digi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +50,7 @@ from aees.reporting.families.nlp_noise_ablation import build_nlp_noise_ablation,
 from aees.reporting.families.other_tasks import build_other_tasks
 from aees.reporting.families.peers import build_peers
 from aees.reporting.families.trend_context_ablation import build_trend_context_ablation
-from aees.reporting.runs import Cell, RunSet
+from aees.reporting.runs import RunSet
 from aees.reporting.select import AccStats, Sel, acc_stats, choose_cell, pick, prefix
 
 __all__ = [
@@ -76,7 +75,6 @@ __all__ = [
     "pick",
     "prefix",
     "sigma_ablation_rows",
-    "spec_text",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -185,8 +183,3 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
-
-
-def spec_text(cell: Cell) -> str:
-    """The method spec of a cell as compact JSON (for the report's run list)."""
-    return json.dumps(cell.info.spec, sort_keys=True, separators=(",", ":"))
