@@ -203,7 +203,7 @@ def test_label_noise_map_must_be_a_regular_file(tmp_path, kind):
 
 
 def test_label_noise_map_size_cap_and_nesting(tmp_path, capsys, monkeypatch):
-    import aees.runner.label_noise as label_noise
+    import aees.runner.tasks.image.noise_map as noise_map_module
 
     root = tmp_path / "pets"
     write_image_folder(root, per_class=4, size=8)
@@ -213,7 +213,7 @@ def test_label_noise_map_size_cap_and_nesting(tmp_path, capsys, monkeypatch):
     argv = image_args(root, tmp_path / "r.json", *noise, "--label-noise-map", str(noise_map))
     cli_error(capsys, argv, "--label-noise-map", "not a JSON file")
     noise_map.write_text(json.dumps({"cat": "dog", "pad": "x" * 64}))
-    monkeypatch.setattr(label_noise, "MAX_NOISE_MAP_BYTES", 32)
+    monkeypatch.setattr(noise_map_module, "MAX_NOISE_MAP_BYTES", 32)
     cli_error(capsys, argv, "--label-noise-map", "cap")
 
 

@@ -318,11 +318,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 def test_cyclic_and_mapped_asymmetric_noise_follow_their_maps():
     import random
 
-    from aees.runner.label_noise import (
-        cyclic_asymmetric_noise,
-        mapped_asymmetric_noise,
-        parse_label_noise_map,
-    )
+    from aees.runner.label_noise import cyclic_asymmetric_noise, mapped_asymmetric_noise
+    from aees.runner.tasks.image.noise_map import parse_label_noise_map
 
     labels = [i % 4 for i in range(40)]
     cyclic = cyclic_asymmetric_noise(labels, 0.25, seed=3, num_classes=4)

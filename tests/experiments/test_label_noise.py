@@ -11,6 +11,7 @@ import random
 import pytest
 import torch
 
+from aees.runner import cifar100_classes as cc
 from aees.runner import label_noise as ln
 from aees.runner.label_noise import LabelCorruption
 
@@ -87,16 +88,16 @@ def _ref_agnews(labels, rate, seed):
 
 def test_superclass_tables_match_the_spec_and_partition_the_labels():
     spec = _spec_superclasses()
-    assert [(n, list(f)) for n, f in ln.CIFAR100_SUPERCLASSES] == spec
+    assert [(n, list(f)) for n, f in cc.CIFAR100_SUPERCLASSES] == spec
     assert sorted(f for _, fines in spec for f in fines) == list(range(100))
     for coarse, (_name, fines) in enumerate(spec):
         for f in fines:
-            assert ln.CIFAR100_FINE_TO_COARSE[f] == coarse
-    amap = ln.CIFAR100_ASYMMETRIC_MAP
+            assert cc.CIFAR100_FINE_TO_COARSE[f] == coarse
+    amap = cc.CIFAR100_ASYMMETRIC_MAP
     assert sorted(amap) == list(range(100))  # a permutation
     assert all(amap[f] != f for f in range(100))
     assert all(
-        ln.CIFAR100_FINE_TO_COARSE[amap[f]] == ln.CIFAR100_FINE_TO_COARSE[f] for f in range(100)
+        cc.CIFAR100_FINE_TO_COARSE[amap[f]] == cc.CIFAR100_FINE_TO_COARSE[f] for f in range(100)
     )
     # aquatic_mammals: 4 -> 30 -> 55 -> 72 -> 95 -> 4
     assert [amap[x] for x in (4, 30, 55, 72, 95)] == [30, 55, 72, 95, 4]
@@ -165,7 +166,7 @@ def test_cifar_asymmetric_matches_reference(cifar_targets, seed):
     assert list(c.corrupted_indices) == idx and list(c.noisy_labels) == labels
     for i, new in zip(c.corrupted_indices, c.noisy_labels, strict=True):
         assert new != cifar_targets[i]
-        assert ln.CIFAR100_FINE_TO_COARSE[new] == ln.CIFAR100_FINE_TO_COARSE[cifar_targets[i]]
+        assert cc.CIFAR100_FINE_TO_COARSE[new] == cc.CIFAR100_FINE_TO_COARSE[cifar_targets[i]]
     # Same seed and rate -> the same subset as symmetric (the same shuffle).
     sym = ln.cifar100_label_noise(cifar_targets, "symmetric", 0.2, seed)
     assert sym.corrupted_indices == c.corrupted_indices

@@ -10,23 +10,23 @@ Three protocols reproduce the thesis runners exactly (docs/protocols.md §7):
 ``cifar_asymmetric``
     The same seeded shuffle and selection, then the deterministic within-superclass cycle
     ``a -> b -> c -> d -> e -> a`` over each CIFAR-100 superclass's five fine labels
-    (:data:`CIFAR100_SUPERCLASSES`).
+    (:data:`aees.runner.cifar100_classes.CIFAR100_SUPERCLASSES`).
 ``agnews_symmetric``
     ``rng = random.Random(seed)`` (the runner's ``--label-noise-seed``, default 42, independent of
     the training seed); ``corrupted = set(rng.sample(range(N), int(round(rate * N))))``; for each
     index in **sorted** order the new label is ``rng.choice([c for c in range(C) if c != orig])``.
 
 Seeding policy (docs/protocols.md §7.1): the thesis seeds CIFAR corruption with the *training* seed
-and AG
-News with a separate noise seed. The functions here take the seed explicitly and every
+and AG News with a separate noise seed. The functions here take the seed explicitly and every
 :class:`LabelCorruption` records it, so the policy a runner picks is visible in its results.
 
 Result size (docs/protocols.md §7.6): instead of five 50,000-entry lists per result, store
 :meth:`LabelCorruption.manifest` (protocol, seed, counts, SHA-256 digests) in the result JSON and,
 if the indices are wanted, :meth:`LabelCorruption.write_side_file` (gzip'd JSON) next to it.
 
-This module uses the standard library only; label sequences may be lists, tuples, or anything with a
-``tolist()`` method (torch tensors, numpy arrays).
+Imports the standard library, :mod:`aees.runner.cifar100_classes` and :mod:`aees.results.io`
+(the atomic side-file writer; it loads :mod:`aees.results`). Label sequences may be lists,
+tuples, or anything with a ``tolist()`` method (torch tensors, numpy arrays).
 """
 
 from __future__ import annotations
@@ -44,17 +44,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aees.results.io import atomic_write, display_path, read_regular_file
+from aees.results.io import atomic_write
+from aees.runner.cifar100_classes import CIFAR100_ASYMMETRIC_MAP, CIFAR100_NUM_CLASSES
 
 __all__ = [
     "AGNEWS_DEFAULT_NOISE_SEED",
     "AGNEWS_NUM_CLASSES",
-    "CIFAR100_ASYMMETRIC_MAP",
-    "CIFAR100_FINE_TO_COARSE",
-    "CIFAR100_NUM_CLASSES",
-    "CIFAR100_SUPERCLASSES",
     "DIAGNOSTIC_KEYS",
-    "MAX_NOISE_MAP_BYTES",
     "NOISE_TYPES",
     "PROTOCOLS",
     "PROTOCOL_CYCLIC_ASYMMETRIC",
@@ -71,11 +67,8 @@ __all__ = [
     "mapped_asymmetric_noise",
     "no_label_noise",
     "num_corrupted",
-    "parse_label_noise_map",
-    "read_label_noise_map",
 ]
 
-CIFAR100_NUM_CLASSES = 100
 AGNEWS_NUM_CLASSES = 4
 AGNEWS_DEFAULT_NOISE_SEED = 42
 
@@ -110,54 +103,6 @@ _NOISE_TYPE_OF_PROTOCOL = {
 SIDE_FILE_FORMAT = "aees.label_corruption"
 _SIDE_FILE_VERSION = 1
 
-#: The 20 CIFAR-100 superclasses in coarse-label order, each with its five fine labels in the order
-#: that defines the asymmetric cycle (docs/protocols.md §7.3).
-CIFAR100_SUPERCLASSES: tuple[tuple[str, tuple[int, int, int, int, int]], ...] = (
-    ("aquatic_mammals", (4, 30, 55, 72, 95)),
-    ("fish", (1, 32, 67, 73, 91)),
-    ("flowers", (54, 62, 70, 82, 92)),
-    ("food_containers", (9, 10, 16, 28, 61)),
-    ("fruit_and_vegetables", (0, 51, 53, 57, 83)),
-    ("household_electrical_devices", (22, 39, 40, 86, 87)),
-    ("household_furniture", (5, 20, 25, 84, 94)),
-    ("insects", (6, 7, 14, 18, 24)),
-    ("large_carnivores", (3, 42, 43, 88, 97)),
-    ("large_man-made_outdoor_things", (12, 17, 37, 68, 76)),
-    ("large_natural_outdoor_scenes", (23, 33, 49, 60, 71)),
-    ("large_omnivores_and_herbivores", (15, 19, 21, 31, 38)),
-    ("medium_mammals", (34, 63, 64, 66, 75)),
-    ("non-insect_invertebrates", (26, 45, 77, 79, 99)),
-    ("people", (2, 11, 35, 46, 98)),
-    ("reptiles", (27, 29, 44, 78, 93)),
-    ("small_mammals", (36, 50, 65, 74, 80)),
-    ("trees", (47, 52, 56, 59, 96)),
-    ("vehicles_1", (8, 13, 48, 58, 90)),
-    ("vehicles_2", (41, 69, 81, 85, 89)),
-)
-
-
-def _build_superclass_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Fine->coarse and fine->next-fine tables; checks that the lists partition 0..99."""
-    coarse: dict[int, int] = {}
-    cycle: dict[int, int] = {}
-    for coarse_label, (_name, fines) in enumerate(CIFAR100_SUPERCLASSES):
-        for position, fine in enumerate(fines):
-            if fine in coarse:
-                raise RuntimeError(f"CIFAR-100 fine label {fine} is listed in two superclasses")
-            coarse[fine] = coarse_label
-            cycle[fine] = fines[(position + 1) % len(fines)]
-    if sorted(coarse) != list(range(CIFAR100_NUM_CLASSES)):
-        raise RuntimeError("CIFAR-100 superclass lists must cover fine labels 0..99 exactly")
-    return (
-        tuple(coarse[f] for f in range(CIFAR100_NUM_CLASSES)),
-        tuple(cycle[f] for f in range(CIFAR100_NUM_CLASSES)),
-    )
-
-
-#: ``CIFAR100_FINE_TO_COARSE[fine]`` is the superclass (coarse label) of ``fine``.
-#: ``CIFAR100_ASYMMETRIC_MAP[fine]`` is the label the asymmetric protocol assigns to ``fine``.
-CIFAR100_FINE_TO_COARSE, CIFAR100_ASYMMETRIC_MAP = _build_superclass_tables()
-
 #: Keys of :func:`label_noise_accuracies`, as named in docs/protocols.md §10.
 DIAGNOSTIC_KEYS = (
     "train_all_accuracy",
@@ -165,9 +110,6 @@ DIAGNOSTIC_KEYS = (
     "train_corrupted_accuracy_vs_noisy_labels",
     "train_corrupted_accuracy_vs_clean_labels",
 )
-
-
-# --------------------------------------------------------------------------- validation helpers
 
 
 def _int_list(values: Any, name: str) -> list[int]:
@@ -239,9 +181,6 @@ def num_corrupted(num_examples: int, rate: float) -> int:
 def digest_ints(values: Sequence[int]) -> str:
     """SHA-256 (hex) of the decimal values joined by commas, in the given order, as ASCII."""
     return hashlib.sha256(",".join(str(int(v)) for v in values).encode("ascii")).hexdigest()
-
-
-# --------------------------------------------------------------------------- the record
 
 
 @dataclass(frozen=True)
@@ -437,9 +376,6 @@ class LabelCorruption:
         return record
 
 
-# --------------------------------------------------------------------------- protocols
-
-
 def no_label_noise(
     num_examples: int, *, seed: int = 0, rate: float = 0.0, num_classes: int = CIFAR100_NUM_CLASSES
 ) -> LabelCorruption:
@@ -583,63 +519,6 @@ def mapped_asymmetric_noise(
     )
 
 
-#: Largest ``--label-noise-map`` file read (16 MiB: a map of every one of 100,000 classes by
-#: name fits); a larger file, a FIFO or a link to a device is refused unread.
-MAX_NOISE_MAP_BYTES = 16 * 2**20
-
-
-def read_label_noise_map(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The non-empty JSON object of a ``--label-noise-map`` file (docs/protocols.md §4.6).
-
-    Read by :func:`aees.results.io.read_regular_file`: a regular file of at most
-    :data:`MAX_NOISE_MAP_BYTES`. Raises ``ValueError``, one line naming the flag and the file.
-    """
-    raw = read_regular_file(path, max_bytes=MAX_NOISE_MAP_BYTES, what="--label-noise-map")
-    shown = f"--label-noise-map {display_path(path)}"
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError included
-        raise ValueError(f"{shown}: not a JSON file ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or not payload:
-        raise ValueError(f"{shown}: must be a non-empty JSON object {{src: dst}}")
-    return payload
-
-
-def parse_label_noise_map(payload: Any, class_names: Sequence[str]) -> dict[int, int]:
-    """``{src: dst}`` class indices from a JSON object keyed and valued by class name or index.
-
-    A key or value is first looked up as a class name, then read as an index (an int, or a
-    string of digits). Raises ``ValueError`` (one line) for anything else: not an object, an
-    unknown class, a class mapped to itself, an empty map.
-    """
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"must be a JSON object {{src: dst}}, got {type(payload).__name__}")
-    if not payload:
-        raise ValueError("maps no class")
-    index = {name: i for i, name in enumerate(class_names)}
-
-    def resolve(value: Any, role: str) -> int:
-        if isinstance(value, str) and value in index:
-            return index[value]
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(class_names):
-            return value
-        raise ValueError(
-            f"{role} {value!r} is neither a class name nor an index in [0, {len(class_names)})"
-        )
-
-    out: dict[int, int] = {}
-    for key, value in payload.items():
-        src, dst = resolve(key, "source class"), resolve(value, "target class")
-        if src == dst:
-            raise ValueError(f"maps class {class_names[src]!r} to itself")
-        if src in out:
-            raise ValueError(f"maps class {class_names[src]!r} twice")
-        out[src] = dst
-    return out
-
-
 def agnews_label_noise(
     labels: Sequence[int],
     rate: float,
@@ -667,9 +546,6 @@ def agnews_label_noise(
     return LabelCorruption(
         PROTOCOL_AGNEWS_SYMMETRIC, rate, seed, n, num_classes, tuple(corrupted), new
     )
-
-
-# --------------------------------------------------------------------------- diagnostics
 
 
 def label_noise_accuracies(

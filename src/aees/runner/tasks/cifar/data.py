@@ -26,14 +26,13 @@ from torch import Tensor
 
 from aees.results import RunResultError
 from aees.results.io import open_regular_file
+from aees.runner.cifar100_classes import CIFAR100_NUM_CLASSES, CIFAR100_NUM_COARSE_CLASSES
 from aees.runner.config import UserError
 
 __all__ = [
     "CIFAR10_DIRNAME",
     "CIFAR100_DIRNAME",
     "CIFAR100_MEAN",
-    "CIFAR100_NUM_CLASSES",
-    "CIFAR100_NUM_COARSE_CLASSES",
     "CIFAR100_STD",
     "cifar100_fetch_command",
     "load_cifar10",
@@ -44,8 +43,6 @@ __all__ = [
 CIFAR100_DIRNAME = "cifar-100-python"
 CIFAR100_MEAN: tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD: tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
-CIFAR100_NUM_CLASSES = 100
-CIFAR100_NUM_COARSE_CLASSES = 20
 _IMAGE_SHAPE = (3, 32, 32)
 _PIXELS = 3 * 32 * 32
 _FILES = ("train", "test", "meta")

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from aees.runner.cifar100_classes import CIFAR100_NUM_CLASSES
 from aees.runner.config import UserError
-from aees.runner.tasks.cifar.data import CIFAR100_NUM_CLASSES
 
 __all__ = [
     "DEFAULT_MODEL",

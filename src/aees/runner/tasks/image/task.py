@@ -41,8 +41,6 @@ from aees.runner.label_noise import (
     cyclic_asymmetric_noise,
     mapped_asymmetric_noise,
     no_label_noise,
-    parse_label_noise_map,
-    read_label_noise_map,
 )
 from aees.runner.tasks import TaskSetup
 from aees.runner.tasks.image.formats import DATASET_FORMATS, ImageData, load_image_data
@@ -55,6 +53,7 @@ from aees.runner.tasks.image.models import (
     load_pretrained,
     model_problem,
 )
+from aees.runner.tasks.image.noise_map import parse_label_noise_map, read_label_noise_map
 from aees.runner.tasks.image.pipeline import (
     ChannelNormalize,
     DeviceAugment,
