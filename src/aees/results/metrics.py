@@ -137,25 +137,26 @@ def _fmt_g(value: float) -> str:
     return format(value, "g")
 
 
-def _overhead_metadata(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    logs = _mapping(result.get("controller_logs"))
-    lr_cands = candidate_values(config.get("lr_candidates"))
-    noise_cands = candidate_values(config.get("noise_candidates"))
-    config_cands = {"lr": lr_cands, "noise": noise_cands}
-
-    created: dict[str, bool | None] | None = None
-    if logs is not None:
-        created = {axis: _axis_value(logs, axis, _entry_created, any) for axis in ("lr", "noise")}
-
+def _fixed_axis_optimization(
+    created: dict[str, bool | None] | None, config_cands: dict[str, list[float] | None]
+) -> bool | None:
+    """Whether an axis with one candidate ran without a controller (None: unknown)."""
     if created is not None and any(v is False for v in created.values()):
-        fixed_axis_optimization: bool | None = True
-    elif created is not None and all(v is not None for v in created.values()):
-        fixed_axis_optimization = False
-    elif any(c is not None and len(c) == 1 for c in config_cands.values()):
-        fixed_axis_optimization = True
-    else:
-        fixed_axis_optimization = None
+        return True
+    if created is not None and all(v is not None for v in created.values()):
+        return False
+    if any(c is not None and len(c) == 1 for c in config_cands.values()):
+        return True
+    return None
 
+
+def _axis_summaries(
+    logs: Mapping[str, Any] | None,
+    created: dict[str, bool | None] | None,
+    config_cands: dict[str, list[float] | None],
+) -> tuple[list[str], list[str]]:
+    """(adaptive, fixed) axes as ``lr=[0.5, 1, 2]`` / ``noise=0``: from the controller logs
+    where they say, else from the config's candidates."""
     adaptive: list[str] = []
     fixed: list[str] = []
     for axis in ("lr", "noise"):
@@ -187,24 +188,42 @@ def _overhead_metadata(result: Mapping[str, Any], config: Mapping[str, Any]) -> 
             adaptive.append(f"{axis}=[{', '.join(_fmt_g(v) for v in cands)}]")
         else:
             fixed.append(f"{axis}={_fmt_g(cands[0])}")
+    return adaptive, fixed
 
+
+def _num_controllers(
+    logs: Mapping[str, Any] | None,
+    config: Mapping[str, Any],
+    lr_cands: list[float] | None,
+    noise_cands: list[float] | None,
+) -> int | None:
+    """Controllers created: counted in the logs, else derived from the candidates."""
     if logs is not None:
         lr_entries, _ = _axis_entries(logs, "lr")
         noise_entries, _ = _axis_entries(logs, "noise")
-        num_controllers: int | None = sum(
-            1 for e in (*lr_entries, *noise_entries) if _entry_created(e) is True
-        )
-    elif lr_cands is not None and noise_cands is not None:
-        conditional = config.get("structured_control_mode") == "conditional"
-        lr_count = 1 if len(lr_cands) > 1 else 0
-        if len(noise_cands) > 1:
-            noise_count = len(lr_cands) if conditional and len(lr_cands) > 1 else 1
-        else:
-            noise_count = 0
-        num_controllers = lr_count + noise_count
+        return sum(1 for e in (*lr_entries, *noise_entries) if _entry_created(e) is True)
+    if lr_cands is None or noise_cands is None:
+        return None
+    conditional = config.get("structured_control_mode") == "conditional"
+    lr_count = 1 if len(lr_cands) > 1 else 0
+    if len(noise_cands) > 1:
+        noise_count = len(lr_cands) if conditional and len(lr_cands) > 1 else 1
     else:
-        num_controllers = None
+        noise_count = 0
+    return lr_count + noise_count
 
+
+def _overhead_metadata(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    logs = _mapping(result.get("controller_logs"))
+    lr_cands = candidate_values(config.get("lr_candidates"))
+    noise_cands = candidate_values(config.get("noise_candidates"))
+    config_cands = {"lr": lr_cands, "noise": noise_cands}
+    created: dict[str, bool | None] | None = None
+    if logs is not None:
+        created = {axis: _axis_value(logs, axis, _entry_created, any) for axis in ("lr", "noise")}
+    fixed_axis_optimization = _fixed_axis_optimization(created, config_cands)
+    adaptive, fixed = _axis_summaries(logs, created, config_cands)
+    num_controllers = _num_controllers(logs, config, lr_cands, noise_cands)
     return {
         "method_name": result.get("method_name"),
         "control_regime": config.get("control_regime", config.get("control_mode")),
@@ -255,35 +274,28 @@ def build_runtime_metrics(
     """
     config = _mapping(result.get("config")) or {}
     logs = _mapping(result.get("controller_logs"))
+    return {
+        **_timing_metrics(result),
+        **_throughput_metrics(result, config),
+        "hardware": _hardware_block(result, config, hardware),
+        "aees_overhead_metadata": _overhead_metadata(result, config),
+        **_controller_metrics(logs),
+    }
 
+
+def _timing_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Wall clock, per-epoch times, whole-run rates and the steady-state keys."""
     wall = _as_float(result.get("wall_clock_seconds"))
     epoch_times = _number_list(result.get("epoch_wall_clock_seconds"))
     total_steps = as_int(result.get("total_steps"))
     total_epochs = as_int(result.get("total_epochs"))
-
-    batch_size = as_int(config.get("batch_size"))
-    grad_accum = as_int(config.get("gradient_accumulation_steps"))
-    if grad_accum is None:
-        grad_accum = 1
-    effective_batch = batch_size * grad_accum if batch_size is not None else None
-    examples = (
-        total_steps * effective_batch
-        if total_steps is not None and effective_batch is not None
-        else None
-    )
-
-    flops = _as_float(result.get("estimated_flops"))
-    tflops_total = flops / 1e12 if flops is not None else None
-    epoch_tflops = _number_list(result.get("epoch_tflops"))
-
     steady = epoch_times[1:] if epoch_times is not None and len(epoch_times) >= 2 else None
     steady_mean = _mean(steady)
     steps_per_epoch = (
         total_steps / total_epochs if _positive(total_steps) and _positive(total_epochs) else None
     )
     steady_sec_per_step = _ratio_or_none(steady_mean, steps_per_epoch)
-
-    metrics: dict[str, Any] = {
+    return {
         "wall_clock_seconds": wall,
         "wall_clock_minutes": wall / 60 if wall is not None else None,
         "wall_clock_hours": wall / 3600 if wall is not None else None,
@@ -306,6 +318,35 @@ def build_runtime_metrics(
             if total_epochs is not None and _positive(total_epochs)
             else None
         ),
+        "steady_state_rule": STEADY_STATE_RULE,
+        "steady_state_epochs_counted": len(steady) if steady is not None else 0,
+        "steady_state_mean_epoch_wall_clock_seconds": steady_mean,
+        "steady_state_std_epoch_wall_clock_seconds": _pstd(steady),
+        "steady_state_seconds_per_step": steady_sec_per_step,
+        "steady_state_steps_per_second": _ratio_or_none(1.0, steady_sec_per_step)
+        if steady_sec_per_step is not None
+        else None,
+    }
+
+
+def _throughput_metrics(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Batch sizes, examples processed and FLOP rates."""
+    wall = _as_float(result.get("wall_clock_seconds"))
+    total_steps = as_int(result.get("total_steps"))
+    batch_size = as_int(config.get("batch_size"))
+    grad_accum = as_int(config.get("gradient_accumulation_steps"))
+    if grad_accum is None:
+        grad_accum = 1
+    effective_batch = batch_size * grad_accum if batch_size is not None else None
+    examples = (
+        total_steps * effective_batch
+        if total_steps is not None and effective_batch is not None
+        else None
+    )
+    flops = _as_float(result.get("estimated_flops"))
+    tflops_total = flops / 1e12 if flops is not None else None
+    epoch_tflops = _number_list(result.get("epoch_tflops"))
+    return {
         "batch_size": batch_size,
         "gradient_accumulation_steps": grad_accum,
         "effective_batch_size": effective_batch,
@@ -319,16 +360,12 @@ def build_runtime_metrics(
         ),
         "epoch_tflops": epoch_tflops,
         "mean_epoch_tflops": _mean(epoch_tflops),
-        "steady_state_rule": STEADY_STATE_RULE,
-        "steady_state_epochs_counted": len(steady) if steady is not None else 0,
-        "steady_state_mean_epoch_wall_clock_seconds": steady_mean,
-        "steady_state_std_epoch_wall_clock_seconds": _pstd(steady),
-        "steady_state_seconds_per_step": steady_sec_per_step,
-        "steady_state_steps_per_second": _ratio_or_none(1.0, steady_sec_per_step)
-        if steady_sec_per_step is not None
-        else None,
-        "hardware": _hardware_block(result, config, hardware),
-        "aees_overhead_metadata": _overhead_metadata(result, config),
+    }
+
+
+def _controller_metrics(logs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Episode and controller counts from ``controller_logs`` (None without logs)."""
+    return {
         "logged_episode_count": (
             as_int(logs.get("_logged_episode_count")) if logs is not None else None
         ),
@@ -343,4 +380,3 @@ def build_runtime_metrics(
             else None
         ),
     }
-    return metrics
