@@ -25,6 +25,7 @@ from run_checks import aees, cli_error, one_line_error
 
 from aees import cli
 from aees.results import load_run_result
+from aees.runner.checkpoint import CHECKPOINT_VERSION
 from aees.runner.engine import CHECKPOINT_NAME
 
 TINY = ["--epochs", "1", "--batch-size", "256", "--quiet"]
@@ -231,6 +232,31 @@ def test_own_checkpoints_load_as_data_only_and_resume(tmp_path, variant):
     assert a.val_accuracies == b.val_accuracies and a.train_losses == b.train_losses
     assert a.diagnostics.get("final_test_accuracy") == b.diagnostics.get("final_test_accuracy")
     assert b.provenance["resumed"] is True
+
+
+def test_options_that_may_change_on_resume_are_the_resumable_specs(monkeypatch):
+    """One list: which options a resumed run may change is ``OptionSpec.resumable`` (no hand-kept
+    list in the engine): where-things-are options may differ, what is trained may not."""
+    from dataclasses import replace
+
+    from aees.runner import resume
+    from aees.runner.config import RunConfig
+    from aees.runner.summary import EngineError
+
+    base = RunConfig(task_name="sst2", task_options={"cache_dir": "a", "max_length": 32})
+    saved = {"version": CHECKPOINT_VERSION, "config": resume.config_fingerprint(base)}
+    moved = {"cache_dir": "b", "max_length": 32, "tokenized_dataset_dir": "t"}
+    elsewhere = replace(base, task_options=moved, output="x.json", run_tag="r", num_workers=1)
+    resume.check_resumable(saved, replace(elsewhere, quiet=True), Path("last.pt"))
+    for changed in (replace(base, seed=2), replace(base, task_options={"max_length": 64})):
+        with pytest.raises(EngineError, match=re.escape("--resume: last.pt was written with")):
+            resume.check_resumable(saved, changed, Path("last.pt"))
+    # the metadata decides: declare --seed resumable and a changed seed resumes
+    specs = resume.option_specs("sst2")
+    specs["seed"] = replace(specs["seed"], resumable=True)
+    monkeypatch.setattr(resume, "option_specs", lambda task: specs)
+    saved = {"version": CHECKPOINT_VERSION, "config": resume.config_fingerprint(base)}
+    resume.check_resumable(saved, replace(base, seed=2), Path("last.pt"))
 
 
 def test_cifar100_checkpoint_with_device_loader_loads_as_data_only(tmp_path):
