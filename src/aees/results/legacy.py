@@ -22,6 +22,7 @@ __all__ = [
     "LEGACY_OPTIMIZER_LABELS",
     "LEGACY_TASKS",
     "REPORT_FAMILIES",
+    "THESIS_CLEAN_CAPTIONS",
     "optimizer_label",
     "report_family",
     "task_label",
@@ -53,6 +54,10 @@ LEGACY_OPTIMIZER_LABELS: dict[str, str] = {
 }
 
 #: Report order of the thesis tasks with a family of their own; every other task comes after.
+#: The thesis's captions of the clean-label NLP main tables, by task (the report's pinned tables
+#: keep them; every other table is captioned from the task's label).
+THESIS_CLEAN_CAPTIONS: dict[str, str] = {"sst2": "SST-2", "agnews": "AG News (clean)"}
+
 _ORDER = {
     name: i for i, (name, (family, _)) in enumerate(LEGACY_TASKS.items()) if family != "other"
 }

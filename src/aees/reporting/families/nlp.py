@@ -24,6 +24,7 @@ from aees.reporting.runs import (
 )
 from aees.reporting.select import WL, AccStats, Sel, acc_stats, aees_sel, num_token
 from aees.reporting.stats import Summary, mean_sd, run_metrics
+from aees.results import legacy
 
 # --------------------------------------------------------------------------------------------
 # docs/reporting.md §5.8 NLP main / axis / detailed, docs/reporting.md §5.9 NLP noise ablation
@@ -57,7 +58,6 @@ NLP_AXIS = (
     aees_sel("AEES-Noise + warmup-linear", WL, axes="noise", context=None),
     aees_sel("AEES-Dual + warmup-linear", WL, axes="dual", context=None),
 )
-_NLP_CAPTIONS = {"sst2": "SST-2", "agnews": "AG News (clean)"}
 
 
 def method_label(info: RunInfo, *, short: bool = True) -> str:
@@ -198,9 +198,9 @@ def build_nlp(runset: RunSet) -> FamilyOutput:
     names = []
     for task, setting, cells in nlp_groups(runset):
         key = nlp_key(task, setting)
-        caption = _NLP_CAPTIONS.get(
-            key, f"{runset.task_label(task)}, {setting_label(setting)} labels"
-        )
+        caption = f"{runset.task_label(task)}, {setting_label(setting)} labels"
+        if setting == "clean":
+            caption = legacy.THESIS_CLEAN_CAPTIONS.get(task, caption)
         label = {"agnews": "tab:agnews-clean"}.get(key, f"tab:{key.replace('_', '-')}")
         tables = [(f"{key}_main", NLP_MAIN, label, caption)]
         if any(c.info.kind == "aees" and c.info.axes in ("lr", "noise") for c in cells):
