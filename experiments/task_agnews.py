@@ -5,7 +5,7 @@ Run `python experiments/task_agnews.py --help` for the flags.
 
 import sys
 
-from aees.cli import task_script_main
+from aees.cli.train import task_script_main
 
 if __name__ == "__main__":
     sys.exit(task_script_main("agnews"))

@@ -3,10 +3,10 @@
 compute to the best epoch, per-seed lines) plus a CSV of the means.
 
 Usage: python scripts/report_agnews_results.py [--runs-root DIR] [--csv FILE] [--no-runs]
-(a thin wrapper over aees.cli.console_script).
+(a thin wrapper over aees.cli.report.console_script).
 """
 
-from aees.cli import console_script
+from aees.cli.report import console_script
 
 if __name__ == "__main__":
     raise SystemExit(

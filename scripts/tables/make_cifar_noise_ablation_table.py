@@ -3,10 +3,10 @@
 
 Usage: python scripts/tables/make_cifar_noise_ablation_table.py [--runs-root DIR]
        [--out-dir DIR] [--strict]
-(a thin wrapper over aees.cli.table_script).
+(a thin wrapper over aees.cli.report.table_script).
 """
 
-from aees.cli import table_script
+from aees.cli.report import table_script
 
 if __name__ == "__main__":
     raise SystemExit(

@@ -4,10 +4,10 @@ diagnostics.
 
 Usage: python scripts/tables/make_cifar_noisy_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]
-(a thin wrapper over aees.cli.table_script).
+(a thin wrapper over aees.cli.report.table_script).
 """
 
-from aees.cli import table_script
+from aees.cli.report import table_script
 
 if __name__ == "__main__":
     raise SystemExit(table_script("cifar_noisy", prog="make_cifar_noisy_tables.py"))

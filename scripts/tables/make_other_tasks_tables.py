@@ -3,10 +3,10 @@
 
 Usage: python scripts/tables/make_other_tasks_tables.py [--runs-root DIR]
        [--out-dir DIR] [--strict]
-(a thin wrapper over aees.cli.table_script).
+(a thin wrapper over aees.cli.report.table_script).
 """
 
-from aees.cli import table_script
+from aees.cli.report import table_script
 
 if __name__ == "__main__":
     raise SystemExit(table_script("other_tasks", prog="make_other_tasks_tables.py"))

@@ -140,7 +140,7 @@ def test_config_value_reads_legacy_aliases():
 def test_a_config_built_in_code_is_what_aees_train_runs():
     """``RunConfig(task_name="digits")`` takes digits' defaults (episode length 20, 10 epochs,
     batch 64), as ``aees train digits`` does: compared through the CLI's own parse."""
-    from aees.cli import parse_train_args
+    from aees.cli.train import parse_train_args
 
     config, _ = parse_train_args(["train", "digits"])
     in_code = RunConfig(task_name="digits")
@@ -152,7 +152,7 @@ def test_a_config_built_in_code_is_what_aees_train_runs():
 def test_one_cli_parse_builds_one_config_and_checks_each_value_once(monkeypatch):
     """``aees train digits --episode-length 50``: one RunConfig is built and its
     ``--episode-length`` bound is checked once (before: two builds, the bound twice)."""
-    from aees.cli import parse_train_args
+    from aees.cli.train import parse_train_args
 
     builds, checks = [], []
     post_init = RunConfig.__post_init__

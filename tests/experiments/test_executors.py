@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sweep_presets import TINY, image_preset
 
-from aees.cli import sweep_main
+from aees.cli.sweep import sweep_main
 from aees.results import load_run_result
 from aees.sweep.errors import SweepError
 from aees.sweep.local import run_local

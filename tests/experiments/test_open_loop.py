@@ -247,7 +247,7 @@ def test_cifar100_regime_restriction(tmp_path: Path, capsys) -> None:
     err = _error(capsys, *base, "--label-noise-type", "symmetric", "--label-noise-rate", "0.3",
                  task="cifar100")  # fmt: skip
     assert "symmetric 0.4" in err
-    from aees.cli import parse_train_args
+    from aees.cli.train import parse_train_args
 
     config, _ = parse_train_args(["train", "cifar100", *base, "--label-noise-type", "asymmetric",
                                   "--label-noise-rate", "0.2", "--seed", "3"])  # fmt: skip

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sweep_presets import TINY
 
-from aees.cli import parse_train_args, plan_main
+from aees.cli.sweep import plan_main
+from aees.cli.train import parse_train_args
 from aees.sweep.errors import PlanError
 from aees.sweep.manifest import (
     SCHEMA_VERSION,

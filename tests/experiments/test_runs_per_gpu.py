@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sweep_presets import TINY
 
-from aees.cli import sweep_main
+from aees.cli.sweep import sweep_main
 from aees.sweep import local
 from aees.sweep.gpus import GpuSlots
 from aees.sweep.manifest import load_manifest, write_manifest

@@ -1,4 +1,4 @@
-"""``aees report`` (aees.cli.report_main) and the scripts."""
+"""``aees report`` (aees.cli.report.report_main) and the scripts."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import report_fixtures as fx
 
-from aees.cli import console_script, figure_script, table_script
-from aees.cli import report_main as main
+from aees.cli.report import console_script, figure_script, table_script
+from aees.cli.report import report_main as main
 from aees.reporting.families import FAMILIES
 from aees.reporting.figures import FIGURE_FAMILIES
 
