@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from aees import cli
+from aees.cli import demo
 from aees.results import load_run_result
 
 pytest.importorskip("matplotlib")
@@ -21,7 +22,7 @@ def test_demo_runs_reports_and_reuses_finished_runs(tmp_path, capsys):
     results, report = tmp_path / "runs", tmp_path / "reports"
     argv = ["demo", "--epochs", "1", "--seeds", "0", "--results-dir", str(results)]
     argv += ["--report-dir", str(report)]
-    saved_env = {k: os.environ.get(k) for k in cli.DEMO_KERNELS}
+    saved_env = {k: os.environ.get(k) for k in demo.DEMO_KERNELS}
     assert cli.main(argv) == 0
     out = capsys.readouterr()
     files = sorted(p for p in results.rglob("*.json") if p.name != "manifest.json")
@@ -33,7 +34,7 @@ def test_demo_runs_reports_and_reuses_finished_runs(tmp_path, capsys):
     assert "aees demo: CPU kernels pinned" in out.out
     for path in files:
         env = load_run_result(path).provenance["environment"]
-        assert {k: env.get(k) for k in cli.DEMO_KERNELS} == cli.DEMO_KERNELS
+        assert {k: env.get(k) for k in demo.DEMO_KERNELS} == demo.DEMO_KERNELS
     assert all(os.environ.get(k) == v for k, v in saved_env.items())  # restored afterwards
     index = report / "index.html"
     assert index.is_file() and "<img" in index.read_text(encoding="utf-8")
@@ -73,7 +74,7 @@ def _digits_run(tmp_path, name: str, env: dict[str, str]) -> tuple[list, list]:
         "adaptive", "--lr-candidates", "0.5,1,2", "--noise-candidates", "0", "--seed", "0",
         "--device", "cpu", "--quiet", "--output", str(out),
     ]  # fmt: skip
-    base = {k: v for k, v in os.environ.items() if k not in {*cli.DEMO_KERNELS, *AVX2_MACHINE}}
+    base = {k: v for k, v in os.environ.items() if k not in {*demo.DEMO_KERNELS, *AVX2_MACHINE}}
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**base, **env}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = load_run_result(out)
@@ -85,11 +86,11 @@ def _digits_run(tmp_path, name: str, env: dict[str, str]) -> tuple[list, list]:
     platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 kernel levels"
 )
 def test_demo_kernel_settings_give_the_same_numbers_on_both_kernel_levels(tmp_path):
-    """The demo's settings (cli.DEMO_KERNELS) make a run bit-identical whether the CPU's
+    """The demo's settings (demo.DEMO_KERNELS) make a run bit-identical whether the CPU's
     libraries would pick AVX-512 or AVX2 kernels; without them, the two differ (on a host
     whose torch picks AVX-512, where both levels can run)."""
     pinned = [
-        _digits_run(tmp_path, name, {**machine, **cli.DEMO_KERNELS})
+        _digits_run(tmp_path, name, {**machine, **demo.DEMO_KERNELS})
         for name, machine in (("pinned_this", THIS_MACHINE), ("pinned_avx2", AVX2_MACHINE))
     ]
     assert pinned[0] == pinned[1]
