@@ -11,7 +11,8 @@ record before, record after, compare.
 * the digits demo (``aees demo``: 7 methods x 3 seeds, 30 epochs; about 3 minutes on 2 cores);
 * single runs of the other tasks on tiny fixtures in their real on-disk formats (the test
   suite's fixture writers): cifar100 (AEES dual + asymmetric noise), sst2 (AEES), agnews (AEES
-  with label noise), and digits (random SGD + cosine, conditional + trend).
+  with label noise), image (a PNG image folder: AEES + symmetric noise), text (a CSV folder:
+  AEES with label noise), and digits (random SGD + cosine, conditional + trend).
 
 ``compare`` walks every result JSON of BEFORE and checks the one at the same relative path of
 AFTER: equal after dropping the fields that measure time or describe the process
@@ -65,7 +66,14 @@ def _aees(*args: str, cwd: Path) -> None:
 def record(out: Path, *, demo: bool) -> None:
     sys.path.insert(0, str(REPO / "tests" / "experiments"))
     from cifar_fixture import write_cifar100
-    from nlp_fixtures import write_agnews, write_sst2, write_tiny_distilbert
+    from image_fixtures import write_image_folder
+    from nlp_fixtures import (
+        text_rows,
+        write_agnews,
+        write_sst2,
+        write_text_files,
+        write_tiny_distilbert,
+    )
 
     out = out.resolve()
     fx = out / "fixtures"
@@ -75,6 +83,10 @@ def record(out: Path, *, demo: bool) -> None:
     model = write_tiny_distilbert(fx / "tiny-distilbert")
     sst2 = write_sst2(fx / "sst2", 64, 32)
     agnews = write_agnews(fx / "agnews", 80, 40)
+    pets = fx / "pets"  # an image folder with its own val / test splits
+    for split, per_class, seed in (("train", 6, 0), ("val", 2, 1), ("test", 2, 2)):
+        write_image_folder(pets, per_class=per_class, size=16, split=split, seed=seed)
+    news = write_text_files(fx / "news_csv", {"train": text_rows(48, 4), "test": text_rows(16, 5)})
     nlp = ["--model-name", str(model), "--local-files-only", "--device", "cpu", "--quiet",
            "--cache-dir", str(out / "hf_cache")]  # fmt: skip
     singles = {
@@ -92,6 +104,16 @@ def record(out: Path, *, demo: bool) -> None:
                          "--lr-candidates", "0.5,1,2", "--episode-length", "2",
                          "--label-noise-rate", "0.2", "--tokenized-dataset-dir",
                          str(out / "tok_ag")],
+        "image_adaptive_sym": ["train", "image", "--data-dir", str(pets), "--model-name",
+                               "shufflenet_v2_x0_5", "--epochs", "2", "--batch-size", "8",
+                               "--control-mode", "adaptive", "--lr-candidates", "0.5,1",
+                               "--episode-length", "1", "--label-noise-type", "symmetric",
+                               "--label-noise-rate", "0.25", "--device", "cpu", "--quiet"],
+        "text_csv_adaptive": ["train", "text", *nlp, "--data-dir", str(news), "--epochs", "1",
+                              "--batch-size", "8", "--method", "AdaptiveScheduler",
+                              "--lr-candidates", "0.5,1,2", "--episode-length", "2",
+                              "--max-length", "32", "--label-noise-rate", "0.25",
+                              "--tokenized-dataset-dir", str(out / "tok_text")],
         "digits_random_sgd": ["train", "digits", "--epochs", "3", "--control-mode", "random",
                               "--optimizer", "SGD", "--lr", "0.05", "--lr-scheduler", "cosine",
                               "--lr-candidates", "0.5,1,2", "--noise-candidates", "0,0.01",
