@@ -5,7 +5,7 @@ The one place that builds them (docs/protocols.md §5, §5.1): :func:`build_opti
 ``torch.optim.AdamW`` / ``SGD``, ``schedulefree.AdamWScheduleFree`` / ``SGDScheduleFree``,
 ``prodigyopt.Prodigy`` and ``dadaptation.DAdaptAdam`` (package defaults for everything the flags
 do not set). The peers come with the ``peers`` extra; the CLI refuses a missing package before
-training (:func:`aees.runner.config.validate_common_args`), and a config built in code gets the
+training (:func:`aees.runner.config.check_machine`), and a config built in code gets the
 same one line here as an :class:`~aees.runner.summary.EngineError`.
 
 Schedule-free optimizers keep two iterates: the point gradients are taken at (``y``, what the
