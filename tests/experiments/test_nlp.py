@@ -23,9 +23,9 @@ from run_checks import check_episodes
 
 from aees import cli
 from aees.results import load_run_result
-from aees.runner.config import RunConfig
+from aees.runner.config import RunConfig, option_specs
 from aees.runner.label_noise import agnews_label_noise
-from aees.runner.tasks import get_task
+from aees.runner.tasks import get_task, task_info
 from aees.runner.tasks.text.batches import PadCollate, TokenizedTextDataset
 from aees.runner.tasks.text.cache import METADATA_NAME
 from aees.runner.tasks.text.data import split_indices
@@ -395,8 +395,14 @@ def test_dataset_collate_and_model_outputs(fx, tmp_path):
 
 def test_tasks_are_registered_with_nlp_flags():
     for name, labels in (("sst2", 2), ("agnews", 4)):
-        task = get_task(name)
-        assert task.flag_style == "nlp" and task.scheduler_unit == "step"
-        assert task.num_labels == labels
-        assert task.defaults["batch_size"] == 16 and task.defaults["episode_length"] == 100
-        assert "hf_token" not in task.option_names
+        info = task_info(name)
+        assert not info.legacy and info.report_family == "nlp"
+        assert info.flag_style == "nlp" and info.scheduler_unit == "step"
+        assert get_task(name).num_labels == labels
+        assert info.defaults["batch_size"] == 16 and info.defaults["episode_length"] == 100
+        specs = option_specs(name)
+        # where-things-are options: not part of a run's identity, may change on --resume
+        for key in ("cache_dir", "tokenized_dataset_dir", "local_files_only", "hf_token"):
+            assert not specs[key].identity and specs[key].resumable
+        assert specs["cache_dir"].writes and specs["tokenized_dataset_dir"].writes
+        assert specs["max_length"].identity and not specs["max_length"].resumable

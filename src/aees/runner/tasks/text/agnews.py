@@ -40,7 +40,3 @@ class AGNewsTask(TextClassificationTask):
     default_tokenized_dir: ClassVar[str] = "data/agnews_tokenized"
     ignore_mismatched_sizes: ClassVar[bool] = True
     has_label_noise_flags: ClassVar[bool] = True
-    option_names: ClassVar[tuple[str, ...]] = (
-        *TextClassificationTask.option_names,
-        "label_noise_seed",
-    )

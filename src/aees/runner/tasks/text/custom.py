@@ -24,20 +24,21 @@ directory's name, ``model_name`` = ``--model-name`` as given (a Hub id or the ch
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from aees.runner.config import RunConfig, UserError
+from aees.runner.config import ConfigError, RunConfig, UserError, flag_of
 from aees.runner.tasks import TaskSetup
 from aees.runner.tasks.text.data import TextData
 from aees.runner.tasks.text.model import DEFAULT_MODEL_NAME
 from aees.runner.tasks.text.task import TextClassificationTask
 
 __all__ = ["TextTask", "model_display_name"]
+
+_COLUMNS = ("text_column", "text_pair_column", "label_column")
 
 
 def model_display_name(name: str) -> str:
@@ -61,53 +62,29 @@ class TextTask(TextClassificationTask):
     default_tokenized_dir: ClassVar[str] = "data/text_tokenized"
     ignore_mismatched_sizes: ClassVar[bool] = True
     has_label_noise_flags: ClassVar[bool] = True
-    option_names: ClassVar[tuple[str, ...]] = (
-        *TextClassificationTask.option_names,
-        "label_noise_seed",
-        "dataset",
-        "text_column",
-        "text_pair_column",
-        "label_column",
-    )
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("data")
-        g.add_argument(
-            "--dataset",
-            default=None,
-            help="HUB_ID[:CONFIG] of a Hub dataset (instead of --data-dir)",
-        )
-        g.add_argument("--text-column", default="text", help="the text column (default text)")
-        g.add_argument(
-            "--text-pair-column",
-            default=None,
-            help="a second text column, encoded as the pair (default: none)",
-        )
-        g.add_argument("--label-column", default="label", help="the label column (default label)")
-        super().add_arguments(parser)
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-        super().validate(parser, args)
-        if args.data_dir is not None and args.dataset is not None:
-            parser.error("pass one of --data-dir and --dataset, not both")
-        if args.dataset is not None:
-            hub, _, conf = str(args.dataset).partition(":")
-            if not hub.strip() or (":" in args.dataset and not conf.strip()):
-                parser.error(f"--dataset must be HUB_ID or HUB_ID:CONFIG, got {args.dataset!r}")
-        for flag, value in (
-            ("--text-column", args.text_column),
-            ("--label-column", args.label_column),
-        ):
-            if not str(value).strip():
-                parser.error(f"{flag} must not be empty")
-        if args.text_pair_column is not None and not str(args.text_pair_column).strip():
-            parser.error("--text-pair-column must not be empty")
-        columns = [args.text_column, args.text_pair_column, args.label_column]
+    def validate(self, config: RunConfig) -> None:
+        super().validate(config)
+        dataset = self._opt(config, "dataset")
+        if config.data_dir is not None and dataset is not None:
+            raise ConfigError("dataset", "pass one of --data-dir and --dataset, not both")
+        if dataset is not None:
+            hub, _, conf = str(dataset).partition(":")
+            if not hub.strip() or (":" in dataset and not conf.strip()):
+                raise ConfigError(
+                    "dataset", f"--dataset must be HUB_ID or HUB_ID:CONFIG, got {dataset!r}"
+                )
+        for name in ("text_column", "label_column", "text_pair_column"):
+            value = self._opt(config, name)
+            if value is not None and not str(value).strip():
+                raise ConfigError(name, f"{flag_of(name)} must not be empty")
+        columns = [self._opt(config, name) for name in _COLUMNS]
         named = [c for c in columns if c is not None]
         if len(set(named)) != len(named):
-            parser.error(
+            raise ConfigError(
+                "text_column",
                 "--text-column, --text-pair-column and --label-column must name different "
-                f"columns, got {', '.join(named)}"
+                f"columns, got {', '.join(named)}",
             )
 
     def data_spec(self, config: RunConfig) -> TextData:

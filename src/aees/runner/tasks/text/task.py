@@ -36,7 +36,6 @@ keeps nothing between ``validate`` and ``build``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 from pathlib import Path
@@ -44,7 +43,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from aees.runner.config import RunConfig, UserError, writable_location_problem
+from aees.runner.config import (
+    ConfigError,
+    RunConfig,
+    UserError,
+    flag_of,
+    writable_location_problem,
+)
 from aees.runner.label_noise import LabelCorruption, agnews_label_noise
 from aees.runner.tasks import TaskSetup
 from aees.runner.tasks.text.batches import (
@@ -58,15 +63,7 @@ from aees.runner.tasks.text.data import SPLIT_SEED, RawReading, TextData, split_
 from aees.runner.tasks.text.hub import HubAccess, hf_quiet
 from aees.runner.tasks.text.model import DEFAULT_MODEL_NAME, ModelLoading, model_dir_problem
 
-__all__ = ["NLP_DEFAULTS", "TextClassificationTask"]
-#: Thesis NLP defaults (docs/protocols.md §2).
-NLP_DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "batch_size": 16,
-    "lr": 5e-5,
-    "weight_decay": 0.01,
-    "episode_length": 100,
-}
+__all__ = ["TextClassificationTask"]
 
 
 class TextClassificationTask(ModelLoading, RawReading, TokenCaching):
@@ -92,92 +89,51 @@ class TextClassificationTask(ModelLoading, RawReading, TokenCaching):
     default_tokenized_dir: ClassVar[str]
     ignore_mismatched_sizes: ClassVar[bool] = False
     has_label_noise_flags: ClassVar[bool] = False
-
-    flag_style: ClassVar[str] = "nlp"
+    #: As in the tasks' records (the engine's result still reads it from the object).
     scheduler_unit: ClassVar[str] = "step"
-    defaults: ClassVar[dict[str, Any]] = NLP_DEFAULTS
-    option_names: ClassVar[tuple[str, ...]] = (
-        "max_length",
-        "cache_dir",
-        "tokenized_dataset_dir",
-        "local_files_only",
-        "pretokenize_only",
-    )
-    #: Its flags that name a place the run writes (a sweep keeps them in its output root).
-    write_options: ClassVar[tuple[str, ...]] = ("cache_dir", "tokenized_dataset_dir")
 
-    # -- flags
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group(self.display_name)
-        g.add_argument("--max-length", type=int, default=128, help="tokenizer truncation, > 0")
-        g.add_argument(
-            "--cache-dir",
-            default=None,
-            help="HF cache for dataset, tokenizer and model (default: <cwd>/.hf_cache)",
-        )
-        g.add_argument(
-            "--tokenized-dataset-dir",
-            default=self.default_tokenized_dir,
-            help=f"tokenized-cache root (default {self.default_tokenized_dir})",
-        )
-        g.add_argument(
-            "--pretokenize-only",
-            action="store_true",
-            help="build (or check) the tokenized cache, print its path and exit",
-        )
-        g.add_argument(
-            "--local-files-only",
-            action="store_true",
-            help="never contact the Hub: tokenizer, model and dataset from the caches only",
-        )
-        g.add_argument(
-            "--hf-token",
-            default=None,
-            help="Hub token (default: $HF_TOKEN); used, never stored",
-        )
-        if self.has_label_noise_flags:
-            n = parser.add_argument_group("label noise")
-            n.add_argument(
-                "--label-noise-rate", type=float, default=0.0, help="symmetric, in [0, 1)"
-            )
-            n.add_argument(
-                "--label-noise-seed",
-                type=int,
-                default=42,
-                help="noise seed, independent of --seed (default 42)",
-            )
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-        if args.max_length <= 0:
-            parser.error(f"--max-length must be > 0, got {args.max_length}")
-        if not str(args.tokenized_dataset_dir or "").strip():
-            parser.error("--tokenized-dataset-dir must not be empty")
-        if args.cache_dir is None:
-            args.cache_dir = str(Path.cwd() / ".hf_cache")
-        elif not str(args.cache_dir).strip():
-            parser.error("--cache-dir must not be empty")
-        for flag, path in (
-            ("--cache-dir", args.cache_dir),
-            ("--tokenized-dataset-dir", args.tokenized_dataset_dir),
-        ):
-            target = Path(path)
+    # -- checks (each option's own kind and bound: its OptionSpec, text/options.py)
+    def validate(self, config: RunConfig) -> None:
+        """The checks of a text run that involve the file system or several values
+        (:class:`ConfigError` naming the flag)."""
+        options = config.task_options
+        if not str(options.get("tokenized_dataset_dir") or "").strip():
+            raise ConfigError("tokenized_dataset_dir", "--tokenized-dataset-dir must not be empty")
+        if options.get("cache_dir") is None:
+            # the default resolves where the run starts, and the result records the path used
+            options["cache_dir"] = str(Path.cwd() / ".hf_cache")  # type: ignore[index]
+        elif not str(options["cache_dir"]).strip():
+            raise ConfigError("cache_dir", "--cache-dir must not be empty")
+        for name in ("cache_dir", "tokenized_dataset_dir"):
+            target = Path(options[name])
             if target.exists() and not target.is_dir():
-                parser.error(f"{flag} {path!r} exists and is not a directory")
-        if args.pretokenize_only:
-            why = writable_location_problem(args.tokenized_dataset_dir, is_dir=True)
+                raise ConfigError(
+                    name, f"{flag_of(name)} {options[name]!r} exists and is not a directory"
+                )
+        if options.get("pretokenize_only"):
+            where = options["tokenized_dataset_dir"]
+            why = writable_location_problem(where, is_dir=True)
             if why is not None:
-                parser.error(f"--tokenized-dataset-dir {args.tokenized_dataset_dir!r}: {why}")
-        if args.data_dir is not None and not Path(args.data_dir).is_dir():
-            parser.error(f"--data-dir {args.data_dir!r} is not a directory")
-        if args.model_name is not None and not str(args.model_name).strip():
-            parser.error("--model-name must not be empty")
-        why = model_dir_problem(str(args.model_name or self.model_name))
+                raise ConfigError(
+                    "tokenized_dataset_dir", f"--tokenized-dataset-dir {where!r}: {why}"
+                )
+        self._validate_sources(config)
+
+    def _validate_sources(self, config: RunConfig) -> None:
+        if config.data_dir is not None and not Path(config.data_dir).is_dir():
+            raise ConfigError("data_dir", f"--data-dir {config.data_dir!r} is not a directory")
+        if config.model_name is not None and not str(config.model_name).strip():
+            raise ConfigError("model_name", "--model-name must not be empty")
+        why = model_dir_problem(str(config.model_name or self.model_name))
         if why is not None:
-            parser.error(f"--model-name {args.model_name}: {why}")
-        if self.has_label_noise_flags and not 0.0 <= args.label_noise_rate < 1.0:
-            parser.error(f"--label-noise-rate must be in [0, 1), got {args.label_noise_rate}")
-        if args.resume and args.pretokenize_only:
-            parser.error("--resume cannot be combined with --pretokenize-only")
+            raise ConfigError("model_name", f"--model-name {config.model_name}: {why}")
+        rate = config.label_noise_rate
+        if self.has_label_noise_flags and not 0.0 <= rate < 1.0:
+            raise ConfigError(
+                "label_noise_rate", f"--label-noise-rate must be in [0, 1), got {rate}"
+            )
+        if config.resume and config.task_options.get("pretokenize_only"):
+            raise ConfigError("resume", "--resume cannot be combined with --pretokenize-only")
 
     # -- what this run reads (the generic task overrides these from its flags)
     def data_spec(self, config: RunConfig) -> TextData:
