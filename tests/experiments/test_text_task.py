@@ -126,6 +126,7 @@ def test_csv_string_labels_bert_head_reinit_and_label_noise(fx, tmp_path, capsys
     cfg, diag = result.config, result.diagnostics
     assert result.task_name == "text" and result.method_name == "AdaptiveScheduler"
     assert result.dataset_name == "news_csv" == cfg["dataset_name"]
+    assert vars(get_task("text")) == {}  # the data's name is the run's, not the task object's
     assert result.model_name == str(fx["bert"]) == cfg["model_name"]
     assert cfg["checkpoint_name"] == "tiny-bert"
     assert cfg["label_names"] == list(NAMES) and cfg["num_labels"] == 3

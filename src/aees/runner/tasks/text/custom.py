@@ -53,7 +53,7 @@ class TextTask(TextClassificationTask):
     """Any sequence classifier on your own text data (docs/protocols.md §4.7)."""
 
     name: ClassVar[str] = "text"
-    dataset_name = "your text data"  # replaced by the data's name when a run is built
+    dataset_name = "your text data"  # a run names its data in TaskSetup.dataset_name
     display_name: ClassVar[str] = "text"
     model_name = DEFAULT_MODEL_NAME
     num_labels: ClassVar[int | None] = None
@@ -129,8 +129,9 @@ class TextTask(TextClassificationTask):
 
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
         self._require_data(config)
-        self.dataset_name = self.display(config)  # RunResult.dataset_name: the data used
-        return super().build(config, device)
+        setup = super().build(config, device)
+        setup.dataset_name = self.display(config)  # RunResult.dataset_name: the data used
+        return setup
 
     def extra_info(self, config: RunConfig, label_names: list[str] | None) -> dict[str, Any]:
         spec = self.data_spec(config)
