@@ -89,8 +89,6 @@ class TextClassificationTask(ModelLoading, RawReading, TokenCaching):
     default_tokenized_dir: ClassVar[str]
     ignore_mismatched_sizes: ClassVar[bool] = False
     has_label_noise_flags: ClassVar[bool] = False
-    #: As in the tasks' records (the engine's result still reads it from the object).
-    scheduler_unit: ClassVar[str] = "step"
 
     # -- checks (each option's own kind and bound: its OptionSpec, text/options.py)
     def validate(self, config: RunConfig) -> None:
