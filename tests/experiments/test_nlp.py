@@ -220,6 +220,36 @@ def cache_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def test_cache_write_failing_midway_leaves_nothing_a_later_run_accepts(
+    fx, tmp_path, monkeypatch, capsys
+):
+    """The tokenized cache is written into a temporary sibling and renamed into place: a write
+    that fails after the first split leaves neither a directory at the final path nor the
+    temporary one, the run stops with one line, and the next run builds a whole cache."""
+    from datasets import Dataset
+
+    original = Dataset.save_to_disk
+    calls: list[str] = []
+
+    def fail_second(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "save_to_disk", fail_second)
+    argv = flags(fx, tmp_path, "sst2", "--pretokenize-only")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err  # progress bars above, then the one error line
+    assert err.strip().splitlines()[-1].startswith("aees train sst2: error: cannot write the tok")
+    assert len(calls) == 2 and list((tmp_path / "tok").iterdir()) == []
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    (cache,) = cache_dirs(tmp_path / "tok")
+    assert (cache / METADATA_NAME).is_file() and (cache / "validation").is_dir()
+
+
 def test_pretokenize_layout_reuse_and_max_length_key(fx, tmp_path, capsys, monkeypatch):
     argv = flags(fx, tmp_path, "sst2", "--pretokenize-only", "--max-length", "12")
     assert cli.main(argv) == 0
