@@ -212,10 +212,10 @@ class _PairModel(nn.Module):
 def test_flops_are_counted_on_the_call_training_makes():
     # One helper calls the model for training, evaluation and the FLOP count: a tuple batch is
     # the one argument in each (the FLOP counter once unpacked it, counting another call).
-    from aees.runner import engine
+    from aees.runner import passes
     from aees.runner.tasks import call_model
 
-    assert engine.call_model is call_model and fl.call_model is call_model
+    assert passes.call_model is call_model and fl.call_model is call_model
     model = _PairModel()
     batch = (torch.randn(3, 8), torch.tensor(2.0))
     call_model(model, batch)  # as the training step calls it

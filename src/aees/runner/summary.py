@@ -28,7 +28,7 @@ from aees.runner.label_noise import label_noise_accuracies
 from aees.runner.open_loop import OpenLoopPlan, check_executed
 from aees.runner.record import ControllerLogRecorder
 from aees.runner.schedules import resolve_span
-from aees.runner.tasks import Task, TaskSetup, result_labels
+from aees.runner.tasks import Task, TaskSetup, result_labels, task_info
 from aees.types import candidate_name
 
 __all__ = [
@@ -94,8 +94,9 @@ def run_label(config: RunConfig) -> str:
 
 
 def step_unit(task: Task) -> str:
-    """``"step"`` when the task's LR scheduler steps every optimizer step, else ``"epoch"``."""
-    return getattr(task, "scheduler_unit", "epoch")
+    """``"step"`` when the task's LR scheduler steps every optimizer step, else ``"epoch"``
+    (its registry record's ``scheduler_unit``)."""
+    return task_info(task.name).scheduler_unit
 
 
 def result_config(
@@ -104,12 +105,13 @@ def result_config(
     """``asdict(config)`` plus the derived fields (docs/results-schema.md)."""
     out = config.to_dict()
     out["output"] = config.output_path
-    per_step = step_unit(task) == "step"
+    info = task_info(task.name)  # the task's facts: its registry record
+    per_step = info.scheduler_unit == "step"
     total_steps = steps_per_epoch * config.epochs
     out.update(
         {
-            "model_name": config.model_name or task.model_name,
-            "dataset_name": setup.dataset_name or task.dataset_name,
+            "model_name": config.model_name or info.model_name,
+            "dataset_name": setup.dataset_name or info.dataset_name,
             **result_labels(config),
             "device": str(device),
             "pin_memory": device.type == "cuda",
@@ -311,7 +313,7 @@ def build_result(
         method_name=config.method_name,
         task_name=task.name,
         seed=config.seed,
-        model_name=config.model_name or task.model_name,
+        model_name=run_config["model_name"],
         dataset_name=run_config["dataset_name"],
         config=run_config,
         best_val_accuracy=p.best_val,
