@@ -12,7 +12,7 @@ import torch
 from cifar_fixture import write_cifar100
 from run_checks import check_consistent, check_episodes
 
-from aees.cli import train
+from aees.cli.train import task_script_main
 from aees.results import load_run_result
 from aees.runner import engine
 from aees.runner.label_noise import LabelCorruption, cifar_asymmetric_noise
@@ -75,7 +75,7 @@ def test_adaptive_dual_with_asymmetric_noise(data_dir, tmp_path):
     extra = ["--control-mode", "adaptive", "--lr-candidates", "0.5,1,2"]
     extra += ["--noise-candidates", "0,0.001", "--episode-length", "2", "--quiet"]
     extra += ["--label-noise-type", "asymmetric", "--label-noise-rate", "0.25", "--seed", "3"]
-    assert train.task_script_main("cifar100", flags(data_dir, out, *extra)) == 0
+    assert task_script_main("cifar100", flags(data_dir, out, *extra)) == 0
     result = check_consistent(out, 1, test_split=False)
     assert result.method_name == "AdaptiveScheduler"
     check_episodes(result, 2)
@@ -110,7 +110,7 @@ def test_random_sgd_with_val_split(data_dir, tmp_path):
     extra = ["--control-mode", "random", "--optimizer", "SGD", "--lr", "0.05"]
     extra += ["--lr-candidates", "0.5,1,2", "--episode-length", "2", "--quiet"]
     extra += ["--val-split", "16", "--lr-scheduler", "cosine"]
-    assert train.task_script_main("cifar100", flags(data_dir, out, *extra)) == 0
+    assert task_script_main("cifar100", flags(data_dir, out, *extra)) == 0
     result = check_consistent(out, 1, test_split=True)
     assert result.method_name == "RandomScheduler"
     assert result.config["split"] == {"seed": 0, "train": 16, "val": 16, "test": N_TEST}
@@ -120,7 +120,7 @@ def test_random_sgd_with_val_split(data_dir, tmp_path):
 
 def test_missing_data_is_one_line_with_fetch_command(tmp_path, capsys):
     argv = flags(tmp_path / "nowhere", tmp_path / "x.json", "--quiet")
-    assert train.task_script_main("cifar100", argv) == 2
+    assert task_script_main("cifar100", argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "--data-dir" in err and "torchvision.datasets.CIFAR100(" in err
@@ -137,7 +137,7 @@ def test_missing_data_is_one_line_with_fetch_command(tmp_path, capsys):
 )
 def test_bad_flags(tmp_path, capsys, extra, flag):
     with pytest.raises(SystemExit) as info:
-        train.task_script_main("cifar100", flags(tmp_path, tmp_path / "x.json", *extra))
+        task_script_main("cifar100", flags(tmp_path, tmp_path / "x.json", *extra))
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err
@@ -152,7 +152,7 @@ def test_resume_restores_the_device_loader_stream(data_dir, tmp_path, monkeypatc
         return flags(data_dir, tmp_path / name, *common, *more, epochs=2)
 
     ref = tmp_path / "ref.json"
-    assert train.task_script_main("cifar100", argv("ref.json")) == 0
+    assert task_script_main("cifar100", argv("ref.json")) == 0
 
     ckpt = ["--checkpoint-dir", str(tmp_path / "ck")]
     original = engine._Runner.save_checkpoint
@@ -162,9 +162,9 @@ def test_resume_restores_the_device_loader_stream(data_dir, tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(engine._Runner, "save_checkpoint", stop_after_first)
-    assert train.task_script_main("cifar100", argv("cut.json", *ckpt)) == 130
+    assert task_script_main("cifar100", argv("cut.json", *ckpt)) == 130
     monkeypatch.setattr(engine._Runner, "save_checkpoint", original)
-    assert train.task_script_main("cifar100", argv("cut.json", *ckpt, "--resume")) == 0
+    assert task_script_main("cifar100", argv("cut.json", *ckpt, "--resume")) == 0
     a, b = load_run_result(ref), load_run_result(tmp_path / "cut.json")
     assert b.provenance["segments"] == 2
     assert a.val_accuracies == b.val_accuracies and a.train_losses == b.train_losses

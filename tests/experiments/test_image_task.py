@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -402,3 +403,30 @@ def test_the_image_cache_is_never_written_through_a_symbolic_link(tmp_path):
     again = load_image_data(linked_file, log=lambda _: None)
     assert again.cache["written"] is False and victim.read_text() == "keep me"
     assert cache.is_symlink()
+
+
+def test_the_image_task_keeps_no_per_run_state_and_checks_its_options_once(tmp_path):
+    """Issue 20: the registry's task object is not changed by a run (the data's name reaches the
+    result through the TaskSetup), and RunConfig.for_task checks the task's own options."""
+    from aees.runner.config import ConfigError, RunConfig
+    from aees.runner.tasks import get_task
+
+    root = tmp_path / "pets"
+    write_image_folder(root, per_class=4, size=16)
+    out = tmp_path / "r.json"
+    assert cli.main(train_args(root, out, "--model-name", SMALL, "--val-split", "2")) == 0
+    assert load_run_result(out).dataset_name == "pets"
+    task = get_task("image")
+    assert (task.dataset_name, task.model_name) == ("image-folder", "resnet18")
+
+    config = RunConfig.for_task("image", data_dir=str(root), model_name=SMALL)
+    assert config.task_options["augment"] == "crop-flip"
+    assert config.task_options["memory_budget_mb"] == 4096.0
+    for bad, text in (
+        ({"max_bad_images": 2.0}, "--max-bad-images must be in [0, 1], got 2"),
+        ({"augment": "rotate"}, "--augment must be one of crop-flip, flip, none"),
+        ({"data_dir": None}, "--data-dir is required for the image task"),
+    ):
+        values = {"data_dir": str(root), "model_name": SMALL, **bad}
+        with pytest.raises(ConfigError, match=re.escape(text)):
+            RunConfig.for_task("image", **values)

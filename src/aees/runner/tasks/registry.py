@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from aees.runner.config.options import FLAG_STYLES, OPTIMIZER_INFO, OptionSpec
+from aees.runner.tasks.image.options import IMAGE_OPTIONS
 from aees.runner.tasks.text.options import NLP_DEFAULTS, text_options
 
 __all__ = [
@@ -185,7 +186,8 @@ for _info in (
         "aees.runner.tasks.cifar.task:Cifar100Task",
         dataset_name="CIFAR-100",
         model_name="resnet18",
-        legacy=True,
+        description="``aees train cifar100``: CIFAR-100, ResNet-18 (CIFAR stem), thesis flags "
+        "and protocols.",
     ),
     TaskInfo(
         "digits",
@@ -232,7 +234,8 @@ for _info in (
         "aees.runner.tasks.image.task:ImageTask",
         dataset_name="image-folder",
         model_name="resnet18",
-        legacy=True,
+        description="``aees train image``: your own image data and a torchvision/timm classifier.",
+        options=IMAGE_OPTIONS,
     ),
     TaskInfo(
         "text",

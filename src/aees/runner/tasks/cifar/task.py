@@ -22,16 +22,15 @@ are limited
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from aees.runner.config import OPEN_LOOP_MODES, RunConfig, UserError
+from aees.runner.config import OPEN_LOOP_MODES, ConfigError, RunConfig, UserError
 from aees.runner.label_noise import cifar100_label_noise
-from aees.runner.tasks import TaskSetup
+from aees.runner.tasks import TaskSetup, task_info
 from aees.runner.tasks.cifar.data import load_cifar100
 from aees.runner.tasks.image.models import cifar_resnet18
 from aees.runner.tasks.image.pipeline import DeviceAugment, InMemoryLoader, holdout_split
@@ -47,33 +46,33 @@ NUM_TRAIN = 50_000
 class Cifar100Task:
     """``aees train cifar100``: CIFAR-100, ResNet-18 (CIFAR stem), thesis flags and protocols."""
 
-    name = "cifar100"
-    dataset_name = "CIFAR-100"
-    model_name = "resnet18"
-    defaults: ClassVar[dict[str, Any]] = {}  # the shared defaults are the thesis CIFAR ones
-    option_names: ClassVar[tuple[str, ...]] = ()
+    name = task_info("cifar100").name
+    dataset_name = task_info("cifar100").dataset_name
+    model_name = task_info("cifar100").model_name
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        return None
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-        if args.model_name is not None and args.model_name not in MODEL_NAMES:
-            parser.error(f"--model-name must be one of {', '.join(MODEL_NAMES)} for cifar100")
-        if args.val_split is not None and args.val_split >= NUM_TRAIN:
-            parser.error(f"--val-split must be < {NUM_TRAIN}, got {args.val_split}")
-        if args.control_mode in OPEN_LOOP_MODES:
+    def validate(self, config: RunConfig) -> None:
+        if config.model_name is not None and config.model_name not in MODEL_NAMES:
+            raise ConfigError(
+                "model_name", f"--model-name must be one of {', '.join(MODEL_NAMES)} for cifar100"
+            )
+        if config.val_split is not None and config.val_split >= NUM_TRAIN:
+            raise ConfigError(
+                "val_split", f"--val-split must be < {NUM_TRAIN}, got {config.val_split}"
+            )
+        if config.control_mode in OPEN_LOOP_MODES:
             # thesis v-B: only the three noisy regimes have AEES source traces
             from aees.runner.open_loop import NOISE_REGIMES
 
-            regime = (args.label_noise_type, args.label_noise_rate)
+            regime = (config.label_noise_type, config.label_noise_rate)
             if not any(
                 regime[0] == kind and abs(regime[1] - rate) <= 1e-12
                 for kind, rate in NOISE_REGIMES.values()
             ):
-                parser.error(
-                    f"--control-mode {args.control_mode} needs --label-noise-type/--label-noise-"
+                raise ConfigError(
+                    "control_mode",
+                    f"--control-mode {config.control_mode} needs --label-noise-type/--label-noise-"
                     "rate asymmetric 0.2, symmetric 0.2 or symmetric 0.4, got "
-                    f"{args.label_noise_type} {args.label_noise_rate:g}"
+                    f"{config.label_noise_type} {config.label_noise_rate:g}",
                 )
 
     def load_data(self, data_dir: str) -> dict[str, Any]:

@@ -42,10 +42,10 @@ from aees.runner.tasks.image.cache import (
     read_cache,
     write_cache,
 )
+from aees.runner.tasks.image.options import DATASET_FORMATS
 
 __all__ = [
     "CACHE_VERSION",
-    "DATASET_FORMATS",
     "IMAGE_EXTENSIONS",
     "MAX_CLASSES",
     "ImageData",
@@ -54,7 +54,6 @@ __all__ = [
     "source_files",
 ]
 
-DATASET_FORMATS = ("auto", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
 )  # fmt: skip

@@ -26,15 +26,14 @@ classifier (docs/protocols.md §4.6).
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from aees.runner.config import RunConfig, UserError
+from aees.runner.config import ConfigError, RunConfig, UserError
 from aees.runner.label_noise import (
     LabelCorruption,
     cifar_symmetric_noise,
@@ -42,8 +41,8 @@ from aees.runner.label_noise import (
     mapped_asymmetric_noise,
     no_label_noise,
 )
-from aees.runner.tasks import TaskSetup
-from aees.runner.tasks.image.formats import DATASET_FORMATS, ImageData, load_image_data
+from aees.runner.tasks import TaskSetup, task_info
+from aees.runner.tasks.image.formats import ImageData, load_image_data
 from aees.runner.tasks.image.models import (
     DEFAULT_MODEL,
     TIMM_PREFIX,
@@ -69,7 +68,6 @@ __all__ = ["SPLIT_SEED", "ImageTask"]
 
 SPLIT_SEED = 0  # --val-split hold-out; fixed so every training seed sees the same split
 DEFAULT_VAL_FRACTION = 0.1
-AUGMENTS = ("crop-flip", "flip", "none")
 
 
 def _log(config: RunConfig, line: str) -> None:
@@ -78,86 +76,50 @@ def _log(config: RunConfig, line: str) -> None:
 
 
 class ImageTask:
-    """``aees train image``: your own image data and a torchvision/timm classifier."""
+    """``aees train image``: your own image data and a torchvision/timm classifier (its facts and
+    options: its record in :mod:`aees.runner.tasks.registry`, :mod:`.options`)."""
 
-    name = "image"
-    dataset_name = "image-folder"  # replaced by the data's name in build()
-    model_name = DEFAULT_MODEL
-    defaults: ClassVar[dict[str, Any]] = {}
-    option_names: ClassVar[tuple[str, ...]] = (
-        "dataset_format",
-        "image_size",
-        "cache_dir",
-        "max_bad_images",
-        "memory_budget_mb",
-        "cifar_stem",
-        "pretrained",
-        "label_noise_map",
-        "augment",
-    )
-    #: Its flags that name a place the run writes (a sweep keeps them in its output root).
-    write_options: ClassVar[tuple[str, ...]] = ("cache_dir",)
+    name = task_info("image").name
+    dataset_name = task_info("image").dataset_name
+    model_name = task_info("image").model_name
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("image data and model")
-        group.add_argument("--dataset-format", default="auto", choices=DATASET_FORMATS)
-        group.add_argument(
-            "--image-size", type=int, default=None, help="resize to N x N when caching"
-        )
-        group.add_argument("--cache-dir", default=None, help="default <data-dir>/.aees-cache")
-        group.add_argument(
-            "--max-bad-images",
-            type=float,
-            default=0.01,
-            help="refuse the data above this fraction of undecodable files (default 0.01)",
-        )
-        group.add_argument(
-            "--memory-budget-mb",
-            type=float,
-            default=4096.0,
-            help="device-resident batches up to this size of uint8 images, else streaming",
-        )
-        group.add_argument(
-            "--cifar-stem", action="store_true", help="3x3 stride-1 stem, no max-pool"
-        )
-        group.add_argument("--pretrained", default=None, metavar="PATH", help="local state_dict")
-        group.add_argument(
-            "--label-noise-map",
-            default=None,
-            metavar="FILE",
-            help="asymmetric noise by a JSON {src: dst} class map",
-        )
-        group.add_argument("--augment", default="crop-flip", choices=AUGMENTS)
-
-    def validate(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-        if not args.data_dir:
-            parser.error("--data-dir is required for the image task")
-        if args.image_size is not None and not 1 <= args.image_size <= 4096:
-            parser.error(f"--image-size must be in [1, 4096], got {args.image_size}")
-        if not 0.0 <= args.max_bad_images <= 1.0:
-            parser.error(f"--max-bad-images must be in [0, 1], got {args.max_bad_images:g}")
-        if not args.memory_budget_mb >= 0:
-            parser.error(f"--memory-budget-mb must be >= 0, got {args.memory_budget_mb:g}")
-        problem = model_problem(args.model_name or DEFAULT_MODEL)
+    def validate(self, config: RunConfig) -> None:
+        opts = config.task_options
+        if not config.data_dir:
+            raise ConfigError("data_dir", "--data-dir is required for the image task")
+        size, bad = opts.get("image_size"), opts["max_bad_images"]
+        if size is not None and not 1 <= size <= 4096:
+            raise ConfigError("image_size", f"--image-size must be in [1, 4096], got {size}")
+        if not 0.0 <= bad <= 1.0:
+            raise ConfigError("max_bad_images", f"--max-bad-images must be in [0, 1], got {bad:g}")
+        if not opts["memory_budget_mb"] >= 0:
+            raise ConfigError(
+                "memory_budget_mb",
+                f"--memory-budget-mb must be >= 0, got {opts['memory_budget_mb']:g}",
+            )
+        problem = model_problem(config.model_name or DEFAULT_MODEL)
         if problem is not None:
-            parser.error(problem)
-        if args.cifar_stem and (args.model_name or "").startswith(TIMM_PREFIX):
-            parser.error("--cifar-stem applies to torchvision ResNet-family models")
-        if args.pretrained is not None and not Path(args.pretrained).is_file():
-            parser.error(f"--pretrained {args.pretrained}: no such file")
-        if args.label_noise_map is not None:
-            if args.label_noise_type != "asymmetric":
-                parser.error("--label-noise-map needs --label-noise-type asymmetric")
+            raise ConfigError("model_name", problem)
+        if opts["cifar_stem"] and (config.model_name or "").startswith(TIMM_PREFIX):
+            raise ConfigError(
+                "cifar_stem", "--cifar-stem applies to torchvision ResNet-family models"
+            )
+        pretrained, noise_map = opts.get("pretrained"), opts.get("label_noise_map")
+        if pretrained is not None and not Path(pretrained).is_file():
+            raise ConfigError("pretrained", f"--pretrained {pretrained}: no such file")
+        if noise_map is not None:
+            if config.label_noise_type != "asymmetric":
+                raise ConfigError(
+                    "label_noise_map", "--label-noise-map needs --label-noise-type asymmetric"
+                )
             try:
-                read_label_noise_map(args.label_noise_map)
+                read_label_noise_map(noise_map)
             except ValueError as err:
-                parser.error(str(err))
+                raise ConfigError("label_noise_map", str(err)) from None
 
     # -- build
     def build(self, config: RunConfig, device: torch.device) -> TaskSetup:
         data = _load(config)
-        self.dataset_name = data.name
-        self.model_name = config.model_name or DEFAULT_MODEL
         images, labels, val, test, split_info = _splits(config, data)
         clean = labels.tolist()
         corruption, mapping = self._label_noise(config, clean, data.class_names)
@@ -199,6 +161,7 @@ class ImageTask:
             # fallback and what a schedule-free optimizer recomputes BatchNorm statistics on
             train_eval_data=StreamingImages(images, noisy, normalize),
             info=info,
+            dataset_name=data.name,
         )
         if resident:
 
