@@ -17,7 +17,7 @@ names are importable from ``aees.runner.config``.
 
 from __future__ import annotations
 
-from aees.console import OneLineArgumentParser, UserError
+from aees.console import UserError  # the tasks' one-line errors (aees.console's)
 from aees.runner.config.flags import (
     add_options,
     config_values,
@@ -81,7 +81,6 @@ __all__ = [
     "SCHEDULE_FREE_OPTIMIZERS",
     "TASK_DEFAULT",
     "ConfigError",
-    "OneLineArgumentParser",
     "OptimizerInfo",
     "OptionSpec",
     "RunConfig",

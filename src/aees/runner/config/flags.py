@@ -12,12 +12,12 @@ from typing import Any
 from aees.runner.config.machine import check_machine, fail_with
 from aees.runner.config.options import (
     FLAG_STYLES,
-    MAX_INT_FLAG,
-    MAX_SEED,
     NLP_METHODS,
     SAME,
     ConfigError,
     OptionSpec,
+    flag_of,
+    int_range_problem,
 )
 from aees.runner.config.run import RunConfig
 
@@ -89,12 +89,9 @@ def _check_int_ranges(fail: Any, args: argparse.Namespace) -> None:
     for dest, value in sorted(vars(args).items()):
         if not isinstance(value, int) or isinstance(value, bool):
             continue
-        flag = "--" + dest.replace("_", "-")
-        if dest == "seed" or dest.endswith("_seed"):
-            if not 0 <= value <= MAX_SEED:
-                fail(flag, f"must be in [0, {MAX_SEED}], got {value}")
-        elif abs(value) > MAX_INT_FLAG:
-            fail(flag, f"must be at most {MAX_INT_FLAG} in magnitude, got {value}")
+        why = int_range_problem(dest, value)
+        if why is not None:
+            fail(flag_of(dest), why)
 
 
 def validate_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:

@@ -330,6 +330,18 @@ def kind_of(annotation: Any) -> str:
     return "str"
 
 
+def int_range_problem(name: str, value: int) -> str | None:
+    """Why integer option ``name`` does not fit the C type it ends up in, or None: seeds
+    (``seed``, ``*_seed``) are in [0, :data:`MAX_SEED`], every other integer at most
+    :data:`MAX_INT_FLAG` in magnitude (the per-option bounds then check the sign)."""
+    if name == "seed" or name.endswith("_seed"):
+        if not 0 <= value <= MAX_SEED:
+            return f"must be in [0, {MAX_SEED}], got {value}"
+    elif abs(value) > MAX_INT_FLAG:
+        return f"must be at most {MAX_INT_FLAG} in magnitude, got {value}"
+    return None
+
+
 def option_problem(spec: OptionSpec, value: Any) -> str | None:
     """Why ``value`` is not a valid value of a task's own option ``spec`` (kind, choices, C
     integer range, finiteness, bound), or None."""
@@ -347,11 +359,9 @@ def option_problem(spec: OptionSpec, value: Any) -> str | None:
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             return f"must be an integer, got {value!r}"
-        if spec.name == "seed" or spec.name.endswith("_seed"):
-            if not 0 <= value <= MAX_SEED:
-                return f"must be in [0, {MAX_SEED}], got {value}"
-        elif abs(value) > MAX_INT_FLAG:
-            return f"must be at most {MAX_INT_FLAG} in magnitude, got {value}"
+        why = int_range_problem(spec.name, value)
+        if why is not None:
+            return why
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, got {value!r}"

@@ -16,8 +16,6 @@ from aees.runner.config.options import (
     FLAG_GROUPS,
     LABEL_NOISE_TYPES,
     LR_SCHEDULERS,
-    MAX_INT_FLAG,
-    MAX_SEED,
     METHOD_NAMES,
     MLFLOW_DEFAULT_STORE,
     NLP_METHODS,
@@ -33,6 +31,7 @@ from aees.runner.config.options import (
     default_output_path,
     device_format_problem,
     flag_of,
+    int_range_problem,
     kind_of,
     option_field,
     option_problem,
@@ -376,13 +375,9 @@ class RunConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool):
                 return name, f"{flag_of(name)} must be an integer, got {value!r}"
-            if name == "seed" or name.endswith("_seed"):
-                if not 0 <= value <= MAX_SEED:
-                    return name, f"{flag_of(name)} must be in [0, {MAX_SEED}], got {value}"
-            elif abs(value) > MAX_INT_FLAG:
-                return name, (
-                    f"{flag_of(name)} must be at most {MAX_INT_FLAG} in magnitude, got {value}"
-                )
+            why = int_range_problem(name, value)
+            if why is not None:
+                return name, f"{flag_of(name)} {why}"
         for name in by_kind["int"]:
             found = self._bound_problem(name, specs[name])
             if found is not None:
