@@ -1,5 +1,6 @@
 """The one text-classification implementation: ``sst2``, ``agnews`` and ``text``
-(docs/protocols.md §4.3-§4.5 and §4.7): the flags, their checks, and ``build``.
+(docs/protocols.md §4.3-§4.5 and §4.7): the checks across options (``validate``) and ``build``;
+the options themselves are declared in :mod:`.options`.
 
 :mod:`.sst2` and :mod:`.agnews` only set the class attributes of :class:`TextClassificationTask`
 (their thesis configurations); :mod:`.custom` (the ``text`` task) takes the same things from flags
