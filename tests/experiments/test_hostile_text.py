@@ -124,6 +124,7 @@ def write_custom_code_dir(path: Path, marker: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 @pytest.mark.parametrize("local", [True, False], ids=["local-files-only", "default"])
 def test_custom_code_dir_is_refused_before_anything_runs_even_with_yes_on_stdin(
     fx, tmp_path, local
@@ -166,6 +167,7 @@ def test_unknown_model_type_and_custom_tokenizer_code_refused(fx, tmp_path, caps
 # ------------------------------------------------------------------ special files, memory bombs
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 def test_train_csv_that_is_a_fifo_is_named_not_read(fx, tmp_path):
     data = tmp_path / "fifo_data"
     data.mkdir()
@@ -189,6 +191,7 @@ def sparse_rows(top: int) -> dict:
     return rows
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 @pytest.mark.parametrize(
     ("case", "needle"),
     [
@@ -289,6 +292,7 @@ def test_crafted_caches_are_rebuilt_logged_never_trusted(fx, tmp_path, capsys, c
     assert meta["content_sha256"] == good["content_sha256"]
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 def test_crafted_label_names_never_reach_the_result(fx, tmp_path):
     assert cli.main(flags(tmp_path, fx["csv"], fx["model"], "--pretokenize-only")) == 0
     cache = only_cache(tmp_path)
@@ -308,6 +312,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 @pytest.mark.parametrize("how", ["unreachable", "HF_HUB_OFFLINE"])
 def test_offline_hub_id_fails_fast_naming_local_files_only_and_a_local_dir(fx, tmp_path, how):
     env = {"HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}

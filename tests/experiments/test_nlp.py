@@ -296,6 +296,7 @@ def test_pretokenize_layout_reuse_and_max_length_key(fx, tmp_path, capsys, monke
     assert json.loads((cache / METADATA_NAME).read_text())["format"] != -1
 
 
+@pytest.mark.slow  # a subprocess of the CLI
 def test_pretokenize_subprocess_agnews(fx, tmp_path):
     argv = flags(fx, tmp_path, "agnews", "--pretokenize-only")
     proc = subprocess.run(
@@ -426,7 +427,7 @@ def test_dataset_collate_and_model_outputs(fx, tmp_path):
 def test_tasks_are_registered_with_nlp_flags():
     for name, labels in (("sst2", 2), ("agnews", 4)):
         info = task_info(name)
-        assert not info.legacy and info.report_family == "nlp"
+        assert info.report_family == "nlp"
         assert info.flag_style == "nlp" and info.scheduler_unit == "step"
         assert get_task(name).num_labels == labels
         assert info.defaults["batch_size"] == 16 and info.defaults["episode_length"] == 100

@@ -323,6 +323,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(fx, tmp_path, capsys):
 VOLATILE = {"wall_clock_seconds", "epoch_wall_clock_seconds", "runtime_metrics", "provenance"}
 
 
+@pytest.mark.slow  # a subprocess of the CLI (SIGKILL for the resume test)
 def test_sigkill_then_resume_matches_uninterrupted(fx, tmp_path):
     base = flags(tmp_path, fx["csv"], fx["bert"], "--epochs", "3", "--batch-size", "4",
                  "--method", "AdaptiveScheduler", *DUAL, "--quiet")  # fmt: skip
