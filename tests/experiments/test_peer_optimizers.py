@@ -23,7 +23,7 @@ from aees import AEES, cli
 from aees.results import load_run_result
 from aees.results.identity import variant_id
 from aees.runner import engine
-from aees.runner.config import RunConfig, config_values
+from aees.runner.config import RunConfig
 from aees.runner.engine import CHECKPOINT_NAME, run, set_seed
 from aees.runner.optimizers import BN_RECOMPUTE_BATCHES
 from aees.runner.tasks import task_parser
@@ -111,11 +111,11 @@ def test_peer_flags_are_checked_before_training(tmp_path, capsys, monkeypatch):
 
 def test_nlp_style_has_optimizer_default_adamw():
     parser = task_parser("sst2")
-    plain = RunConfig(task_name="sst2", **config_values(parser.parse_args([])))
+    plain = RunConfig.for_task("sst2", **vars(parser.parse_args([])))
     assert (plain.optimizer, plain.control_mode, plain.method) == ("AdamW", "baseline", "AdamW")
     assert plain.output_path == os.path.join("results", "sst2_adamw_seed0.json")  # as before
     args = parser.parse_args(["--method", "AdaptiveScheduler", "--optimizer", "Prodigy"])
-    peer = RunConfig(task_name="sst2", **config_values(args))
+    peer = RunConfig.for_task("sst2", **vars(args))
     assert (peer.optimizer, peer.control_mode) == ("Prodigy", "adaptive")
     assert peer.output_path == os.path.join("results", "sst2_adaptivescheduler_prodigy_seed0.json")
 

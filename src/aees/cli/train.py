@@ -18,9 +18,7 @@ from aees.runner.config import (
     RunConfig,
     RunWarning,
     check_machine,
-    config_values,
     option_specs,
-    validate_common_args,
 )
 
 
@@ -32,7 +30,6 @@ def parse_train_args(
     ``prog`` renames the task's parser in help and errors (the seed's ``task_*.py`` scripts).
     """
     from aees.results import is_secret_key
-    from aees.runner.tasks import get_task, task_info
 
     raw = list(sys.argv[1:] if argv is None else argv)
     parser, task_parsers = build_parser(raw[1] if len(raw) > 1 else None)
@@ -50,13 +47,6 @@ def parse_train_args(
         if is_secret_key(dest) and isinstance(value, str) and value
     )
     task_parser = task_parsers[args.task]
-    if task_info(args.task).legacy:  # until every task is converted (contract A)
-        task = get_task(args.task)
-        validate_common_args(task_parser, args)
-        task.validate(task_parser, args)
-        options = {name: getattr(args, name) for name in task.option_names}
-        config = RunConfig(task_name=args.task, task_options=options, **config_values(args))
-        return config, args
     # parse -> values -> one RunConfig, each value checked once -> the machine's checks
     values = {name: getattr(args, name) for name in option_specs(args.task)}
     try:

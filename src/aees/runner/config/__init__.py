@@ -18,12 +18,7 @@ names are importable from ``aees.runner.config``.
 from __future__ import annotations
 
 from aees.console import UserError  # the tasks' one-line errors (aees.console's)
-from aees.runner.config.flags import (
-    add_options,
-    config_values,
-    nlp_style_fields,
-    validate_common_args,
-)
+from aees.runner.config.flags import add_options
 from aees.runner.config.machine import check_machine, writable_location_problem
 from aees.runner.config.options import (
     DEFAULT_AEES_TRACE_ROOT,
@@ -89,17 +84,14 @@ __all__ = [
     "add_options",
     "aees_short_run",
     "check_machine",
-    "config_values",
     "default_output_path",
     "flag_of",
-    "nlp_style_fields",
     "option_problem",
     "option_specs",
     "parse_candidates",
     "shared_specs",
     "short_run_message",
     "usable_cpu_count",
-    "validate_common_args",
     "warmup_episodes",
     "writable_location_problem",
 ]

@@ -282,7 +282,7 @@ class RunConfig:
                 object.__setattr__(self, "aees_trace_root", DEFAULT_AEES_TRACE_ROOT)
         if not self.output:
             object.__setattr__(self, "output", self.output_path)
-        if info is not None and not info.legacy:
+        if info is not None:
             self._check_task_options(info)
 
     def _resolve_defaults(self) -> Any:

@@ -14,9 +14,7 @@ FLOPs, checkpoints, progress and the result. An implementation keeps no per-run 
     def pretokenize(config) -> None           # optional: what --pretokenize-only does
 
 Adding a task: its module and one :func:`register_task` call (tests/experiments/test_config.py
-registers a tiny one). Tasks not converted yet (``legacy=True``) keep the older interface
-(``add_arguments(parser)`` / ``validate(parser, args)``, facts as class attributes); their
-records are completed from the object on first use.
+registers a tiny one).
 """
 
 from __future__ import annotations
@@ -125,18 +123,9 @@ class Task(Protocol):
 
 def add_task_arguments(parser: argparse.ArgumentParser, name: str) -> list[argparse.Action]:
     """Add every ``aees train <name>`` flag to ``parser``, generated from
-    :func:`~aees.runner.config.option_specs` (a legacy task adds its own flags itself); returns
-    the added flags' actions in ``-h`` order."""
-    info = task_info(name)
-    specs = option_specs(name)
-    if not info.legacy:
-        return add_options(parser, specs, info.flag_style)
-    own = {spec.name for spec in info.options}
-    shared = {key: spec for key, spec in specs.items() if key not in own}
-    actions = add_options(parser, shared, info.flag_style)
-    before = len(parser._actions)
-    get_task(name).add_arguments(parser)
-    return actions + parser._actions[before:]
+    :func:`~aees.runner.config.option_specs`; returns the added flags' actions in ``-h``
+    order."""
+    return add_options(parser, option_specs(name), task_info(name).flag_style)
 
 
 def task_parser(name: str, *, prog: str | None = None) -> argparse.ArgumentParser:

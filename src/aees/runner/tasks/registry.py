@@ -8,17 +8,13 @@ its own options (:class:`~aees.runner.config.OptionSpec`), and where its impleme
 task that runs). Imports only :mod:`aees.runner.config.options` (no torch), so
 :class:`~aees.runner.config.RunConfig` reads a task's defaults from here.
 
-Tasks not converted yet (``legacy=True``) keep the older interface (``add_arguments(parser)`` /
-``validate(parser, args)``, facts as class attributes); their records are completed from the
-object on first use.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -59,7 +55,6 @@ class TaskInfo:
     scheduler_unit: str = "epoch"
     defaults: Mapping[str, Any] = field(default_factory=dict)
     options: tuple[OptionSpec, ...] = ()
-    legacy: bool = False
 
     def __post_init__(self) -> None:
         if self.report_family not in REPORT_FAMILIES:
@@ -98,17 +93,10 @@ def get_task(name: str) -> Any:
 
 
 def task_info(name: str) -> TaskInfo:
-    """The record of task ``name`` (``KeyError`` listing the known names otherwise); a legacy
-    task's record is completed from its object."""
-    info = TASKS.get(name)
-    if info is None:
-        get_task(name)  # raises the KeyError
-    assert info is not None
-    if info.legacy:
-        if _COMPLETED.get(name, (None,))[0] is not info:
-            _COMPLETED[name] = (info, _completed_legacy(info, get_task(name)))
-        return _COMPLETED[name][1]
-    return info
+    """The record of task ``name`` (``KeyError`` listing the known names otherwise)."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
+    return TASKS[name]
 
 
 def result_labels(config: Any) -> dict[str, str]:
@@ -121,61 +109,6 @@ def result_labels(config: Any) -> dict[str, str]:
         "task_label": info.label,
         "optimizer_label": OPTIMIZER_INFO[config.optimizer].label,
     }
-
-
-# Transitional: what the sweep listed for the text tasks' options until they declare them.
-_LEGACY_WHERE_OPTIONS = (
-    "cache_dir",
-    "tokenized_dataset_dir",
-    "local_files_only",
-    "hf_token",
-    "pretokenize_only",
-)
-_LEGACY_RESUMABLE_OPTIONS = (
-    "cache_dir",
-    "local_files_only",
-    "pretokenize_only",
-    "tokenized_dataset_dir",
-)
-_COMPLETED: dict[str, tuple[TaskInfo, TaskInfo]] = {}
-
-
-def _completed_legacy(info: TaskInfo, task: Any) -> TaskInfo:
-    """``info`` with the facts a legacy task object holds; its options read from the flags its
-    ``add_arguments`` adds (removed once every task declares its options)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    task.add_arguments(parser)
-    writes = tuple(getattr(task, "write_options", ()))
-    options = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest == argparse.SUPPRESS:
-            continue
-        switch = action.nargs == 0 and isinstance(action.const, bool)
-        kind = "bool" if switch else {int: "int", float: "float"}.get(action.type, "str")
-        choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
-        options.append(
-            OptionSpec(
-                name=action.dest,
-                kind=kind,
-                default=action.default,
-                help=action.help,
-                choices=choices,
-                writes=action.dest in writes,
-                identity=action.dest not in _LEGACY_WHERE_OPTIONS,
-                resumable=action.dest in _LEGACY_RESUMABLE_OPTIONS,
-                group="task",
-            )
-        )
-    return replace(
-        info,
-        dataset_name=task.dataset_name,
-        model_name=task.model_name,
-        description=task.__doc__ or "",
-        flag_style=getattr(task, "flag_style", "cifar"),
-        scheduler_unit=getattr(task, "scheduler_unit", "epoch"),
-        defaults=dict(task.defaults),
-        options=tuple(options),
-    )
 
 
 for _info in (
