@@ -39,44 +39,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: The longest module allowed, in lines (issue 20 step 3: "no module over ~600 lines").
 MAX_MODULE_LINES = 600
-#: Modules still over the limit while issue 20 splits them, each with the reason; the test fails
-#: for any other long module. The coordinator empties this once the splits are committed.
-OVERSIZED_FOR_NOW: dict[str, str] = {
-    "aees/cli.py": "being split into a cli/ package (issue 20, configuration)",
-    "aees/runner/config.py": "being split into a config/ package (issue 20, configuration)",
-    "aees/runner/engine.py": "being split (issue 20, engine)",
-    "aees/runner/tasks/nlp.py": "being split into runner/tasks/text/ (issue 20, text task)",
-    "aees/runner/cifar.py": "moving next to the image tasks (issue 20, image task)",
-    "aees/runner/label_noise.py": "being split (issue 20, image task)",
-    "aees/sweep/common.py": "being split into bookkeeping/processes/gpus/progress (issue 20)",
-    "aees/sweep/manifest.py": "its flag model goes to the task registry (issue 20, sweep)",
-    "aees/reporting/runs.py": "its value checks move to aees.results (issue 20, results)",
-    "aees/results/io.py": "being split (issue 20, results)",
-}
+#: Modules allowed over the limit, each with the reason (none since issue 20 split them); the
+#: test fails for any other long module.
+OVERSIZED_FOR_NOW: dict[str, str] = {}
 #: The longest function allowed without a reason, in lines (decorators and signature included).
 MAX_FUNCTION_LINES = 80
-#: Long functions without a reason while issue 20 splits them (``module:qualified name``); the
-#: coordinator empties this once the splits are committed.
-LONG_FUNCTIONS_FOR_NOW: dict[str, str] = {
-    "aees/results/metrics.py:_overhead_metadata": "being split (issue 20, results)",
-    "aees/results/metrics.py:build_runtime_metrics": "being split (issue 20, results)",
-    "aees/runner/tasks/image.py:ImageTask.build": "being split (issue 20, image task)",
-    "aees/runner/tasks/nlp.py:TextClassificationTask.build": "being split (issue 20, text task)",
-    "aees/sweep/local.py:run_local": "being split (issue 20, sweep)",
-    "aees/sweep/manifest.py:Manifest.from_dict": "being split (issue 20, sweep)",
-    "aees/sweep/plan.py:build_plan": "being split (issue 20, sweep)",
-    "aees/sweep/ray.py:_run_ray_sweep": "being split (issue 20, sweep)",
-}
+#: Long functions allowed without a reason next to them (``module:qualified name``: none).
+LONG_FUNCTIONS_FOR_NOW: dict[str, str] = {}
 #: The registered task names (``aees.runner.tasks.task_names()``; test_task_names_are_registered
 #: keeps the two equal).
 TASK_NAMES = frozenset({"cifar100", "digits", "sst2", "agnews", "image", "text"})
-#: Modules that still list tasks while issue 20 moves the facts into the task records; the
-#: coordinator empties this once those moves are committed.
-TASK_LISTS_FOR_NOW: dict[str, str] = {
-    "aees/reporting/runs.py": "CIFAR_LIKE_TASKS / NLP_TASKS / labels: read from the result",
-    "aees/reporting/families/nlp.py": "captions per task: read task_label from the result",
-    "aees/sweep/manifest.py": "CPU_TASKS: read TaskInfo.cpu_only from the registry",
-}
+#: Modules allowed to list tasks outside the registry (none: the facts live in the task records).
+TASK_LISTS_FOR_NOW: dict[str, str] = {}
 #: Where the task registry lives: task lists are allowed only under it.
 TASK_REGISTRY = "aees/runner/tasks/"
 #: The one documented table of the thesis's task and optimizer names for results written before
