@@ -15,7 +15,7 @@ checkpoint and compared with the uninterrupted run, ``torchrun --nproc_per_node=
 (``bench/gpu_checks.py``, ``bench/epoch.py``, ``bench/overhead.py`` with ``bench/run_gpu.sh``'s
 shapes).
 
-``--device cpu`` is the dry run that ``make test`` runs (tests/test_gpu_smoke.py): the same
+``--device cpu`` is the dry run that ``make test`` runs (tests/bench/test_gpu_smoke.py): the same
 paths and checks on tiny shapes, compile backend ``eager``, gloo instead of NCCL, and, where the
 CPU has no such mode, bf16 for fp16 (Lightning ``16-mixed``, the HF Trainer, Accelerate) and
 fp32 for the fast path; its timings mean nothing.
@@ -43,7 +43,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-FIXTURES = REPO / "tests" / "experiments"
+FIXTURES = REPO / "tests" / "helpers"
 #: Where the children find the package, the fixture writers and the examples without an install.
 PATHS = [
     str(p) for p in (REPO / "src", BENCH, FIXTURES, REPO / "tests", REPO / "tests" / "integrations")

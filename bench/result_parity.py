@@ -67,7 +67,7 @@ def _aees(*args: str, cwd: Path) -> None:
 
 
 def record(out: Path, *, demo: bool) -> None:
-    sys.path.insert(0, str(REPO / "tests" / "experiments"))
+    sys.path.insert(0, str(REPO / "tests" / "helpers"))
     from cifar_fixture import write_cifar100
     from image_fixtures import write_image_folder
     from nlp_fixtures import (

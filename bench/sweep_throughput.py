@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {device} ({name or platform.machine()}), torch {torch.__version__}")
     print(f"CUDA MPS: {'on (' + mps + ')' if mps else 'off'}")
     print(f"shape: {n_train} train / {n_test} test, batch {batch}, {args.epochs} epochs per run")
-    sys.path.insert(0, str(REPO / "tests" / "experiments"))
+    sys.path.insert(0, str(REPO / "tests" / "helpers"))
     from cifar_fixture import write_cifar100
 
     out = Path(args.out or f"bench/results/sweep-{device}{'-quick' if args.quick else ''}.json")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+sys.path[:0] = [str(HERE.parent / "helpers"), str(HERE)]
 
 import torch  # noqa: E402
 from lightning_helpers import AEES_KW, TinyModule, loader, trainer  # noqa: E402

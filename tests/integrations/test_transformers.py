@@ -1,5 +1,5 @@
 """AEES in the Hugging Face ``Trainer`` (``aees.integrations.transformers``), on the CPU, offline:
-the tiny DistilBERT + WordPiece checkpoint and the SST-2 layout of ``tests/experiments``."""
+the tiny DistilBERT + WordPiece checkpoint and the SST-2 layout of ``tests/helpers/nlp_fixtures.py``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("accelerate")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 from nlp_fixtures import write_sst2, write_tiny_distilbert  # noqa: E402
 
 from aees import AEESOptimizer  # noqa: E402

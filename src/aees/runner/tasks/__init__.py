@@ -13,7 +13,7 @@ FLOPs, checkpoints, progress and the result. An implementation keeps no per-run 
     def build(config, device) -> TaskSetup    # data, model, loss; called after seeding
     def pretokenize(config) -> None           # optional: what --pretokenize-only does
 
-Adding a task: its module and one :func:`register_task` call (tests/experiments/test_config.py
+Adding a task: its module and one :func:`register_task` call (tests/runner/test_config.py
 registers a tiny one).
 """
 

@@ -438,7 +438,7 @@ def test_no_host_reads_within_an_episode_under_accumulation(monkeypatch):
 @pytest.mark.slow  # a subprocess (issue 20: subprocess tests are not in the fast loop)
 def test_the_plain_loop_example_runs_in_smoke_mode(tmp_path):
     out = tmp_path / "records.json"
-    script = Path(__file__).resolve().parents[1] / "examples" / "plain_loop.py"
+    script = Path(__file__).resolve().parents[2] / "examples" / "plain_loop.py"
     done = subprocess.run(
         [sys.executable, str(script), "--smoke", "--records", str(out)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
