@@ -13,9 +13,9 @@ The public API (torch 2.3 to 2.14) offers neither without a sync: ``get_scale()`
 skipped step of a fused optimizer (``_step_supports_amp_scaling``: torch calls its ``step`` with
 ``found_inf`` and the kernel skips on the device). So AEES reads
 ``scaler._per_optimizer_states[id(optimizer)]`` — ``{"stage": OptState, "found_inf_per_device":
-{device: tensor}}`` — whose layout has not changed from torch 1.6 to 2.14. ``tests/library/test_amp.py``
-pins that layout, so a torch release that changes it fails a test rather than training silently
-with wrong skip counts.
+{device: tensor}}`` — whose layout has not changed from torch 1.6 to 2.14.
+``tests/library/test_amp.py`` pins that layout, so a torch release that changes it fails a test
+rather than training silently with wrong skip counts.
 
 If the layout is ever missing, :func:`unscale_and_found_inf` falls back to public calls only:
 ``unscale_`` (tolerating the "already called" error) and, after ``update()``, a drop of

@@ -1,5 +1,5 @@
 """AEES in the Hugging Face ``Trainer`` (``aees.integrations.transformers``), on the CPU, offline:
-the tiny DistilBERT + WordPiece checkpoint and the SST-2 layout of ``tests/helpers/nlp_fixtures.py``."""
+the tiny DistilBERT + WordPiece checkpoint and the SST-2 layout of ``nlp_fixtures``."""
 
 from __future__ import annotations
 
