@@ -18,6 +18,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("scipy")
 
 
+@pytest.mark.slow
 def test_demo_runs_reports_and_reuses_finished_runs(tmp_path, capsys):
     results, report = tmp_path / "runs", tmp_path / "reports"
     argv = ["demo", "--epochs", "1", "--seeds", "0", "--results-dir", str(results)]

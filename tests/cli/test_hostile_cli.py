@@ -32,6 +32,7 @@ def one_line_error(done: subprocess.CompletedProcess[str], status: int, needle: 
 # ------------------------------------------------------------------------------ divergence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [ADAPTIVE, ["--control-mode", "baseline"]], ids=["aees", "base"])
 def test_divergence_writes_a_result_marked_diverged(tmp_path, mode):
     out = tmp_path / "r.json"
@@ -46,6 +47,7 @@ def test_divergence_writes_a_result_marked_diverged(tmp_path, mode):
     assert json.loads(out.read_text())["diverged"] is True
 
 
+@pytest.mark.slow
 def test_divergence_after_completed_epochs_keeps_them(tmp_path):
     # A schedule that is fine for one epoch, then explodes: linear warmup to a huge LR.
     out = tmp_path / "r.json"
@@ -62,6 +64,7 @@ def test_divergence_after_completed_epochs_keeps_them(tmp_path):
     assert all(math.isfinite(v) for v in result.train_losses)
 
 
+@pytest.mark.slow
 def test_nonfinite_skip_finishes_and_counts(tmp_path):
     out = tmp_path / "r.json"
     done = aees("train", "digits", *ADAPTIVE, "--lr", "1e6", "--epochs", "1", "--quiet",
@@ -72,6 +75,7 @@ def test_nonfinite_skip_finishes_and_counts(tmp_path):
     assert sum(result.episode_logs["episode_nonfinite_steps"]) > 0
 
 
+@pytest.mark.slow
 def test_healthy_run_is_not_marked(tmp_path):
     out = tmp_path / "r.json"
     done = aees("train", "digits", "--epochs", "1", "--quiet", "--output", str(out))
@@ -83,6 +87,7 @@ def test_healthy_run_is_not_marked(tmp_path):
 # ------------------------------------------------------------------------------ abbreviations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("task", "flags", "needle"),
     [
@@ -99,6 +104,7 @@ def test_abbreviated_flags_are_refused(tmp_path, task, flags, needle):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_subcommand_parsers_refuse_abbreviations(tmp_path):
     done = aees("report", str(tmp_path), "--ou", str(tmp_path / "rep"))
     one_line_error(done, 2, "--ou")
@@ -115,6 +121,7 @@ def test_redaction_by_value():
 # ------------------------------------------------------------------------------ ranges
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
@@ -135,6 +142,7 @@ def test_out_of_range_integers_fail_at_parse_time(tmp_path, flags, needle):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_largest_seed_is_accepted(tmp_path):
     out = tmp_path / "r.json"
     done = aees("train", "digits", "--epochs", "1", "--quiet", "--seed", str(MAX_SEED),
@@ -143,11 +151,13 @@ def test_largest_seed_is_accepted(tmp_path):
     assert load_run_result(out).seed == MAX_SEED
 
 
+@pytest.mark.slow
 def test_task_int_flags_are_range_checked(tmp_path):
     done = aees("train", "sst2", "--max-length", str(2**63), "--output", str(tmp_path / "r.json"))
     one_line_error(done, 2, "--max-length")
 
 
+@pytest.mark.slow
 def test_result_path_untouched_when_refused(tmp_path: Path):
     out = tmp_path / "r.json"
     out.write_text("previous\n")
@@ -158,6 +168,7 @@ def test_result_path_untouched_when_refused(tmp_path: Path):
 # ------------------------------------------------------------------------------ a newcomer's CLI
 
 
+@pytest.mark.slow
 def test_top_level_help_is_plain_text():
     done = aees("--help", timeout=60)
     assert done.returncode == 0, done.stderr
@@ -165,6 +176,7 @@ def test_top_level_help_is_plain_text():
     assert "train" in done.stdout and "plan" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "prog"),
     [
@@ -178,6 +190,7 @@ def test_unknown_flag_names_the_subcommand(tmp_path, args, prog):
     assert line.startswith(f"{prog}: error:"), line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
@@ -199,6 +212,7 @@ def test_unrecognized_secret_flags_are_not_echoed(tmp_path, flags, needle):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("task", "default"), [("digits", "20"), ("image", "200")])
 def test_train_help_shows_the_episode_length_default(task, default):
     """-h shows every default, the task's own where it sets one (digits: 20 steps)."""
@@ -226,6 +240,7 @@ def _merged(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_run_shorter_than_the_warmup_warns_before_training_and_records_it(tmp_path):
     out = tmp_path / "r.json"
     done = _merged("train", "digits", *ADAPTIVE, *DIGITS_STEPS, "--epochs", "2",
@@ -249,6 +264,7 @@ def test_a_run_shorter_than_the_warmup_warns_before_training_and_records_it(tmp_
     }
 
 
+@pytest.mark.slow
 def test_a_run_shorter_than_one_episode_warns_in_random_mode(tmp_path):
     out = tmp_path / "r.json"
     done = aees("train", "digits", "--control-mode", "random", "--lr-candidates", "0.5,1",
@@ -258,6 +274,7 @@ def test_a_run_shorter_than_one_episode_warns_in_random_mode(tmp_path):
     assert load_run_result(out).diagnostics["aees_short_run"]["steps_needed"] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags",
     [
@@ -275,6 +292,7 @@ def test_a_run_long_enough_for_aees_does_not_warn(tmp_path, flags):
     assert "aees_short_run" not in load_run_result(out).diagnostics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("key", "value"),
     [("total_steps", 900), ("warmup_episodes", "3"), ("steps_needed", 7), ("extra", 1)],
@@ -292,6 +310,7 @@ def test_report_refuses_a_malformed_short_run_record(tmp_path, key, value):
     assert "r.json: diagnostics.aees_short_run" in done.stderr, done.stderr
 
 
+@pytest.mark.slow
 def test_output_into_a_closed_pipe_ends_quietly():
     """``aees plan --list | head -1``: the reader goes away; no BrokenPipeError traceback."""
     proc = subprocess.Popen(

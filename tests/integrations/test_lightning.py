@@ -32,6 +32,7 @@ def _fit(module, steps=None, epochs=None, accumulate=1, tmp_path=None, ckpt=None
 
 # Not slow although a subprocess: a bare import in a fresh interpreter (1-3 s, no training)
 # is the only way to see what `import aees` loads, and the fast loop should check it.
+@pytest.mark.slow
 def test_import_aees_and_its_integrations_package_stays_torch_only():
     code = (
         "import sys, aees, aees.integrations;"

@@ -12,6 +12,7 @@ def _aees(**kw):
     return AEES(opt, lr_candidates=[0.5, 1.0], episode_length=3, seed=0, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_tensor", [False, True])
 def test_default_raises_naming_the_step_and_stays_usable(as_tensor):
     aees = _aees()
@@ -33,6 +34,7 @@ def test_default_raises_naming_the_step_and_stays_usable(as_tensor):
     assert state["active"] is None and aees.current_candidate is None
 
 
+@pytest.mark.slow
 def test_skip_policy_excludes_and_counts():
     aees = _aees(nonfinite="skip")
     values = [1.0, math.inf, 0.8, float("nan"), float("nan"), float("nan"), 0.4]

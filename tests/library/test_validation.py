@@ -73,6 +73,7 @@ def test_optimizer_type_and_call_order_errors():
 
 # Not slow although a subprocess: a bare import in a fresh interpreter (1-3 s, no training)
 # is the only way to see what `import aees` loads, and the fast loop should check it.
+@pytest.mark.slow
 def test_import_aees_pulls_in_no_experiment_dependencies():
     """Nor torch's compiler stack (torch._dynamo, ~3 s to import): ``AEESOptimizer`` loads on
     first use, so every ``aees`` command that trains nothing starts in about half the time."""

@@ -140,6 +140,7 @@ def test_incomplete_cell_is_marked(roots) -> None:
     assert cell["methods"]["uniform-random"]["n"] == 4
 
 
+@pytest.mark.slow
 def test_script_writes_json_csv_and_tables(roots, tmp_path: Path) -> None:
     traces, controls = roots
     out = tmp_path / "out"

@@ -171,6 +171,7 @@ def test_scripts_are_thin_wrappers_over_known_families():
         assert len(path.read_text().splitlines()) < 20, path
 
 
+@pytest.mark.slow
 def test_a_script_runs_from_the_repo_root(mixed, tmp_path):
     done = subprocess.run(
         [sys.executable, "scripts/tables/make_compute_overhead_tables.py", "--runs-root",

@@ -193,6 +193,7 @@ def _problem_lines(hostile: dict[str, Any]) -> list[str]:
     return [ln for ln in hostile["done"].stderr.splitlines() if ln.startswith("aees report: warn")]
 
 
+@pytest.mark.slow
 def test_report_exits_0_without_traceback(hostile):
     done = hostile["done"]
     assert done.returncode == 0, done.stderr[-3000:]
@@ -200,6 +201,7 @@ def test_report_exits_0_without_traceback(hostile):
     assert (hostile["out"] / "index.html").is_file() and (hostile["out"] / "index.md").is_file()
 
 
+@pytest.mark.slow
 def test_good_runs_are_in_the_tables(hostile):
     done, out = hostile["done"], hostile["out"]
     assert done.returncode == 0, done.stderr[-3000:]
@@ -217,6 +219,7 @@ def test_good_runs_are_in_the_tables(hostile):
     assert (out / "figures" / "cifar" / "digits_clean_curves.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VALUE_CASES))
 def test_value_problem_is_listed_with_its_reason(hostile, name):
     """Non-finite, out-of-range and inconsistent values: one line, path + reason."""
@@ -229,6 +232,7 @@ def test_value_problem_is_listed_with_its_reason(hostile, name):
     assert f"- {lines[0].removeprefix('aees report: warning: ')}" in md
 
 
+@pytest.mark.slow
 def test_every_bad_file_is_listed_once_in_stderr_and_index(hostile):
     problems = _problem_lines(hostile)
     md = (hostile["out"] / "index.md").read_text()
@@ -242,6 +246,7 @@ def test_every_bad_file_is_listed_once_in_stderr_and_index(hostile):
     assert len([ln for ln in problems if "diverged at step" not in ln]) == len(hostile["bad"])
 
 
+@pytest.mark.slow
 @posix_only
 def test_special_files_are_not_read(hostile):
     """The FIFO did not hang the report (timeout), /dev/zero did not exhaust it (memory
@@ -254,6 +259,7 @@ def test_special_files_are_not_read(hostile):
     assert "corrupt JSON" not in lines.split(str(special / "big.json"))[1].split("\n")[0]
 
 
+@pytest.mark.slow
 def test_diverged_run_is_listed_and_kept_out_of_the_statistics(hostile):
     done, out = hostile["done"], hostile["out"]
     path = hostile["root"] / "bad" / "diverged.json"
@@ -272,6 +278,7 @@ def test_diverged_run_is_listed_and_kept_out_of_the_statistics(hostile):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_degenerate_valid_runs_build_every_family(tmp_path):
     """One epoch, one seed per cell, all-equal values, one run per cell, empty optional lists,
     a noisy setting with None diagnostics and no best epoch, zero timings and update norms:

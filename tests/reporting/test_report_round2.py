@@ -188,6 +188,7 @@ def demo_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_complete_planned_study_lists_nothing_unplanned_as_missing(demo_study, tmp_path):
     out = tmp_path / "report"
     done = aees_report(demo_study, out)
@@ -204,6 +205,7 @@ def test_complete_planned_study_lists_nothing_unplanned_as_missing(demo_study, t
     assert 'class="missing"' not in (out / "index.html").read_text().split("<h2>Runs")[1]
 
 
+@pytest.mark.slow
 def test_incomplete_planned_study_exits_1_naming_what_the_plan_asked_for(demo_study, tmp_path):
     root = tmp_path / "runs"
     root.mkdir()

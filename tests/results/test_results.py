@@ -606,6 +606,7 @@ def test_collect_provenance(tmp_path: Path) -> None:
     assert set(prov) >= {"cwd", "python_executable", "python_version", "environment"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_provenance_git_revision_and_dirty_flag(tmp_path: Path) -> None:
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -688,6 +689,7 @@ def test_value_problems_lets_a_diverged_run_hold_nan_and_fewer_epochs() -> None:
     assert value_problems(make_result(**stopped), raw) == []
 
 
+@pytest.mark.slow
 def test_the_results_package_itself_imports_no_torch() -> None:
     """The result contract is readable without torch: with the ``aees`` package bare (its
     ``__init__`` loads the library, and with it torch), importing ``aees.results`` and its

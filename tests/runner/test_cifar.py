@@ -378,6 +378,7 @@ def test_cifar_resnet18_structure_and_output() -> None:
     assert cifar_resnet18(num_classes=10).fc.out_features == 10
 
 
+@pytest.mark.slow
 def test_import_does_not_load_torchvision() -> None:
     code = (
         "import sys, aees.runner.tasks.cifar.task, aees.runner.tasks.image.task; "

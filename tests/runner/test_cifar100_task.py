@@ -47,6 +47,7 @@ def flags(data_dir: Path, out: Path, *extra: str, epochs: int = 1) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_script_baseline_thesis_protocol(data_dir, tmp_path):
     """The seed's script path; validation = the official test set; no test diagnostics."""
     out = tmp_path / "base.json"
@@ -143,6 +144,7 @@ def test_bad_flags(tmp_path, capsys, extra, flag):
     assert len(err.splitlines()) == 1 and flag in err
 
 
+@pytest.mark.slow
 def test_resume_restores_the_device_loader_stream(data_dir, tmp_path, monkeypatch):
     """Interrupted after epoch 1 and resumed == uninterrupted: augmentation + order included."""
     common = ["--control-mode", "adaptive", "--lr-candidates", "0.5,2"]

@@ -159,6 +159,7 @@ def test_bad_flags_exit_2_before_data(tmp_path, monkeypatch, capsys, flags, flag
     assert len(err.splitlines()) == 1 and flag in err, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "flag"),
     [
@@ -174,6 +175,7 @@ def test_bad_flags_subprocess_one_line(tmp_path, flags, flag):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_unwritable_output_fails_before_training(tmp_path):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where a directory should be\n")
@@ -234,6 +236,7 @@ def test_epoch_schedules_match_thesis_formulas():
 VOLATILE = {"wall_clock_seconds", "epoch_wall_clock_seconds", "runtime_metrics", "provenance"}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     flags = [
         "train", "digits", "--epochs", "4", "--batch-size", "32", "--control-mode", "adaptive",
@@ -302,6 +305,7 @@ def test_progress_output_does_not_change_training(tmp_path, capsys):
     assert quiet.episode_logs == verbose.episode_logs
 
 
+@pytest.mark.slow
 def test_missing_data_fails_before_a_resume_claims_a_fresh_start(tmp_path):
     """``--resume`` without a checkpoint says "starting from scratch" only once the data has
     loaded: a run that cannot find its data fails with that one line and nothing before it."""

@@ -170,6 +170,7 @@ def test_fp16_grad_scaler_path_through_aees_counts_skipped_steps(tmp_path):
     assert result["config"]["fp16"] is True and "-fast-" in result["variant"]
 
 
+@pytest.mark.slow
 def test_fp16_runs_record_the_steps_the_scaler_skipped_with_or_without_aees(tmp_path, monkeypatch):
     """``diagnostics.scaler_skipped_steps``: without AEES counted by the engine (one read per
     epoch, carried through resume), with AEES the sum of its per-episode counts. A scaler that
@@ -196,6 +197,7 @@ def test_fp16_runs_record_the_steps_the_scaler_skipped_with_or_without_aees(tmp_
     assert "scaler_skipped_steps" not in _run(tmp_path, "fp32", epochs=1)[0]["diagnostics"]
 
 
+@pytest.mark.slow
 def test_fast_flags_through_the_cli_are_recorded(tmp_path):
     out = tmp_path / "fast.json"
     proc = subprocess.run(

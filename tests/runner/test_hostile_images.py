@@ -77,6 +77,7 @@ def _check_rebuilt(path: Path, out: Path, reason: str) -> None:
     assert cache["hit"] is False and reason in cache["rejected"]
 
 
+@pytest.mark.slow
 def test_a_crafted_cache_is_rebuilt_and_logged(tmp_path):
     """Labels outside the classes gave ``IndexError: Target 7 is out of bounds``."""
     root = tmp_path / "pets"
@@ -154,6 +155,7 @@ def _bomb(kind: str):
     return _Call(bytes, 10**15)  # a petabyte of zeros through builtins.bytes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "needle"),
     [("claims 10**9 images", "larger than the whole file"), ("bytes(10**15)", "bytes(...)")],
@@ -169,6 +171,7 @@ def test_cifar10_memory_bombs_are_refused_before_allocating(tmp_path, kind, need
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cifar100_memory_bomb_is_refused(tmp_path):
     """``aees train cifar100``: a batch claiming 10**9 images (a MemoryError traceback)."""
     from cifar_fixture import write_cifar100
@@ -185,6 +188,7 @@ def test_cifar100_memory_bomb_is_refused(tmp_path):
     assert "larger than the whole file" in line and not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
 def test_label_noise_map_must_be_a_regular_file(tmp_path, kind):
     """A FIFO hung for ever; a link to /dev/zero grew to gigabytes before it was killed."""
@@ -229,6 +233,7 @@ def test_class_count_over_the_limit_is_refused_with_the_number(tmp_path, capsys,
 # ------------------------------------------------------------------------------ models, state dicts
 
 
+@pytest.mark.slow
 def test_a_model_the_image_does_not_fit_names_the_smallest_size(tmp_path):
     """inception_v3 at 16 x 16: ``RuntimeError: ... Kernel size can't be greater``."""
     root = tmp_path / "pets"
@@ -262,6 +267,7 @@ def test_googlenet_trains_without_its_auxiliary_heads(tmp_path):
     assert load_run_result(out).model_name == "googlenet"
 
 
+@pytest.mark.slow
 def test_pretrained_state_dict_with_non_string_keys(tmp_path):
     """``AttributeError: 'int' object has no attribute 'removeprefix'``."""
     root = tmp_path / "pets"
@@ -277,6 +283,7 @@ def test_pretrained_state_dict_with_non_string_keys(tmp_path):
 # ------------------------------------------------------------------------------ links
 
 
+@pytest.mark.slow
 def test_a_class_folder_linked_outside_the_data_dir_is_logged(tmp_path):
     root = tmp_path / "pets"
     write_image_folder(root, classes=("cat",), per_class=4, size=8)

@@ -150,6 +150,7 @@ CORRUPTIONS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corruption", CORRUPTIONS)
 def test_unusable_checkpoint_is_one_line_and_leaves_the_result(checkpoint, tmp_path, corruption):
     ck = tmp_path / "ck"
@@ -169,6 +170,7 @@ def test_unusable_checkpoint_is_one_line_and_leaves_the_result(checkpoint, tmp_p
     assert temps(tmp_path) == [] and temps(ck) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("payload", ["os.system", "exec", "raw-pickle"])
 def test_crafted_checkpoint_runs_no_code(checkpoint, tmp_path, capsys, payload):
     """A ``last.pt`` whose unpickling would create a file: refused, and no file appears."""
@@ -278,6 +280,7 @@ def test_cifar100_checkpoint_with_device_loader_loads_as_data_only(tmp_path):
 # ------------------------------------------------------------------------------ CIFAR pickles
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("payload", ["os.system", "exec"])
 def test_crafted_cifar_pickle_runs_no_code(tmp_path, capsys, payload):
     pytest.importorskip("torchvision")
@@ -390,6 +393,7 @@ def test_dev_null_output_is_refused_and_stays_a_device(capsys):
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
+@pytest.mark.slow
 def test_output_with_trailing_separator_is_a_directory(tmp_path):
     target = str(tmp_path / "results") + os.sep
     done = aees("train", "digits", *TINY, "--output", target)
@@ -405,6 +409,7 @@ def test_output_the_kernel_refuses_fails_before_training(tmp_path, capsys):
     assert not Path("/proc/aees-x.json").exists()
 
 
+@pytest.mark.slow
 def test_symlinked_output_is_written_through(tmp_path):
     real = tmp_path / "store" / "real.json"
     real.parent.mkdir()
@@ -446,6 +451,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_stale_temps_of_the_same_target_are_removed(tmp_path):
     """Removed: any old one, a young one of a dead writer on this host. Kept: a live writer's,
     a young one of unknown origin, and every other target's."""
@@ -540,6 +546,7 @@ def snapshot(*paths: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in paths}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
 def test_write_over_the_file_size_limit_is_one_line_and_keeps_the_old_files(checkpoint, tmp_path):
     """The checkpoint (``torch.save``: a RuntimeError from inline_container.cc before) and the
@@ -563,6 +570,7 @@ def test_write_over_the_file_size_limit_is_one_line_and_keeps_the_old_files(chec
     no_temps_under(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
 def test_report_over_the_file_size_limit_is_one_line(checkpoint, tmp_path):
     pytest.importorskip("matplotlib")
@@ -610,6 +618,7 @@ def _fill(disk: Path, leave: int) -> None:
         handle.write(b"\0" * max(0, free - leave))
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_keeps_the_old_files(small_disk):
     """The issue's setting: a 2 MB tmpfs output root that a run fills. ENOSPC at the checkpoint
     and then at the result: one line with the size needed and the space free, exit 1, the

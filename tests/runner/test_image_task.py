@@ -264,6 +264,7 @@ def test_bad_inputs_are_one_line_exit_2_before_training(tmp_path, capsys):
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     import threading
 

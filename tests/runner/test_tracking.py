@@ -67,6 +67,7 @@ def comparable(path: Path) -> dict:
     return {k: v for k, v in data.items() if k not in _RUN_SPECIFIC and k != "runtime_metrics"}
 
 
+@pytest.mark.slow
 def test_tensorboard_and_mlflow_record_the_run_without_changing_it(tmp_path):
     """Subprocess, bare ``--mlflow`` (the ./mlruns default): config as params, metrics per epoch
     and per episode, the result as an artifact; TensorBoard holds the same numbers; and the
@@ -237,6 +238,7 @@ def _special(kind: str, path: Path) -> None:
         os.mkfifo(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "fifo"])
 def test_tensorboard_run_dir_that_is_not_a_directory_is_refused(tmp_path, kind):
     """``--tensorboard tb`` for ``r.json`` writes ``tb/r``: a file or a FIFO there gave a
@@ -248,6 +250,7 @@ def test_tensorboard_run_dir_that_is_not_a_directory_is_refused(tmp_path, kind):
     assert [p.name for p in (tmp_path / "tb").iterdir()] == ["r"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("uri", "says"),
     [
@@ -273,6 +276,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_unreachable_mlflow_server_fails_in_seconds_without_echoing_the_token(tmp_path):
     """A closed port: MLflow's default retries took 252 s before the one-line error (so the
     timeout below failed); the ``?token=`` value was echoed twice in it."""
@@ -287,6 +291,7 @@ def test_unreachable_mlflow_server_fails_in_seconds_without_echoing_the_token(tm
     assert list(tmp_path.iterdir()) == []  # no result
 
 
+@pytest.mark.slow
 def test_sqlite_store_keeps_artifacts_next_to_the_database(tmp_path):
     """``--mlflow sqlite:///…/track.db`` wrote ``./mlruns`` under the current directory; now the
     artifacts go to ``<database dir>/mlruns`` and the working directory stays empty."""

@@ -354,6 +354,7 @@ def test_plan_main_errors_exit_2(
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "said", "not_said"),
     [

@@ -65,6 +65,7 @@ def test_bad_runs_per_gpu_flags_are_one_line_exit_2(tmp_path, capsys, flags, nam
     assert len(err.splitlines()) == 1 and named in err
 
 
+@pytest.mark.slow
 def test_sweep_pins_runs_to_fake_gpus_caps_them_and_waits_for_memory(tmp_path, monkeypatch):
     preset = tmp_path / "tiny.toml"
     preset.write_text(TINY)
